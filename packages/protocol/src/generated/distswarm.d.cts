@@ -1,0 +1,66 @@
+// Generated from protocols/distswarm.proto by packages/protocol/scripts/generate.mjs. Do not edit.
+
+export interface Codec<T> {
+  encode(obj: T, buf?: Uint8Array, offset?: number): Buffer
+  decode(buf: Uint8Array, offset?: number, end?: number): T
+  encodingLength(obj: T): number
+}
+
+export interface Hello {
+  version?: number
+  proof?: Uint8Array | null
+  name?: string
+}
+export declare const Hello: Codec<Hello>
+
+export interface FileEntry {
+  name?: string
+  size?: number
+  blake2b?: Uint8Array | null
+  sha512?: Uint8Array | null
+}
+export declare const FileEntry: Codec<FileEntry>
+
+export interface Inventory {
+  reset?: boolean
+  added?: Array<FileEntry>
+  removed?: Array<Uint8Array>
+}
+export declare const Inventory: Codec<Inventory>
+
+export interface Request {
+  id?: number
+  blake2b?: Uint8Array | null
+  offset?: number
+  length?: number
+}
+export declare const Request: Codec<Request>
+
+export interface Data {
+  id?: number
+  offset?: number
+  bytes?: Uint8Array | null
+}
+export declare const Data: Codec<Data>
+
+export interface Cancel {
+  id?: number
+}
+export declare const Cancel: Codec<Cancel>
+
+export interface ErrorReply {
+  code?: number
+  id?: number
+  message?: string
+}
+export declare const ErrorReply: Codec<ErrorReply> & { Code: { readonly UNSPECIFIED: 0; readonly BAD_MESSAGE: 1; readonly UNKNOWN_TYPE: 2; readonly UNSUPPORTED_VERSION: 3; readonly AUTH_FAILED: 4; readonly NOT_FOUND: 5; readonly BAD_RANGE: 6; readonly BUSY: 7; readonly INTERNAL: 8 } }
+
+export interface Envelope {
+  hello?: Hello | null
+  inventory?: Inventory | null
+  request?: Request | null
+  data?: Data | null
+  cancel?: Cancel | null
+  error?: ErrorReply | null
+}
+export declare const Envelope: Codec<Envelope>

@@ -1,0 +1,9 @@
+export { DistswarmError, ProtocolError } from './errors.js'
+export * from './limits.js'
+export { encodeFrame, FrameDecoder } from './framing.js'
+export { encodeMessage, decodeMessage, ErrorCode } from './messages.js'
+export type {
+  Message, HelloMessage, InventoryMessage, RequestMessage, DataMessage, CancelMessage, ErrorMessage,
+  FileEntry, ErrorCodeName
+} from './messages.js'
+export { nameProblem, isValidName, assertValidName, isHexDigest, parseHexDigest, toHex } from './names.js'

@@ -1,0 +1,23 @@
+/** Wire protocol version; a peer with another major is refused. */
+export const PROTOCOL_VERSION = 1
+
+/** Largest frame accepted, header excluded. Every message fits well below it. */
+export const MAX_FRAME_SIZE = 2 * 1024 * 1024
+/** Bytes of one Data message. */
+export const MAX_DATA_CHUNK = 256 * 1024
+/** Bytes one Request may ask for. */
+export const MAX_REQUEST_LENGTH = 64 * 1024 * 1024
+/** Entries (added + removed) in one Inventory message: ~400 bytes each at most, so < 1 MiB. */
+export const MAX_INVENTORY_BATCH = 2048
+/** Largest file size accepted in an inventory (1 TiB; chromium's tarball is ~1.3 GB). */
+export const MAX_FILE_SIZE = 2 ** 40
+/** Bytes of a file name (Linux NAME_MAX). */
+export const MAX_NAME_BYTES = 255
+/** Bytes of an agent's display name. */
+export const MAX_AGENT_NAME_BYTES = 64
+/** Characters of an error reply's message. */
+export const MAX_ERROR_MESSAGE = 1024
+
+export const BLAKE2B_BYTES = 64
+export const SHA512_BYTES = 64
+export const PROOF_BYTES = 32

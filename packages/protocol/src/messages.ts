@@ -1,0 +1,142 @@
+import * as wire from './generated/distswarm.cjs'
+import { ProtocolError } from './errors.js'
+import { encodeFrame } from './framing.js'
+import { nameProblem } from './names.js'
+import {
+  BLAKE2B_BYTES, MAX_AGENT_NAME_BYTES, MAX_DATA_CHUNK, MAX_ERROR_MESSAGE, MAX_FILE_SIZE,
+  MAX_INVENTORY_BATCH, MAX_REQUEST_LENGTH, PROOF_BYTES, SHA512_BYTES
+} from './limits.js'
+
+/** Error codes carried by an ErrorReply, as named in the schema. */
+export const ErrorCode = wire.ErrorReply.Code
+export type ErrorCodeName = keyof typeof ErrorCode
+
+/** A file as advertised: the BLAKE2B digest is its address. */
+export interface FileEntry {
+  name: string
+  size: number
+  blake2b: Buffer
+  /** Empty when the holder does not know it. */
+  sha512: Buffer
+}
+
+export interface HelloMessage { type: 'hello', version: number, proof: Buffer, name: string }
+export interface InventoryMessage { type: 'inventory', reset: boolean, added: FileEntry[], removed: Buffer[] }
+export interface RequestMessage { type: 'request', id: number, blake2b: Buffer, offset: number, length: number }
+export interface DataMessage { type: 'data', id: number, offset: number, bytes: Buffer }
+export interface CancelMessage { type: 'cancel', id: number }
+export interface ErrorMessage { type: 'error', code: ErrorCodeName, id: number, message: string }
+
+/** Every message of the protocol, validated: a decoded Message obeys every bound in limits.ts. */
+export type Message = HelloMessage | InventoryMessage | RequestMessage | DataMessage | CancelMessage | ErrorMessage
+
+const EMPTY = Buffer.alloc(0)
+const CODE_NAMES = new Map<number, ErrorCodeName>(
+  Object.entries(ErrorCode).map(([name, value]) => [value, name as ErrorCodeName]))
+
+function bytes (value: Uint8Array | null | undefined): Buffer {
+  if (!value) return EMPTY
+  return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+}
+
+function check (ok: boolean, type: string, why: string): void {
+  if (!ok) throw ProtocolError.BAD_MESSAGE(type, why)
+}
+
+function uint (value: number | undefined, max: number): number {
+  const n = value ?? 0
+  return Number.isSafeInteger(n) && n >= 0 && n <= max ? n : -1
+}
+
+function toEnvelope (msg: Message): wire.Envelope {
+  switch (msg.type) {
+    case 'hello': return { hello: { version: msg.version, proof: msg.proof, name: msg.name } }
+    case 'inventory': return { inventory: { reset: msg.reset, added: msg.added, removed: msg.removed } }
+    case 'request': return { request: { id: msg.id, blake2b: msg.blake2b, offset: msg.offset, length: msg.length } }
+    case 'data': return { data: { id: msg.id, offset: msg.offset, bytes: msg.bytes } }
+    case 'cancel': return { cancel: { id: msg.id } }
+    case 'error': return { error: { code: ErrorCode[msg.code], id: msg.id, message: msg.message.slice(0, MAX_ERROR_MESSAGE) } }
+  }
+}
+
+/** Encodes one message as a complete frame, ready to write to a stream. */
+export function encodeMessage (msg: Message): Buffer {
+  return encodeFrame(wire.Envelope.encode(toEnvelope(msg)))
+}
+
+function entry (e: wire.FileEntry): FileEntry {
+  const name = e.name ?? ''
+  const problem = nameProblem(name)
+  check(problem === null, 'inventory', `entry name ${JSON.stringify(name.slice(0, 300))} is ${problem}`)
+  const size = uint(e.size, MAX_FILE_SIZE)
+  check(size >= 0, 'inventory', `entry ${name} has size out of range`)
+  const blake2b = bytes(e.blake2b)
+  check(blake2b.byteLength === BLAKE2B_BYTES, 'inventory', `entry ${name} has a BLAKE2B digest of ${blake2b.byteLength} bytes`)
+  const sha512 = bytes(e.sha512)
+  check(sha512.byteLength === 0 || sha512.byteLength === SHA512_BYTES, 'inventory', `entry ${name} has a SHA512 digest of ${sha512.byteLength} bytes`)
+  return { name, size, blake2b, sha512 }
+}
+
+function fromEnvelope (env: wire.Envelope): Message {
+  if (env.hello) {
+    const h = env.hello
+    const name = h.name ?? ''
+    const proof = bytes(h.proof)
+    check(proof.byteLength === PROOF_BYTES, 'hello', `proof of ${proof.byteLength} bytes`)
+    check(Buffer.byteLength(name) <= MAX_AGENT_NAME_BYTES, 'hello', 'agent name too long')
+    return { type: 'hello', version: h.version ?? 0, proof, name: name.replace(/[\u0000-\u001f\u007f]/g, '?') }
+  }
+  if (env.inventory) {
+    const inv = env.inventory
+    const added = inv.added ?? []
+    const removed = inv.removed ?? []
+    check(added.length + removed.length <= MAX_INVENTORY_BATCH, 'inventory', `more than ${MAX_INVENTORY_BATCH} entries`)
+    const removedBytes = removed.map(bytes)
+    check(removedBytes.every((d) => d.byteLength === BLAKE2B_BYTES), 'inventory', 'a removed digest is not 64 bytes')
+    return { type: 'inventory', reset: inv.reset ?? false, added: added.map(entry), removed: removedBytes }
+  }
+  if (env.request) {
+    const r = env.request
+    const blake2b = bytes(r.blake2b)
+    check(blake2b.byteLength === BLAKE2B_BYTES, 'request', `digest of ${blake2b.byteLength} bytes`)
+    const offset = uint(r.offset, MAX_FILE_SIZE)
+    const length = uint(r.length, MAX_REQUEST_LENGTH)
+    check(offset >= 0, 'request', 'offset out of range')
+    check(length > 0, 'request', `length must be 1..${MAX_REQUEST_LENGTH}`)
+    return { type: 'request', id: r.id ?? 0, blake2b, offset, length }
+  }
+  if (env.data) {
+    const d = env.data
+    const chunk = bytes(d.bytes)
+    check(chunk.byteLength <= MAX_DATA_CHUNK, 'data', `chunk of ${chunk.byteLength} bytes exceeds ${MAX_DATA_CHUNK}`)
+    const offset = uint(d.offset, MAX_FILE_SIZE)
+    check(offset >= 0, 'data', 'offset out of range')
+    return { type: 'data', id: d.id ?? 0, offset, bytes: chunk }
+  }
+  if (env.cancel) return { type: 'cancel', id: env.cancel.id ?? 0 }
+  if (env.error) {
+    const e = env.error
+    return {
+      type: 'error',
+      code: CODE_NAMES.get(e.code ?? 0) ?? 'UNSPECIFIED',
+      id: e.id ?? 0,
+      message: (e.message ?? '').slice(0, MAX_ERROR_MESSAGE)
+    }
+  }
+  throw ProtocolError.UNKNOWN_TYPE()
+}
+
+/**
+ * Decodes one frame's payload. Throws ProtocolError: ERR_DECODE for bytes that
+ * are not an Envelope, ERR_UNKNOWN_TYPE for an envelope with no body we know,
+ * ERR_BAD_MESSAGE for a message that breaks a bound.
+ */
+export function decodeMessage (payload: Uint8Array): Message {
+  let env: wire.Envelope
+  try {
+    env = wire.Envelope.decode(payload)
+  } catch (err) {
+    throw ProtocolError.DECODE_FAILED(err)
+  }
+  return fromEnvelope(env)
+}

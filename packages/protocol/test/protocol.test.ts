@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest'
+import { randomBytes } from 'node:crypto'
+import {
+  decodeMessage, encodeMessage, encodeFrame, FrameDecoder, MAX_FRAME_SIZE, MAX_INVENTORY_BATCH,
+  MAX_REQUEST_LENGTH, type Message, type ProtocolError
+} from '../src/index.js'
+
+function roundTrip (msg: Message): Message {
+  const frames = new FrameDecoder().push(encodeMessage(msg))
+  expect(frames).toHaveLength(1)
+  return decodeMessage(frames[0]!)
+}
+
+function codeOf (fn: () => unknown): string | undefined {
+  try {
+    fn()
+  } catch (err) {
+    return (err as ProtocolError).code
+  }
+  return undefined
+}
+
+const digest = () => randomBytes(64)
+
+describe('messages', () => {
+  it('round-trips every message type', () => {
+    const msgs: Message[] = [
+      { type: 'hello', version: 1, proof: randomBytes(32), name: 'buildhost' },
+      {
+        type: 'inventory',
+        reset: true,
+        added: [
+          { name: 'foo-1.0.tar.gz', size: 123456789, blake2b: digest(), sha512: digest() },
+          { name: 'bar-2.tar.xz', size: 0, blake2b: digest(), sha512: Buffer.alloc(0) }
+        ],
+        removed: [digest()]
+      },
+      { type: 'request', id: 7, blake2b: digest(), offset: 2 ** 33, length: 4 << 20 },
+      { type: 'data', id: 7, offset: 10, bytes: randomBytes(1000) },
+      { type: 'cancel', id: 9 },
+      { type: 'error', code: 'NOT_FOUND', id: 3, message: 'no such file' }
+    ]
+    for (const msg of msgs) expect(roundTrip(msg)).toEqual(msg)
+  })
+
+  it('refuses an envelope with no known body as ERR_UNKNOWN_TYPE', () => {
+    expect(codeOf(() => decodeMessage(Buffer.alloc(0)))).toBe('ERR_UNKNOWN_TYPE')
+    // field 15, varint 1: a message type from a future version
+    expect(codeOf(() => decodeMessage(Buffer.from([15 << 3, 1])))).toBe('ERR_UNKNOWN_TYPE')
+  })
+
+  it('refuses malformed protobuf as ERR_DECODE', () => {
+    // field 3 (request), length-delimited, claims 100 bytes but has 2
+    expect(codeOf(() => decodeMessage(Buffer.from([3 << 3 | 2, 100, 1, 2])))).toBe('ERR_DECODE')
+    // an unterminated varint
+    expect(codeOf(() => decodeMessage(Buffer.from([0x80, 0x80, 0x80])))).toBe('ERR_DECODE')
+  })
+
+  it('refuses messages that break a bound as ERR_BAD_MESSAGE', () => {
+    const bad: Message[] = [
+      { type: 'hello', version: 1, proof: randomBytes(31), name: 'x' },
+      { type: 'hello', version: 1, proof: randomBytes(32), name: 'x'.repeat(65) },
+      { type: 'request', id: 1, blake2b: randomBytes(63), offset: 0, length: 1 },
+      { type: 'request', id: 1, blake2b: digest(), offset: 0, length: 0 },
+      { type: 'request', id: 1, blake2b: digest(), offset: 0, length: MAX_REQUEST_LENGTH + 1 },
+      { type: 'data', id: 1, offset: 0, bytes: Buffer.alloc(256 * 1024 + 1) },
+      { type: 'inventory', reset: false, added: [], removed: [randomBytes(10)] },
+      {
+        type: 'inventory',
+        reset: false,
+        added: [],
+        removed: Array.from({ length: MAX_INVENTORY_BATCH + 1 }, () => Buffer.alloc(64))
+      }
+    ]
+    for (const msg of bad) expect(codeOf(() => decodeMessage(encodeMessage(msg).subarray(4)))).toBe('ERR_BAD_MESSAGE')
+  })
+
+  it.each(['../../etc/passwd', 'a/b', 'nul\u0000byte', '..', '.hidden', '', 'x'.repeat(256), 'tab\tname'])(
+    'refuses the path-like or unsafe entry name %j',
+    (name) => {
+      const msg: Message = {
+        type: 'inventory', reset: true, removed: [], added: [{ name, size: 1, blake2b: digest(), sha512: Buffer.alloc(0) }]
+      }
+      expect(codeOf(() => decodeMessage(encodeMessage(msg).subarray(4)))).toBe('ERR_BAD_MESSAGE')
+    })
+})
+
+describe('framing', () => {
+  it('reassembles frames split at every byte boundary', () => {
+    const a = encodeMessage({ type: 'cancel', id: 1 })
+    const b = encodeMessage({ type: 'data', id: 2, offset: 0, bytes: randomBytes(300) })
+    const stream = Buffer.concat([a, b])
+    for (let cut = 0; cut <= stream.length; cut++) {
+      const dec = new FrameDecoder()
+      const frames = [...dec.push(stream.subarray(0, cut)), ...dec.push(stream.subarray(cut))]
+      expect(frames.map((f) => decodeMessage(f))).toEqual([
+        { type: 'cancel', id: 1 }, { type: 'data', id: 2, offset: 0, bytes: b.subarray(b.length - 300) }
+      ])
+      expect(dec.pending).toBe(0)
+    }
+  })
+
+  it('rejects an oversized frame from its header alone, and stays failed', () => {
+    const dec = new FrameDecoder(1024)
+    const header = Buffer.alloc(4)
+    header.writeUInt32BE(1025)
+    expect(codeOf(() => dec.push(header))).toBe('ERR_FRAME_TOO_LARGE')
+    expect(codeOf(() => dec.push(encodeFrame(Buffer.alloc(1))))).toBe('ERR_FRAME_TOO_LARGE')
+    expect(dec.pending).toBe(0)
+  })
+
+  it('refuses to encode a frame over the limit', () => {
+    expect(codeOf(() => encodeFrame(Buffer.alloc(MAX_FRAME_SIZE + 1)))).toBe('ERR_FRAME_TOO_LARGE')
+  })
+
+  it('fits a full inventory batch of maximal entries in one frame', () => {
+    const added = Array.from({ length: MAX_INVENTORY_BATCH }, (_, i) => ({
+      name: `${i}`.padStart(255, 'n'), size: 2 ** 40, blake2b: digest(), sha512: digest()
+    }))
+    const frame = encodeMessage({ type: 'inventory', reset: true, added, removed: [] })
+    expect(frame.length).toBeLessThan(MAX_FRAME_SIZE)
+  })
+})

@@ -1,0 +1,9 @@
+import { defineConfig } from 'vitest/config'
+
+// One run over every workspace: the packages' unit tests and the multi-agent
+// tests in test/. Each project may add its own vitest.config.ts.
+export default defineConfig({
+  test: {
+    projects: ['packages/*', 'apps/*', 'test']
+  }
+})
