@@ -1,0 +1,132 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Store, hashFile, isDistfileName, type StoreError } from '../src/index.js'
+
+let root: string
+beforeEach(async () => { root = await mkdtemp(join(tmpdir(), 'distswarm-store-')) })
+afterEach(async () => { await rm(root, { recursive: true, force: true }) })
+
+const b2 = (b: Buffer) => createHash('blake2b512').update(b).digest()
+const s512 = (b: Buffer) => createHash('sha512').update(b).digest()
+
+async function codeOf (p: Promise<unknown>): Promise<string | undefined> {
+  return p.then(() => undefined, (err: StoreError) => err.code)
+}
+
+describe('hashFile', () => {
+  it('computes BLAKE2B-512 and SHA512 in one pass, across read chunks', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 17)
+    await writeFile(join(root, 'f'), data)
+    const d = await hashFile(join(root, 'f'))
+    expect(d.size).toBe(data.length)
+    expect(d.blake2b.equals(b2(data))).toBe(true)
+    expect(d.sha512.equals(s512(data))).toBe(true)
+  })
+})
+
+describe('scanning', () => {
+  it('skips Portage temporaries, checksum failures, dot-files, dirs and symlinks', async () => {
+    const dist = join(root, 'distfiles')
+    await mkdir(join(dist, 'sub'), { recursive: true })
+    for (const n of ['good-1.tar.gz', 'x.tar.gz.__download__', 'y.tar.gz._checksum_failure_.abc123', '.hidden', '.locks']) {
+      await writeFile(join(dist, n), n)
+    }
+    await writeFile(join(root, 'secret'), 'not a distfile')
+    await symlink(join(root, 'secret'), join(dist, 'link.tar.gz'))
+    const store = new Store({ distdirs: [dist, join(root, 'missing')], cacheDir: join(root, 'cache') })
+    await store.open()
+    expect([...store.entries()].map((e) => e.name)).toEqual(['good-1.tar.gz'])
+    expect(isDistfileName('a.tar.gz.__download__')).toBe(false)
+  })
+
+  it('keys entries by digest: one entry per content, several per name', async () => {
+    const a = join(root, 'a'); const b = join(root, 'b')
+    await mkdir(a); await mkdir(b)
+    await writeFile(join(a, 'same.tar'), 'one'); await writeFile(join(b, 'same.tar'), 'two')
+    await writeFile(join(a, 'dup.tar'), 'x'); await writeFile(join(b, 'dup-copy.tar'), 'x')
+    const store = new Store({ distdirs: [a, b], cacheDir: join(root, 'cache') })
+    await store.open()
+    expect(store.size).toBe(3)
+    expect(store.findByName('same.tar')).toHaveLength(2)
+    expect(store.get(b2(Buffer.from('x')))?.name).toBe('dup.tar')
+  })
+})
+
+describe('cache dir', () => {
+  async function setup () {
+    const store = new Store({ cacheDir: join(root, 'cache') })
+    await store.open()
+    const data = randomBytes(200_000)
+    return { store, data, expected: { name: 'pkg-1.0.tar.xz', size: data.length, blake2b: b2(data), sha512: s512(data) } }
+  }
+
+  it('publishes a verified download by atomic link, mode 0644, and indexes it', async () => {
+    const { store, data, expected } = await setup()
+    const dl = await store.begin(expected)
+    await dl.write(data.subarray(0, 1000))
+    expect(await readdir(store.cache.dir)).toEqual(['.partial'])
+    await dl.write(data.subarray(1000))
+    const file = await store.commit(dl)
+    expect(file.path).toBe(join(store.cache.dir, expected.name))
+    expect((await readFile(file.path)).equals(data)).toBe(true)
+    expect((await stat(file.path)).mode & 0o777).toBe(0o644)
+    expect(await readdir(store.cache.partialDir)).toEqual([])
+    expect(store.get(expected.blake2b)?.path).toBe(file.path)
+  })
+
+  it.each([
+    ['wrong bytes', (d: Buffer) => { const x = Buffer.from(d); x[5]! ^= 1; return x }, {}],
+    ['too short', (d: Buffer) => d.subarray(1), {}],
+    ['wrong SHA512', (d: Buffer) => d, { sha512: randomBytes(64) }]
+  ])('refuses %s: ERR_VERIFY_FAILED, nothing published, partial removed', async (_, mangle, override) => {
+    const { store, data, expected } = await setup()
+    const dl = await store.begin({ ...expected, ...override })
+    await dl.write(mangle(data))
+    expect(await codeOf(store.commit(dl))).toBe('ERR_VERIFY_FAILED')
+    expect((await readdir(store.cache.dir)).filter((n) => n !== '.partial')).toEqual([])
+    expect(await readdir(store.cache.partialDir)).toEqual([])
+    expect(store.size).toBe(0)
+  })
+
+  it('refuses bytes past the expected size as they arrive', async () => {
+    const { store, data, expected } = await setup()
+    const dl = await store.begin(expected)
+    expect(await codeOf(dl.write(Buffer.concat([data, Buffer.alloc(1)])))).toBe('ERR_VERIFY_FAILED')
+    expect(await readdir(store.cache.partialDir)).toEqual([])
+  })
+
+  it('never overwrites an existing file of the same name', async () => {
+    const { store, data, expected } = await setup()
+    await writeFile(join(store.cache.dir, expected.name), 'someone else')
+    const dl = await store.begin(expected)
+    await dl.write(data)
+    expect(await codeOf(store.commit(dl))).toBe('ERR_NAME_TAKEN')
+    expect(await readFile(join(store.cache.dir, expected.name), 'utf8')).toBe('someone else')
+  })
+
+  it('allows one download per digest at a time', async () => {
+    const { store, expected } = await setup()
+    const dl = await store.begin(expected)
+    expect(await codeOf(store.begin(expected))).toBe('ERR_DOWNLOAD_BUSY')
+    await dl.abort()
+    await (await store.begin(expected)).abort()
+  })
+
+  it('removes partial files left by a crash when it opens', async () => {
+    const cache = join(root, 'cache')
+    await mkdir(join(cache, '.partial'), { recursive: true })
+    await writeFile(join(cache, '.partial', 'ab'.repeat(64)), 'half a file')
+    const store = new Store({ cacheDir: cache })
+    await store.open()
+    expect(await readdir(join(cache, '.partial'))).toEqual([])
+    expect(store.size).toBe(0)
+  })
+
+  it('refuses a path-like name before touching the disk', async () => {
+    const { store, expected } = await setup()
+    expect(await codeOf(store.begin({ ...expected, name: '../../etc/passwd' }))).toBe('ERR_INVALID_NAME')
+  })
+})
