@@ -1,0 +1,40 @@
+import { DistswarmError } from '@distswarm/protocol'
+
+export class SwarmError extends DistswarmError {
+  static INVALID_NETWORK_KEY (why: string): SwarmError {
+    return new SwarmError('ERR_INVALID_NETWORK_KEY', `invalid network key: ${why}`)
+  }
+
+  static AUTH_FAILED (why: string): SwarmError {
+    return new SwarmError('ERR_AUTH_FAILED', `peer failed membership check: ${why}`)
+  }
+
+  static TIMEOUT (what: string, ms: number): SwarmError {
+    return new SwarmError('ERR_TIMEOUT', `${what} timed out after ${ms} ms`)
+  }
+
+  static PEER_CLOSED (): SwarmError {
+    return new SwarmError('ERR_PEER_CLOSED', 'peer connection closed')
+  }
+
+  static REMOTE (code: string, message: string): SwarmError {
+    return new SwarmError(`ERR_REMOTE_${code}`, `peer answered ${code}${message ? `: ${message}` : ''}`)
+  }
+
+  static PROTOCOL_VIOLATION (why: string): SwarmError {
+    return new SwarmError('ERR_PROTOCOL_VIOLATION', `peer broke the protocol: ${why}`)
+  }
+
+  static NOT_FOUND (what: string): SwarmError {
+    return new SwarmError('ERR_NOT_FOUND', `no connected peer has ${what}`)
+  }
+
+  static ALL_SOURCES_FAILED (name: string, last: unknown): SwarmError {
+    const why = last instanceof Error ? last.message : String(last)
+    return new SwarmError('ERR_ALL_SOURCES_FAILED', `${name}: every peer that has it failed (last: ${why})`, { cause: last })
+  }
+
+  static DESTROYED (): SwarmError {
+    return new SwarmError('ERR_DESTROYED', 'swarm is shut down')
+  }
+}

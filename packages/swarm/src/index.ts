@@ -1,0 +1,8 @@
+export { SwarmError } from './errors.js'
+export { DistSwarm } from './swarm.js'
+export type { SwarmInit, SwarmEvents, RemoteFile } from './swarm.js'
+export type { Peer, PeerLimits } from './peer.js'
+export type { LocalSource, LocalFile, Sink, SecretStream, KeyPair, HostPort } from './types.js'
+export { topicOf, membershipProof, verifyMembershipProof, parseNetworkKey, generateNetworkKey, NETWORK_KEY_BYTES } from './membership.js'
+export { createKeyPair, startBootstrapNode } from './dht.js'
+export type { BootstrapNode } from './dht.js'

@@ -1,0 +1,384 @@
+import { open } from 'node:fs/promises'
+import createDebug from 'debug'
+import {
+  decodeMessage, encodeMessage, FrameDecoder, MAX_DATA_CHUNK, MAX_INVENTORY_BATCH, PROTOCOL_VERSION,
+  ProtocolError, toHex,
+  type DataMessage, type ErrorCodeName, type FileEntry, type InventoryMessage, type Message, type RequestMessage
+} from '@distswarm/protocol'
+import { SwarmError } from './errors.js'
+import { membershipProof, verifyMembershipProof } from './membership.js'
+import type { LocalSource, SecretStream } from './types.js'
+
+/** Tunables of one connection. Every field has a default. */
+export interface PeerLimits {
+  /** Time for the remote hello to arrive after the connection opens. Default 10 s. */
+  helloTimeoutMs?: number
+  /** Time a request may go without receiving a byte. Default 30 s. */
+  requestTimeoutMs?: number
+  /** Requests from the remote queued for upload; more are answered BUSY. Default 16. */
+  maxQueuedUploads?: number
+  /** Entries one peer may advertise. Default 1 000 000 (::gentoo has ~70 000 distfiles). */
+  maxRemoteEntries?: number
+}
+
+const DEFAULTS: Required<PeerLimits> = {
+  helloTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  maxQueuedUploads: 16,
+  maxRemoteEntries: 1_000_000
+}
+
+export interface PeerInit {
+  stream: SecretStream
+  networkKey: Uint8Array
+  localName: string
+  source: LocalSource
+  limits?: PeerLimits
+  /** The remote proved membership; it may now see our inventory. */
+  onReady: (peer: Peer) => void
+  onInventory: (peer: Peer) => void
+  onClose: (peer: Peer, reason: Error | null) => void
+}
+
+interface PendingRequest {
+  next: number
+  end: number
+  onChunk: (bytes: Buffer) => void
+  resolve: () => void
+  reject: (err: Error) => void
+  timer: NodeJS.Timeout
+}
+
+const log = createDebug('distswarm:peer')
+
+/**
+ * One authenticated connection to another agent: the hello exchange, the
+ * remote's inventory, our requests to it and its requests to us.
+ */
+export class Peer {
+  readonly publicKey: Buffer
+  readonly publicKeyHex: string
+  readonly connectedAt = Date.now()
+  name = ''
+  state: 'opening' | 'ready' | 'closed' = 'opening'
+  bytesSent = 0
+  bytesReceived = 0
+  /** The remote's inventory, by hex BLAKE2B digest. */
+  readonly files = new Map<string, FileEntry>()
+
+  private readonly stream: SecretStream
+  private readonly init: PeerInit
+  private readonly limits: Required<PeerLimits>
+  private readonly decoder = new FrameDecoder()
+  private readonly requests = new Map<number, PendingRequest>()
+  private nextRequestId = 1
+  private readonly uploadQueue: RequestMessage[] = []
+  private uploading: RequestMessage | null = null
+  private cancelledUpload = false
+  private helloTimer: NodeJS.Timeout | null
+  private drainWaiters: Array<() => void> = []
+
+  constructor (init: PeerInit) {
+    this.init = init
+    this.stream = init.stream
+    this.limits = { ...DEFAULTS, ...init.limits }
+    this.publicKey = init.stream.remotePublicKey
+    this.publicKeyHex = toHex(this.publicKey)
+    this.stream.on('data', (chunk: Buffer) => this.onData(chunk))
+    this.stream.on('drain', () => this.flushDrainWaiters())
+    this.stream.on('error', (err: Error) => log('%s stream error: %s', this.label, err.message))
+    this.stream.on('close', () => this.close(null))
+    this.helloTimer = setTimeout(() => {
+      this.fail('AUTH_FAILED', SwarmError.TIMEOUT('waiting for hello', this.limits.helloTimeoutMs))
+    }, this.limits.helloTimeoutMs)
+    this.send({
+      type: 'hello',
+      version: PROTOCOL_VERSION,
+      proof: membershipProof(init.networkKey, this.stream.handshakeHash, this.stream.publicKey),
+      name: init.localName
+    })
+  }
+
+  get label (): string {
+    return `${this.name || '?'}@${this.publicKeyHex.slice(0, 8)}`
+  }
+
+  get remoteAddress (): string | null {
+    const raw = this.stream.rawStream
+    return raw?.remoteHost ? `${raw.remoteHost}:${raw.remotePort ?? 0}` : null
+  }
+
+  get closed (): boolean {
+    return this.state === 'closed'
+  }
+
+  has (blake2b: Uint8Array): boolean {
+    return this.files.has(toHex(blake2b))
+  }
+
+  /** Sends our full inventory, split so that no message exceeds the batch bound. */
+  sendInventory (entries: Iterable<FileEntry>): void {
+    let batch: FileEntry[] = []
+    let first = true
+    for (const e of entries) {
+      batch.push({ name: e.name, size: e.size, blake2b: e.blake2b, sha512: e.sha512 })
+      if (batch.length === MAX_INVENTORY_BATCH) {
+        this.send({ type: 'inventory', reset: first, added: batch, removed: [] })
+        first = false
+        batch = []
+      }
+    }
+    if (first || batch.length > 0) this.send({ type: 'inventory', reset: first, added: batch, removed: [] })
+  }
+
+  /** Tells the remote what we gained and lost since the full inventory. */
+  sendInventoryDelta (added: FileEntry[], removed: Buffer[]): void {
+    for (let i = 0; i < Math.max(added.length, removed.length); i += MAX_INVENTORY_BATCH / 2) {
+      this.send({
+        type: 'inventory',
+        reset: false,
+        added: added.slice(i, i + MAX_INVENTORY_BATCH / 2),
+        removed: removed.slice(i, i + MAX_INVENTORY_BATCH / 2)
+      })
+    }
+  }
+
+  /**
+   * Asks for a byte range; `onChunk` gets the bytes in order. Resolves when the
+   * whole range arrived; rejects on an error reply, a stall past the request
+   * timeout, a protocol violation or the connection closing.
+   */
+  request (blake2b: Buffer, offset: number, length: number, onChunk: (bytes: Buffer) => void): Promise<void> {
+    if (this.state !== 'ready') return Promise.reject(SwarmError.PEER_CLOSED())
+    const id = this.nextRequestId++
+    if (this.nextRequestId > 0xffffffff) this.nextRequestId = 1
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.expire(id), this.limits.requestTimeoutMs)
+      this.requests.set(id, { next: offset, end: offset + length, onChunk, resolve, reject, timer })
+      this.send({ type: 'request', id, blake2b, offset, length })
+    })
+  }
+
+  /** Ends the connection. Idempotent. */
+  destroy (reason?: Error): void {
+    this.close(reason ?? null)
+  }
+
+  private expire (id: number): void {
+    const req = this.requests.get(id)
+    if (!req) return
+    this.requests.delete(id)
+    this.send({ type: 'cancel', id })
+    req.reject(SwarmError.TIMEOUT('request', this.limits.requestTimeoutMs))
+  }
+
+  private send (msg: Message): boolean {
+    if (this.state === 'closed') return false
+    const frame = encodeMessage(msg)
+    this.bytesSent += frame.byteLength
+    return this.stream.write(frame)
+  }
+
+  private onData (chunk: Buffer): void {
+    if (this.state === 'closed') return
+    this.bytesReceived += chunk.byteLength
+    let frames: Buffer[]
+    try {
+      frames = this.decoder.push(chunk)
+    } catch (err) {
+      this.fail('BAD_MESSAGE', err as Error)
+      return
+    }
+    for (const frame of frames) {
+      if (this.closed) return
+      let msg: Message
+      try {
+        msg = decodeMessage(frame)
+      } catch (err) {
+        const code = (err as ProtocolError).code
+        if (code === 'ERR_UNKNOWN_TYPE' && this.state === 'ready') {
+          // A newer peer may speak types we lack: say so, and carry on.
+          this.send({ type: 'error', code: 'UNKNOWN_TYPE', id: 0, message: 'unknown message type' })
+          continue
+        }
+        this.fail('BAD_MESSAGE', err as Error)
+        return
+      }
+      this.dispatch(msg)
+    }
+  }
+
+  private dispatch (msg: Message): void {
+    if (this.state === 'opening') {
+      if (msg.type !== 'hello') {
+        this.fail('AUTH_FAILED', SwarmError.AUTH_FAILED(`sent ${msg.type} before hello`))
+        return
+      }
+      this.onHello(msg.version, msg.proof, msg.name)
+      return
+    }
+    switch (msg.type) {
+      case 'hello': return this.fail('BAD_MESSAGE', SwarmError.PROTOCOL_VIOLATION('second hello'))
+      case 'inventory': return this.onInventory(msg)
+      case 'request': return this.onRequest(msg)
+      case 'data': return this.onDataMessage(msg)
+      case 'cancel': return this.onCancel(msg.id)
+      case 'error': return this.onErrorReply(msg.code, msg.id, msg.message)
+    }
+  }
+
+  private onHello (version: number, proof: Buffer, name: string): void {
+    if (version !== PROTOCOL_VERSION) {
+      this.fail('UNSUPPORTED_VERSION', SwarmError.PROTOCOL_VIOLATION(`speaks protocol version ${version}, we speak ${PROTOCOL_VERSION}`))
+      return
+    }
+    if (!verifyMembershipProof(this.init.networkKey, this.stream.handshakeHash, this.publicKey, proof)) {
+      this.fail('AUTH_FAILED', SwarmError.AUTH_FAILED('wrong network key proof'))
+      return
+    }
+    if (this.helloTimer) clearTimeout(this.helloTimer)
+    this.helloTimer = null
+    this.name = name
+    this.state = 'ready'
+    log('%s authenticated', this.label)
+    this.sendInventory(this.init.source.entries())
+    this.init.onReady(this)
+  }
+
+  private onInventory (msg: InventoryMessage): void {
+    if (msg.reset) this.files.clear()
+    for (const d of msg.removed) this.files.delete(toHex(d))
+    for (const e of msg.added) this.files.set(toHex(e.blake2b), e)
+    if (this.files.size > this.limits.maxRemoteEntries) {
+      this.fail('BAD_MESSAGE', SwarmError.PROTOCOL_VIOLATION(`advertised more than ${this.limits.maxRemoteEntries} files`))
+      return
+    }
+    this.init.onInventory(this)
+  }
+
+  private onDataMessage (msg: DataMessage): void {
+    const req = this.requests.get(msg.id)
+    if (!req) return // answer to a request we cancelled
+    if (msg.offset !== req.next || req.next + msg.bytes.byteLength > req.end) {
+      this.fail('BAD_RANGE', SwarmError.PROTOCOL_VIOLATION(`data at ${msg.offset} (+${msg.bytes.byteLength}) when ${req.next}..${req.end} was due`))
+      return
+    }
+    req.next += msg.bytes.byteLength
+    req.timer.refresh()
+    req.onChunk(msg.bytes)
+    if (req.next === req.end) {
+      clearTimeout(req.timer)
+      this.requests.delete(msg.id)
+      req.resolve()
+    }
+  }
+
+  private onErrorReply (code: ErrorCodeName, id: number, message: string): void {
+    const req = id === 0 ? undefined : this.requests.get(id)
+    if (req) {
+      clearTimeout(req.timer)
+      this.requests.delete(id)
+      req.reject(SwarmError.REMOTE(code, message))
+      return
+    }
+    log('%s reported %s: %s', this.label, code, message)
+  }
+
+  private onRequest (msg: RequestMessage): void {
+    if (this.uploadQueue.length >= this.limits.maxQueuedUploads) {
+      this.send({ type: 'error', code: 'BUSY', id: msg.id, message: 'too many queued requests' })
+      return
+    }
+    this.uploadQueue.push(msg)
+    if (!this.uploading) void this.drainUploads()
+  }
+
+  private onCancel (id: number): void {
+    if (this.uploading?.id === id) this.cancelledUpload = true
+    const i = this.uploadQueue.findIndex((r) => r.id === id)
+    if (i !== -1) this.uploadQueue.splice(i, 1)
+  }
+
+  private async drainUploads (): Promise<void> {
+    for (let req = this.uploadQueue.shift(); req && this.state === 'ready'; req = this.uploadQueue.shift()) {
+      this.uploading = req
+      this.cancelledUpload = false
+      try {
+        await this.upload(req)
+      } catch (err) {
+        log('%s upload failed: %s', this.label, (err as Error).message)
+        this.send({ type: 'error', code: 'INTERNAL', id: req.id, message: 'read failed' })
+      }
+    }
+    this.uploading = null
+  }
+
+  /** Streams one range from disk, no faster than the remote takes it. */
+  private async upload (req: RequestMessage): Promise<void> {
+    const file = this.init.source.get(req.blake2b)
+    if (!file) {
+      this.send({ type: 'error', code: 'NOT_FOUND', id: req.id, message: '' })
+      return
+    }
+    const end = req.offset + req.length
+    if (end > file.size) {
+      this.send({ type: 'error', code: 'BAD_RANGE', id: req.id, message: `file has ${file.size} bytes` })
+      return
+    }
+    const fh = await open(file.path, 'r')
+    try {
+      if ((await fh.stat()).size !== file.size) {
+        this.send({ type: 'error', code: 'NOT_FOUND', id: req.id, message: 'file changed on disk' })
+        return
+      }
+      for (let pos = req.offset; pos < end && this.state === 'ready' && !this.cancelledUpload;) {
+        const buf = Buffer.allocUnsafe(Math.min(MAX_DATA_CHUNK, end - pos))
+        const { bytesRead } = await fh.read(buf, 0, buf.byteLength, pos)
+        if (bytesRead === 0) throw new Error(`${file.path} ended at ${pos}, expected ${file.size} bytes`)
+        const flowing = this.send({ type: 'data', id: req.id, offset: pos, bytes: buf.subarray(0, bytesRead) })
+        pos += bytesRead
+        if (!flowing) await this.drained()
+      }
+    } finally {
+      await fh.close()
+    }
+  }
+
+  private drained (): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve()
+    return new Promise((resolve) => this.drainWaiters.push(resolve))
+  }
+
+  private flushDrainWaiters (): void {
+    const waiters = this.drainWaiters
+    this.drainWaiters = []
+    for (const w of waiters) w()
+  }
+
+  /** Tells the remote why, then ends the connection. */
+  private fail (code: ErrorCodeName, err: Error): void {
+    if (this.state === 'closed') return
+    log('%s dropped: %s', this.label, err.message)
+    this.send({ type: 'error', code, id: 0, message: err.message })
+    this.close(err)
+  }
+
+  private close (reason: Error | null): void {
+    if (this.state === 'closed') return
+    const wasReady = this.state === 'ready'
+    this.state = 'closed'
+    if (this.helloTimer) clearTimeout(this.helloTimer)
+    for (const req of this.requests.values()) {
+      clearTimeout(req.timer)
+      req.reject(reason ?? SwarmError.PEER_CLOSED())
+    }
+    this.requests.clear()
+    this.uploadQueue.length = 0
+    this.flushDrainWaiters()
+    this.stream.end()
+    // Give the error reply a moment to flush, then make sure the socket dies.
+    setTimeout(() => this.stream.destroy(), 1000).unref()
+    this.files.clear()
+    this.init.onClose(this, wasReady ? reason : reason ?? SwarmError.PEER_CLOSED())
+  }
+}

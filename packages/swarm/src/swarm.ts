@@ -1,0 +1,226 @@
+import { EventEmitter } from 'node:events'
+import createDebug from 'debug'
+import HyperDHT from 'hyperdht'
+import Hyperswarm, { type PeerDiscovery } from 'hyperswarm'
+import { toHex, type FileEntry } from '@distswarm/protocol'
+import { SwarmError } from './errors.js'
+import { resolvePort } from './dht.js'
+import { NETWORK_KEY_BYTES, topicOf } from './membership.js'
+import { Peer, type PeerLimits } from './peer.js'
+import type { HostPort, KeyPair, LocalSource, SecretStream, Sink } from './types.js'
+
+const log = createDebug('distswarm:swarm')
+
+export interface SwarmInit {
+  /** The 32-byte secret shared by the boxes of one network. */
+  networkKey: Uint8Array
+  /** This agent's identity; keep it stable across restarts. */
+  keyPair: KeyPair
+  /** DHT bootstrap nodes. Required: an empty list means a DHT of our own, never the public one. */
+  bootstrap: HostPort[]
+  /** Address the DHT socket binds to. Default '0.0.0.0'. */
+  host?: string
+  /** UDP port of the DHT socket. Default 0: any free port. */
+  port?: number
+  /** Display name sent to peers. Default ''. */
+  name?: string
+  /** What we advertise and serve. */
+  source: LocalSource
+  /** Connections at most. Default 64. */
+  maxPeers?: number
+  /** Bytes asked for in one request. Default 4 MiB. */
+  rangeSize?: number
+  /** Requests in flight per download: keeps the pipe full, bounds memory to rangeSize × window. Default 2. */
+  window?: number
+  limits?: PeerLimits
+}
+
+export interface SwarmEvents {
+  'peer-ready': [Peer]
+  'peer-closed': [Peer]
+  inventory: [Peer]
+}
+
+/** A file some connected peer advertises, and who has it. */
+export interface RemoteFile {
+  entry: FileEntry
+  holders: Peer[]
+}
+
+// When alone, look for peers again after 2 s, 4 s, … up to this; an agent
+// started at the same moment as another may miss its announcement once.
+const MAX_REDISCOVER_MS = 5 * 60_000
+
+export class DistSwarm extends EventEmitter<SwarmEvents> {
+  readonly topic: Buffer
+  readonly publicKey: Buffer
+  private readonly init: SwarmInit
+  private readonly peers = new Map<string, Peer>()
+  private readonly connections = new Set<Peer>()
+  private dht: HyperDHT | null = null
+  private hyperswarm: Hyperswarm | null = null
+  private discovery: PeerDiscovery | null = null
+  private rediscoverTimer: NodeJS.Timeout | null = null
+  private rediscoverMs = 2000
+  private destroyed = false
+
+  constructor (init: SwarmInit) {
+    super()
+    if (init.networkKey.byteLength !== NETWORK_KEY_BYTES) throw SwarmError.INVALID_NETWORK_KEY(`must be ${NETWORK_KEY_BYTES} bytes`)
+    this.init = init
+    this.topic = topicOf(init.networkKey)
+    this.publicKey = init.keyPair.publicKey
+  }
+
+  /** Joins the network; resolves once our announcement is on the DHT. */
+  async listen (): Promise<void> {
+    const { bootstrap, host = '0.0.0.0', port = 0, keyPair, maxPeers = 64 } = this.init
+    this.dht = new HyperDHT({ bootstrap, host, port: await resolvePort(host, port), keyPair })
+    this.hyperswarm = new Hyperswarm({ dht: this.dht, keyPair, maxPeers })
+    this.hyperswarm.on('connection', (stream: SecretStream) => this.onConnection(stream))
+    this.discovery = this.hyperswarm.join(this.topic, { server: true, client: true })
+    await this.discovery.flushed()
+    this.scheduleRediscover()
+    log('joined topic %s as %s', toHex(this.topic).slice(0, 16), toHex(this.publicKey).slice(0, 16))
+  }
+
+  /** The DHT socket's address. */
+  address (): HostPort | null {
+    return this.dht ? this.dht.address() : null
+  }
+
+  /** Authenticated peers. */
+  readyPeers (): Peer[] {
+    return [...this.peers.values()]
+  }
+
+  /** Every file with this hex digest or this name that connected peers advertise. */
+  find (query: { blake2b?: string, name?: string }): RemoteFile[] {
+    const found = new Map<string, RemoteFile>()
+    for (const peer of this.peers.values()) {
+      const hits = query.blake2b !== undefined
+        ? [peer.files.get(query.blake2b)].filter((e) => e !== undefined)
+        : [...peer.files.values()].filter((e) => e.name === query.name)
+      for (const entry of hits) {
+        const hex = toHex(entry.blake2b)
+        const known = found.get(hex)
+        if (known) known.holders.push(peer)
+        else found.set(hex, { entry, holders: [peer] })
+      }
+    }
+    return [...found.values()]
+  }
+
+  /** Tells every peer what the local inventory gained and lost. */
+  announce (added: FileEntry[], removed: Buffer[] = []): void {
+    for (const peer of this.peers.values()) peer.sendInventoryDelta(added, removed)
+  }
+
+  /**
+   * Downloads a whole file into `sink`, in order, from the peers that hold
+   * it: ranges are pipelined `window` deep; when a peer fails, the next holder
+   * continues from the first byte not yet written.
+   */
+  async download (entry: FileEntry, sink: Sink): Promise<void> {
+    if (this.destroyed) throw SwarmError.DESTROYED()
+    const hex = toHex(entry.blake2b)
+    const tried = new Set<string>()
+    let last: unknown = null
+    for (;;) {
+      const peer = this.readyPeers().find((p) => p.files.has(hex) && !tried.has(p.publicKeyHex))
+      if (!peer) {
+        if (last === null) throw SwarmError.NOT_FOUND(entry.name)
+        throw SwarmError.ALL_SOURCES_FAILED(entry.name, last)
+      }
+      tried.add(peer.publicKeyHex)
+      try {
+        await this.downloadFrom(peer, entry, sink)
+        return
+      } catch (err) {
+        if ((err as { code?: string }).code?.startsWith('ERR_VERIFY') || (err as { code?: string }).code === 'ERR_DISK_FULL') throw err
+        log('%s from %s failed at %d: %s', entry.name, peer.label, sink.written, (err as Error).message)
+        last = err
+      }
+    }
+  }
+
+  private async downloadFrom (peer: Peer, entry: FileEntry, sink: Sink): Promise<void> {
+    const { rangeSize = 4 * 1024 * 1024, window = 2 } = this.init
+    let requested = sink.written
+    let writing: Promise<void> = Promise.resolve()
+    let writeError: unknown = null
+    const inflight: Array<Promise<void>> = []
+    const onChunk = (bytes: Buffer): void => {
+      // Chunks arrive in order; chain the writes so they land in order too.
+      writing = writing.then(() => writeError === null ? sink.write(bytes) : undefined).catch((err: unknown) => {
+        writeError ??= err
+      })
+    }
+    while (requested < entry.size || inflight.length > 0) {
+      while (requested < entry.size && inflight.length < window) {
+        const length = Math.min(rangeSize, entry.size - requested)
+        inflight.push(peer.request(entry.blake2b, requested, length, onChunk))
+        requested += length
+      }
+      const next = inflight.shift()
+      // Catch the rest now so none rejects unobserved while we wait on this one.
+      for (const p of inflight) p.catch(() => {})
+      await next
+      await writing
+      if (writeError !== null) throw writeError
+    }
+    await writing
+    if (writeError !== null) throw writeError
+  }
+
+  private onConnection (stream: SecretStream): void {
+    if (this.destroyed) {
+      stream.destroy()
+      return
+    }
+    const peer = new Peer({
+      stream,
+      networkKey: this.init.networkKey,
+      localName: this.init.name ?? '',
+      source: this.init.source,
+      limits: this.init.limits,
+      onReady: (p) => {
+        this.peers.get(p.publicKeyHex)?.destroy()
+        this.peers.set(p.publicKeyHex, p)
+        this.emit('peer-ready', p)
+      },
+      onInventory: (p) => this.emit('inventory', p),
+      onClose: (p, reason) => {
+        this.connections.delete(p)
+        if (this.peers.get(p.publicKeyHex) === p) {
+          this.peers.delete(p.publicKeyHex)
+          log('peer %s left%s', p.label, reason ? `: ${reason.message}` : '')
+          this.emit('peer-closed', p)
+        }
+      }
+    })
+    this.connections.add(peer)
+  }
+
+  private scheduleRediscover (): void {
+    if (this.destroyed) return
+    this.rediscoverTimer = setTimeout(() => {
+      if (this.peers.size === 0 && this.discovery) {
+        this.discovery.refresh({ client: true, server: false }).catch((err: Error) => log('rediscovery failed: %s', err.message))
+      }
+      this.rediscoverMs = Math.min(this.rediscoverMs * 2, MAX_REDISCOVER_MS)
+      this.scheduleRediscover()
+    }, this.rediscoverMs)
+    this.rediscoverTimer.unref()
+  }
+
+  /** Leaves the network and closes every connection. Idempotent. */
+  async destroy (): Promise<void> {
+    if (this.destroyed) return
+    this.destroyed = true
+    if (this.rediscoverTimer) clearTimeout(this.rediscoverTimer)
+    for (const peer of this.connections) peer.destroy(SwarmError.DESTROYED())
+    await this.hyperswarm?.destroy()
+    await this.dht?.destroy()
+  }
+}

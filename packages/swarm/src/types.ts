@@ -1,0 +1,42 @@
+import type { FileEntry } from '@distswarm/protocol'
+
+/** A file this agent can serve. */
+export interface LocalFile extends FileEntry {
+  path: string
+}
+
+/** What the swarm advertises and serves from; the store implements it. */
+export interface LocalSource {
+  entries (): Iterable<LocalFile>
+  get (blake2b: Uint8Array): LocalFile | undefined
+}
+
+/** Where a download's bytes go, in order; the store's Download implements it. */
+export interface Sink {
+  readonly written: number
+  write (chunk: Uint8Array): Promise<void>
+}
+
+/** The part of @hyperswarm/secret-stream's NoiseSecretStream that we use. */
+export interface SecretStream {
+  readonly publicKey: Buffer
+  readonly remotePublicKey: Buffer
+  readonly handshakeHash: Buffer
+  readonly rawStream?: { remoteHost?: string, remotePort?: number }
+  write (data: Uint8Array): boolean
+  end (): void
+  destroy (err?: Error): void
+  on (event: 'data', fn: (chunk: Buffer) => void): this
+  on (event: 'drain' | 'close', fn: () => void): this
+  on (event: 'error', fn: (err: Error) => void): this
+}
+
+export interface KeyPair {
+  publicKey: Buffer
+  secretKey: Buffer
+}
+
+export interface HostPort {
+  host: string
+  port: number
+}

@@ -1,0 +1,66 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { onTestFinished } from 'vitest'
+// @ts-expect-error: hyperdht ships no types
+import createTestnet from 'hyperdht/testnet.js'
+import { toHex } from '@distswarm/protocol'
+import { DistSwarm, createKeyPair, generateNetworkKey, type LocalFile, type LocalSource, type SwarmInit, type HostPort } from '../src/index.js'
+
+/** A local DHT on 127.0.0.1, torn down when the test ends. */
+export async function testnet (): Promise<HostPort[]> {
+  const net = await createTestnet(3, { host: '127.0.0.1' })
+  onTestFinished(() => net.destroy())
+  return net.bootstrap as HostPort[]
+}
+
+export async function tempDir (): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'distswarm-swarm-'))
+  onTestFinished(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+export class MemorySource implements LocalSource {
+  readonly files = new Map<string, LocalFile>()
+  constructor (readonly dir: string) {}
+
+  async add (name: string, data: Buffer): Promise<LocalFile> {
+    const path = join(this.dir, name)
+    await writeFile(path, data)
+    const file = {
+      name, path, size: data.length,
+      blake2b: createHash('blake2b512').update(data).digest(),
+      sha512: createHash('sha512').update(data).digest()
+    }
+    this.files.set(toHex(file.blake2b), file)
+    return file
+  }
+
+  entries (): Iterable<LocalFile> { return this.files.values() }
+  get (d: Uint8Array): LocalFile | undefined { return this.files.get(toHex(d)) }
+}
+
+export async function startSwarm (bootstrap: HostPort[], init: Partial<SwarmInit> & { source: LocalSource }): Promise<DistSwarm> {
+  const swarm = new DistSwarm({
+    networkKey: init.networkKey ?? generateNetworkKey(),
+    keyPair: createKeyPair(),
+    bootstrap,
+    host: '127.0.0.1',
+    ...init
+  })
+  onTestFinished(() => swarm.destroy())
+  await swarm.listen()
+  return swarm
+}
+
+/** Resolves when `check` returns true; fails after `ms`. */
+export async function until (check: () => boolean, ms = 15_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+export const random = (n: number): Buffer => randomBytes(n)

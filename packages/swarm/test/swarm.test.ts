@@ -1,0 +1,149 @@
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { createHash } from 'node:crypto'
+import Hyperswarm from 'hyperswarm'
+import HyperDHT from 'hyperdht'
+import {
+  decodeMessage, encodeFrame, encodeMessage, FrameDecoder, MAX_FRAME_SIZE, PROTOCOL_VERSION, type Message
+} from '@distswarm/protocol'
+import { generateNetworkKey, membershipProof, topicOf, type SecretStream, type Sink } from '../src/index.js'
+import { MemorySource, random, startSwarm, tempDir, testnet, until } from './helpers.js'
+
+class BufferSink implements Sink {
+  chunks: Buffer[] = []
+  written = 0
+  async write (chunk: Uint8Array): Promise<void> {
+    this.chunks.push(Buffer.from(chunk))
+    this.written += chunk.byteLength
+  }
+}
+
+describe('two swarms on a local testnet', () => {
+  it('authenticate, exchange inventories and transfer a file in pipelined ranges', async () => {
+    const bootstrap = await testnet()
+    const networkKey = generateNetworkKey()
+    const srcA = new MemorySource(await tempDir())
+    const data = random(9 * 1024 * 1024 + 123)
+    const file = await srcA.add('big-1.0.tar.xz', data)
+    const a = await startSwarm(bootstrap, { networkKey, source: srcA, name: 'a', rangeSize: 1024 * 1024 })
+    const b = await startSwarm(bootstrap, { networkKey, source: new MemorySource(await tempDir()), name: 'b', rangeSize: 1024 * 1024 })
+
+    await until(() => b.find({ name: 'big-1.0.tar.xz' }).length === 1, 20_000, 'inventory at b')
+    const [hit] = b.find({ blake2b: file.blake2b.toString('hex') })
+    expect(hit!.holders.map((p) => p.name)).toEqual(['a'])
+    expect(hit!.entry.sha512.equals(file.sha512)).toBe(true)
+
+    const sink = new BufferSink()
+    await b.download(hit!.entry, sink)
+    expect(createHash('blake2b512').update(Buffer.concat(sink.chunks)).digest().equals(file.blake2b)).toBe(true)
+
+    // a delta reaches the other side without a reconnect
+    const later = await srcA.add('later.tar.gz', random(1000))
+    a.announce([later])
+    await until(() => b.find({ name: 'later.tar.gz' }).length === 1, 10_000, 'delta at b')
+    expect(a.readyPeers().map((p) => p.name)).toEqual(['b'])
+  })
+
+  it('answers a file no peer has with ERR_NOT_FOUND at once', async () => {
+    const bootstrap = await testnet()
+    const b = await startSwarm(bootstrap, { source: new MemorySource(await tempDir()) })
+    const entry = { name: 'x', size: 1, blake2b: random(64), sha512: Buffer.alloc(0) }
+    await expect(b.download(entry, new BufferSink())).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' })
+  })
+})
+
+/**
+ * A hand-driven peer: a real hyperswarm secret stream on the network's topic,
+ * speaking whatever bytes a test makes it speak.
+ */
+async function rawPeer (bootstrap: Array<{ host: string, port: number }>, topic: Buffer) {
+  const dht = new HyperDHT({ bootstrap, host: '127.0.0.1' })
+  const swarm = new Hyperswarm({ dht })
+  onTestFinished(async () => { await swarm.destroy(); await dht.destroy() })
+  const received: Message[] = []
+  const conn = await new Promise<SecretStream>((resolve) => {
+    swarm.on('connection', (c: SecretStream) => resolve(c))
+    swarm.join(topic, { server: false, client: true })
+  })
+  let closed = false
+  const decoder = new FrameDecoder()
+  conn.on('data', (chunk) => { for (const f of decoder.push(chunk)) received.push(decodeMessage(f)) })
+  conn.on('close', () => { closed = true })
+  conn.on('error', () => {})
+  return { conn, received, isClosed: () => closed }
+}
+
+describe('hostile peers', () => {
+  async function victim () {
+    const bootstrap = await testnet()
+    const networkKey = generateNetworkKey()
+    const source = new MemorySource(await tempDir())
+    await source.add('secret-inventory.tar.gz', random(100))
+    const agent = await startSwarm(bootstrap, { networkKey, source, name: 'victim' })
+    return { bootstrap, networkKey, agent, topic: topicOf(networkKey) }
+  }
+
+  function hello (conn: SecretStream, networkKey: Buffer): void {
+    conn.write(encodeMessage({
+      type: 'hello', version: PROTOCOL_VERSION, name: 'raw', proof: membershipProof(networkKey, conn.handshakeHash, conn.publicKey)
+    }))
+  }
+
+  it('drops a peer with a wrong membership proof before it sees any inventory', async () => {
+    const { bootstrap, agent, topic } = await victim()
+    const raw = await rawPeer(bootstrap, topic)
+    hello(raw.conn, generateNetworkKey())
+    await until(raw.isClosed, 10_000, 'victim to close')
+    expect(raw.received.map((m) => m.type)).toEqual(['hello', 'error'])
+    expect(raw.received[1]).toMatchObject({ type: 'error', code: 'AUTH_FAILED' })
+    expect(agent.readyPeers()).toEqual([])
+  })
+
+  it('drops a peer that sends a request before hello', async () => {
+    const { bootstrap, topic } = await victim()
+    const raw = await rawPeer(bootstrap, topic)
+    raw.conn.write(encodeMessage({ type: 'request', id: 1, blake2b: random(64), offset: 0, length: 10 }))
+    await until(raw.isClosed, 10_000, 'victim to close')
+    expect(raw.received.some((m) => m.type === 'inventory' || m.type === 'data')).toBe(false)
+  })
+
+  it('answers an unknown message type with UNKNOWN_TYPE and keeps the connection', async () => {
+    const { bootstrap, networkKey, agent, topic } = await victim()
+    const raw = await rawPeer(bootstrap, topic)
+    hello(raw.conn, networkKey)
+    await until(() => raw.received.some((m) => m.type === 'inventory'), 10_000, 'inventory')
+    raw.conn.write(encodeFrame(Buffer.from([15 << 3, 1]))) // field 15: a future message type
+    await until(() => raw.received.some((m) => m.type === 'error'), 10_000, 'error reply')
+    expect(raw.received.find((m) => m.type === 'error')).toMatchObject({ code: 'UNKNOWN_TYPE' })
+    expect(raw.isClosed()).toBe(false)
+    expect(agent.readyPeers()).toHaveLength(1)
+  })
+
+  it.each([
+    ['an oversized frame header', () => { const h = Buffer.alloc(4); h.writeUInt32BE(MAX_FRAME_SIZE + 1); return h }],
+    ['malformed protobuf', () => encodeFrame(Buffer.from([3 << 3 | 2, 100, 1]))],
+    ['a path-like file name', () => {
+      const frame = encodeMessage({
+        type: 'inventory', reset: true, removed: [],
+        added: [{ name: 'safe.tar.gz', size: 1, blake2b: random(64), sha512: Buffer.alloc(0) }]
+      })
+      // same length as "safe.tar.gz" so the frame stays well formed
+      return Buffer.from(frame.toString('latin1').replace('safe.tar.gz', '../../etc/p'), 'latin1')
+    }]
+  ])('drops a member that sends %s, and keeps serving others', async (_, bytes) => {
+    const { bootstrap, networkKey, agent, topic } = await victim()
+    const raw = await rawPeer(bootstrap, topic)
+    hello(raw.conn, networkKey)
+    await until(() => agent.readyPeers().length === 1, 10_000, 'raw peer ready')
+    raw.conn.write(bytes())
+    await until(raw.isClosed, 10_000, 'victim to close')
+    expect(raw.received.at(-1)).toMatchObject({ type: 'error', code: 'BAD_MESSAGE' })
+    expect(agent.readyPeers()).toEqual([])
+
+    // an honest member still gets served
+    const honest = await startSwarm(bootstrap, { networkKey, source: new MemorySource(await tempDir()) })
+    await until(() => honest.find({ name: 'secret-inventory.tar.gz' }).length === 1, 20_000, 'honest inventory')
+    const sink = new BufferSink()
+    await honest.download(honest.find({ name: 'secret-inventory.tar.gz' })[0]!.entry, sink)
+    expect(sink.written).toBe(100)
+  })
+})
