@@ -8,27 +8,58 @@ export function createKeyPair (): KeyPair {
 }
 
 export interface BootstrapNode {
+  /** The address agents pass as --bootstrap. */
   address (): HostPort
   destroy (): Promise<void>
 }
 
+export interface BootstrapInit {
+  host: string
+  /** 0: any free port. */
+  port: number
+  /** Other bootstrap nodes to join. Default: none, a DHT of our own. */
+  bootstrap?: HostPort[]
+  /** Persistent DHT nodes run beside the entry node. Default 2. */
+  storageNodes?: number
+}
+
 /**
- * A DHT bootstrap node for a LAN without internet: a persistent, unfirewalled
- * node at a fixed address, the first one every agent contacts.
+ * The DHT of a LAN without internet. A DHT node stores announcements only
+ * once other nodes have confirmed it is reachable, which a lone node can
+ * never get: so beside the entry node at the fixed address we run a few
+ * persistent nodes that bootstrap from it and hold the announcements.
  */
-export async function startBootstrapNode (opts: { host: string, port: number, bootstrap?: HostPort[] }): Promise<BootstrapNode> {
-  const node = new HyperDHT({
-    host: opts.host,
-    port: await resolvePort(opts.host, opts.port),
+export async function startBootstrapNode (init: BootstrapInit): Promise<BootstrapNode> {
+  const entry = new HyperDHT({
+    host: init.host,
+    port: await resolvePort(init.host, init.port),
     anyPort: false,
-    bootstrap: opts.bootstrap ?? [],
+    bootstrap: init.bootstrap ?? [],
     ephemeral: false,
     firewalled: false
   })
-  await node.ready()
+  const nodes = [entry]
+  try {
+    await entry.fullyBootstrapped()
+    const { host, port } = entry.address()
+    const connectHost = host === '0.0.0.0' ? '127.0.0.1' : host
+    for (let i = 0; i < (init.storageNodes ?? 2); i++) {
+      const node = new HyperDHT({ host: init.host, port: await resolvePort(init.host, 0), bootstrap: [{ host: connectHost, port }], ephemeral: false, firewalled: false })
+      nodes.push(node)
+      await node.fullyBootstrapped()
+    }
+  } catch (err) {
+    for (const n of nodes.reverse()) await n.destroy()
+    throw err
+  }
   return {
-    address: () => node.address(),
-    destroy: () => node.destroy()
+    address: () => {
+      const { host, port } = entry.address()
+      return { host, port }
+    },
+    destroy: async () => {
+      for (const n of [...nodes].reverse()) await n.destroy()
+    }
   }
 }
 

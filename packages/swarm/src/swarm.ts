@@ -206,7 +206,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     if (this.destroyed) return
     this.rediscoverTimer = setTimeout(() => {
       if (this.peers.size === 0 && this.discovery) {
-        this.discovery.refresh({ client: true, server: false }).catch((err: Error) => log('rediscovery failed: %s', err.message))
+        // Both flags: a session's refresh sets its mode, and server: false would unannounce us.
+        this.discovery.refresh({ client: true, server: true }).catch((err: Error) => log('rediscovery failed: %s', err.message))
       }
       this.rediscoverMs = Math.min(this.rediscoverMs * 2, MAX_REDISCOVER_MS)
       this.scheduleRediscover()

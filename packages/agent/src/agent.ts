@@ -1,0 +1,194 @@
+import { EventEmitter } from 'node:events'
+import { rm } from 'node:fs/promises'
+import type { Server } from 'node:net'
+import createDebug from 'debug'
+import { isHexDigest, toHex, type FileEntry } from '@distswarm/protocol'
+import { Store, type LocalFile } from '@distswarm/store'
+import { DistSwarm, type Peer } from '@distswarm/swarm'
+import type { FetchParams, FetchResult, FileInfo, PeerInfo, StatusResult, WhereResult } from './api.js'
+import type { AgentConfig } from './config.js'
+import { startControlServer } from './control.js'
+import { AgentError } from './errors.js'
+import { loadOrCreateIdentity } from './identity.js'
+
+const log = createDebug('distswarm:agent')
+
+export interface AgentEvents {
+  'peer-ready': [PeerInfo]
+  'peer-closed': [PeerInfo]
+  fetched: [FetchResult]
+  'fetch-failed': [{ query: string, code: string, message: string }]
+}
+
+function fileInfo (e: FileEntry): FileInfo {
+  return { name: e.name, size: e.size, blake2b: toHex(e.blake2b), sha512: toHex(e.sha512) }
+}
+
+function peerInfo (p: Peer): PeerInfo {
+  return {
+    name: p.name,
+    publicKey: p.publicKeyHex,
+    address: p.remoteAddress,
+    files: p.files.size,
+    bytesSent: p.bytesSent,
+    bytesReceived: p.bytesReceived,
+    connectedAt: new Date(p.connectedAt).toISOString()
+  }
+}
+
+/**
+ * One box's agent: indexes its distfiles, advertises them to the network,
+ * fetches what it lacks into the cache dir, and answers the CLI.
+ */
+export class Agent extends EventEmitter<AgentEvents> {
+  readonly config: AgentConfig
+  private readonly store: Store
+  private swarm: DistSwarm | null = null
+  private control: Server | null = null
+  private readonly inFlight = new Map<string, Promise<FetchResult>>()
+  private readonly startedAt = Date.now()
+  private readonly counters = { completed: 0, failed: 0, bytesFetched: 0 }
+  private closed = false
+
+  constructor (config: AgentConfig) {
+    super()
+    this.config = config
+    this.store = new Store({ distdirs: config.distdirs, cacheDir: config.cacheDir })
+  }
+
+  /** Indexes, joins the network and opens the control socket. */
+  async start (): Promise<void> {
+    const keyPair = await loadOrCreateIdentity(this.config.stateDir)
+    await this.store.open()
+    log('indexed %d files', this.store.size)
+    const swarm = this.swarm = new DistSwarm({
+      networkKey: this.config.networkKey,
+      keyPair,
+      bootstrap: this.config.bootstrap,
+      host: this.config.host,
+      port: this.config.port,
+      name: this.config.name,
+      source: this.store
+    })
+    swarm.on('peer-ready', (p) => this.emit('peer-ready', peerInfo(p)))
+    swarm.on('peer-closed', (p) => this.emit('peer-closed', peerInfo(p)))
+    this.store.on('added', (file) => swarm.announce([file]))
+    this.control = await startControlServer(this.config.control, {
+      status: async () => this.status(),
+      peers: async () => swarm.readyPeers().map(peerInfo),
+      where: async (params) => this.where(String(params.query ?? '')),
+      fetch: (params) => this.fetch(params)
+    })
+    await swarm.listen()
+  }
+
+  status (): StatusResult {
+    const swarm = this.requireSwarm()
+    let bytes = 0
+    for (const f of this.store.entries()) bytes += f.size
+    const dht = swarm.address()
+    return {
+      name: this.config.name,
+      publicKey: toHex(swarm.publicKey),
+      network: toHex(swarm.topic).slice(0, 16),
+      dhtAddress: dht ? `${dht.host}:${dht.port}` : null,
+      control: this.config.control,
+      cacheDir: this.config.cacheDir,
+      distdirs: this.config.distdirs,
+      files: this.store.size,
+      bytes,
+      peers: swarm.readyPeers().length,
+      fetches: { inFlight: this.inFlight.size, ...this.counters },
+      uptimeMs: Date.now() - this.startedAt
+    }
+  }
+
+  where (query: string): WhereResult {
+    const byDigest = isHexDigest(query.toLowerCase())
+    const key = byDigest ? { blake2b: query.toLowerCase() } : { name: query }
+    const local: LocalFile[] = byDigest ? [this.store.get(key.blake2b!)].filter((f) => f !== undefined) : this.store.findByName(query)
+    return {
+      query,
+      local: local.map((f) => ({ ...fileInfo(f), path: f.path })),
+      remote: this.requireSwarm().find(key).map((r) => ({
+        ...fileInfo(r.entry),
+        holders: r.holders.map((p) => ({ name: p.name, publicKey: p.publicKeyHex }))
+      }))
+    }
+  }
+
+  /**
+   * Makes the file named or addressed by `query` present on this box: at
+   * once when it already is, else fetched from peers into the cache dir,
+   * verified and published. Concurrent calls for one file share one download.
+   */
+  async fetch (params: FetchParams): Promise<FetchResult> {
+    const started = Date.now()
+    const query = typeof params.query === 'string' ? params.query : ''
+    if (!query) throw AgentError.BAD_REQUEST('fetch needs a file name or BLAKE2B digest')
+    const sha512 = typeof params.sha512 === 'string' && params.sha512 ? params.sha512.toLowerCase() : undefined
+    if (sha512 !== undefined && !isHexDigest(sha512)) throw AgentError.BAD_REQUEST('sha512 must be 128 hex characters')
+    const found = this.where(query)
+    const wanted = (f: FileInfo): boolean => sha512 === undefined || f.sha512 === '' || f.sha512 === sha512
+    const local = found.local.find(wanted)
+    if (local) return { ...local, source: 'local', durationMs: Date.now() - started }
+
+    const candidates = found.remote.filter(wanted)
+    if (candidates.length === 0) {
+      if (found.remote.length > 0) throw AgentError.DIGEST_MISMATCH(query, 'SHA512')
+      throw AgentError.NOT_FOUND(query)
+    }
+    if (candidates.length > 1) throw AgentError.AMBIGUOUS(query, candidates.map((c) => c.blake2b))
+    const target = candidates[0]!
+    let pending = this.inFlight.get(target.blake2b)
+    if (!pending) {
+      pending = this.download(target, sha512, started).finally(() => this.inFlight.delete(target.blake2b))
+      this.inFlight.set(target.blake2b, pending)
+    }
+    return pending
+  }
+
+  private async download (target: FileInfo, sha512: string | undefined, started: number): Promise<FetchResult> {
+    const swarm = this.requireSwarm()
+    const entry = swarm.find({ blake2b: target.blake2b })[0]?.entry
+    if (!entry) throw AgentError.NOT_FOUND(target.name)
+    const expectedSha = sha512 !== undefined ? Buffer.from(sha512, 'hex') : entry.sha512
+    try {
+      const download = await this.store.begin({ name: entry.name, size: entry.size, blake2b: entry.blake2b, sha512: expectedSha })
+      try {
+        await swarm.download(entry, download)
+      } catch (err) {
+        await download.abort()
+        throw err
+      }
+      const file = await this.store.commit(download)
+      const result: FetchResult = { ...fileInfo(file), path: file.path, source: 'swarm', durationMs: Date.now() - started }
+      this.counters.completed++
+      this.counters.bytesFetched += file.size
+      this.emit('fetched', result)
+      return result
+    } catch (err) {
+      this.counters.failed++
+      const e = err as { code?: string, message?: string }
+      this.emit('fetch-failed', { query: target.name, code: e.code ?? 'ERR_INTERNAL', message: e.message ?? String(err) })
+      throw err
+    }
+  }
+
+  private requireSwarm (): DistSwarm {
+    if (!this.swarm) throw AgentError.CONFIG('agent not started')
+    return this.swarm
+  }
+
+  /** Stops serving and leaves the network. Idempotent. */
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    const control = this.control
+    if (control) {
+      await new Promise<void>((resolve) => control.close(() => resolve()))
+      await rm(this.config.control, { force: true })
+    }
+    await this.swarm?.destroy()
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * The control API's requests and results: one JSON object a line over the
+ * Unix socket. These shapes are what `distswarm … --json` prints.
+ */
+
+export interface FileInfo {
+  name: string
+  size: number
+  /** hex */
+  blake2b: string
+  /** hex, or '' when unknown */
+  sha512: string
+}
+
+export interface StatusResult {
+  name: string
+  /** hex public key: the agent's identity in the swarm */
+  publicKey: string
+  /** first 16 hex characters of the swarm topic (never the network key) */
+  network: string
+  dhtAddress: string | null
+  control: string
+  cacheDir: string
+  distdirs: string[]
+  files: number
+  bytes: number
+  peers: number
+  fetches: { inFlight: number, completed: number, failed: number, bytesFetched: number }
+  uptimeMs: number
+}
+
+export interface PeerInfo {
+  name: string
+  publicKey: string
+  address: string | null
+  files: number
+  bytesSent: number
+  bytesReceived: number
+  connectedAt: string
+}
+
+export interface WhereResult {
+  query: string
+  local: Array<FileInfo & { path: string }>
+  remote: Array<FileInfo & { holders: Array<{ name: string, publicKey: string }> }>
+}
+
+export interface FetchParams {
+  /** a file name or a hex BLAKE2B digest */
+  query: string
+  /** hex SHA512 the file must have, when the caller knows it */
+  sha512?: string
+}
+
+export interface FetchResult extends FileInfo {
+  path: string
+  /** 'local' when the box already had it */
+  source: 'local' | 'swarm'
+  durationMs: number
+}
+
+export interface ControlMethods {
+  status: { params: Record<string, never>, result: StatusResult }
+  peers: { params: Record<string, never>, result: PeerInfo[] }
+  where: { params: { query: string }, result: WhereResult }
+  fetch: { params: FetchParams, result: FetchResult }
+}
+
+export type Method = keyof ControlMethods

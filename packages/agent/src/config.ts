@@ -1,0 +1,96 @@
+import { homedir, hostname } from 'node:os'
+import { join } from 'node:path'
+import { isIP } from 'node:net'
+import { parseNetworkKey, type HostPort } from '@distswarm/swarm'
+import { AgentError } from './errors.js'
+
+/** Everything an agent needs; `resolveConfig` fills the defaults. */
+export interface AgentOptions {
+  /** Portage DISTDIRs to index and serve, never written. Default: /var/cache/distfiles. */
+  distdirs?: string[]
+  /** Where fetched files are published, for PORTAGE_RO_DISTDIRS. Default: /var/cache/distswarm (root) or $XDG_CACHE_HOME/distswarm. */
+  cacheDir?: string
+  /** Identity and state. Default: /var/lib/distswarm (root) or $XDG_STATE_HOME/distswarm. */
+  stateDir?: string
+  /** DHT bootstrap nodes, "host:port". Required: distswarm never joins the public DHT unasked. */
+  bootstrap?: string[]
+  /** 64 hex characters shared by the boxes of one network. Required. */
+  networkKey?: string
+  /** Control socket path. Default: see defaultControlPath(). */
+  control?: string
+  /** Name shown to peers. Default: the host name. */
+  name?: string
+  /** Address to bind. Default: 127.0.0.1 when every bootstrap node is on loopback, else 0.0.0.0. */
+  host?: string
+  /** UDP port of the DHT socket. Default 0: any free port. */
+  port?: number
+}
+
+export interface AgentConfig {
+  distdirs: string[]
+  cacheDir: string
+  stateDir: string
+  bootstrap: HostPort[]
+  networkKey: Buffer
+  control: string
+  name: string
+  host: string
+  port: number
+}
+
+const isRoot = (): boolean => process.getuid?.() === 0
+
+function xdg (variable: string, fallback: string): string {
+  const value = process.env[variable]
+  return value && value.startsWith('/') ? value : join(homedir(), fallback)
+}
+
+/** Where an agent listens and the CLI looks, unless told otherwise. */
+export function defaultControlPath (env: NodeJS.ProcessEnv = process.env): string {
+  if (env.DISTSWARM_CONTROL) return env.DISTSWARM_CONTROL
+  if (isRoot()) return '/run/distswarm/control.sock'
+  const runtime = env.XDG_RUNTIME_DIR
+  return runtime ? join(runtime, 'distswarm', 'control.sock') : `/tmp/distswarm-${process.getuid?.() ?? 'user'}/control.sock`
+}
+
+export function parseHostPort (text: string): HostPort {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim())
+  const host = m?.[1] ?? m?.[2]
+  const port = Number(m?.[3])
+  if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw AgentError.CONFIG(`invalid address ${JSON.stringify(text)}: expected HOST:PORT`)
+  }
+  return { host, port }
+}
+
+function isLoopback (host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'))
+}
+
+export function resolveConfig (opts: AgentOptions): AgentConfig {
+  if (!opts.networkKey) throw AgentError.CONFIG('no network key: pass --network-key HEX (64 hex characters, the same on every box)')
+  let networkKey: Buffer
+  try {
+    networkKey = parseNetworkKey(opts.networkKey)
+  } catch (err) {
+    throw AgentError.CONFIG((err as Error).message)
+  }
+  const bootstrap = (opts.bootstrap ?? []).map(parseHostPort)
+  if (bootstrap.length === 0) {
+    throw AgentError.CONFIG('no bootstrap node: pass --bootstrap HOST:PORT (run `distswarm bootstrap` on one box of the LAN)')
+  }
+  const port = opts.port ?? 0
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw AgentError.CONFIG(`invalid port ${port}`)
+  return {
+    distdirs: opts.distdirs ?? ['/var/cache/distfiles'],
+    cacheDir: opts.cacheDir ?? (isRoot() ? '/var/cache/distswarm' : join(xdg('XDG_CACHE_HOME', '.cache'), 'distswarm')),
+    stateDir: opts.stateDir ?? (isRoot() ? '/var/lib/distswarm' : join(xdg('XDG_STATE_HOME', '.local/state'), 'distswarm')),
+    bootstrap,
+    networkKey,
+    control: opts.control ?? defaultControlPath(),
+    name: opts.name ?? hostname(),
+    // Bound to loopback, hyperdht neither announces nor probes other interfaces.
+    host: opts.host ?? (bootstrap.every((b) => isLoopback(b.host)) ? '127.0.0.1' : '0.0.0.0'),
+    port
+  }
+}

@@ -1,0 +1,39 @@
+import { DistswarmError } from '@distswarm/protocol'
+
+export class AgentError extends DistswarmError {
+  static CONFIG (why: string): AgentError {
+    return new AgentError('ERR_CONFIG', why)
+  }
+
+  static NOT_FOUND (query: string): AgentError {
+    return new AgentError('ERR_NOT_FOUND', `no connected peer has ${query}`)
+  }
+
+  static AMBIGUOUS (name: string, digests: string[]): AgentError {
+    return new AgentError('ERR_AMBIGUOUS', `${name}: peers hold ${digests.length} different files of that name (BLAKE2B ${digests.map((d) => d.slice(0, 16)).join(', ')}…); ask by digest`)
+  }
+
+  static DIGEST_MISMATCH (name: string, what: string): AgentError {
+    return new AgentError('ERR_DIGEST_MISMATCH', `${name}: the peers' file does not match the requested ${what}`)
+  }
+
+  static BAD_IDENTITY (path: string, why: string): AgentError {
+    return new AgentError('ERR_BAD_IDENTITY', `${path}: ${why}; move it away to create a new identity`)
+  }
+
+  static CONTROL_IN_USE (path: string): AgentError {
+    return new AgentError('ERR_CONTROL_IN_USE', `another agent already answers on ${path}`)
+  }
+
+  static UNREACHABLE (path: string, cause: unknown): AgentError {
+    return new AgentError('ERR_AGENT_UNREACHABLE', `no agent answers on ${path} (is \`distswarm agent\` running?)`, { cause })
+  }
+
+  static BAD_REQUEST (why: string): AgentError {
+    return new AgentError('ERR_BAD_REQUEST', `bad control request: ${why}`)
+  }
+
+  static CONTROL_CLOSED (): AgentError {
+    return new AgentError('ERR_CONTROL_CLOSED', 'the agent closed the control connection before answering')
+  }
+}
