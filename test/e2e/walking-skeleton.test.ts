@@ -1,28 +1,25 @@
 import { describe, expect, it } from 'vitest'
-import { mkdir, readFile, readdir, stat } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FetchResult, PeerInfo, StatusResult, WhereResult } from '@distswarm/agent'
-import { bootstrapNode, cli, cliJson, networkKey, randomFile, startAgent, tempDir, waitFor } from '../harness.js'
+import { cli, cliJson, localNet, tempDir, waitFor, writeRandomFile } from '../harness.js'
 
 const MiB = 1024 * 1024
 
 describe('three agents on a local DHT', () => {
   it('B fetches A\'s 64 MiB distfile by name through the CLI; C, on another network, sees nothing', async () => {
     const started = Date.now()
-    const root = await tempDir()
-    const bootstrap = await bootstrapNode()
-    const key = networkKey()
-
-    const aDist = join(root, 'a', 'distfiles')
-    await mkdir(aDist, { recursive: true })
-    await randomFile(join(aDist, 'big-1.0.tar.xz'), 64 * MiB)
+    const net = await localNet()
+    const aDirs = await net.dirs('a')
+    await writeRandomFile(join(aDirs.distdir, 'big-1.0.tar.xz'), 64 * MiB)
     for (const [name, size] of [['small-a-1.tar.gz', 1000], ['small-b-2.zip', 77_777], ['empty-0.patch', 0]] as const) {
-      await randomFile(join(aDist, name), size)
+      await writeRandomFile(join(aDirs.distdir, name), size)
     }
     const [a, b, c] = await Promise.all([
-      startAgent(root, 'a', bootstrap, key),
-      startAgent(root, 'b', bootstrap, key),
-      startAgent(root, 'c', bootstrap, networkKey())
+      net.startAgent({ name: 'a' }),
+      net.startAgent({ name: 'b' }),
+      net.startAgent({ name: 'c', networkKey: randomBytes(32).toString('hex') })
     ])
 
     await waitFor(async () => {

@@ -11,7 +11,13 @@ import type { LocalSource, SecretStream } from './types.js'
 
 /** Tunables of one connection. Every field has a default. */
 export interface PeerLimits {
-  /** Time for the remote hello to arrive after the connection opens. Default 10 s. */
+  /**
+   * Time for the remote hello to arrive after the connection opens. Default 5 s.
+   * On a LAN it takes milliseconds. Short on purpose: should a connection go
+   * silent from the start (seen with hyperdht's firewall probing), hyperswarm
+   * refuses every newer connection between the two as a duplicate of it,
+   * until we drop it.
+   */
   helloTimeoutMs?: number
   /** Time a request may go without receiving a byte. Default 30 s. */
   requestTimeoutMs?: number
@@ -22,7 +28,7 @@ export interface PeerLimits {
 }
 
 const DEFAULTS: Required<PeerLimits> = {
-  helloTimeoutMs: 10_000,
+  helloTimeoutMs: 5_000,
   requestTimeoutMs: 30_000,
   maxQueuedUploads: 16,
   maxRemoteEntries: 1_000_000

@@ -26,6 +26,14 @@ export interface SwarmInit {
   name?: string
   /** What we advertise and serve. */
   source: LocalSource
+  /**
+   * Whether this box may be unreachable to the others (behind NAT). Default
+   * false: the agents of one LAN reach each other directly. Left true,
+   * hyperdht assumes a firewall until its NAT probing says otherwise, and
+   * for the first ~10 s a server waits for a holepunch that a direct client
+   * never sends: both sides then hold a connection the other never sees.
+   */
+  firewalled?: boolean
   /** Connections at most. Default 64. */
   maxPeers?: number
   /** Bytes asked for in one request. Default 4 MiB. */
@@ -74,8 +82,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
 
   /** Joins the network; resolves once our announcement is on the DHT. */
   async listen (): Promise<void> {
-    const { bootstrap, host = '0.0.0.0', port = 0, keyPair, maxPeers = 64 } = this.init
-    this.dht = new HyperDHT({ bootstrap, host, port: await resolvePort(host, port), keyPair })
+    const { bootstrap, host = '0.0.0.0', port = 0, keyPair, maxPeers = 64, firewalled = false } = this.init
+    this.dht = new HyperDHT({ bootstrap, host, port: await resolvePort(host, port), keyPair, firewalled })
     this.hyperswarm = new Hyperswarm({ dht: this.dht, keyPair, maxPeers })
     this.hyperswarm.on('connection', (stream: SecretStream) => this.onConnection(stream))
     this.discovery = this.hyperswarm.join(this.topic, { server: true, client: true })

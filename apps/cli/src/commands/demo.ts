@@ -1,13 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { randomFillSync } from 'node:crypto'
-import { once } from 'node:events'
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { ControlClient, generateNetworkKey, type StatusResult } from '@distswarm/agent'
-import { defineCommand, type IO } from '../command.js'
+import { LocalNet, waitFor, writeRandomFile } from '@distswarm/localnet'
+import { defineCommand } from '../command.js'
 import { formatBytes, formatDuration, formatRate } from '../format.js'
 import { statusCommand } from './query.js'
 
@@ -20,55 +14,6 @@ const DEMO_FILES: Array<[string, number]> = [
   ['demo-kernel-6.12.tar.xz', 48 * 1024 * 1024]
 ]
 
-async function writeRandomFile (path: string, size: number): Promise<void> {
-  const fh = await open(path, 'wx')
-  try {
-    const buf = Buffer.allocUnsafe(1024 * 1024)
-    for (let done = 0; done < size;) {
-      const n = Math.min(buf.length, size - done)
-      await fh.write(randomFillSync(buf, 0, n), 0, n)
-      done += n
-    }
-  } finally {
-    await fh.close()
-  }
-}
-
-/** Starts `distswarm ARGS…` with its stderr lines prefixed into ours. */
-function startChild (io: IO, label: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...io.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  createInterface({ input: child.stderr! }).on('line', (line) => io.stderr.write(`  [${label}] ${line}\n`))
-  return child
-}
-
-async function stopChild (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = once(child, 'exit')
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
-  await exited
-  clearTimeout(timer)
-}
-
-/** Polls the agent at `control` until `ready` holds for its status; bounded by `ms`. */
-async function waitForAgent (control: string, ready: (s: StatusResult) => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    try {
-      const client = await ControlClient.connect(control)
-      try {
-        if (ready(await client.call('status', {}))) return
-      } finally {
-        client.close()
-      }
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'ERR_AGENT_UNREACHABLE') throw err
-    }
-    if (Date.now() > deadline) throw new Error(`demo: gave up waiting for ${what} after ${ms} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
-
 export const demoCommand = defineCommand({
   name: 'demo',
   summary: 'run a local demo swarm on 127.0.0.1: a bootstrap node, a seeding agent and an agent that fetches from it',
@@ -80,35 +25,18 @@ export const demoCommand = defineCommand({
   },
   async run ({ values }, io) {
     const say = (line: string): void => { io.stdout.write(line + '\n') }
-    const root = await mkdtemp(join(tmpdir(), 'distswarm-demo-'))
-    const children: ChildProcess[] = []
+    const net = await LocalNet.create({ bin: BIN, onLog: (label, line) => io.stderr.write(`  [${label}] ${line}\n`) })
     try {
-      const seedDist = join(root, 'seeder', 'distfiles')
-      await mkdir(seedDist, { recursive: true })
-      for (const [name, size] of DEMO_FILES) await writeRandomFile(join(seedDist, name), size)
-      say(`demo dir ${root}: seeder holds ${DEMO_FILES.length} distfiles (${formatBytes(DEMO_FILES.reduce((n, [, s]) => n + s, 0))})`)
+      const seed = await net.dirs('seeder')
+      for (const [name, size] of DEMO_FILES) await writeRandomFile(join(seed.distdir, name), size)
+      say(`demo dir ${net.root}: seeder holds ${DEMO_FILES.length} distfiles (${formatBytes(DEMO_FILES.reduce((n, [, s]) => n + s, 0))})`)
+      say(`bootstrap node on ${await net.startBootstrap()}`)
 
-      const boot = startChild(io, 'bootstrap', ['bootstrap', '--host', '127.0.0.1', '--port', '0', '--json'], {})
-      children.push(boot)
-      const [line] = await once(createInterface({ input: boot.stdout! }), 'line') as [string]
-      const { host, port } = JSON.parse(line) as { host: string, port: number }
-      say(`bootstrap node on ${host}:${port}`)
-
-      const env = { DISTSWARM_NETWORK_KEY: generateNetworkKey().toString('hex') }
-      const agents = ['seeder', 'laptop'].map((name) => {
-        const dir = join(root, name)
-        const control = join(dir, 'control.sock')
-        children.push(startChild(io, name, [
-          'agent', '--name', name, '--bootstrap', `${host}:${port}`, '--distdir', join(dir, 'distfiles'),
-          '--cache-dir', join(dir, 'cache'), '--state-dir', join(dir, 'state'), '--control', control
-        ], env))
-        return { name, control }
-      })
-      const laptop = agents[1]!
-      await waitForAgent(laptop.control, (s) => s.peers > 0, 30_000, 'the agents to meet')
+      const [, laptop] = await Promise.all([net.startAgent({ name: 'seeder' }), net.startAgent({ name: 'laptop' })])
+      await waitFor(async () => (await laptop.status()).peers > 0, 30_000, 'the agents to meet')
       say('agents "seeder" and "laptop" found each other over the swarm and proved the network key')
 
-      const client = await ControlClient.connect(laptop.control)
+      const client = await laptop.client()
       try {
         for (const [name] of DEMO_FILES) {
           const r = await client.call('fetch', { query: name })
@@ -121,9 +49,8 @@ export const demoCommand = defineCommand({
       await statusCommand.run({ values: { control: laptop.control }, positionals: [] }, io)
       return 0
     } finally {
-      await Promise.all(children.map(stopChild))
-      if (values.keep) say(`kept ${root}`)
-      else await rm(root, { recursive: true, force: true })
+      await net.close({ keepRoot: values.keep === true })
+      if (values.keep) say(`kept ${net.root}`)
     }
   }
 })

@@ -1,0 +1,177 @@
+/**
+ * A distswarm network on loopback made of real processes: a bootstrap node
+ * and agents, each agent with its own dirs under one root. The demo, the
+ * end-to-end tests and the benchmarks all run on it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes, randomFillSync } from 'node:crypto'
+import { once } from 'node:events'
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { ControlClient, type StatusResult } from '@distswarm/agent'
+
+export interface LocalNetInit {
+  /** Path of bin/distswarm.js to run. */
+  bin: string
+  /** Directory for every agent's dirs. Default: a new temp dir, removed by close(). */
+  root?: string
+  /** Lines of every process's stderr, with its label. Default: kept in memory only. */
+  onLog?: (label: string, line: string) => void
+  /** Extra environment for every process. */
+  env?: NodeJS.ProcessEnv
+}
+
+export interface Proc {
+  label: string
+  child: ChildProcess
+  /** stderr lines so far */
+  log: string[]
+  /** SIGTERM, then SIGKILL after `graceMs`. Resolves once it exited. Idempotent. */
+  stop: (graceMs?: number) => Promise<void>
+}
+
+export interface AgentProc extends Proc {
+  name: string
+  dir: string
+  distdir: string
+  cacheDir: string
+  stateDir: string
+  control: string
+  /** Connects to this agent's control socket; close the client when done. */
+  client: () => Promise<ControlClient>
+  status: () => Promise<StatusResult>
+}
+
+export interface AgentSpec {
+  name: string
+  /** Default: the network's own key. */
+  networkKey?: string
+  /** Extra `distswarm agent` flags. */
+  args?: string[]
+}
+
+const STOP_GRACE_MS = 5000
+
+/** Writes `size` random bytes to a new file, 1 MiB at a time. */
+export async function writeRandomFile (path: string, size: number): Promise<void> {
+  const fh = await open(path, 'wx')
+  try {
+    const buf = Buffer.allocUnsafe(1024 * 1024)
+    for (let done = 0; done < size;) {
+      const n = Math.min(buf.length, size - done)
+      await fh.write(randomFillSync(buf, 0, n), 0, n)
+      done += n
+    }
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Polls `check` every `everyMs` until it holds; throws after `ms`. */
+export async function waitFor (check: () => Promise<boolean> | boolean, ms: number, what: string, everyMs = 100): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, everyMs))
+  }
+}
+
+export class LocalNet {
+  readonly root: string
+  /** The network key agents get unless told otherwise. */
+  readonly networkKey = randomBytes(32).toString('hex')
+  bootstrap: string | null = null
+  private readonly init: LocalNetInit
+  private readonly ownsRoot: boolean
+  private readonly procs: Proc[] = []
+
+  private constructor (init: LocalNetInit, root: string, ownsRoot: boolean) {
+    this.init = init
+    this.root = root
+    this.ownsRoot = ownsRoot
+  }
+
+  static async create (init: LocalNetInit): Promise<LocalNet> {
+    const root = init.root ?? await mkdtemp(join(tmpdir(), 'distswarm-net-'))
+    return new LocalNet(init, root, init.root === undefined)
+  }
+
+  /** Starts `distswarm ARGS…` and tracks it for close(). */
+  spawn (label: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+    const child = spawn(process.execPath, [this.init.bin, ...args], {
+      env: { ...process.env, ...this.init.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    const log: string[] = []
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      log.push(line)
+      this.init.onLog?.(label, line)
+    })
+    const exited = once(child, 'exit').then(() => undefined)
+    const stop = async (graceMs = STOP_GRACE_MS): Promise<void> => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM')
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+        await exited
+        clearTimeout(timer)
+      }
+    }
+    const proc = { label, child, log, stop }
+    this.procs.push(proc)
+    return proc
+  }
+
+  /** Starts the bootstrap node on 127.0.0.1, any free port; resolves to "host:port". */
+  async startBootstrap (): Promise<string> {
+    const proc = this.spawn('bootstrap', ['bootstrap', '--host', '127.0.0.1', '--port', '0', '--json'])
+    const lines = createInterface({ input: proc.child.stdout! })
+    const [line] = await Promise.race([
+      once(lines, 'line') as Promise<[string]>,
+      once(proc.child, 'exit').then(() => { throw new Error(`bootstrap node exited: ${proc.log.join('\n')}`) })
+    ])
+    const { host, port } = JSON.parse(line) as { host: string, port: number }
+    this.bootstrap = `${host}:${port}`
+    return this.bootstrap
+  }
+
+  /** Dirs of the agent called `name` (made on demand), so files can be put in place before it starts. */
+  async dirs (name: string): Promise<Pick<AgentProc, 'dir' | 'distdir' | 'cacheDir' | 'stateDir' | 'control'>> {
+    const dir = join(this.root, name)
+    const distdir = join(dir, 'distfiles')
+    await mkdir(distdir, { recursive: true })
+    return { dir, distdir, cacheDir: join(dir, 'cache'), stateDir: join(dir, 'state'), control: join(dir, 'control.sock') }
+  }
+
+  /** Starts an agent and resolves once its control socket answers. */
+  async startAgent (spec: AgentSpec, readyMs = 30_000): Promise<AgentProc> {
+    if (!this.bootstrap) throw new Error('startBootstrap() first')
+    const d = await this.dirs(spec.name)
+    const proc = this.spawn(spec.name, [
+      'agent', '--name', spec.name, '--bootstrap', this.bootstrap, '--distdir', d.distdir,
+      '--cache-dir', d.cacheDir, '--state-dir', d.stateDir, '--control', d.control, ...(spec.args ?? [])
+    ], { DISTSWARM_NETWORK_KEY: spec.networkKey ?? this.networkKey })
+    const client = (): Promise<ControlClient> => ControlClient.connect(d.control)
+    const status = async (): Promise<StatusResult> => {
+      const c = await client()
+      try {
+        return await c.call('status', {})
+      } finally {
+        c.close()
+      }
+    }
+    const agent: AgentProc = { ...proc, ...d, name: spec.name, client, status }
+    await waitFor(async () => {
+      if (proc.child.exitCode !== null) throw new Error(`agent ${spec.name} exited: ${proc.log.join('\n')}`)
+      return status().then(() => true, () => false)
+    }, readyMs, `agent ${spec.name} to answer`)
+    return agent
+  }
+
+  /** Stops every process, then removes the root it made unless `keepRoot`. Idempotent. */
+  async close (opts: { keepRoot?: boolean } = {}): Promise<void> {
+    await Promise.all(this.procs.map((p) => p.stop()))
+    if (this.ownsRoot && !opts.keepRoot) await rm(this.root, { recursive: true, force: true })
+  }
+}
