@@ -10,7 +10,9 @@ export interface IO {
   signal: AbortSignal
 }
 
-type Options = NonNullable<ParseArgsConfig['options']>
+/** A parseArgs option, plus the line --help shows for it. */
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description?: string }
+type Options = Record<string, OptionSpec>
 
 export interface Command<O extends Options = Options> {
   name: string
@@ -59,7 +61,7 @@ export function parse (cmd: Command, argv: string[]): { values: Record<string, u
 export function helpText (cmd: Command): string {
   const opts = Object.entries(cmd.options).map(([name, o]) => {
     const flag = `--${name}${o.type === 'string' ? ' VALUE' : ''}${o.multiple ? ' (repeatable)' : ''}`
-    return `  ${flag.padEnd(34)}${(o as { description?: string }).description ?? ''}`
+    return `  ${flag.padEnd(34)}${o.description ?? ''}`
   })
   return [
     `distswarm ${cmd.name}: ${cmd.summary}`, '',

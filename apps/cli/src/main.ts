@@ -2,9 +2,13 @@ import { exitCodeOf, helpText, parse, type Command, type IO } from './command.js
 import { agentCommand } from './commands/agent.js'
 import { bootstrapCommand } from './commands/bootstrap.js'
 import { demoCommand } from './commands/demo.js'
+import { portageConfigCommand, portageFetchCommand } from './commands/portage.js'
 import { fetchCommand, peersCommand, statusCommand, whereCommand } from './commands/query.js'
 
-const COMMANDS: Command[] = [agentCommand, bootstrapCommand, statusCommand, peersCommand, whereCommand, fetchCommand, demoCommand]
+const COMMANDS: Command[] = [
+  agentCommand, bootstrapCommand, statusCommand, peersCommand, whereCommand, fetchCommand,
+  portageFetchCommand, portageConfigCommand, demoCommand
+]
 
 function usage (): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))

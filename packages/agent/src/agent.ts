@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { rm } from 'node:fs/promises'
 import type { Server } from 'node:net'
 import createDebug from 'debug'
-import { isHexDigest, toHex, type FileEntry } from '@distswarm/protocol'
+import { isHexDigest, isValidName, toHex, type FileEntry } from '@distswarm/protocol'
 import { Store, type LocalFile } from '@distswarm/store'
 import { DistSwarm, type Peer } from '@distswarm/swarm'
 import type { FetchParams, FetchResult, FileInfo, PeerInfo, StatusResult, WhereResult } from './api.js'
@@ -128,6 +128,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (!query) throw AgentError.BAD_REQUEST('fetch needs a file name or BLAKE2B digest')
     const sha512 = typeof params.sha512 === 'string' && params.sha512 ? params.sha512.toLowerCase() : undefined
     if (sha512 !== undefined && !isHexDigest(sha512)) throw AgentError.BAD_REQUEST('sha512 must be 128 hex characters')
+    const name = typeof params.name === 'string' && params.name ? params.name : undefined
+    if (name !== undefined && !isValidName(name)) throw AgentError.BAD_REQUEST(`invalid file name ${JSON.stringify(name.slice(0, 300))}`)
+
     const found = this.where(query)
     const wanted = (f: FileInfo): boolean => sha512 === undefined || f.sha512 === '' || f.sha512 === sha512
     const local = found.local.find(wanted)
@@ -142,19 +145,19 @@ export class Agent extends EventEmitter<AgentEvents> {
     const target = candidates[0]!
     let pending = this.inFlight.get(target.blake2b)
     if (!pending) {
-      pending = this.download(target, sha512, started).finally(() => this.inFlight.delete(target.blake2b))
+      pending = this.download(target, { sha512, name: name ?? target.name, started }).finally(() => this.inFlight.delete(target.blake2b))
       this.inFlight.set(target.blake2b, pending)
     }
     return pending
   }
 
-  private async download (target: FileInfo, sha512: string | undefined, started: number): Promise<FetchResult> {
+  private async download (target: FileInfo, want: { sha512: string | undefined, name: string, started: number }): Promise<FetchResult> {
     const swarm = this.requireSwarm()
     const entry = swarm.find({ blake2b: target.blake2b })[0]?.entry
     if (!entry) throw AgentError.NOT_FOUND(target.name)
-    const expectedSha = sha512 !== undefined ? Buffer.from(sha512, 'hex') : entry.sha512
+    const expectedSha = want.sha512 !== undefined ? Buffer.from(want.sha512, 'hex') : entry.sha512
     try {
-      const download = await this.store.begin({ name: entry.name, size: entry.size, blake2b: entry.blake2b, sha512: expectedSha })
+      const download = await this.store.begin({ name: want.name, size: entry.size, blake2b: entry.blake2b, sha512: expectedSha })
       try {
         await swarm.download(entry, download)
       } catch (err) {
@@ -162,7 +165,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         throw err
       }
       const file = await this.store.commit(download)
-      const result: FetchResult = { ...fileInfo(file), path: file.path, source: 'swarm', durationMs: Date.now() - started }
+      const result: FetchResult = { ...fileInfo(file), path: file.path, source: 'swarm', durationMs: Date.now() - want.started }
       this.counters.completed++
       this.counters.bytesFetched += file.size
       this.emit('fetched', result)
@@ -170,7 +173,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     } catch (err) {
       this.counters.failed++
       const e = err as { code?: string, message?: string }
-      this.emit('fetch-failed', { query: target.name, code: e.code ?? 'ERR_INTERNAL', message: e.message ?? String(err) })
+      this.emit('fetch-failed', { query: want.name, code: e.code ?? 'ERR_INTERNAL', message: e.message ?? String(err) })
       throw err
     }
   }

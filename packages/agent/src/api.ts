@@ -50,6 +50,8 @@ export interface FetchParams {
   query: string
   /** hex SHA512 the file must have, when the caller knows it */
   sha512?: string
+  /** name to publish the file under (Portage looks files up by name); default: the name peers advertise */
+  name?: string
 }
 
 export interface FetchResult extends FileInfo {

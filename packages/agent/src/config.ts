@@ -40,9 +40,18 @@ export interface AgentConfig {
 
 const isRoot = (): boolean => process.getuid?.() === 0
 
-function xdg (variable: string, fallback: string): string {
-  const value = process.env[variable]
+function xdg (env: NodeJS.ProcessEnv, variable: string, fallback: string): string {
+  const value = env[variable]
   return value && value.startsWith('/') ? value : join(homedir(), fallback)
+}
+
+/** Where the agent publishes fetched files unless told otherwise (PORTAGE_RO_DISTDIRS points here). */
+export function defaultCacheDir (env: NodeJS.ProcessEnv = process.env): string {
+  return isRoot() ? '/var/cache/distswarm' : join(xdg(env, 'XDG_CACHE_HOME', '.cache'), 'distswarm')
+}
+
+export function defaultStateDir (env: NodeJS.ProcessEnv = process.env): string {
+  return isRoot() ? '/var/lib/distswarm' : join(xdg(env, 'XDG_STATE_HOME', '.local/state'), 'distswarm')
 }
 
 /** Where an agent listens and the CLI looks, unless told otherwise. */
@@ -83,8 +92,8 @@ export function resolveConfig (opts: AgentOptions): AgentConfig {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw AgentError.CONFIG(`invalid port ${port}`)
   return {
     distdirs: opts.distdirs ?? ['/var/cache/distfiles'],
-    cacheDir: opts.cacheDir ?? (isRoot() ? '/var/cache/distswarm' : join(xdg('XDG_CACHE_HOME', '.cache'), 'distswarm')),
-    stateDir: opts.stateDir ?? (isRoot() ? '/var/lib/distswarm' : join(xdg('XDG_STATE_HOME', '.local/state'), 'distswarm')),
+    cacheDir: opts.cacheDir ?? defaultCacheDir(),
+    stateDir: opts.stateDir ?? defaultStateDir(),
     bootstrap,
     networkKey,
     control: opts.control ?? defaultControlPath(),

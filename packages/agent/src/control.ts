@@ -60,8 +60,9 @@ function parseRequest (line: string): Request {
 }
 
 /**
- * Serves the control API on a Unix socket, mode 0600: only the agent's own
- * user may drive it. Refuses to start when another agent answers there.
+ * Serves the control API on a Unix socket, mode 0660: the agent's user and
+ * group (typically portage, whose FETCHCOMMAND asks the agent) may drive it,
+ * nobody else. Refuses to start when another agent answers there.
  */
 export async function startControlServer (path: string, handlers: Handlers): Promise<Server> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 })
@@ -90,7 +91,7 @@ export async function startControlServer (path: string, handlers: Handlers): Pro
       socket.end()
     })
   })
-  const umask = process.umask(0o177) // the socket is born 0600, no window where others may connect
+  const umask = process.umask(0o117) // the socket is born 0660, no window where others may connect
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -99,7 +100,7 @@ export async function startControlServer (path: string, handlers: Handlers): Pro
   } finally {
     process.umask(umask)
   }
-  await chmod(path, 0o600)
+  await chmod(path, 0o660)
   return server
 }
 

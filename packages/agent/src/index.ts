@@ -1,7 +1,7 @@
 export { AgentError } from './errors.js'
 export { Agent } from './agent.js'
 export type { AgentEvents } from './agent.js'
-export { resolveConfig, defaultControlPath, parseHostPort } from './config.js'
+export { resolveConfig, defaultControlPath, defaultCacheDir, defaultStateDir, parseHostPort } from './config.js'
 export type { AgentOptions, AgentConfig } from './config.js'
 export { ControlClient } from './control.js'
 export type * from './api.js'

@@ -1,5 +1,6 @@
-import { ControlClient, defaultControlPath, type FetchResult } from '@distswarm/agent'
-import { CLIENT_OPTIONS, defineCommand, exitCodeOf, writeJson, type Command, type IO } from '../command.js'
+import { readFile } from 'node:fs/promises'
+import { ControlClient, defaultControlPath, type FetchParams, type FetchResult } from '@distswarm/agent'
+import { CLIENT_OPTIONS, defineCommand, exitCodeOf, UsageError, writeJson, type Command, type IO } from '../command.js'
 import { formatBytes, formatDuration, formatRate, shortKey, table } from '../format.js'
 
 interface QuerySpec<R> {
@@ -8,8 +9,10 @@ interface QuerySpec<R> {
   usage: string
   examples: string[]
   positionals?: [number, number]
+  /** Options besides --control, --json and --help. */
+  options?: Command['options']
   /** Asks the agent. */
-  ask: (client: ControlClient, positionals: string[]) => Promise<R>
+  ask: (client: ControlClient, positionals: string[], values: Record<string, unknown>, io: IO) => Promise<R>
   /** Prints the result for people (without --json). */
   show: (result: R, io: IO) => void
   /** Exit code for a result. Default 0. */
@@ -24,12 +27,12 @@ function defineQuery<R> (spec: QuerySpec<R>): Command {
     usage: spec.usage,
     examples: spec.examples,
     positionals: spec.positionals,
-    options: CLIENT_OPTIONS,
+    options: { ...spec.options, ...CLIENT_OPTIONS },
     async run ({ values, positionals }, io) {
       const client = await ControlClient.connect((values.control as string | undefined) ?? defaultControlPath(io.env))
       let result: R
       try {
-        result = await spec.ask(client, positionals)
+        result = await spec.ask(client, positionals, values, io)
       } finally {
         client.close()
       }
@@ -98,21 +101,67 @@ export const whereCommand = defineQuery({
 
 type Outcome = { query: string, ok: true, result: FetchResult } | { query: string, ok: false, error: { code: string, message: string } }
 
+/** Reads a prefetch list: one `name` or `name digest` a line; blank lines and # comments skipped. */
+async function readList (path: string): Promise<FetchParams[]> {
+  const text = path === '-' ? await readStdin() : await readFile(path, 'utf8')
+  const items: FetchParams[] = []
+  for (const [i, raw] of text.split('\n').entries()) {
+    const line = raw.replace(/#.*/, '').trim()
+    if (!line) continue
+    const [name, digest, extra] = line.split(/\s+/)
+    if (extra !== undefined || (digest !== undefined && !/^[0-9a-fA-F]{128}$/.test(digest))) {
+      throw new UsageError(`fetch: ${path}:${i + 1}: expected "name" or "name blake2b-hex", got ${JSON.stringify(line.slice(0, 200))}`)
+    }
+    items.push(digest ? { query: digest.toLowerCase(), name: name! } : { query: name! })
+  }
+  return items
+}
+
+async function readStdin (): Promise<string> {
+  let text = ''
+  for await (const chunk of process.stdin) text += String(chunk)
+  return text
+}
+
+const PREFETCH_CONCURRENCY = 4
+
 export const fetchCommand = defineQuery({
   name: 'fetch',
   summary: 'fetch distfiles from peers into the cache dir, verified; exits 0 only when all are in place',
-  usage: 'distswarm fetch NAME|DIGEST… [--control PATH] [--json]',
-  examples: ['distswarm fetch linux-6.6.tar.xz', 'distswarm fetch --json gcc-14.2.0.tar.xz binutils-2.43.tar.xz'],
-  positionals: [1, Infinity],
-  ask: (c, queries) => Promise.all(queries.map(async (query): Promise<Outcome> => {
-    try {
-      return { query, ok: true, result: await c.call('fetch', { query }) }
-    } catch (err) {
-      if (exitCodeOf(err) === 3) throw err
-      const e = err as { code?: string, message?: string }
-      return { query, ok: false, error: { code: e.code ?? 'ERR_INTERNAL', message: e.message ?? String(err) } }
+  usage: 'distswarm fetch NAME|DIGEST… | --from-file LIST [--control PATH] [--json]',
+  examples: [
+    'distswarm fetch linux-6.6.tar.xz',
+    'distswarm fetch --json gcc-14.2.0.tar.xz binutils-2.43.tar.xz',
+    "emerge -pf @world 2>&1 | grep -o '[^/ ]*$' | sort -u | distswarm fetch --from-file -   # prefetch before a big emerge"
+  ],
+  options: { 'from-file': { type: 'string', description: 'fetch every file listed (one "name" or "name digest" a line; - for stdin)' } },
+  positionals: [0, Infinity],
+  async ask (c, queries, values, io) {
+    const items: FetchParams[] = queries.map((query) => ({ query }))
+    if (values['from-file'] !== undefined) items.push(...await readList(values['from-file'] as string))
+    if (items.length === 0) throw new UsageError('fetch: name a file or digest, or give --from-file LIST')
+    const outcomes: Outcome[] = new Array<Outcome>(items.length)
+    const progress = items.length > 1 && (io.stderr as { isTTY?: boolean }).isTTY === true && !values.json
+    let done = 0
+    let next = 0
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < items.length; i = next++) {
+        const item = items[i]!
+        try {
+          outcomes[i] = { query: item.name ?? item.query, ok: true, result: await c.call('fetch', item) }
+        } catch (err) {
+          if (exitCodeOf(err) === 3) throw err
+          const e = err as { code?: string, message?: string }
+          outcomes[i] = { query: item.name ?? item.query, ok: false, error: { code: e.code ?? 'ERR_INTERNAL', message: e.message ?? String(err) } }
+        }
+        done++
+        if (progress) io.stderr.write(`\rfetching ${done}/${items.length}  ${outcomes.filter((o) => o?.ok).length} in place  ${outcomes.filter((o) => o && !o.ok).length} missed`)
+      }
     }
-  })),
+    await Promise.all(Array.from({ length: Math.min(PREFETCH_CONCURRENCY, items.length) }, worker))
+    if (progress) io.stderr.write('\n')
+    return outcomes
+  },
   show (outcomes, io) {
     for (const o of outcomes) {
       if (o.ok) {
@@ -122,6 +171,14 @@ export const fetchCommand = defineQuery({
       } else {
         io.stderr.write(`distswarm: fetch ${o.query}: ${o.error.message}\n`)
       }
+    }
+    if (outcomes.length > 1) {
+      const fetched = outcomes.filter((o) => o.ok && o.result.source === 'swarm')
+      const here = outcomes.filter((o) => o.ok && o.result.source === 'local').length
+      const missed = outcomes.filter((o) => !o.ok && o.error.code === 'ERR_NOT_FOUND').length
+      const failed = outcomes.length - fetched.length - here - missed
+      const bytes = fetched.reduce((n, o) => n + (o.ok ? o.result.size : 0), 0)
+      io.stdout.write(`${fetched.length} fetched (${formatBytes(bytes)}), ${here} already here, ${missed} on no peer, ${failed} failed\n`)
     }
   },
   exitCode: (outcomes) => outcomes.every((o) => o.ok) ? 0 : 1

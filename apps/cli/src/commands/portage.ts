@@ -1,0 +1,141 @@
+import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { once } from 'node:events'
+import { createReadStream } from 'node:fs'
+import { link, open, rename, rm } from 'node:fs/promises'
+import { isAbsolute, join } from 'node:path'
+import { Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { fileURLToPath } from 'node:url'
+import { ControlClient, defaultControlPath, defaultCacheDir, type FetchResult } from '@distswarm/agent'
+import { isValidName } from '@distswarm/protocol'
+import { defineCommand, UsageError, type IO } from '../command.js'
+import { formatBytes, formatDuration, formatRate } from '../format.js'
+import {
+  DOWNLOAD_SUFFIX, makeConfWord, parseDigests, PORTAGE_FETCHCOMMAND, PORTAGE_RESUMECOMMAND, shlexSplit, varexpand
+} from '../portage.js'
+
+const BIN = fileURLToPath(new URL('../../bin/distswarm.js', import.meta.url))
+
+/**
+ * Puts the verified file at `target` whole or not at all: a hard link when
+ * the filesystem and the kernel allow it, else a copy that is hashed as it is
+ * written; either lands under a temporary dot-name first, then is renamed.
+ */
+async function place (source: FetchResult, target: string, dir: string): Promise<'link' | 'copy'> {
+  const temp = join(dir, `.distswarm-${process.pid}-${Date.now()}.tmp`)
+  try {
+    try {
+      await link(source.path, temp)
+      await rename(temp, target)
+      return 'link'
+    } catch (err) {
+      // EXDEV: another filesystem; EPERM: fs.protected_hardlinks and a file portage does not own
+      if (!['EXDEV', 'EPERM', 'EACCES', 'EMLINK'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err
+    }
+    const hash = createHash('blake2b512')
+    const out = await open(temp, 'wx', 0o664)
+    try {
+      await pipeline(
+        createReadStream(source.path),
+        new Transform({ transform (chunk: Buffer, _, done) { hash.update(chunk); done(null, chunk) } }),
+        out.createWriteStream({ autoClose: false })
+      )
+      await out.sync()
+    } finally {
+      await out.close()
+    }
+    if (hash.digest('hex') !== source.blake2b) throw new Error(`the copy of ${source.path} does not match its BLAKE2B digest`)
+    await rename(temp, target)
+    return 'copy'
+  } finally {
+    await rm(temp, { force: true })
+  }
+}
+
+async function runFallback (template: string, vars: Record<string, string>, io: IO): Promise<number> {
+  const argv = shlexSplit(varexpand(template, vars))
+  if (argv.length === 0) throw new UsageError('portage-fetch: the fallback command is empty')
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'], env: io.env })
+  const [code, signal] = await Promise.race([
+    once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>,
+    once(child, 'error').then(([err]) => { throw new UsageError(`portage-fetch: cannot run the fallback ${argv[0]}: ${(err as Error).message}`) })
+  ])
+  if (signal) return 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : 1)
+  return code ?? 1
+}
+
+export const portageFetchCommand = defineCommand({
+  name: 'portage-fetch',
+  summary: "Portage's FETCHCOMMAND/RESUMECOMMAND: from the swarm when a peer has the file, else the normal download",
+  usage: 'distswarm portage-fetch [--resume] [--control PATH] [--fallback CMD] URI DISTDIR FILE [DIGESTS]',
+  examples: [
+    'FETCHCOMMAND="distswarm portage-fetch \\"\\${URI}\\" \\"\\${DISTDIR}\\" \\"\\${FILE}\\" \\"\\${DIGESTS}\\""   # see distswarm portage-config'
+  ],
+  options: {
+    resume: { type: 'boolean', description: "fall back to Portage's RESUMECOMMAND (wget -c) instead of FETCHCOMMAND" },
+    fallback: { type: 'string', description: 'fallback command template with ${URI} ${DISTDIR} ${FILE} ${DIGESTS} (env DISTSWARM_FALLBACK; default: Portage\'s wget line)' },
+    control: { type: 'string', description: 'agent control socket (env DISTSWARM_CONTROL)' },
+    help: { type: 'boolean', short: 'h', description: 'show this help' }
+  },
+  positionals: [3, 4],
+  async run ({ values, positionals }, io) {
+    const [uri, distdir, file, digestText = ''] = positionals as [string, string, string, string?]
+    if (!isAbsolute(distdir)) throw new UsageError(`portage-fetch: DISTDIR must be an absolute path, got ${JSON.stringify(distdir)}`)
+    const name = file.endsWith(DOWNLOAD_SUFFIX) ? file.slice(0, -DOWNLOAD_SUFFIX.length) : file
+    if (!isValidName(file) || !isValidName(name)) throw new UsageError(`portage-fetch: FILE must be a plain file name, got ${JSON.stringify(file)}`)
+    const digests = parseDigests(digestText)
+    const say = (line: string): void => { io.stderr.write(`>>> distswarm: ${line}\n`) }
+
+    // Any failure on the swarm path means the normal download: emerge must behave as without distswarm.
+    try {
+      const started = Date.now()
+      const client = await ControlClient.connect((values.control as string | undefined) ?? defaultControlPath(io.env))
+      let result: FetchResult
+      try {
+        // The digest is the address: a peer's file of the same name but other content is never used.
+        result = await client.call('fetch', { query: digests.blake2b ?? name, sha512: digests.sha512, name })
+      } finally {
+        client.close()
+      }
+      const how = await place(result, join(distdir, file), distdir)
+      say(`${name}: ${result.source === 'swarm' ? `from the swarm, ${formatBytes(result.size)} in ${formatDuration(result.durationMs)} (${formatRate(result.size, result.durationMs)})` : 'already on this box'}; ${how} into DISTDIR in ${formatDuration(Date.now() - started)}`)
+      return 0
+    } catch (err) {
+      say(`${name}: not from the swarm (${(err as Error).message}); normal download`)
+    }
+    const template = (values.fallback as string | undefined) ?? io.env.DISTSWARM_FALLBACK ?? (values.resume ? PORTAGE_RESUMECOMMAND : PORTAGE_FETCHCOMMAND)
+    return runFallback(template, { URI: uri, DISTDIR: distdir, FILE: file, DIGESTS: digestText }, io)
+  }
+})
+
+export const portageConfigCommand = defineCommand({
+  name: 'portage-config',
+  summary: 'print the make.conf lines that make emerge take distfiles from the swarm first',
+  usage: 'distswarm portage-config [--cache-dir DIR] [--control PATH]',
+  examples: ['distswarm portage-config >> /etc/portage/make.conf'],
+  options: {
+    'cache-dir': { type: 'string', description: "the agent's cache dir (default: the agent's default)" },
+    control: { type: 'string', description: 'control socket to bake into the commands (default: found at run time)' },
+    help: { type: 'boolean', short: 'h', description: 'show this help' }
+  },
+  async run ({ values }, io) {
+    const cacheDir = (values['cache-dir'] as string | undefined) ?? defaultCacheDir(io.env)
+    const prefix = [process.execPath, BIN, 'portage-fetch']
+    if (values.control) prefix.push('--control', values.control as string)
+    const words = prefix.map(makeConfWord)
+    const bad = prefix.find((_, i) => words[i] === null)
+    if (bad !== undefined || /["$`\\]/.test(cacheDir)) throw new UsageError(`portage-config: ${JSON.stringify(bad ?? cacheDir)} has characters that cannot go into make.conf`)
+    const args = '\\"\\${URI}\\" \\"\\${DISTDIR}\\" \\"\\${FILE}\\" \\"\\${DIGESTS}\\"'
+    const cmd = (resume: boolean): string => [...words.slice(0, 3), ...(resume ? ['--resume'] : []), ...words.slice(3), args].join(' ')
+    io.stdout.write([
+      '# distswarm: take distfiles from the LAN swarm first, then the normal download.',
+      '# If PORTAGE_RO_DISTDIRS is set already, add the cache dir to it instead.',
+      `PORTAGE_RO_DISTDIRS="${cacheDir}"`,
+      `FETCHCOMMAND="${cmd(false)}"`,
+      `RESUMECOMMAND="${cmd(true)}"`,
+      ''
+    ].join('\n'))
+    return 0
+  }
+})

@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { WhereResult } from '@distswarm/agent'
+import { cli, localNet, waitFor, type AgentProc } from '../harness.js'
+import { digestsOf, distfile, mirror, portageArgv, type Distfile } from '../gentoo.js'
+
+/** Runs the argv Portage would spawn, without a shell; resolves to its exit code and stderr. */
+async function spawnLikePortage (argv: string[]): Promise<{ code: number | null, stderr: string }> {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
+  child.stdout.resume()
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  const [code] = await once(child, 'exit') as [number | null]
+  clearTimeout(timer)
+  return { code, stderr }
+}
+
+async function makeConf (control: string): Promise<string> {
+  const r = await cli(['portage-config', '--control', control, '--cache-dir', '/var/cache/distswarm'])
+  expect(r.code, r.stderr).toBe(0)
+  return r.stdout
+}
+
+/** What emerge does for one distfile: FETCHCOMMAND with FILE=<name>.__download__ in DISTDIR. */
+async function emergeFetch (conf: string, agent: AgentProc, f: Distfile, url: string, digests = digestsOf(f)) {
+  const file = `${f.name}.__download__`
+  const argv = portageArgv(conf, 'FETCHCOMMAND', { URI: url, DISTDIR: agent.distdir, FILE: file, DIGESTS: digests })
+  const result = await spawnLikePortage(argv)
+  const placed = await readFile(join(agent.distdir, file)).catch(() => null)
+  return { ...result, argv, placed }
+}
+
+const tempNames = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((n) => n.startsWith('.distswarm-'))
+
+describe('portage-fetch, run exactly as Portage runs FETCHCOMMAND', () => {
+  it('takes the file from a peer, else falls back to the mirror, and never places a wrong file', async () => {
+    const net = await localNet()
+    const hit = distfile('hit-1.0.tar.gz')
+    const miss = distfile('miss-2.0.tar.gz')
+    const liar = distfile('liar-3.0.tar.gz')
+    const wanted = distfile('renamed-4.0.tar.gz') // what the Manifest says
+    const impostor = distfile('renamed-4.0.tar.gz') // same name on the peer, other content
+    const up = await mirror([hit, miss, liar, wanted])
+
+    const seed = await net.dirs('seeder')
+    for (const f of [hit, liar, impostor]) await writeFile(join(seed.distdir, f.name), f.data)
+    const [, box] = await Promise.all([net.startAgent({ name: 'seeder' }), net.startAgent({ name: 'box' })])
+    await waitFor(async () => (await box.status()).peers === 1, 30_000, 'box to meet the seeder')
+    await waitFor(async () => {
+      const r = await cli(['where', hit.name, '--control', box.control, '--json'])
+      return r.code === 0 && (JSON.parse(r.stdout) as WhereResult).remote.length === 1
+    }, 30_000, 'the seeder\'s inventory at box')
+
+    // The seeder's copy of liar changes after it was indexed; same size, same mtime: it will serve wrong bytes.
+    const liarPath = join(seed.distdir, liar.name)
+    const { mtime, atime } = await stat(liarPath)
+    const altered = Buffer.from(liar.data)
+    altered[1000] = altered[1000]! ^ 0xff
+    await writeFile(liarPath, altered)
+    await utimes(liarPath, atime, mtime)
+
+    const conf = await makeConf(box.control)
+
+    // 1. hit: from the swarm, the mirror never asked
+    const a = await emergeFetch(conf, box, hit, up.url(hit.name))
+    expect(a.code, a.stderr).toBe(0)
+    expect(a.placed?.equals(hit.data)).toBe(true)
+    expect(up.requests.get(hit.name)).toBeUndefined()
+    expect(a.stderr).toMatch(/from the swarm/)
+    expect((await readFile(join(box.cacheDir, hit.name))).equals(hit.data)).toBe(true)
+
+    // 2. no peer has it: Portage's own wget line against the mirror
+    const b = await emergeFetch(conf, box, miss, up.url(miss.name))
+    expect(b.code, b.stderr).toBe(0)
+    expect(b.placed?.equals(miss.data)).toBe(true)
+    expect(up.requests.get(miss.name)).toBe(1)
+
+    // 3. the only peer serves wrong bytes: rejected, nothing in the cache, the mirror's bytes at the destination
+    const c = await emergeFetch(conf, box, liar, up.url(liar.name))
+    expect(c.code, c.stderr).toBe(0)
+    expect(c.placed?.equals(liar.data)).toBe(true)
+    expect(up.requests.get(liar.name)).toBe(1)
+    expect(c.stderr).toMatch(/not from the swarm .*(BLAKE2B|digest)/)
+    expect(await readdir(box.cacheDir)).not.toContain(liar.name)
+    expect(await readdir(join(box.cacheDir, '.partial'))).toEqual([])
+
+    // 4. a peer has the name but other content: the digest wins
+    const d = await emergeFetch(conf, box, wanted, up.url(wanted.name))
+    expect(d.code, d.stderr).toBe(0)
+    expect(d.placed?.equals(wanted.data)).toBe(true)
+    expect(up.requests.get(wanted.name)).toBe(1)
+
+    // 5. the agent is down: plain fallback, same result as without distswarm
+    const downConf = await makeConf(join(net.root, 'nobody.sock'))
+    const e = await emergeFetch(downConf, box, miss, up.url(miss.name))
+    expect(e.code, e.stderr).toBe(0)
+    expect(e.placed?.equals(miss.data)).toBe(true)
+    expect(e.stderr).toMatch(/no agent answers/)
+
+    // 6. the fallback fails too (404): its status is ours
+    const nowhere = distfile('nowhere-9.tar.gz')
+    const f = await emergeFetch(conf, box, nowhere, up.url(nowhere.name))
+    expect(f.code).toBe(8) // wget: server error response
+
+    expect(await tempNames(box.distdir)).toEqual([])
+  })
+
+  it('RESUMECOMMAND replaces a partial download with the whole verified file', async () => {
+    const net = await localNet()
+    const big = distfile('resume-5.tar.xz', Buffer.alloc(3 * 1024 * 1024, 7))
+    const seed = await net.dirs('seeder')
+    await writeFile(join(seed.distdir, big.name), big.data)
+    const [, box] = await Promise.all([net.startAgent({ name: 'seeder' }), net.startAgent({ name: 'box' })])
+    await waitFor(async () => (await cli(['where', big.name, '--control', box.control])).code === 0, 30_000, 'inventory at box')
+    const file = `${big.name}.__download__`
+    await writeFile(join(box.distdir, file), big.data.subarray(0, 1000)) // what an interrupted wget left
+    const argv = portageArgv(await makeConf(box.control), 'RESUMECOMMAND', { URI: 'http://127.0.0.1:1/x', DISTDIR: box.distdir, FILE: file, DIGESTS: digestsOf(big) })
+    expect(argv).toContain('--resume')
+    const r = await spawnLikePortage(argv)
+    expect(r.code, r.stderr).toBe(0)
+    expect((await readFile(join(box.distdir, file))).equals(big.data)).toBe(true)
+  })
+})
