@@ -34,6 +34,10 @@ export class SwarmError extends DistswarmError {
     return new SwarmError('ERR_ALL_SOURCES_FAILED', `${name}: every peer that has it failed (last: ${why})`, { cause: last })
   }
 
+  static BANNED (publicKeyHex: string, faults: number): SwarmError {
+    return new SwarmError('ERR_BANNED', `peer ${publicKeyHex.slice(0, 8)} banned after ${faults} verification faults`)
+  }
+
   static DESTROYED (): SwarmError {
     return new SwarmError('ERR_DESTROYED', 'swarm is shut down')
   }

@@ -25,13 +25,16 @@ export interface PeerLimits {
   maxQueuedUploads?: number
   /** Entries one peer may advertise. Default 1 000 000 (::gentoo has ~70 000 distfiles). */
   maxRemoteEntries?: number
+  /** Time an upload may wait for the remote to read (backpressure) before we drop it: a peer that never reads would hold the upload slot forever. Default 30 s. */
+  uploadStallMs?: number
 }
 
 const DEFAULTS: Required<PeerLimits> = {
   helloTimeoutMs: 5_000,
   requestTimeoutMs: 30_000,
   maxQueuedUploads: 16,
-  maxRemoteEntries: 1_000_000
+  maxRemoteEntries: 1_000_000,
+  uploadStallMs: 30_000
 }
 
 export interface PeerInit {
@@ -343,16 +346,26 @@ export class Peer {
         if (bytesRead === 0) throw new Error(`${file.path} ended at ${pos}, expected ${file.size} bytes`)
         const flowing = this.send({ type: 'data', id: req.id, offset: pos, bytes: buf.subarray(0, bytesRead) })
         pos += bytesRead
-        if (!flowing) await this.drained()
+        if (!flowing && !await this.drained()) {
+          this.fail('BUSY', SwarmError.TIMEOUT('upload waiting for the peer to read', this.limits.uploadStallMs))
+          return
+        }
       }
     } finally {
       await fh.close()
     }
   }
 
-  private drained (): Promise<void> {
-    if (this.state === 'closed') return Promise.resolve()
-    return new Promise((resolve) => this.drainWaiters.push(resolve))
+  /** Resolves true when the stream drains (or closes), false when it stays full past uploadStallMs. */
+  private drained (): Promise<boolean> {
+    if (this.state === 'closed') return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), this.limits.uploadStallMs)
+      this.drainWaiters.push(() => {
+        clearTimeout(timer)
+        resolve(true)
+      })
+    })
   }
 
   private flushDrainWaiters (): void {

@@ -55,6 +55,10 @@ export interface RemoteFile {
   holders: Peer[]
 }
 
+/** Verification faults before a peer is banned, and for how long. */
+const MAX_FAULTS = 3
+const BAN_MS = 10 * 60_000
+
 // When alone, look for peers again after 2 s, 4 s, … up to this; an agent
 // started at the same moment as another may miss its announcement once.
 const MAX_REDISCOVER_MS = 5 * 60_000
@@ -71,6 +75,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private rediscoverTimer: NodeJS.Timeout | null = null
   private rediscoverMs = 2000
   private destroyed = false
+  /** Faults by peer key; a ban outlives the connection (hyperswarm's firewall refuses the key). */
+  private readonly faults = new Map<string, { count: number, bannedUntil: number }>()
 
   constructor (init: SwarmInit) {
     super()
@@ -84,7 +90,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   async listen (): Promise<void> {
     const { bootstrap, host = '0.0.0.0', port = 0, keyPair, maxPeers = 64, firewalled = false } = this.init
     this.dht = new HyperDHT({ bootstrap, host, port: await resolvePort(host, port), keyPair, firewalled })
-    this.hyperswarm = new Hyperswarm({ dht: this.dht, keyPair, maxPeers })
+    this.hyperswarm = new Hyperswarm({ dht: this.dht, keyPair, maxPeers, firewall: (key) => this.isBanned(toHex(key)) })
     this.hyperswarm.on('connection', (stream: SecretStream) => this.onConnection(stream))
     this.discovery = this.hyperswarm.join(this.topic, { server: true, client: true })
     await this.discovery.flushed()
@@ -119,6 +125,30 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     return [...found.values()]
   }
 
+  /** Verification faults of a peer so far (0 when none). */
+  faultsOf (publicKeyHex: string): number {
+    return this.faults.get(publicKeyHex)?.count ?? 0
+  }
+
+  isBanned (publicKeyHex: string): boolean {
+    return (this.faults.get(publicKeyHex)?.bannedUntil ?? 0) > Date.now()
+  }
+
+  /**
+   * Records that bytes from this peer failed verification. After MAX_FAULTS
+   * the peer is disconnected and refused for BAN_MS.
+   */
+  penalize (publicKeyHex: string, why: string): void {
+    const f = this.faults.get(publicKeyHex) ?? { count: 0, bannedUntil: 0 }
+    f.count++
+    this.faults.set(publicKeyHex, f)
+    log('peer %s fault %d: %s', publicKeyHex.slice(0, 8), f.count, why)
+    if (f.count >= MAX_FAULTS) {
+      f.bannedUntil = Date.now() + BAN_MS
+      this.peers.get(publicKeyHex)?.destroy(SwarmError.BANNED(publicKeyHex, f.count))
+    }
+  }
+
   /** Tells every peer what the local inventory gained and lost. */
   announce (added: FileEntry[], removed: Buffer[] = []): void {
     for (const peer of this.peers.values()) peer.sendInventoryDelta(added, removed)
@@ -126,13 +156,16 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
 
   /**
    * Downloads a whole file into `sink`, in order, from the peers that hold
-   * it: ranges are pipelined `window` deep; when a peer fails, the next holder
-   * continues from the first byte not yet written.
+   * it (but those in `exclude`): ranges are pipelined `window` deep; when a
+   * peer fails, the next holder continues from the first byte not yet
+   * written. Resolves to the keys of the peers whose bytes went into `sink`,
+   * so a caller whose verification fails knows whom to blame.
    */
-  async download (entry: FileEntry, sink: Sink): Promise<void> {
+  async download (entry: FileEntry, sink: Sink, opts: { exclude?: ReadonlySet<string> } = {}): Promise<string[]> {
     if (this.destroyed) throw SwarmError.DESTROYED()
     const hex = toHex(entry.blake2b)
-    const tried = new Set<string>()
+    const tried = new Set<string>(opts.exclude)
+    const sources: string[] = []
     let last: unknown = null
     for (;;) {
       const peer = this.readyPeers().find((p) => p.files.has(hex) && !tried.has(p.publicKeyHex))
@@ -141,10 +174,13 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         throw SwarmError.ALL_SOURCES_FAILED(entry.name, last)
       }
       tried.add(peer.publicKeyHex)
+      const before = sink.written
       try {
         await this.downloadFrom(peer, entry, sink)
-        return
+        sources.push(peer.publicKeyHex)
+        return sources
       } catch (err) {
+        if (sink.written > before) sources.push(peer.publicKeyHex)
         if ((err as { code?: string }).code?.startsWith('ERR_VERIFY') || (err as { code?: string }).code === 'ERR_DISK_FULL') throw err
         log('%s from %s failed at %d: %s', entry.name, peer.label, sink.written, (err as Error).message)
         last = err

@@ -147,3 +147,4 @@ describe('hostile peers', () => {
     expect(sink.written).toBe(100)
   })
 })
+
