@@ -2,9 +2,9 @@
  * Real `distswarm` processes for tests, on a LocalNet that is closed (every
  * process stopped, every dir removed) when the test ends, pass or fail.
  */
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -52,4 +52,19 @@ export async function tempDir (prefix = 'distswarm-e2e-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
   onTestFinished(() => rm(dir, { recursive: true, force: true }))
   return dir
+}
+
+/**
+ * Rewrites a file behind its indexer's back: same size, and its timestamps
+ * restored to the nanosecond (touch -r; utimes only keeps microseconds), so
+ * that nothing but its bytes changed.
+ */
+export async function alterInPlace (path: string, mutate: (data: Buffer) => void): Promise<void> {
+  const ref = `${path}.timestamps`
+  execFileSync('touch', ['-r', path, ref])
+  const data = await readFile(path)
+  mutate(data)
+  await writeFile(path, data)
+  execFileSync('touch', ['-r', ref, path])
+  await rm(ref)
 }

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFile, readdir, stat, utimes, writeFile } from 'node:fs/promises'
+import { readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { WhereResult } from '@distswarm/agent'
-import { cli, localNet, waitFor, type AgentProc } from '../harness.js'
+import { alterInPlace, cli, localNet, waitFor, type AgentProc } from '../harness.js'
 import { digestsOf, distfile, mirror, portageArgv, type Distfile } from '../gentoo.js'
 
 /** Runs the argv Portage would spawn, without a shell; resolves to its exit code and stderr. */
@@ -55,13 +55,8 @@ describe('portage-fetch, run exactly as Portage runs FETCHCOMMAND', () => {
       return r.code === 0 && (JSON.parse(r.stdout) as WhereResult).remote.length === 1
     }, 30_000, 'the seeder\'s inventory at box')
 
-    // The seeder's copy of liar changes after it was indexed; same size, same mtime: it will serve wrong bytes.
-    const liarPath = join(seed.distdir, liar.name)
-    const { mtime, atime } = await stat(liarPath)
-    const altered = Buffer.from(liar.data)
-    altered[1000] = altered[1000]! ^ 0xff
-    await writeFile(liarPath, altered)
-    await utimes(liarPath, atime, mtime)
+    // The seeder's copy of liar changes after it was indexed; same size, same timestamps: it will serve wrong bytes.
+    await alterInPlace(join(seed.distdir, liar.name), (d) => { d[1000] = d[1000]! ^ 0xff })
 
     const conf = await makeConf(box.control)
 

@@ -3,10 +3,10 @@ import { rm } from 'node:fs/promises'
 import type { Server } from 'node:net'
 import createDebug from 'debug'
 import { isHexDigest, isValidName, toHex, type FileEntry } from '@distswarm/protocol'
-import { Store, type LocalFile } from '@distswarm/store'
-import { DistSwarm, type Peer } from '@distswarm/swarm'
+import { ManifestIndex, Store, watchRepos, type LocalFile, type ManifestEntry, type ManifestWatcher } from '@distswarm/store'
+import { DistSwarm, type LocalSource, type Peer } from '@distswarm/swarm'
 import type { FetchParams, FetchResult, FileInfo, PeerInfo, StatusResult, WhereResult } from './api.js'
-import type { AgentConfig } from './config.js'
+import { findRepos, type AgentConfig } from './config.js'
 import { startControlServer } from './control.js'
 import { AgentError } from './errors.js'
 import { loadOrCreateIdentity } from './identity.js'
@@ -24,7 +24,7 @@ function fileInfo (e: FileEntry): FileInfo {
   return { name: e.name, size: e.size, blake2b: toHex(e.blake2b), sha512: toHex(e.sha512) }
 }
 
-function peerInfo (p: Peer): PeerInfo {
+function peerInfo (p: Peer, faults: number): PeerInfo {
   return {
     name: p.name,
     publicKey: p.publicKeyHex,
@@ -32,7 +32,8 @@ function peerInfo (p: Peer): PeerInfo {
     files: p.files.size,
     bytesSent: p.bytesSent,
     bytesReceived: p.bytesReceived,
-    connectedAt: new Date(p.connectedAt).toISOString()
+    connectedAt: new Date(p.connectedAt).toISOString(),
+    faults
   }
 }
 
@@ -49,16 +50,37 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly startedAt = Date.now()
   private readonly counters = { completed: 0, failed: 0, bytesFetched: 0 }
   private closed = false
+  private manifest: ManifestIndex | null = null
+  private manifestWatcher: ManifestWatcher | null = null
+  /** What peers see: the store, less files that contradict the Manifest entry of their name. */
+  private readonly advertised: LocalSource = {
+    entries: () => [...this.store.entries()].filter((f) => this.agreesWithManifest(f)),
+    get: (d) => {
+      const f = this.store.get(d)
+      return f && this.agreesWithManifest(f) ? f : undefined
+    }
+  }
 
   constructor (config: AgentConfig) {
     super()
     this.config = config
-    this.store = new Store({ distdirs: config.distdirs, cacheDir: config.cacheDir })
+    this.store = new Store({ distdirs: config.distdirs, cacheDir: config.cacheDir, stateDir: config.stateDir })
   }
 
   /** Indexes, joins the network and opens the control socket. */
   async start (): Promise<void> {
     const keyPair = await loadOrCreateIdentity(this.config.stateDir)
+    const repos = await findRepos(this.config.repos)
+    if (repos.length > 0) {
+      this.manifest = await ManifestIndex.load(repos)
+      log('Manifest index: %d distfiles from %s; %d lines skipped', this.manifest.size, repos.join(' '), this.manifest.problemCount)
+      for (const p of this.manifest.problems.slice(0, 10)) log('%s:%d: %s', p.file, p.line, p.reason)
+      this.manifestWatcher = watchRepos(this.manifest)
+      this.manifestWatcher.on('reload', (index) => {
+        this.manifest = index
+        log('Manifest index reloaded: %d distfiles', index.size)
+      })
+    }
     await this.store.open()
     log('indexed %d files', this.store.size)
     const swarm = this.swarm = new DistSwarm({
@@ -68,14 +90,16 @@ export class Agent extends EventEmitter<AgentEvents> {
       host: this.config.host,
       port: this.config.port,
       name: this.config.name,
-      source: this.store
+      source: this.advertised
     })
-    swarm.on('peer-ready', (p) => this.emit('peer-ready', peerInfo(p)))
-    swarm.on('peer-closed', (p) => this.emit('peer-closed', peerInfo(p)))
-    this.store.on('added', (file) => swarm.announce([file]))
+    const info = (p: Peer): PeerInfo => peerInfo(p, swarm.faultsOf(p.publicKeyHex))
+    swarm.on('peer-ready', (p) => this.emit('peer-ready', info(p)))
+    swarm.on('peer-closed', (p) => this.emit('peer-closed', info(p)))
+    this.store.on('added', (file) => { if (this.agreesWithManifest(file)) swarm.announce([file]) })
+    this.store.on('removed', (file) => swarm.announce([], [file.blake2b]))
     this.control = await startControlServer(this.config.control, {
       status: async () => this.status(),
-      peers: async () => swarm.readyPeers().map(peerInfo),
+      peers: async () => swarm.readyPeers().map(info),
       where: async (params) => this.where(String(params.query ?? '')),
       fetch: (params) => this.fetch(params)
     })
@@ -99,6 +123,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       bytes,
       peers: swarm.readyPeers().length,
       fetches: { inFlight: this.inFlight.size, ...this.counters },
+      manifest: {
+        repos: [...(this.manifest?.repos ?? [])],
+        names: this.manifest?.size ?? 0,
+        problems: this.manifest?.problemCount ?? 0
+      },
       uptimeMs: Date.now() - this.startedAt
     }
   }
@@ -131,8 +160,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     const name = typeof params.name === 'string' && params.name ? params.name : undefined
     if (name !== undefined && !isValidName(name)) throw AgentError.BAD_REQUEST(`invalid file name ${JSON.stringify(name.slice(0, 300))}`)
 
-    const found = this.where(query)
-    const wanted = (f: FileInfo): boolean => sha512 === undefined || f.sha512 === '' || f.sha512 === sha512
+    // A name the Manifests know is fetched by their digest and size, whatever peers call theirs.
+    const pinned = isHexDigest(query.toLowerCase()) ? undefined : this.manifestPin(query)
+    const found = this.where(pinned?.blake2b ?? query)
+    const wanted = (f: FileInfo): boolean =>
+      (sha512 === undefined || f.sha512 === '' || f.sha512 === sha512) &&
+      (pinned === undefined || (f.size === pinned.size && (pinned.sha512 === null || f.sha512 === '' || f.sha512 === pinned.sha512)))
     const local = found.local.find(wanted)
     if (local) return { ...local, source: 'local', durationMs: Date.now() - started }
 
@@ -145,7 +178,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const target = candidates[0]!
     let pending = this.inFlight.get(target.blake2b)
     if (!pending) {
-      pending = this.download(target, { sha512, name: name ?? target.name, started }).finally(() => this.inFlight.delete(target.blake2b))
+      pending = this.download(target, { sha512: sha512 ?? pinned?.sha512 ?? undefined, name: name ?? (pinned ? query : target.name), started }).finally(() => this.inFlight.delete(target.blake2b))
       this.inFlight.set(target.blake2b, pending)
     }
     return pending
@@ -155,27 +188,76 @@ export class Agent extends EventEmitter<AgentEvents> {
     const swarm = this.requireSwarm()
     const entry = swarm.find({ blake2b: target.blake2b })[0]?.entry
     if (!entry) throw AgentError.NOT_FOUND(target.name)
-    const expectedSha = want.sha512 !== undefined ? Buffer.from(want.sha512, 'hex') : entry.sha512
+    const expected = {
+      name: want.name,
+      size: entry.size,
+      blake2b: entry.blake2b,
+      sha512: want.sha512 !== undefined ? Buffer.from(want.sha512, 'hex') : entry.sha512
+    }
+    const blamed = new Set<string>()
     try {
-      const download = await this.store.begin({ name: want.name, size: entry.size, blake2b: entry.blake2b, sha512: expectedSha })
-      try {
-        await swarm.download(entry, download)
-      } catch (err) {
-        await download.abort()
-        throw err
+      // Each round starts from an empty partial; a round whose bytes fail
+      // verification blames its sources, which the next round goes without.
+      for (;;) {
+        const download = await this.store.begin(expected)
+        let sources: string[]
+        try {
+          sources = await swarm.download(entry, download, { exclude: blamed })
+        } catch (err) {
+          await download.abort()
+          throw err
+        }
+        try {
+          const file = await this.store.commit(download)
+          const result: FetchResult = { ...fileInfo(file), path: file.path, source: 'swarm', durationMs: Date.now() - want.started }
+          this.counters.completed++
+          this.counters.bytesFetched += file.size
+          this.emit('fetched', result)
+          return result
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'ERR_VERIFY_FAILED') throw err
+          for (const key of sources) {
+            swarm.penalize(key, (err as Error).message)
+            blamed.add(key)
+          }
+          const others = swarm.find({ blake2b: target.blake2b })[0]?.holders.filter((p) => !blamed.has(p.publicKeyHex)) ?? []
+          if (others.length === 0) throw err
+          log('%s: retrying from %d other peer(s)', want.name, others.length)
+        }
       }
-      const file = await this.store.commit(download)
-      const result: FetchResult = { ...fileInfo(file), path: file.path, source: 'swarm', durationMs: Date.now() - want.started }
-      this.counters.completed++
-      this.counters.bytesFetched += file.size
-      this.emit('fetched', result)
-      return result
     } catch (err) {
       this.counters.failed++
       const e = err as { code?: string, message?: string }
       this.emit('fetch-failed', { query: want.name, code: e.code ?? 'ERR_INTERNAL', message: e.message ?? String(err) })
       throw err
     }
+  }
+
+  /**
+   * The Manifest entry to fetch a name by: the only one with a BLAKE2B, or,
+   * when repos disagree, the only one some box holds. Undefined when no
+   * Manifest names it (then peers' names are all there is).
+   */
+  private manifestPin (name: string): ManifestEntry & { blake2b: string } | undefined {
+    const entries = (this.manifest?.get(name) ?? []).filter((e): e is ManifestEntry & { blake2b: string } => e.blake2b !== null)
+    if (entries.length <= 1) return entries[0]
+    const held = entries.filter((e) => {
+      const w = this.where(e.blake2b)
+      return w.local.length + w.remote.length > 0
+    })
+    if (held.length > 1) throw AgentError.AMBIGUOUS(name, held.map((e) => e.blake2b))
+    return held[0] ?? entries[0]
+  }
+
+  /** False for a file whose name a Manifest lists with other content: it must not pass for that entry. */
+  private agreesWithManifest (file: LocalFile): boolean {
+    const entries = this.manifest?.get(file.name) ?? []
+    if (entries.length === 0) return true
+    const b2 = toHex(file.blake2b)
+    const sha = toHex(file.sha512)
+    const ok = entries.some((e) => e.size === file.size && (e.blake2b === null || e.blake2b === b2) && (e.sha512 === null || e.sha512 === sha))
+    if (!ok) log('not advertising %s: its hashes disagree with the Manifest entry of that name', file.path)
+    return ok
   }
 
   private requireSwarm (): DistSwarm {
@@ -192,6 +274,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       await new Promise<void>((resolve) => control.close(() => resolve()))
       await rm(this.config.control, { force: true })
     }
+    this.manifestWatcher?.close()
     await this.swarm?.destroy()
+    await this.store.close()
   }
 }

@@ -26,6 +26,8 @@ export interface StatusResult {
   bytes: number
   peers: number
   fetches: { inFlight: number, completed: number, failed: number, bytesFetched: number }
+  /** the Manifest index: repos read, distinct distfile names, lines skipped as malformed */
+  manifest: { repos: string[], names: number, problems: number }
   uptimeMs: number
 }
 
@@ -37,6 +39,8 @@ export interface PeerInfo {
   bytesSent: number
   bytesReceived: number
   connectedAt: string
+  /** times bytes from this peer failed verification */
+  faults: number
 }
 
 export interface WhereResult {

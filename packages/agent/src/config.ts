@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises'
 import { homedir, hostname } from 'node:os'
 import { join } from 'node:path'
 import { isIP } from 'node:net'
@@ -24,6 +25,8 @@ export interface AgentOptions {
   host?: string
   /** UDP port of the DHT socket. Default 0: any free port. */
   port?: number
+  /** Ebuild repos whose Manifests name the distfiles. Default: every repo under /var/db/repos. */
+  repos?: string[]
 }
 
 export interface AgentConfig {
@@ -36,6 +39,8 @@ export interface AgentConfig {
   name: string
   host: string
   port: number
+  /** null: every repo found under /var/db/repos at start */
+  repos: string[] | null
 }
 
 const isRoot = (): boolean => process.getuid?.() === 0
@@ -100,6 +105,16 @@ export function resolveConfig (opts: AgentOptions): AgentConfig {
     name: opts.name ?? hostname(),
     // Bound to loopback, hyperdht neither announces nor probes other interfaces.
     host: opts.host ?? (bootstrap.every((b) => isLoopback(b.host)) ? '127.0.0.1' : '0.0.0.0'),
-    port
+    port,
+    repos: opts.repos ?? null
   }
+}
+
+const REPOS_DIR = '/var/db/repos'
+
+/** The ebuild repos to read Manifests from: the configured ones, else every dir under /var/db/repos. */
+export async function findRepos (configured: string[] | null): Promise<string[]> {
+  if (configured !== null) return configured
+  const entries = await readdir(REPOS_DIR, { withFileTypes: true }).catch(() => [])
+  return entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => join(REPOS_DIR, e.name)).sort()
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import createDebug from 'debug'
 import { assertValidName, toHex } from '@distswarm/protocol'
 import { StoreError } from './errors.js'
-import { DualHasher, hashFile } from './hash.js'
+import { DualHasher, hashFile, type Digests } from './hash.js'
 
 const log = createDebug('distswarm:store')
 
@@ -100,6 +100,7 @@ export class Download {
   private readonly hasher = new DualHasher()
   private fh: FileHandle | null
   private readonly release: () => void
+  private verified: Digests | null = null
 
   constructor (cache: CacheDir, expected: Expected, tempPath: string, fh: FileHandle, release: () => void) {
     this.cache = cache
@@ -111,6 +112,11 @@ export class Download {
 
   get written (): number {
     return this.hasher.size
+  }
+
+  /** Both digests as computed from the bytes written, once commit() has verified them; else null. */
+  get digests (): Digests | null {
+    return this.verified
   }
 
   /** Appends bytes; resolves once they are handed to the OS, so callers get backpressure. */
@@ -146,6 +152,7 @@ export class Download {
       await this.abort()
       throw StoreError.VERIFY_FAILED(name, problem)
     }
+    this.verified = got
     try {
       await fh.sync()
       await fh.close()

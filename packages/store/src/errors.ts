@@ -24,4 +24,8 @@ export class StoreError extends DistswarmError {
   static DISK_FULL (name: string, dir: string, cause: unknown): StoreError {
     return new StoreError('ERR_DISK_FULL', `${name}: no space left on the device of ${dir}; nothing was published`, { cause })
   }
+
+  static STORE_CLOSED (): StoreError {
+    return new StoreError('ERR_STORE_CLOSED', 'the store is closed')
+  }
 }

@@ -1,5 +1,4 @@
-import { lstat, readdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { lstat } from 'node:fs/promises'
 import { isValidName } from '@distswarm/protocol'
 
 /** Portage's in-progress download suffix (`${FILE}` of FETCHCOMMAND). */
@@ -12,36 +11,56 @@ export function isDistfileName (name: string): boolean {
   return isValidName(name) && !name.endsWith(DOWNLOAD_SUFFIX) && !name.includes(CHECKSUM_FAILURE)
 }
 
-export interface FoundFile {
+/**
+ * What decides whether a file must be hashed again. mtime is kept in
+ * nanoseconds as the filesystem reports it (stat with bigint): with
+ * milliseconds, a same-size rewrite within one millisecond of the previous
+ * write would look unchanged, and the extra precision costs nothing. ctime is
+ * left out on purpose: chmod/chown (Portage fixes distfile permissions) and
+ * link(2) change it without changing a byte. A rewrite that keeps the inode
+ * and size and restores the mtime (touch -r) is not noticed, as with rsync.
+ * Note: st_dev of btrfs subvolumes may differ across reboots; such a box
+ * re-hashes once after the reboot.
+ */
+export interface StatKey {
+  dev: bigint
+  ino: bigint
+  size: bigint
+  mtimeNs: bigint
+}
+
+export function sameStat (a: StatKey, b: StatKey): boolean {
+  return a.ino === b.ino && a.mtimeNs === b.mtimeNs && a.size === b.size && a.dev === b.dev
+}
+
+/** A regular file as a dir listing found it. */
+export interface ListedFile {
   name: string
-  path: string
-  size: number
-  mtimeMs: number
-  dev: number
-  ino: number
+  stat: StatKey
+}
+
+/** The StatKey of a regular file at `path`, never following a symlink; null for anything else or nothing. */
+export async function statFile (path: string): Promise<StatKey | null> {
+  const st = await lstat(path, { bigint: true }).catch(() => null)
+  if (!st?.isFile()) return null
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs }
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight. */
+export async function forEachBounded<T> (items: Iterable<T>, limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  const it = items[Symbol.iterator]()
+  const lane = async (): Promise<void> => {
+    for (let next = it.next(); next.done !== true; next = it.next()) await fn(next.value)
+  }
+  await Promise.all(Array.from({ length: Math.max(1, limit) }, lane))
 }
 
 /**
- * Lists the finished distfiles of a flat directory: regular files only, never
- * symlinks: Portage links RO-dir files into DISTDIR, and a link could point
- * anywhere on the box, so following one could serve a file that is no distfile.
- * A directory that does not exist yields nothing.
+ * The finished distfiles of a flat dir's listing (HashPool.scan), by name.
+ * The listing has regular files only, never symlinks: Portage links RO-dir
+ * files into DISTDIR, and a link could point anywhere on the box, so
+ * following one could serve a file that is no distfile.
  */
-export async function scanDir (dir: string): Promise<FoundFile[]> {
-  let names: string[]
-  try {
-    names = await readdir(dir)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
-    throw err
-  }
-  const found: FoundFile[] = []
-  for (const name of names.sort()) {
-    if (!isDistfileName(name)) continue
-    const path = join(dir, name)
-    const st = await lstat(path).catch(() => null)
-    if (!st?.isFile()) continue
-    found.push({ name, path, size: st.size, mtimeMs: st.mtimeMs, dev: st.dev, ino: st.ino })
-  }
-  return found
+export function pickDistfiles (listed: ListedFile[]): ListedFile[] {
+  return listed.filter((f) => isDistfileName(f.name)).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
 }

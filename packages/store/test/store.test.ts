@@ -6,8 +6,13 @@ import { join } from 'node:path'
 import { Store, hashFile, isDistfileName, type StoreError } from '../src/index.js'
 
 let root: string
+const stores: Store[] = []
+const track = (store: Store): Store => { stores.push(store); return store }
 beforeEach(async () => { root = await mkdtemp(join(tmpdir(), 'distswarm-store-')) })
-afterEach(async () => { await rm(root, { recursive: true, force: true }) })
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()))
+  await rm(root, { recursive: true, force: true })
+})
 
 const b2 = (b: Buffer) => createHash('blake2b512').update(b).digest()
 const s512 = (b: Buffer) => createHash('sha512').update(b).digest()
@@ -36,7 +41,7 @@ describe('scanning', () => {
     }
     await writeFile(join(root, 'secret'), 'not a distfile')
     await symlink(join(root, 'secret'), join(dist, 'link.tar.gz'))
-    const store = new Store({ distdirs: [dist, join(root, 'missing')], cacheDir: join(root, 'cache') })
+    const store = track(new Store({ distdirs: [dist, join(root, 'missing')], cacheDir: join(root, 'cache') }))
     await store.open()
     expect([...store.entries()].map((e) => e.name)).toEqual(['good-1.tar.gz'])
     expect(isDistfileName('a.tar.gz.__download__')).toBe(false)
@@ -47,7 +52,7 @@ describe('scanning', () => {
     await mkdir(a); await mkdir(b)
     await writeFile(join(a, 'same.tar'), 'one'); await writeFile(join(b, 'same.tar'), 'two')
     await writeFile(join(a, 'dup.tar'), 'x'); await writeFile(join(b, 'dup-copy.tar'), 'x')
-    const store = new Store({ distdirs: [a, b], cacheDir: join(root, 'cache') })
+    const store = track(new Store({ distdirs: [a, b], cacheDir: join(root, 'cache') }))
     await store.open()
     expect(store.size).toBe(3)
     expect(store.findByName('same.tar')).toHaveLength(2)
@@ -57,7 +62,7 @@ describe('scanning', () => {
 
 describe('cache dir', () => {
   async function setup () {
-    const store = new Store({ cacheDir: join(root, 'cache') })
+    const store = track(new Store({ cacheDir: join(root, 'cache') }))
     await store.open()
     const data = randomBytes(200_000)
     return { store, data, expected: { name: 'pkg-1.0.tar.xz', size: data.length, blake2b: b2(data), sha512: s512(data) } }
@@ -119,7 +124,7 @@ describe('cache dir', () => {
     const cache = join(root, 'cache')
     await mkdir(join(cache, '.partial'), { recursive: true })
     await writeFile(join(cache, '.partial', 'ab'.repeat(64)), 'half a file')
-    const store = new Store({ cacheDir: cache })
+    const store = track(new Store({ cacheDir: cache }))
     await store.open()
     expect(await readdir(join(cache, '.partial'))).toEqual([])
     expect(store.size).toBe(0)

@@ -9,6 +9,8 @@ interface QuerySpec<R> {
   usage: string
   examples: string[]
   positionals?: [number, number]
+  /** Throws UsageError for bad arguments, before the agent is contacted. */
+  check?: (positionals: string[], values: Record<string, unknown>) => void
   /** Options besides --control, --json and --help. */
   options?: Command['options']
   /** Asks the agent. */
@@ -29,6 +31,7 @@ function defineQuery<R> (spec: QuerySpec<R>): Command {
     positionals: spec.positionals,
     options: { ...spec.options, ...CLIENT_OPTIONS },
     async run ({ values, positionals }, io) {
+      spec.check?.(positionals, values)
       const client = await ControlClient.connect((values.control as string | undefined) ?? defaultControlPath(io.env))
       let result: R
       try {
@@ -59,6 +62,7 @@ export const statusCommand = defineQuery({
       ['cache dir', s.cacheDir],
       ['distdirs', s.distdirs.join(' ') || '-'],
       ['files', `${s.files} (${formatBytes(s.bytes)})`],
+      ['manifests', s.manifest.repos.length ? `${s.manifest.names} distfiles in ${s.manifest.repos.join(' ')}${s.manifest.problems ? `, ${s.manifest.problems} lines skipped` : ''}` : 'none'],
       ['peers', String(s.peers)],
       ['fetches', `${f.completed} done, ${f.failed} failed, ${f.inFlight} in flight, ${formatBytes(f.bytesFetched)} fetched`],
       ['uptime', formatDuration(s.uptimeMs)]
@@ -136,10 +140,13 @@ export const fetchCommand = defineQuery({
   ],
   options: { 'from-file': { type: 'string', description: 'fetch every file listed (one "name" or "name digest" a line; - for stdin)' } },
   positionals: [0, Infinity],
+  check (queries, values) {
+    if (queries.length === 0 && values['from-file'] === undefined) throw new UsageError('fetch: name a file or digest, or give --from-file LIST')
+  },
   async ask (c, queries, values, io) {
     const items: FetchParams[] = queries.map((query) => ({ query }))
     if (values['from-file'] !== undefined) items.push(...await readList(values['from-file'] as string))
-    if (items.length === 0) throw new UsageError('fetch: name a file or digest, or give --from-file LIST')
+    if (items.length === 0) throw new UsageError('fetch: the list names no file')
     const outcomes: Outcome[] = new Array<Outcome>(items.length)
     const progress = items.length > 1 && (io.stderr as { isTTY?: boolean }).isTTY === true && !values.json
     let done = 0

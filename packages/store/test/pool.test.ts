@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest'
+import { randomBytes } from 'node:crypto'
+import { mkdir, rename, symlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { hashFile, type StoreError } from '../src/index.js'
+import { HashPool } from '../src/pool.js'
+import { statFile } from '../src/scan.js'
+import { b2, s512, useTempRoot } from './util.js'
+
+const t = useTempRoot()
+
+describe('hashing in worker threads', () => {
+  it('gives the digests createHash gives on the main thread: empty, small and multi-MiB files', async () => {
+    const sizes = [0, 1, 1000, 1024 * 1024, 5 * 1024 * 1024 + 17]
+    const files = await Promise.all(sizes.map(async (size, i) => {
+      const data = randomBytes(size)
+      const path = join(t.root, `f${i}`)
+      await writeFile(path, data)
+      return { path, data }
+    }))
+    const pool = new HashPool({ size: 2 })
+    try {
+      const got = await Promise.all(files.map((f) => pool.hash(f.path)))
+      got.forEach((out, i) => {
+        const { data } = files[i]!
+        if (!out.ok) throw new Error(out.message)
+        expect(out.size).toBe(data.length)
+        expect(out.blake2b.equals(b2(data))).toBe(true)
+        expect(out.sha512.equals(s512(data))).toBe(true)
+        expect(out.stat.size).toBe(BigInt(data.length))
+      })
+      // The main-thread hashFile agrees, for the one streaming API that stays.
+      const big = await hashFile(files[4]!.path)
+      expect(big.blake2b.equals(b2(files[4]!.data))).toBe(true)
+      // The counters say exactly what was read.
+      expect(pool.filesHashed).toBe(sizes.length)
+      expect(pool.bytesHashed).toBe(sizes.reduce((a, b) => a + b, 0))
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('never follows a symlink, and reports a missing or replaced file instead of hashing it', async () => {
+    await writeFile(join(t.root, 'secret'), 'not a distfile')
+    await symlink(join(t.root, 'secret'), join(t.root, 'link.tar.gz'))
+    await writeFile(join(t.root, 'a'), 'first')
+    const listed = (await statFile(join(t.root, 'a')))!
+    await writeFile(join(t.root, 'b'), 'second')
+    await rename(join(t.root, 'b'), join(t.root, 'a'))
+    await mkdir(join(t.root, 'dir'))
+    const pool = new HashPool({ size: 1 })
+    try {
+      expect(await pool.hash(join(t.root, 'link.tar.gz'))).toMatchObject({ ok: false, code: 'ELOOP' })
+      expect(await pool.hash(join(t.root, 'missing'))).toMatchObject({ ok: false, code: 'ENOENT' })
+      expect(await pool.hash(join(t.root, 'dir'))).toMatchObject({ ok: false, code: 'ENOTFILE' })
+      expect(await pool.hash(join(t.root, 'a'), listed)).toMatchObject({ ok: false, code: 'ECHANGED' })
+      expect(pool.bytesHashed).toBe(0)
+      expect(pool.filesHashed).toBe(0)
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('close() is idempotent, and the pool refuses work afterwards', async () => {
+    const pool = new HashPool()
+    await writeFile(join(t.root, 'f'), 'x')
+    expect((await pool.hash(join(t.root, 'f'))).ok).toBe(true)
+    await Promise.all([pool.close(), pool.close()])
+    await pool.close()
+    const code = await pool.hash(join(t.root, 'f')).then(() => 'resolved', (err: StoreError) => err.code)
+    expect(code).toBe('ERR_STORE_CLOSED')
+  })
+
+  it('cancels a hash in progress on close', async () => {
+    await writeFile(join(t.root, 'big'), randomBytes(64 * 1024 * 1024))
+    const pool = new HashPool({ size: 1 })
+    const pending = pool.hash(join(t.root, 'big')).then(() => 'resolved', (err: StoreError) => err.code)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    await pool.close()
+    // Either it finished first or it was cancelled; it never hangs.
+    expect(['resolved', 'ERR_STORE_CLOSED']).toContain(await pending)
+    expect(pool.busy).toBe(0)
+  })
+})

@@ -1,0 +1,32 @@
+import { expect, it } from 'vitest'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { FetchResult, PeerInfo, WhereResult } from '@distswarm/agent'
+import { alterInPlace, cli, cliJson, localNet, waitFor } from '../harness.js'
+import { distfile } from '../gentoo.js'
+
+const holders = async (control: string, name: string): Promise<number> => {
+  const r = await cli(['where', name, '--control', control, '--json'])
+  return r.code === 0 ? (JSON.parse(r.stdout) as WhereResult).remote[0]?.holders.length ?? 0 : 0
+}
+
+it('a seeder whose copy changed after indexing is blamed, and the file comes from an honest one', async () => {
+  const net = await localNet()
+  const f = distfile('shared-1.0.tar.xz', Buffer.alloc(8 * 1024 * 1024 + 3, 0x5a))
+  for (const name of ['liar', 'honest']) await writeFile(join((await net.dirs(name)).distdir, f.name), f.data)
+
+  // The liar is met first, so it is the first source tried.
+  const [liar, box] = await Promise.all([net.startAgent({ name: 'liar' }), net.startAgent({ name: 'box' })])
+  await waitFor(async () => await holders(box.control, f.name) === 1, 30_000, 'the liar\'s inventory at box')
+  await net.startAgent({ name: 'honest' })
+  await waitFor(async () => await holders(box.control, f.name) === 2, 30_000, 'both holders at box')
+
+  // Same size, same timestamps, other bytes: nothing on the liar's side notices.
+  await alterInPlace(join(liar.distdir, f.name), (d) => { d[4 * 1024 * 1024] = 0 })
+
+  const [r] = await cliJson<Array<{ ok: boolean, result: FetchResult }>>(['fetch', f.name, '--control', box.control])
+  expect(r!.ok).toBe(true)
+  expect((await readFile(r!.result.path)).equals(f.data)).toBe(true)
+  const peers = await cliJson<PeerInfo[]>(['peers', '--control', box.control])
+  expect(Object.fromEntries(peers.map((p) => [p.name, p.faults]))).toEqual({ liar: 1, honest: 0 })
+})
