@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFile, readdir, writeFile } from 'node:fs/promises'
+import { readFile, readdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { WhereResult } from '@distswarm/agent'
 import { alterInPlace, cli, localNet, waitFor, type AgentProc } from '../harness.js'
@@ -48,7 +48,7 @@ describe('portage-fetch, run exactly as Portage runs FETCHCOMMAND', () => {
 
     const seed = await net.dirs('seeder')
     for (const f of [hit, liar, impostor]) await writeFile(join(seed.distdir, f.name), f.data)
-    const [, box] = await Promise.all([net.startAgent({ name: 'seeder' }), net.startAgent({ name: 'box' })])
+    const [seeder, box] = await Promise.all([net.startAgent({ name: 'seeder' }), net.startAgent({ name: 'box' })])
     await waitFor(async () => (await box.status()).peers === 1, 30_000, 'box to meet the seeder')
     await waitFor(async () => {
       const r = await cli(['where', hit.name, '--control', box.control, '--json'])
@@ -73,6 +73,12 @@ describe('portage-fetch, run exactly as Portage runs FETCHCOMMAND', () => {
     expect(b.code, b.stderr).toBe(0)
     expect(b.placed?.equals(miss.data)).toBe(true)
     expect(up.requests.get(miss.name)).toBe(1)
+    // Portage verifies it and renames it into place; box's agent picks it up and shares it from then on.
+    await rename(join(box.distdir, `${miss.name}.__download__`), join(box.distdir, miss.name))
+    await waitFor(async () => {
+      const r = await cli(['where', miss.name, '--control', seeder.control, '--json'])
+      return r.code === 0 && (JSON.parse(r.stdout) as WhereResult).remote.some((f) => f.holders.some((h) => h.name === 'box'))
+    }, 15_000, 'the seeder to see box holding the file that came through the fallback')
 
     // 3. the only peer serves wrong bytes: rejected, nothing in the cache, the mirror's bytes at the destination
     const c = await emergeFetch(conf, box, liar, up.url(liar.name))
