@@ -59,8 +59,9 @@ export interface RemoteFile {
 const MAX_FAULTS = 3
 const BAN_MS = 10 * 60_000
 
-// When alone, look for peers again after 2 s, 4 s, … up to this; an agent
-// started at the same moment as another may miss its announcement once.
+// Look for peers again after 2 s, 4 s, … then every this often: agents that
+// start at the same moment can miss each other's announcements, and meeting
+// one of them says nothing about the others.
 const MAX_REDISCOVER_MS = 5 * 60_000
 
 export class DistSwarm extends EventEmitter<SwarmEvents> {
@@ -249,10 +250,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private scheduleRediscover (): void {
     if (this.destroyed) return
     this.rediscoverTimer = setTimeout(() => {
-      if (this.peers.size === 0 && this.discovery) {
-        // Both flags: a session's refresh sets its mode, and server: false would unannounce us.
-        this.discovery.refresh({ client: true, server: true }).catch((err: Error) => log('rediscovery failed: %s', err.message))
-      }
+      // Both flags: a session's refresh sets its mode, and server: false would unannounce us.
+      this.discovery?.refresh({ client: true, server: true }).catch((err: Error) => log('rediscovery failed: %s', err.message))
       this.rediscoverMs = Math.min(this.rediscoverMs * 2, MAX_REDISCOVER_MS)
       this.scheduleRediscover()
     }, this.rediscoverMs)
