@@ -24,7 +24,7 @@ function fileInfo (e: FileEntry): FileInfo {
   return { name: e.name, size: e.size, blake2b: toHex(e.blake2b), sha512: toHex(e.sha512) }
 }
 
-function peerInfo (p: Peer, faults: number): PeerInfo {
+function peerInfo (p: Peer, faults: number, path: PeerInfo['path']): PeerInfo {
   return {
     name: p.name,
     publicKey: p.publicKeyHex,
@@ -33,7 +33,8 @@ function peerInfo (p: Peer, faults: number): PeerInfo {
     bytesSent: p.bytesSent,
     bytesReceived: p.bytesReceived,
     connectedAt: new Date(p.connectedAt).toISOString(),
-    faults
+    faults,
+    path
   }
 }
 
@@ -89,10 +90,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       bootstrap: this.config.bootstrap,
       host: this.config.host,
       port: this.config.port,
+      dataPort: this.config.dataPort,
       name: this.config.name,
       source: this.advertised
     })
-    const info = (p: Peer): PeerInfo => peerInfo(p, swarm.faultsOf(p.publicKeyHex))
+    const info = (p: Peer): PeerInfo => peerInfo(p, swarm.faultsOf(p.publicKeyHex), swarm.pathTo(p.publicKeyHex))
     swarm.on('peer-ready', (p) => this.emit('peer-ready', info(p)))
     swarm.on('peer-closed', (p) => this.emit('peer-closed', info(p)))
     this.store.on('added', (file) => { if (this.agreesWithManifest(file)) swarm.announce([file]) })
@@ -116,6 +118,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       publicKey: toHex(swarm.publicKey),
       network: toHex(swarm.topic).slice(0, 16),
       dhtAddress: dht ? `${dht.host}:${dht.port}` : null,
+      dataPort: swarm.dataPort,
       control: this.config.control,
       cacheDir: this.config.cacheDir,
       distdirs: this.config.distdirs,

@@ -19,6 +19,8 @@ export interface StatusResult {
   /** first 16 hex characters of the swarm topic (never the network key) */
   network: string
   dhtAddress: string | null
+  /** TCP port of the fast data path, null when off */
+  dataPort: number | null
   control: string
   cacheDir: string
   distdirs: string[]
@@ -41,6 +43,8 @@ export interface PeerInfo {
   connectedAt: string
   /** times bytes from this peer failed verification */
   faults: number
+  /** how transfers travel: over the fast TCP link, or the hyperswarm stream */
+  path: 'tcp' | 'hyperswarm'
 }
 
 export interface WhereResult {

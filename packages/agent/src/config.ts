@@ -27,6 +27,8 @@ export interface AgentOptions {
   port?: number
   /** Ebuild repos whose Manifests name the distfiles. Default: every repo under /var/db/repos. */
   repos?: string[]
+  /** TCP port of the fast data path between agents, or 'off'. Default 0: any free port. */
+  dataPort?: number | 'off'
 }
 
 export interface AgentConfig {
@@ -41,6 +43,8 @@ export interface AgentConfig {
   port: number
   /** null: every repo found under /var/db/repos at start */
   repos: string[] | null
+  /** null: no fast path, transfers use the hyperswarm stream */
+  dataPort: number | null
 }
 
 const isRoot = (): boolean => process.getuid?.() === 0
@@ -95,6 +99,8 @@ export function resolveConfig (opts: AgentOptions): AgentConfig {
   }
   const port = opts.port ?? 0
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw AgentError.CONFIG(`invalid port ${port}`)
+  const dataPort = opts.dataPort === 'off' ? null : opts.dataPort ?? 0
+  if (dataPort !== null && (!Number.isInteger(dataPort) || dataPort < 0 || dataPort > 65535)) throw AgentError.CONFIG(`invalid data port ${String(opts.dataPort)}: expected 0-65535 or off`)
   return {
     distdirs: opts.distdirs ?? ['/var/cache/distfiles'],
     cacheDir: opts.cacheDir ?? defaultCacheDir(),
@@ -106,7 +112,8 @@ export function resolveConfig (opts: AgentOptions): AgentConfig {
     // Bound to loopback, hyperdht neither announces nor probes other interfaces.
     host: opts.host ?? (bootstrap.every((b) => isLoopback(b.host)) ? '127.0.0.1' : '0.0.0.0'),
     port,
-    repos: opts.repos ?? null
+    repos: opts.repos ?? null,
+    dataPort
   }
 }
 

@@ -20,7 +20,7 @@ export interface FileEntry {
   sha512: Buffer
 }
 
-export interface HelloMessage { type: 'hello', version: number, proof: Buffer, name: string }
+export interface HelloMessage { type: 'hello', version: number, proof: Buffer, name: string, dataPort: number }
 export interface InventoryMessage { type: 'inventory', reset: boolean, added: FileEntry[], removed: Buffer[] }
 export interface RequestMessage { type: 'request', id: number, blake2b: Buffer, offset: number, length: number }
 export interface DataMessage { type: 'data', id: number, offset: number, bytes: Buffer }
@@ -50,7 +50,7 @@ function uint (value: number | undefined, max: number): number {
 
 function toEnvelope (msg: Message): wire.Envelope {
   switch (msg.type) {
-    case 'hello': return { hello: { version: msg.version, proof: msg.proof, name: msg.name } }
+    case 'hello': return { hello: { version: msg.version, proof: msg.proof, name: msg.name, data_port: msg.dataPort } }
     case 'inventory': return { inventory: { reset: msg.reset, added: msg.added, removed: msg.removed } }
     case 'request': return { request: { id: msg.id, blake2b: msg.blake2b, offset: msg.offset, length: msg.length } }
     case 'data': return { data: { id: msg.id, offset: msg.offset, bytes: msg.bytes } }
@@ -84,7 +84,9 @@ function fromEnvelope (env: wire.Envelope): Message {
     const proof = bytes(h.proof)
     check(proof.byteLength === PROOF_BYTES, 'hello', `proof of ${proof.byteLength} bytes`)
     check(Buffer.byteLength(name) <= MAX_AGENT_NAME_BYTES, 'hello', 'agent name too long')
-    return { type: 'hello', version: h.version ?? 0, proof, name: name.replace(/[\u0000-\u001f\u007f]/g, '?') }
+    const dataPort = h.data_port ?? 0
+    check(dataPort <= 65535, 'hello', `data port ${dataPort} out of range`)
+    return { type: 'hello', version: h.version ?? 0, proof, name: name.replace(/[\u0000-\u001f\u007f]/g, '?'), dataPort }
   }
   if (env.inventory) {
     const inv = env.inventory

@@ -43,6 +43,10 @@ export interface PeerInit {
   localName: string
   source: LocalSource
   limits?: PeerLimits
+  /** Our fast-path TCP port, told to the remote in hello; 0 for none. Default 0. */
+  dataPort?: number
+  /** Send our inventory once the remote proved membership. False on a data link, which only carries transfers. Default true. */
+  advertise?: boolean
   /** The remote proved membership; it may now see our inventory. */
   onReady: (peer: Peer) => void
   onInventory: (peer: Peer) => void
@@ -69,6 +73,8 @@ export class Peer {
   readonly publicKeyHex: string
   readonly connectedAt = Date.now()
   name = ''
+  /** The remote's fast-path TCP port from its hello; 0 when it has none. */
+  remoteDataPort = 0
   state: 'opening' | 'ready' | 'closed' = 'opening'
   bytesSent = 0
   bytesReceived = 0
@@ -104,12 +110,18 @@ export class Peer {
       type: 'hello',
       version: PROTOCOL_VERSION,
       proof: membershipProof(init.networkKey, this.stream.handshakeHash, this.stream.publicKey),
-      name: init.localName
+      name: init.localName,
+      dataPort: init.dataPort ?? 0
     })
   }
 
   get label (): string {
     return `${this.name || '?'}@${this.publicKeyHex.slice(0, 8)}`
+  }
+
+  /** The remote's address as this connection sees it (hyperswarm's raw stream). */
+  get remoteHost (): string | null {
+    return this.stream.rawStream?.remoteHost ?? null
   }
 
   get remoteAddress (): string | null {
@@ -223,7 +235,7 @@ export class Peer {
         this.fail('AUTH_FAILED', SwarmError.AUTH_FAILED(`sent ${msg.type} before hello`))
         return
       }
-      this.onHello(msg.version, msg.proof, msg.name)
+      this.onHello(msg.version, msg.proof, msg.name, msg.dataPort)
       return
     }
     switch (msg.type) {
@@ -236,7 +248,7 @@ export class Peer {
     }
   }
 
-  private onHello (version: number, proof: Buffer, name: string): void {
+  private onHello (version: number, proof: Buffer, name: string, dataPort: number): void {
     if (version !== PROTOCOL_VERSION) {
       this.fail('UNSUPPORTED_VERSION', SwarmError.PROTOCOL_VIOLATION(`speaks protocol version ${version}, we speak ${PROTOCOL_VERSION}`))
       return
@@ -248,9 +260,10 @@ export class Peer {
     if (this.helloTimer) clearTimeout(this.helloTimer)
     this.helloTimer = null
     this.name = name
+    this.remoteDataPort = dataPort
     this.state = 'ready'
     log('%s authenticated', this.label)
-    this.sendInventory(this.init.source.entries())
+    if (this.init.advertise !== false) this.sendInventory(this.init.source.entries())
     this.init.onReady(this)
   }
 

@@ -4,6 +4,7 @@ import HyperDHT from 'hyperdht'
 import Hyperswarm, { type PeerDiscovery } from 'hyperswarm'
 import { toHex, type FileEntry } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
+import { DataPath } from './datapath.js'
 import { resolvePort } from './dht.js'
 import { NETWORK_KEY_BYTES, topicOf } from './membership.js'
 import { Peer, type PeerLimits } from './peer.js'
@@ -34,6 +35,8 @@ export interface SwarmInit {
    * never sends: both sides then hold a connection the other never sees.
    */
   firewalled?: boolean
+  /** TCP port of the fast data path (0: any free port), or null for none: then transfers use the hyperswarm stream. Default 0. */
+  dataPort?: number | null
   /** Connections at most. Default 64. */
   maxPeers?: number
   /** Bytes asked for in one request. Default 4 MiB. */
@@ -71,6 +74,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private readonly peers = new Map<string, Peer>()
   private readonly connections = new Set<Peer>()
   private dht: HyperDHT | null = null
+  private dataPath: DataPath | null = null
   private hyperswarm: Hyperswarm | null = null
   private discovery: PeerDiscovery | null = null
   private rediscoverTimer: NodeJS.Timeout | null = null
@@ -89,7 +93,18 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
 
   /** Joins the network; resolves once our announcement is on the DHT. */
   async listen (): Promise<void> {
-    const { bootstrap, host = '0.0.0.0', port = 0, keyPair, maxPeers = 64, firewalled = false } = this.init
+    const { bootstrap, host = '0.0.0.0', port = 0, keyPair, maxPeers = 64, firewalled = false, dataPort = 0 } = this.init
+    if (dataPort !== null) {
+      this.dataPath = new DataPath({
+        keyPair,
+        networkKey: this.init.networkKey,
+        localName: this.init.name ?? '',
+        source: this.init.source,
+        limits: this.init.limits,
+        isMember: (key) => this.peers.has(key)
+      })
+      await this.dataPath.listen(host, dataPort)
+    }
     this.dht = new HyperDHT({ bootstrap, host, port: await resolvePort(host, port), keyPair, firewalled })
     this.hyperswarm = new Hyperswarm({ dht: this.dht, keyPair, maxPeers, firewall: (key) => this.isBanned(toHex(key)) })
     this.hyperswarm.on('connection', (stream: SecretStream) => this.onConnection(stream))
@@ -102,6 +117,16 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   /** The DHT socket's address. */
   address (): HostPort | null {
     return this.dht ? this.dht.address() : null
+  }
+
+  /** How transfers with this peer travel: 'tcp' over a fast-path link, else 'hyperswarm'. */
+  pathTo (publicKeyHex: string): 'tcp' | 'hyperswarm' {
+    return this.dataPath?.link(publicKeyHex) ? 'tcp' : 'hyperswarm'
+  }
+
+  /** The fast path's TCP port, or null when it is off. */
+  get dataPort (): number | null {
+    return this.dataPath?.port ?? null
   }
 
   /** Authenticated peers. */
@@ -177,7 +202,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       tried.add(peer.publicKeyHex)
       const before = sink.written
       try {
-        await this.downloadFrom(peer, entry, sink)
+        await this.downloadVia(peer, entry, sink)
         sources.push(peer.publicKeyHex)
         return sources
       } catch (err) {
@@ -187,6 +212,21 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         last = err
       }
     }
+  }
+
+  /** Over the peer's fast-path link when there is one; when the link dies, on over hyperswarm. */
+  private async downloadVia (peer: Peer, entry: FileEntry, sink: Sink): Promise<void> {
+    const link = this.dataPath?.link(peer.publicKeyHex)
+    if (link) {
+      try {
+        await this.downloadFrom(link, entry, sink)
+        return
+      } catch (err) {
+        if (!link.closed || peer.closed) throw err
+        log('data link to %s lost at %d; continuing over hyperswarm', peer.label, sink.written)
+      }
+    }
+    await this.downloadFrom(peer, entry, sink)
   }
 
   private async downloadFrom (peer: Peer, entry: FileEntry, sink: Sink): Promise<void> {
@@ -229,9 +269,12 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       localName: this.init.name ?? '',
       source: this.init.source,
       limits: this.init.limits,
+      dataPort: this.dataPath?.port ?? 0,
       onReady: (p) => {
         this.peers.get(p.publicKeyHex)?.destroy()
         this.peers.set(p.publicKeyHex, p)
+        // One side dials: the one with the smaller key.
+        if (Buffer.compare(this.publicKey, p.publicKey) < 0) this.dataPath?.connect(p)
         this.emit('peer-ready', p)
       },
       onInventory: (p) => this.emit('inventory', p),
@@ -239,6 +282,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         this.connections.delete(p)
         if (this.peers.get(p.publicKeyHex) === p) {
           this.peers.delete(p.publicKeyHex)
+          this.dataPath?.drop(p.publicKeyHex)
           log('peer %s left%s', p.label, reason ? `: ${reason.message}` : '')
           this.emit('peer-closed', p)
         }
@@ -264,6 +308,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     this.destroyed = true
     if (this.rediscoverTimer) clearTimeout(this.rediscoverTimer)
     for (const peer of this.connections) peer.destroy(SwarmError.DESTROYED())
+    await this.dataPath?.close()
     await this.hyperswarm?.destroy()
     await this.dht?.destroy()
   }

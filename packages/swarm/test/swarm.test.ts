@@ -5,7 +5,7 @@ import HyperDHT from 'hyperdht'
 import {
   decodeMessage, encodeFrame, encodeMessage, FrameDecoder, MAX_FRAME_SIZE, PROTOCOL_VERSION, type Message
 } from '@distswarm/protocol'
-import { generateNetworkKey, membershipProof, topicOf, type SecretStream, type Sink } from '../src/index.js'
+import { createKeyPair, generateNetworkKey, membershipProof, topicOf, type SecretStream, type Sink } from '../src/index.js'
 import { MemorySource, random, startSwarm, tempDir, testnet, until } from './helpers.js'
 
 class BufferSink implements Sink {
@@ -84,7 +84,7 @@ describe('hostile peers', () => {
 
   function hello (conn: SecretStream, networkKey: Buffer): void {
     conn.write(encodeMessage({
-      type: 'hello', version: PROTOCOL_VERSION, name: 'raw', proof: membershipProof(networkKey, conn.handshakeHash, conn.publicKey)
+      type: 'hello', version: PROTOCOL_VERSION, name: 'raw', dataPort: 0, proof: membershipProof(networkKey, conn.handshakeHash, conn.publicKey)
     }))
   }
 
@@ -148,3 +148,56 @@ describe('hostile peers', () => {
   })
 })
 
+
+describe('fast data path', () => {
+  async function pair (dataPortB: number | null) {
+    const bootstrap = await testnet()
+    const networkKey = generateNetworkKey()
+    const srcA = new MemorySource(await tempDir())
+    const file = await srcA.add('big.tar.xz', random(12 * 1024 * 1024 + 5))
+    const a = await startSwarm(bootstrap, { networkKey, source: srcA, name: 'a' })
+    const b = await startSwarm(bootstrap, { networkKey, source: new MemorySource(await tempDir()), name: 'b', dataPort: dataPortB })
+    await until(() => b.find({ name: 'big.tar.xz' }).length === 1, 20_000, 'inventory at b')
+    return { a, b, file, networkKey }
+  }
+
+  it('moves the bytes over an authenticated TCP link when both sides have one', async () => {
+    const { a, b, file } = await pair(0)
+    const aKey = a.publicKey.toString('hex')
+    await until(() => b.pathTo(aKey) === 'tcp', 10_000, 'the data link')
+    const sink = new BufferSink()
+    await b.download(b.find({ blake2b: file.blake2b.toString('hex') })[0]!.entry, sink)
+    expect(createHash('blake2b512').update(Buffer.concat(sink.chunks)).digest().equals(file.blake2b)).toBe(true)
+    // the control connection carried the hello and inventory, not the file
+    expect(b.readyPeers()[0]!.bytesReceived).toBeLessThan(64 * 1024)
+  })
+
+  it('stays on hyperswarm when one side has the fast path off', async () => {
+    const { a, b, file } = await pair(null)
+    expect(b.dataPort).toBeNull()
+    const sink = new BufferSink()
+    await b.download(b.find({ blake2b: file.blake2b.toString('hex') })[0]!.entry, sink)
+    expect(sink.written).toBe(file.size)
+    expect(b.pathTo(a.publicKey.toString('hex'))).toBe('hyperswarm')
+  })
+
+  it('refuses a TCP link from a key that is no authenticated member, even one that knows the network key', async () => {
+    const { a, networkKey } = await pair(0)
+    const NoiseSecretStream = (await import('@hyperswarm/secret-stream')).default
+    const { connect } = await import('node:net')
+    const socket = connect({ host: '127.0.0.1', port: a.dataPort! })
+    const stranger = new NoiseSecretStream(true, socket, { keyPair: createKeyPair() })
+    stranger.on('error', () => {})
+    expect(await stranger.opened).toBe(true) // the Noise handshake itself completes…
+    let received = 0
+    let closed = false
+    stranger.on('data', (d: Buffer) => { received += d.byteLength })
+    stranger.on('close', () => { closed = true })
+    stranger.write(encodeMessage({
+      type: 'hello', version: PROTOCOL_VERSION, name: 'stranger', dataPort: 0,
+      proof: membershipProof(networkKey, stranger.handshakeHash, stranger.publicKey)
+    }))
+    await until(() => closed, 10_000, 'the stranger to be cut off')
+    expect(received).toBe(0) // …but its key is no member: no hello, no inventory, nothing
+  })
+})

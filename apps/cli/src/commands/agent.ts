@@ -22,6 +22,7 @@ export const agentCommand = defineCommand({
     name: { type: 'string', description: 'name shown to peers (default: host name)' },
     host: { type: 'string', description: 'address to bind (default 127.0.0.1 when all bootstrap nodes are on loopback, else 0.0.0.0)' },
     port: { type: 'string', description: 'UDP port of the DHT socket (default: any free port)' },
+    'data-port': { type: 'string', description: 'TCP port of the fast data path between agents, or off (default: any free port)' },
     repo: { type: 'string', multiple: true, description: 'ebuild repo whose Manifests name the distfiles (default: every repo under /var/db/repos)' },
     help: { type: 'boolean', short: 'h', description: 'show this help' }
   },
@@ -37,7 +38,8 @@ export const agentCommand = defineCommand({
       name: v.name as string | undefined,
       host: v.host as string | undefined,
       port: v.port === undefined ? undefined : Number(v.port),
-      repos: v.repo as string[] | undefined
+      repos: v.repo as string[] | undefined,
+      dataPort: v['data-port'] === undefined ? undefined : v['data-port'] === 'off' ? 'off' : Number(v['data-port'])
     })
     const agent = new Agent(config)
     agent.on('peer-ready', (p) => logEvent(io, 'peer.ready', { name: p.name, key: shortKey(p.publicKey), address: p.address }))

@@ -58,6 +58,7 @@ export const statusCommand = defineQuery({
       ['agent', `${s.name} (${shortKey(s.publicKey)})`],
       ['network', s.network],
       ['dht', s.dhtAddress ?? '-'],
+      ['data port', s.dataPort === null ? 'off (transfers over hyperswarm)' : String(s.dataPort)],
       ['control', s.control],
       ['cache dir', s.cacheDir],
       ['distdirs', s.distdirs.join(' ') || '-'],
@@ -80,8 +81,8 @@ export const peersCommand = defineQuery({
   show (peers, io) {
     io.stdout.write(peers.length === 0
       ? 'no peers\n'
-      : table(['NAME', 'KEY', 'ADDRESS', 'FILES', 'SENT', 'RECEIVED', 'CONNECTED'], peers.map((p) => [
-        p.name || '?', shortKey(p.publicKey), p.address ?? '-', String(p.files), formatBytes(p.bytesSent), formatBytes(p.bytesReceived), p.connectedAt
+      : table(['NAME', 'KEY', 'ADDRESS', 'PATH', 'FILES', 'SENT', 'RECEIVED', 'FAULTS', 'CONNECTED'], peers.map((p) => [
+        p.name || '?', shortKey(p.publicKey), p.address ?? '-', p.path, String(p.files), formatBytes(p.bytesSent), formatBytes(p.bytesReceived), String(p.faults), p.connectedAt
       ])))
   }
 })

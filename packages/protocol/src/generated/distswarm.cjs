@@ -95,6 +95,10 @@ function defineHello () {
       var len = encodings.string.encodingLength(obj.name)
       length += 1 + len
     }
+    if (defined(obj.data_port)) {
+      var len = encodings.varint.encodingLength(obj.data_port)
+      length += 1 + len
+    }
     return length
   }
 
@@ -117,6 +121,11 @@ function defineHello () {
       encodings.string.encode(obj.name, buf, offset)
       offset += encodings.string.encode.bytes
     }
+    if (defined(obj.data_port)) {
+      buf[offset++] = 32
+      encodings.varint.encode(obj.data_port, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
     encode.bytes = offset - oldOffset
     return buf
   }
@@ -129,7 +138,8 @@ function defineHello () {
     var obj = {
       version: 0,
       proof: null,
-      name: ""
+      name: "",
+      data_port: 0
     }
     while (true) {
       if (end <= offset) {
@@ -151,6 +161,10 @@ function defineHello () {
         case 3:
         obj.name = encodings.string.decode(buf, offset)
         offset += encodings.string.decode.bytes
+        break
+        case 4:
+        obj.data_port = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
         break
         default:
         offset = skip(prefix & 7, buf, offset)

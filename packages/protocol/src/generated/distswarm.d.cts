@@ -10,6 +10,7 @@ export interface Hello {
   version?: number
   proof?: Uint8Array | null
   name?: string
+  data_port?: number
 }
 export declare const Hello: Codec<Hello>
 

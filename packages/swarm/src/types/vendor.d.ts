@@ -70,3 +70,15 @@ declare module 'hyperswarm' {
     destroy (opts?: { force?: boolean }): Promise<void>
   }
 }
+
+declare module '@hyperswarm/secret-stream' {
+  import type { Duplex } from 'node:stream'
+  import type { KeyPair } from 'hyperdht'
+  export default class NoiseSecretStream extends Duplex {
+    constructor (isInitiator: boolean, rawStream: Duplex, opts?: { keyPair?: KeyPair })
+    readonly opened: Promise<boolean>
+    readonly publicKey: Buffer
+    readonly remotePublicKey: Buffer
+    readonly handshakeHash: Buffer
+  }
+}
