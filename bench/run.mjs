@@ -7,7 +7,8 @@ const quick = process.argv.includes('--quick')
 const here = (f) => fileURLToPath(new URL(f, import.meta.url))
 const runs = [
   ['--expose-gc', here('./manifest-load.mjs'), ...(quick ? ['5000', '17500'] : [])],
-  [here('./store-restart.mjs'), ...(quick ? ['5000'] : [])]
+  [here('./store-restart.mjs'), ...(quick ? ['5000'] : [])],
+  [here('./transfer.mjs'), ...(quick ? ['256', '3'] : ['1024', '3'])]
 ]
 let failed = 0
 for (const args of runs) {
