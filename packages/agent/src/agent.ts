@@ -170,7 +170,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       (sha512 === undefined || f.sha512 === '' || f.sha512 === sha512) &&
       (pinned === undefined || (f.size === pinned.size && (pinned.sha512 === null || f.sha512 === '' || f.sha512 === pinned.sha512)))
     const local = found.local.find(wanted)
-    if (local) return { ...local, source: 'local', durationMs: Date.now() - started }
+    if (local) return { ...local, source: 'local', durationMs: Date.now() - started, resumedFrom: 0 }
 
     const candidates = found.remote.filter(wanted)
     if (candidates.length === 0) {
@@ -207,12 +207,16 @@ export class Agent extends EventEmitter<AgentEvents> {
         try {
           sources = await swarm.download(entry, download, { exclude: blamed })
         } catch (err) {
-          await download.abort()
+          // The sources failed, not the bytes: keep them for the next attempt to resume.
+          // (Wrong sizes and full disks were discarded by the store already.)
+          await download.suspend()
           throw err
         }
         try {
           const file = await this.store.commit(download)
-          const result: FetchResult = { ...fileInfo(file), path: file.path, source: 'swarm', durationMs: Date.now() - want.started }
+          const result: FetchResult = {
+            ...fileInfo(file), path: file.path, source: 'swarm', durationMs: Date.now() - want.started, resumedFrom: download.resumedFrom
+          }
           this.counters.completed++
           this.counters.bytesFetched += file.size
           this.emit('fetched', result)

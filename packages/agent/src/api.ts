@@ -67,6 +67,8 @@ export interface FetchResult extends FileInfo {
   /** 'local' when the box already had it */
   source: 'local' | 'swarm'
   durationMs: number
+  /** bytes an earlier, interrupted attempt had already verified into place */
+  resumedFrom: number
 }
 
 export interface ControlMethods {

@@ -1,7 +1,7 @@
-import { chmod, link, mkdir, open, readdir, rm, type FileHandle } from 'node:fs/promises'
+import { chmod, link, mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import createDebug from 'debug'
-import { assertValidName, toHex } from '@distswarm/protocol'
+import { assertValidName, isHexDigest, toHex } from '@distswarm/protocol'
 import { StoreError } from './errors.js'
 import { DualHasher, hashFile, type Digests } from './hash.js'
 
@@ -24,6 +24,9 @@ export interface CacheDirInit {
 }
 
 const PARTIAL_DIR = '.partial'
+/** A partial download untouched this long is dropped at open; younger ones wait to be resumed. */
+const PARTIAL_MAX_AGE_MS = 7 * 24 * 3600_000
+const RESUME_READ = 1024 * 1024
 
 function isDiskFull (err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code
@@ -48,13 +51,20 @@ export class CacheDir {
     this.fileMode = init.fileMode ?? 0o644
   }
 
-  /** Creates the dirs and removes partial files a crashed run left behind. */
+  /**
+   * Creates the dirs. Partial downloads a stopped or crashed run left behind
+   * stay to be resumed (begin() re-verifies them as it reads them back),
+   * unless they are older than PARTIAL_MAX_AGE_MS or not ours.
+   */
   async open (): Promise<void> {
     await mkdir(this.partialDir, { recursive: true })
-    for (const stale of await readdir(this.partialDir)) {
-      if (this.active.has(stale)) continue
-      log('removing stale partial download %s', stale)
-      await rm(join(this.partialDir, stale), { force: true })
+    const now = Date.now()
+    for (const name of await readdir(this.partialDir)) {
+      if (this.active.has(name)) continue
+      const st = await stat(join(this.partialDir, name)).catch(() => null)
+      if (isHexDigest(name) && st?.isFile() && now - st.mtimeMs < PARTIAL_MAX_AGE_MS) continue
+      log('removing stale partial download %s', name)
+      await rm(join(this.partialDir, name), { recursive: true, force: true })
     }
   }
 
@@ -66,8 +76,10 @@ export class CacheDir {
     this.active.add(key)
     const path = join(this.partialDir, key)
     try {
-      const fh = await open(path, 'w', 0o600)
-      return new Download(this, expected, path, fh, () => this.active.delete(key))
+      const fh = await open(path, 'a+', 0o600)
+      const download = new Download(this, expected, path, fh, () => this.active.delete(key))
+      await download.readBack()
+      return download
     } catch (err) {
       this.active.delete(key)
       throw isDiskFull(err) ? StoreError.DISK_FULL(expected.name, this.dir, err) : err
@@ -112,6 +124,30 @@ export class Download {
 
   get written (): number {
     return this.hasher.size
+  }
+
+  /** Bytes that were already on disk from an earlier attempt when this download began. */
+  resumedFrom = 0
+
+  /**
+   * @internal Hashes what an earlier attempt left in the partial file, so
+   * writing goes on after it. A partial longer than the file is discarded.
+   */
+  async readBack (): Promise<void> {
+    const fh = this.handle()
+    const { size } = await fh.stat()
+    if (size > this.expected.size) {
+      await fh.truncate(0)
+      return
+    }
+    const buf = Buffer.allocUnsafe(Math.min(RESUME_READ, Math.max(size, 1)))
+    while (this.hasher.size < size) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - this.hasher.size), this.hasher.size)
+      if (bytesRead === 0) break
+      this.hasher.update(buf.subarray(0, bytesRead))
+    }
+    if (this.hasher.size > 0) log('resuming %s after %d bytes', this.expected.name, this.hasher.size)
+    this.resumedFrom = this.hasher.size
   }
 
   /** Both digests as computed from the bytes written, once commit() has verified them; else null. */
@@ -164,6 +200,19 @@ export class Download {
     } finally {
       this.release()
     }
+  }
+
+  /**
+   * Stops without publishing but keeps the bytes so far, for a later begin()
+   * of the same file to resume: for when the sources went away, not when
+   * bytes were wrong (that is abort()). Idempotent.
+   */
+  async suspend (): Promise<void> {
+    const fh = this.fh
+    this.fh = null
+    await fh?.sync().catch(() => {})
+    await fh?.close().catch(() => {})
+    this.release()
   }
 
   /** Discards the download. Idempotent. */

@@ -1,6 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { mkdtemp, mkdir, readFile, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Store, hashFile, isDistfileName, type StoreError } from '../src/index.js'
@@ -120,14 +120,50 @@ describe('cache dir', () => {
     await (await store.begin(expected)).abort()
   })
 
-  it('removes partial files left by a crash when it opens', async () => {
+  it('keeps a crashed run\'s partial download for resuming; removes foreign and week-old ones', async () => {
     const cache = join(root, 'cache')
-    await mkdir(join(cache, '.partial'), { recursive: true })
-    await writeFile(join(cache, '.partial', 'ab'.repeat(64)), 'half a file')
-    const store = track(new Store({ cacheDir: cache }))
+    const partial = join(cache, '.partial')
+    await mkdir(partial, { recursive: true })
+    const fresh = 'ab'.repeat(64)
+    const old = 'cd'.repeat(64)
+    await writeFile(join(partial, fresh), 'half a file')
+    await writeFile(join(partial, old), 'half a file, long ago')
+    await utimes(join(partial, old), new Date(2020, 0, 1), new Date(2020, 0, 1))
+    await writeFile(join(partial, 'junk.tmp'), 'not ours')
+    const store = new Store({ cacheDir: cache })
+    onTestFinished(() => store.close())
     await store.open()
-    expect(await readdir(join(cache, '.partial'))).toEqual([])
+    expect(await readdir(partial)).toEqual([fresh])
     expect(store.size).toBe(0)
+  })
+
+  it('resumes a suspended download after a restart, from the bytes already on disk', async () => {
+    const { store, data, expected } = await setup()
+    const first = await store.begin(expected)
+    await first.write(data.subarray(0, 123_456))
+    await first.suspend()
+    await store.close()
+    const again = new Store({ cacheDir: store.cache.dir })
+    onTestFinished(() => again.close())
+    await again.open()
+    const dl = await again.begin(expected)
+    expect(dl.resumedFrom).toBe(123_456)
+    expect(dl.written).toBe(123_456)
+    await dl.write(data.subarray(123_456))
+    const file = await again.commit(dl)
+    expect((await readFile(file.path)).equals(data)).toBe(true)
+  })
+
+  it('discards a resumed partial whose bytes turn out wrong', async () => {
+    const { store, data, expected } = await setup()
+    const bad = Buffer.from(data.subarray(0, 1000))
+    bad[10]! ^= 1
+    await writeFile(join(store.cache.partialDir, expected.blake2b.toString('hex')), bad)
+    const dl = await store.begin(expected)
+    expect(dl.resumedFrom).toBe(1000)
+    await dl.write(data.subarray(1000))
+    expect(await codeOf(store.commit(dl))).toBe('ERR_VERIFY_FAILED')
+    expect(await readdir(store.cache.partialDir)).toEqual([])
   })
 
   it('refuses a path-like name before touching the disk', async () => {

@@ -1,0 +1,40 @@
+import { expect, it } from 'vitest'
+import { readFile, readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { FetchResult } from '@distswarm/agent'
+import { cli, cliJson, localNet, waitFor, writeRandomFile } from '../harness.js'
+
+const MiB = 1024 * 1024
+
+it('a fetch whose only seeder is killed mid-transfer fails cleanly, and resumes from the bytes on disk once it is back', async () => {
+  const net = await localNet()
+  const name = 'big-2.0.tar.xz'
+  const seedDirs = await net.dirs('seeder')
+  await writeRandomFile(join(seedDirs.distdir, name), 160 * MiB)
+  // Over hyperswarm's UDX stream the transfer takes long enough to interrupt.
+  const seederArgs = ['--data-port', 'off']
+  const [seeder, box] = await Promise.all([net.startAgent({ name: 'seeder', args: seederArgs }), net.startAgent({ name: 'box' })])
+  await waitFor(async () => (await cli(['where', name, '--control', box.control])).code === 0, 30_000, 'inventory at box')
+
+  const fetching = cli(['fetch', name, '--control', box.control])
+  const partialDir = join(box.cacheDir, '.partial')
+  const partialSize = async (): Promise<number> => {
+    const [p] = await readdir(partialDir).catch(() => [])
+    return p ? (await stat(join(partialDir, p))).size : 0
+  }
+  await waitFor(async () => await partialSize() > 24 * MiB, 30_000, 'the download to be under way')
+  seeder.child.kill('SIGKILL')
+  const failed = await fetching
+  expect(failed.code).toBe(1)
+  expect(failed.stderr).toMatch(/big-2.0.tar.xz: every peer that has it failed|no connected peer has/)
+  expect(await readdir(box.cacheDir)).toEqual(['.partial']) // nothing published
+  const kept = await partialSize()
+  expect(kept).toBeGreaterThan(24 * MiB)
+
+  await net.startAgent({ name: 'seeder', args: seederArgs }) // same dirs, same identity
+  await waitFor(async () => (await cli(['where', name, '--control', box.control])).code === 0, 30_000, 'the seeder to be back')
+  const [r] = await cliJson<Array<{ ok: boolean, result: FetchResult }>>(['fetch', name, '--control', box.control])
+  expect(r!.ok).toBe(true)
+  expect(r!.result.resumedFrom).toBe(kept)
+  expect((await readFile(r!.result.path)).equals(await readFile(join(seedDirs.distdir, name)))).toBe(true)
+})
