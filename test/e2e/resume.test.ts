@@ -38,3 +38,32 @@ it('a fetch whose only seeder is killed mid-transfer fails cleanly, and resumes 
   expect(r!.result.resumedFrom).toBe(kept)
   expect((await readFile(r!.result.path)).equals(await readFile(join(seedDirs.distdir, name)))).toBe(true)
 })
+
+it('a receiving agent killed mid-write leaves nothing visible in its cache dir, and resumes after a restart', async () => {
+  const net = await localNet()
+  const name = 'big-3.0.tar.xz'
+  const seedDirs = await net.dirs('seeder')
+  await writeRandomFile(join(seedDirs.distdir, name), 160 * MiB)
+  const [, box] = await Promise.all([net.startAgent({ name: 'seeder', args: ['--data-port', 'off'] }), net.startAgent({ name: 'box' })])
+  await waitFor(async () => (await cli(['where', name, '--control', box.control])).code === 0, 30_000, 'inventory at box')
+
+  const fetching = cli(['fetch', name, '--control', box.control])
+  const partialDir = join(box.cacheDir, '.partial')
+  const partialSize = async (): Promise<number> => {
+    const [p] = await readdir(partialDir).catch(() => [])
+    return p ? (await stat(join(partialDir, p))).size : 0
+  }
+  await waitFor(async () => await partialSize() > 24 * MiB, 30_000, 'the download to be under way')
+  box.child.kill('SIGKILL')
+  expect((await fetching).code).toBe(3) // the CLI lost its agent
+  expect(await readdir(box.cacheDir)).toEqual(['.partial']) // Portage sees nothing
+  const kept = await partialSize()
+
+  const again = await net.startAgent({ name: 'box' })
+  expect(await readdir(again.cacheDir)).toEqual(['.partial'])
+  await waitFor(async () => (await cli(['where', name, '--control', again.control])).code === 0, 30_000, 'inventory after the restart')
+  const [r] = await cliJson<Array<{ ok: boolean, result: FetchResult }>>(['fetch', name, '--control', again.control])
+  expect(r!.result.resumedFrom).toBeGreaterThan(0)
+  expect(r!.result.resumedFrom).toBeLessThanOrEqual(kept)
+  expect((await readFile(r!.result.path)).equals(await readFile(join(seedDirs.distdir, name)))).toBe(true)
+})

@@ -39,7 +39,8 @@ export class UsageError extends DistswarmError {
 /** Exit codes of the CLI contract: 0 success, 1 failed, 2 usage/config, 3 agent unreachable. */
 export function exitCodeOf (err: unknown): number {
   const code = (err as { code?: unknown }).code
-  if (code === 'ERR_AGENT_UNREACHABLE') return 3
+  // not there, or gone in the middle of the request
+  if (code === 'ERR_AGENT_UNREACHABLE' || code === 'ERR_CONTROL_CLOSED') return 3
   if (code === 'ERR_USAGE' || code === 'ERR_CONFIG' || code === 'ERR_INVALID_NETWORK_KEY') return 2
   return 1
 }

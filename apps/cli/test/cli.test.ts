@@ -17,6 +17,7 @@ function io () {
 describe('cli', () => {
   it('maps error codes to the exit code contract', () => {
     expect(exitCodeOf({ code: 'ERR_AGENT_UNREACHABLE' })).toBe(3)
+    expect(exitCodeOf({ code: 'ERR_CONTROL_CLOSED' })).toBe(3)
     expect(exitCodeOf({ code: 'ERR_USAGE' })).toBe(2)
     expect(exitCodeOf({ code: 'ERR_CONFIG' })).toBe(2)
     expect(exitCodeOf({ code: 'ERR_NOT_FOUND' })).toBe(1)
