@@ -80,6 +80,8 @@ export class Peer {
   bytesReceived = 0
   /** The remote's inventory, by hex BLAKE2B digest. */
   readonly files = new Map<string, FileEntry>()
+  /** Hex digests of the remote's files, by name: a lookup by name must not scan every entry. */
+  private readonly digestsByName = new Map<string, Set<string>>()
 
   private readonly stream: SecretStream
   private readonly init: PeerInit
@@ -135,6 +137,34 @@ export class Peer {
 
   has (blake2b: Uint8Array): boolean {
     return this.files.has(toHex(blake2b))
+  }
+
+  /** The remote's files of this name (usually one). */
+  filesNamed (name: string): FileEntry[] {
+    return [...this.digestsByName.get(name) ?? []].map((hex) => this.files.get(hex)!)
+  }
+
+  private addFile (e: FileEntry): void {
+    const hex = toHex(e.blake2b)
+    const old = this.files.get(hex)
+    if (old) this.removeFile(hex, old)
+    this.files.set(hex, e)
+    let names = this.digestsByName.get(e.name)
+    if (!names) this.digestsByName.set(e.name, names = new Set())
+    names.add(hex)
+  }
+
+  private removeFile (hex: string, e: FileEntry | undefined = this.files.get(hex)): void {
+    if (!e) return
+    this.files.delete(hex)
+    const names = this.digestsByName.get(e.name)
+    names?.delete(hex)
+    if (names?.size === 0) this.digestsByName.delete(e.name)
+  }
+
+  private clearFiles (): void {
+    this.files.clear()
+    this.digestsByName.clear()
   }
 
   /** Sends our full inventory, split so that no message exceeds the batch bound. */
@@ -268,9 +298,9 @@ export class Peer {
   }
 
   private onInventory (msg: InventoryMessage): void {
-    if (msg.reset) this.files.clear()
-    for (const d of msg.removed) this.files.delete(toHex(d))
-    for (const e of msg.added) this.files.set(toHex(e.blake2b), e)
+    if (msg.reset) this.clearFiles()
+    for (const d of msg.removed) this.removeFile(toHex(d))
+    for (const e of msg.added) this.addFile(e)
     if (this.files.size > this.limits.maxRemoteEntries) {
       this.fail('BAD_MESSAGE', SwarmError.PROTOCOL_VIOLATION(`advertised more than ${this.limits.maxRemoteEntries} files`))
       return
@@ -410,7 +440,7 @@ export class Peer {
     this.stream.end()
     // Give the error reply a moment to flush, then make sure the socket dies.
     setTimeout(() => this.stream.destroy(), 1000).unref()
-    this.files.clear()
+    this.clearFiles()
     this.init.onClose(this, wasReady ? reason : reason ?? SwarmError.PEER_CLOSED())
   }
 }

@@ -140,7 +140,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     for (const peer of this.peers.values()) {
       const hits = query.blake2b !== undefined
         ? [peer.files.get(query.blake2b)].filter((e) => e !== undefined)
-        : [...peer.files.values()].filter((e) => e.name === query.name)
+        : peer.filesNamed(query.name ?? '')
       for (const entry of hits) {
         const hex = toHex(entry.blake2b)
         const known = found.get(hex)

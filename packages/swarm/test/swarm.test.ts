@@ -41,6 +41,10 @@ describe('two swarms on a local testnet', () => {
     a.announce([later])
     await until(() => b.find({ name: 'later.tar.gz' }).length === 1, 10_000, 'delta at b')
     expect(a.readyPeers().map((p) => p.name)).toEqual(['b'])
+    // …and so does a removal, from the digest and the name index alike
+    a.announce([], [later.blake2b])
+    await until(() => b.find({ name: 'later.tar.gz' }).length === 0, 10_000, 'removal at b')
+    expect(b.find({ blake2b: later.blake2b.toString('hex') })).toEqual([])
   })
 
   it('answers a file no peer has with ERR_NOT_FOUND at once', async () => {
