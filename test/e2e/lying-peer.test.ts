@@ -29,4 +29,11 @@ it('a seeder whose copy changed after indexing is blamed, and the file comes fro
   expect((await readFile(r!.result.path)).equals(f.data)).toBe(true)
   const peers = await cliJson<PeerInfo[]>(['peers', '--control', box.control])
   expect(Object.fromEntries(peers.map((p) => [p.name, p.faults]))).toEqual({ liar: 1, honest: 0 })
+
+  // Told of the bad bytes, the liar re-hashes its copy and stops offering it under the old digest.
+  const holdersOfOriginal = async (): Promise<string[]> => {
+    const r = await cli(['where', f.blake2b, '--control', box.control, '--json'])
+    return r.code === 0 ? (JSON.parse(r.stdout) as WhereResult).remote.flatMap((e) => e.holders.map((h) => h.name)) : []
+  }
+  await waitFor(async () => (await holdersOfOriginal()).join() === 'honest', 15_000, 'the liar to withdraw the digest it no longer has')
 })

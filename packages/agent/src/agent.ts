@@ -13,6 +13,8 @@ import { loadOrCreateIdentity } from './identity.js'
 
 const log = createDebug('distswarm:agent')
 
+const RECHECK_EVERY_MS = 10 * 60_000
+
 export interface AgentEvents {
   'peer-ready': [PeerInfo]
   'peer-closed': [PeerInfo]
@@ -52,6 +54,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly counters = { completed: 0, failed: 0, bytesFetched: 0 }
   private closed = false
   private manifest: ManifestIndex | null = null
+  /** When each digest was last re-hashed on a peer's report. */
+  private readonly rechecked = new Map<string, number>()
   private manifestWatcher: ManifestWatcher | null = null
   /** What peers see: the store, less files that contradict the Manifest entry of their name. */
   private readonly advertised: LocalSource = {
@@ -97,6 +101,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const info = (p: Peer): PeerInfo => peerInfo(p, swarm.faultsOf(p.publicKeyHex), swarm.pathTo(p.publicKeyHex))
     swarm.on('peer-ready', (p) => this.emit('peer-ready', info(p)))
     swarm.on('peer-closed', (p) => this.emit('peer-closed', info(p)))
+    swarm.on('report', (p, blake2b) => { void this.onReport(p, blake2b) })
     this.store.on('added', (file) => { if (this.agreesWithManifest(file)) swarm.announce([file]) })
     this.store.on('removed', (file) => swarm.announce([], [file.blake2b]))
     this.control = await startControlServer(this.config.control, {
@@ -225,6 +230,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           if ((err as { code?: string }).code !== 'ERR_VERIFY_FAILED') throw err
           for (const key of sources) {
             swarm.penalize(key, (err as Error).message)
+            swarm.report(key, entry.blake2b)
             blamed.add(key)
           }
           const others = swarm.find({ blake2b: target.blake2b })[0]?.holders.filter((p) => !blamed.has(p.publicKeyHex)) ?? []
@@ -238,6 +244,20 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.emit('fetch-failed', { query: want.name, code: e.code ?? 'ERR_INTERNAL', message: e.message ?? String(err) })
       throw err
     }
+  }
+
+  /**
+   * A peer says our bytes for this digest were wrong: re-hash our copies
+   * (at most once per digest per RECHECK_EVERY_MS, so reports cannot make us
+   * read big files over and over).
+   */
+  private async onReport (peer: Peer, blake2b: Buffer): Promise<void> {
+    const hex = toHex(blake2b)
+    const last = this.rechecked.get(hex) ?? 0
+    if (!this.store.get(hex) || Date.now() - last < RECHECK_EVERY_MS) return
+    this.rechecked.set(hex, Date.now())
+    const changed = await this.store.recheck(hex)
+    log('%s reported bad bytes for %s: %d copies had changed', peer.label, hex.slice(0, 16), changed)
   }
 
   /**

@@ -3,7 +3,7 @@ export * from './limits.js'
 export { encodeFrame, FrameDecoder } from './framing.js'
 export { encodeMessage, decodeMessage, ErrorCode } from './messages.js'
 export type {
-  Message, HelloMessage, InventoryMessage, RequestMessage, DataMessage, CancelMessage, ErrorMessage,
+  Message, HelloMessage, InventoryMessage, RequestMessage, DataMessage, CancelMessage, ErrorMessage, ReportMessage,
   FileEntry, ErrorCodeName
 } from './messages.js'
 export { nameProblem, isValidName, assertValidName, isHexDigest, parseHexDigest, toHex } from './names.js'

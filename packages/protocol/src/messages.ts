@@ -26,9 +26,10 @@ export interface RequestMessage { type: 'request', id: number, blake2b: Buffer, 
 export interface DataMessage { type: 'data', id: number, offset: number, bytes: Buffer }
 export interface CancelMessage { type: 'cancel', id: number }
 export interface ErrorMessage { type: 'error', code: ErrorCodeName, id: number, message: string }
+export interface ReportMessage { type: 'report', blake2b: Buffer }
 
 /** Every message of the protocol, validated: a decoded Message obeys every bound in limits.ts. */
-export type Message = HelloMessage | InventoryMessage | RequestMessage | DataMessage | CancelMessage | ErrorMessage
+export type Message = HelloMessage | InventoryMessage | RequestMessage | DataMessage | CancelMessage | ErrorMessage | ReportMessage
 
 const EMPTY = Buffer.alloc(0)
 const CODE_NAMES = new Map<number, ErrorCodeName>(
@@ -56,6 +57,7 @@ function toEnvelope (msg: Message): wire.Envelope {
     case 'data': return { data: { id: msg.id, offset: msg.offset, bytes: msg.bytes } }
     case 'cancel': return { cancel: { id: msg.id } }
     case 'error': return { error: { code: ErrorCode[msg.code], id: msg.id, message: msg.message.slice(0, MAX_ERROR_MESSAGE) } }
+    case 'report': return { report: { blake2b: msg.blake2b } }
   }
 }
 
@@ -124,6 +126,11 @@ function fromEnvelope (env: wire.Envelope): Message {
       id: e.id ?? 0,
       message: (e.message ?? '').slice(0, MAX_ERROR_MESSAGE)
     }
+  }
+  if (env.report) {
+    const blake2b = bytes(env.report.blake2b)
+    check(blake2b.byteLength === BLAKE2B_BYTES, 'report', `digest of ${blake2b.byteLength} bytes`)
+    return { type: 'report', blake2b }
   }
   throw ProtocolError.UNKNOWN_TYPE()
 }

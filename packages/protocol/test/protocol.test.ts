@@ -38,7 +38,8 @@ describe('messages', () => {
       { type: 'request', id: 7, blake2b: digest(), offset: 2 ** 33, length: 4 << 20 },
       { type: 'data', id: 7, offset: 10, bytes: randomBytes(1000) },
       { type: 'cancel', id: 9 },
-      { type: 'error', code: 'NOT_FOUND', id: 3, message: 'no such file' }
+      { type: 'error', code: 'NOT_FOUND', id: 3, message: 'no such file' },
+      { type: 'report', blake2b: digest() }
     ]
     for (const msg of msgs) expect(roundTrip(msg)).toEqual(msg)
   })
@@ -66,6 +67,7 @@ describe('messages', () => {
       { type: 'request', id: 1, blake2b: digest(), offset: 0, length: MAX_REQUEST_LENGTH + 1 },
       { type: 'data', id: 1, offset: 0, bytes: Buffer.alloc(256 * 1024 + 1) },
       { type: 'inventory', reset: false, added: [], removed: [randomBytes(10)] },
+      { type: 'report', blake2b: randomBytes(32) },
       {
         type: 'inventory',
         reset: false,

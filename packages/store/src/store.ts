@@ -235,6 +235,29 @@ export class Store extends EventEmitter<StoreEvents> {
     return this.advertised()
   }
 
+  /**
+   * Re-hashes every copy of this digest, whatever its stat says: a file
+   * rewritten in place with its size and mtime restored keeps its stat, and
+   * only a peer's failed verification tells. A copy that changed leaves under
+   * the old digest (and comes back under its new one). Resolves to how many
+   * copies had changed.
+   */
+  async recheck (blake2b: Uint8Array | string): Promise<number> {
+    const hex = typeof blake2b === 'string' ? blake2b : toHex(blake2b)
+    let changed = 0
+    for (const path of [...this.holders.get(hex) ?? []]) {
+      const t = this.files.get(path)
+      if (!t || this.closed) continue
+      const out = await this.pool.hash(path, { dev: t.stat.dev, ino: t.stat.ino })
+      if (out.ok && toHex(out.blake2b) === hex) continue
+      changed++
+      log('%s no longer has the content it was indexed with', path)
+      if (out.ok) this.put(t.dir, t.file.name, path, out, true)
+      else this.forget(path)
+    }
+    return changed
+  }
+
   private * advertised (): Generator<LocalFile> {
     for (const paths of this.holders.values()) yield this.files.get(paths[0]!)!.file
   }

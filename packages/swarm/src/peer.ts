@@ -50,6 +50,8 @@ export interface PeerInit {
   /** The remote proved membership; it may now see our inventory. */
   onReady: (peer: Peer) => void
   onInventory: (peer: Peer) => void
+  /** The remote says bytes we sent it for this digest failed its verification. */
+  onReport?: (peer: Peer, blake2b: Buffer) => void
   onClose: (peer: Peer, reason: Error | null) => void
 }
 
@@ -210,6 +212,11 @@ export class Peer {
     })
   }
 
+  /** Tells the remote that bytes it sent for this digest failed verification. */
+  sendReport (blake2b: Buffer): void {
+    this.send({ type: 'report', blake2b })
+  }
+
   /** Ends the connection. Idempotent. */
   destroy (reason?: Error): void {
     this.close(reason ?? null)
@@ -275,6 +282,7 @@ export class Peer {
       case 'data': return this.onDataMessage(msg)
       case 'cancel': return this.onCancel(msg.id)
       case 'error': return this.onErrorReply(msg.code, msg.id, msg.message)
+      case 'report': return this.init.onReport?.(this, msg.blake2b)
     }
   }
 

@@ -50,6 +50,8 @@ export interface SwarmEvents {
   'peer-ready': [Peer]
   'peer-closed': [Peer]
   inventory: [Peer]
+  /** A peer says bytes we served it for this digest failed verification. */
+  report: [Peer, Buffer]
 }
 
 /** A file some connected peer advertises, and who has it. */
@@ -175,6 +177,11 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     }
   }
 
+  /** Tells a peer that its bytes for this digest failed verification, so it can check its copy. */
+  report (publicKeyHex: string, blake2b: Buffer): void {
+    this.peers.get(publicKeyHex)?.sendReport(blake2b)
+  }
+
   /** Tells every peer what the local inventory gained and lost. */
   announce (added: FileEntry[], removed: Buffer[] = []): void {
     for (const peer of this.peers.values()) peer.sendInventoryDelta(added, removed)
@@ -278,6 +285,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         this.emit('peer-ready', p)
       },
       onInventory: (p) => this.emit('inventory', p),
+      onReport: (p, blake2b) => this.emit('report', p, blake2b),
       onClose: (p, reason) => {
         this.connections.delete(p)
         if (this.peers.get(p.publicKeyHex) === p) {

@@ -60,6 +60,13 @@ var ErrorReply = exports.ErrorReply = {
   decode: null
 }
 
+var Report = exports.Report = {
+  buffer: true,
+  encodingLength: null,
+  encode: null,
+  decode: null
+}
+
 var Envelope = exports.Envelope = {
   buffer: true,
   encodingLength: null,
@@ -74,6 +81,7 @@ defineRequest()
 defineData()
 defineCancel()
 defineErrorReply()
+defineReport()
 defineEnvelope()
 
 function defineHello () {
@@ -700,6 +708,61 @@ function defineErrorReply () {
   }
 }
 
+function defineReport () {
+  Report.encodingLength = encodingLength
+  Report.encode = encode
+  Report.decode = decode
+
+  function encodingLength (obj) {
+    var length = 0
+    if (defined(obj.blake2b)) {
+      var len = encodings.bytes.encodingLength(obj.blake2b)
+      length += 1 + len
+    }
+    return length
+  }
+
+  function encode (obj, buf, offset) {
+    if (!offset) offset = 0
+    if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
+    var oldOffset = offset
+    if (defined(obj.blake2b)) {
+      buf[offset++] = 10
+      encodings.bytes.encode(obj.blake2b, buf, offset)
+      offset += encodings.bytes.encode.bytes
+    }
+    encode.bytes = offset - oldOffset
+    return buf
+  }
+
+  function decode (buf, offset, end) {
+    if (!offset) offset = 0
+    if (!end) end = buf.length
+    if (!(end <= buf.length && offset <= buf.length)) throw new Error("Decoded message is not valid")
+    var oldOffset = offset
+    var obj = {
+      blake2b: null
+    }
+    while (true) {
+      if (end <= offset) {
+        decode.bytes = offset - oldOffset
+        return obj
+      }
+      var prefix = varint.decode(buf, offset)
+      offset += varint.decode.bytes
+      var tag = prefix >> 3
+      switch (tag) {
+        case 1:
+        obj.blake2b = encodings.bytes.decode(buf, offset)
+        offset += encodings.bytes.decode.bytes
+        break
+        default:
+        offset = skip(prefix & 7, buf, offset)
+      }
+    }
+  }
+}
+
 function defineEnvelope () {
   Envelope.encodingLength = encodingLength
   Envelope.encode = encode
@@ -707,7 +770,7 @@ function defineEnvelope () {
 
   function encodingLength (obj) {
     var length = 0
-    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
+    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
     if (defined(obj.hello)) {
       var len = Hello.encodingLength(obj.hello)
       length += varint.encodingLength(len)
@@ -738,6 +801,11 @@ function defineEnvelope () {
       length += varint.encodingLength(len)
       length += 1 + len
     }
+    if (defined(obj.report)) {
+      var len = Report.encodingLength(obj.report)
+      length += varint.encodingLength(len)
+      length += 1 + len
+    }
     return length
   }
 
@@ -745,7 +813,7 @@ function defineEnvelope () {
     if (!offset) offset = 0
     if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
     var oldOffset = offset
-    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
+    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
     if (defined(obj.hello)) {
       buf[offset++] = 10
       varint.encode(Hello.encodingLength(obj.hello), buf, offset)
@@ -788,6 +856,13 @@ function defineEnvelope () {
       ErrorReply.encode(obj.error, buf, offset)
       offset += ErrorReply.encode.bytes
     }
+    if (defined(obj.report)) {
+      buf[offset++] = 58
+      varint.encode(Report.encodingLength(obj.report), buf, offset)
+      offset += varint.encode.bytes
+      Report.encode(obj.report, buf, offset)
+      offset += Report.encode.bytes
+    }
     encode.bytes = offset - oldOffset
     return buf
   }
@@ -803,7 +878,8 @@ function defineEnvelope () {
       request: null,
       data: null,
       cancel: null,
-      error: null
+      error: null,
+      report: null
     }
     while (true) {
       if (end <= offset) {
@@ -820,6 +896,7 @@ function defineEnvelope () {
         delete obj.data
         delete obj.cancel
         delete obj.error
+        delete obj.report
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hello = Hello.decode(buf, offset, offset + len)
@@ -831,6 +908,7 @@ function defineEnvelope () {
         delete obj.data
         delete obj.cancel
         delete obj.error
+        delete obj.report
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.inventory = Inventory.decode(buf, offset, offset + len)
@@ -842,6 +920,7 @@ function defineEnvelope () {
         delete obj.data
         delete obj.cancel
         delete obj.error
+        delete obj.report
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.request = Request.decode(buf, offset, offset + len)
@@ -853,6 +932,7 @@ function defineEnvelope () {
         delete obj.request
         delete obj.cancel
         delete obj.error
+        delete obj.report
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.data = Data.decode(buf, offset, offset + len)
@@ -864,6 +944,7 @@ function defineEnvelope () {
         delete obj.request
         delete obj.data
         delete obj.error
+        delete obj.report
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.cancel = Cancel.decode(buf, offset, offset + len)
@@ -875,10 +956,23 @@ function defineEnvelope () {
         delete obj.request
         delete obj.data
         delete obj.cancel
+        delete obj.report
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.error = ErrorReply.decode(buf, offset, offset + len)
         offset += ErrorReply.decode.bytes
+        break
+        case 7:
+        delete obj.hello
+        delete obj.inventory
+        delete obj.request
+        delete obj.data
+        delete obj.cancel
+        delete obj.error
+        var len = varint.decode(buf, offset)
+        offset += varint.decode.bytes
+        obj.report = Report.decode(buf, offset, offset + len)
+        offset += Report.decode.bytes
         break
         default:
         offset = skip(prefix & 7, buf, offset)

@@ -56,6 +56,11 @@ export interface ErrorReply {
 }
 export declare const ErrorReply: Codec<ErrorReply> & { Code: { readonly UNSPECIFIED: 0; readonly BAD_MESSAGE: 1; readonly UNKNOWN_TYPE: 2; readonly UNSUPPORTED_VERSION: 3; readonly AUTH_FAILED: 4; readonly NOT_FOUND: 5; readonly BAD_RANGE: 6; readonly BUSY: 7; readonly INTERNAL: 8 } }
 
+export interface Report {
+  blake2b?: Uint8Array | null
+}
+export declare const Report: Codec<Report>
+
 export interface Envelope {
   hello?: Hello | null
   inventory?: Inventory | null
@@ -63,5 +68,6 @@ export interface Envelope {
   data?: Data | null
   cancel?: Cancel | null
   error?: ErrorReply | null
+  report?: Report | null
 }
 export declare const Envelope: Codec<Envelope>
