@@ -27,6 +27,8 @@ export interface PeerLimits {
   maxRemoteEntries?: number
   /** Time an upload may wait for the remote to read (backpressure) before we drop it: a peer that never reads would hold the upload slot forever. Default 30 s. */
   uploadStallMs?: number
+  /** Requests accepted per second, on average (bursts of twice that); more are answered BUSY. Default 100. */
+  requestsPerSecond?: number
 }
 
 const DEFAULTS: Required<PeerLimits> = {
@@ -34,7 +36,8 @@ const DEFAULTS: Required<PeerLimits> = {
   requestTimeoutMs: 30_000,
   maxQueuedUploads: 16,
   maxRemoteEntries: 1_000_000,
-  uploadStallMs: 30_000
+  uploadStallMs: 30_000,
+  requestsPerSecond: 100
 }
 
 export interface PeerInit {
@@ -96,11 +99,16 @@ export class Peer {
   private cancelledUpload = false
   private helloTimer: NodeJS.Timeout | null
   private drainWaiters: Array<() => void> = []
+  /** Deltas held back while the full inventory is still going out; null when none is. */
+  private heldDeltas: Array<{ added: FileEntry[], removed: Buffer[] }> | null = null
+  private requestTokens: number
+  private tokensAt = Date.now()
 
   constructor (init: PeerInit) {
     this.init = init
     this.stream = init.stream
     this.limits = { ...DEFAULTS, ...init.limits }
+    this.requestTokens = 2 * this.limits.requestsPerSecond
     this.publicKey = init.stream.remotePublicKey
     this.publicKeyHex = toHex(this.publicKey)
     this.stream.on('data', (chunk: Buffer) => this.onData(chunk))
@@ -169,23 +177,31 @@ export class Peer {
     this.digestsByName.clear()
   }
 
-  /** Sends our full inventory, split so that no message exceeds the batch bound. */
-  sendInventory (entries: Iterable<FileEntry>): void {
-    let batch: FileEntry[] = []
-    let first = true
-    for (const e of entries) {
-      batch.push({ name: e.name, size: e.size, blake2b: e.blake2b, sha512: e.sha512 })
-      if (batch.length === MAX_INVENTORY_BATCH) {
-        this.send({ type: 'inventory', reset: first, added: batch, removed: [] })
-        first = false
-        batch = []
-      }
+  /**
+   * Sends our full inventory in batches no message bound is near, yielding
+   * to the event loop between them (70 000 entries must not stall serving).
+   * Deltas meanwhile wait and follow it, so none is overtaken by a batch
+   * listing what it removed.
+   */
+  private async sendInventory (entries: Iterable<FileEntry>): Promise<void> {
+    const all = [...entries]
+    this.heldDeltas = []
+    for (let i = 0; (i === 0 || i < all.length) && !this.closed; i += MAX_INVENTORY_BATCH) {
+      if (i > 0) await new Promise((resolve) => setImmediate(resolve))
+      const added = all.slice(i, i + MAX_INVENTORY_BATCH).map((e) => ({ name: e.name, size: e.size, blake2b: e.blake2b, sha512: e.sha512 }))
+      this.send({ type: 'inventory', reset: i === 0, added, removed: [] })
     }
-    if (first || batch.length > 0) this.send({ type: 'inventory', reset: first, added: batch, removed: [] })
+    const held = this.heldDeltas
+    this.heldDeltas = null
+    for (const d of held) this.sendInventoryDelta(d.added, d.removed)
   }
 
   /** Tells the remote what we gained and lost since the full inventory. */
   sendInventoryDelta (added: FileEntry[], removed: Buffer[]): void {
+    if (this.heldDeltas) {
+      this.heldDeltas.push({ added, removed })
+      return
+    }
     for (let i = 0; i < Math.max(added.length, removed.length); i += MAX_INVENTORY_BATCH / 2) {
       this.send({
         type: 'inventory',
@@ -301,7 +317,7 @@ export class Peer {
     this.remoteDataPort = dataPort
     this.state = 'ready'
     log('%s authenticated', this.label)
-    if (this.init.advertise !== false) this.sendInventory(this.init.source.entries())
+    if (this.init.advertise !== false) void this.sendInventory(this.init.source.entries())
     this.init.onReady(this)
   }
 
@@ -345,6 +361,15 @@ export class Peer {
   }
 
   private onRequest (msg: RequestMessage): void {
+    const now = Date.now()
+    const rate = this.limits.requestsPerSecond
+    this.requestTokens = Math.min(2 * rate, this.requestTokens + (now - this.tokensAt) * rate / 1000)
+    this.tokensAt = now
+    if (this.requestTokens < 1) {
+      this.send({ type: 'error', code: 'BUSY', id: msg.id, message: `more than ${rate} requests a second` })
+      return
+    }
+    this.requestTokens--
     if (this.uploadQueue.length >= this.limits.maxQueuedUploads) {
       this.send({ type: 'error', code: 'BUSY', id: msg.id, message: 'too many queued requests' })
       return

@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
-import { encodeMessage, PROTOCOL_VERSION } from '@distswarm/protocol'
+import { decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, type Message } from '@distswarm/protocol'
 import { generateNetworkKey, membershipProof, type SecretStream } from '../src/index.js'
 import { Peer } from '../src/peer.js'
 import { MemorySource, tempDir, until } from './helpers.js'
@@ -43,5 +43,71 @@ describe('Peer uploads', () => {
     await until(() => closedWith !== undefined, 5000, 'the peer to be dropped')
     expect(closedWith).toMatchObject({ code: 'ERR_TIMEOUT' })
     expect(stream.written).toBeLessThan(file.size) // it stopped sending at the first full buffer
+  })
+})
+
+/** A stream that takes every write and keeps the messages. */
+class RecordingStream extends EventEmitter {
+  readonly publicKey = randomBytes(32)
+  readonly remotePublicKey = randomBytes(32)
+  readonly handshakeHash = randomBytes(64)
+  readonly sent: Message[] = []
+  private readonly decoder = new FrameDecoder()
+  write (data: Uint8Array): boolean {
+    for (const f of this.decoder.push(data)) this.sent.push(decodeMessage(f))
+    return true
+  }
+  end (): void {}
+  destroy (): void {}
+}
+
+async function readyPeer (source: MemorySource, limits = {}) {
+  const networkKey = generateNetworkKey()
+  const stream = new RecordingStream()
+  const peer = new Peer({
+    stream: stream as unknown as SecretStream, networkKey, localName: 'victim', source, limits,
+    onReady: () => {}, onInventory: () => {}, onClose: () => {}
+  })
+  onTestFinished(() => peer.destroy())
+  stream.emit('data', encodeMessage({
+    type: 'hello', version: PROTOCOL_VERSION, name: 'remote', dataPort: 0, proof: membershipProof(networkKey, stream.handshakeHash, stream.remotePublicKey)
+  }))
+  expect(peer.state).toBe('ready')
+  return { peer, stream }
+}
+
+describe('Peer inventory', () => {
+  it('sends a large inventory in bounded batches, and a delta issued meanwhile after them', async () => {
+    const source = new MemorySource(await tempDir())
+    const entries = Array.from({ length: 5000 }, (_, i) => ({ name: `f-${i}.tar.gz`, size: i, blake2b: randomBytes(64), sha512: randomBytes(64), path: '/nonexistent' }))
+    for (const e of entries) source.files.set(e.blake2b.toString('hex'), e)
+    const { peer, stream } = await readyPeer(source)
+    peer.sendInventoryDelta([], [entries[0]!.blake2b]) // while batches are still going out
+    await until(() => stream.sent.filter((m) => m.type === 'inventory').length === 4, 5000, 'three batches and the delta')
+    const inv = stream.sent.filter((m) => m.type === 'inventory')
+    expect(inv.map((m) => [m.reset, m.added.length, m.removed.length])).toEqual([
+      [true, MAX_INVENTORY_BATCH, 0], [false, MAX_INVENTORY_BATCH, 0], [false, 5000 - 2 * MAX_INVENTORY_BATCH, 0], [false, 0, 1]
+    ])
+    const remote = new Set<string>()
+    for (const m of inv) {
+      if (m.reset) remote.clear()
+      for (const e of m.added) remote.add(e.blake2b.toString('hex'))
+      for (const d of m.removed) remote.delete(d.toString('hex'))
+    }
+    expect(remote.size).toBe(4999)
+    expect(remote.has(entries[0]!.blake2b.toString('hex'))).toBe(false)
+  })
+})
+
+describe('Peer request limits', () => {
+  it('answers requests beyond the rate limit with BUSY', async () => {
+    const source = new MemorySource(await tempDir())
+    const file = await source.add('small.tar', randomBytes(100))
+    const { stream } = await readyPeer(source, { requestsPerSecond: 100 })
+    const burst = Buffer.concat(Array.from({ length: 300 }, (_, i) => encodeMessage({ type: 'request', id: i + 1, blake2b: file.blake2b, offset: 0, length: 100 })))
+    stream.emit('data', burst)
+    const limited = stream.sent.filter((m) => m.type === 'error' && m.code === 'BUSY' && /requests a second/.test(m.message)).length
+    expect(limited).toBeGreaterThanOrEqual(95) // 300 at once against a burst of 200 (a token may refill meanwhile)
+    expect(limited).toBeLessThanOrEqual(100)
   })
 })
