@@ -95,6 +95,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       host: this.config.host,
       port: this.config.port,
       dataPort: this.config.dataPort,
+      staticPeers: this.config.staticPeers,
       name: this.config.name,
       source: this.advertised
     })

@@ -29,6 +29,8 @@ export interface AgentOptions {
   repos?: string[]
   /** TCP port of the fast data path between agents, or 'off'. Default 0: any free port. */
   dataPort?: number | 'off'
+  /** Agents to connect to directly at their data ports, "host:port": for a LAN without a DHT. */
+  peers?: string[]
 }
 
 export interface AgentConfig {
@@ -45,6 +47,7 @@ export interface AgentConfig {
   repos: string[] | null
   /** null: no fast path, transfers use the hyperswarm stream */
   dataPort: number | null
+  staticPeers: HostPort[]
 }
 
 const isRoot = (): boolean => process.getuid?.() === 0
@@ -94,13 +97,16 @@ export function resolveConfig (opts: AgentOptions): AgentConfig {
     throw AgentError.CONFIG((err as Error).message)
   }
   const bootstrap = (opts.bootstrap ?? []).map(parseHostPort)
-  if (bootstrap.length === 0) {
-    throw AgentError.CONFIG('no bootstrap node: pass --bootstrap HOST:PORT (run `distswarm bootstrap` on one box of the LAN)')
-  }
+  const staticPeers = (opts.peers ?? []).map(parseHostPort)
   const port = opts.port ?? 0
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw AgentError.CONFIG(`invalid port ${port}`)
   const dataPort = opts.dataPort === 'off' ? null : opts.dataPort ?? 0
   if (dataPort !== null && (!Number.isInteger(dataPort) || dataPort < 0 || dataPort > 65535)) throw AgentError.CONFIG(`invalid data port ${String(opts.dataPort)}: expected 0-65535 or off`)
+  // Without a DHT an agent needs someone to dial, or a fixed port others dial.
+  if (bootstrap.length === 0 && staticPeers.length === 0 && !dataPort) {
+    throw AgentError.CONFIG('no way to meet other agents: pass --bootstrap HOST:PORT (run `distswarm bootstrap` on one box of the LAN), or --peer HOST:PORT, or a fixed --data-port for others to dial')
+  }
+  const addresses = [...bootstrap, ...staticPeers]
   return {
     distdirs: opts.distdirs ?? ['/var/cache/distfiles'],
     cacheDir: opts.cacheDir ?? defaultCacheDir(),
@@ -110,10 +116,11 @@ export function resolveConfig (opts: AgentOptions): AgentConfig {
     control: opts.control ?? defaultControlPath(),
     name: opts.name ?? hostname(),
     // Bound to loopback, hyperdht neither announces nor probes other interfaces.
-    host: opts.host ?? (bootstrap.every((b) => isLoopback(b.host)) ? '127.0.0.1' : '0.0.0.0'),
+    host: opts.host ?? (addresses.length > 0 && addresses.every((b) => isLoopback(b.host)) ? '127.0.0.1' : '0.0.0.0'),
     port,
     repos: opts.repos ?? null,
-    dataPort
+    dataPort,
+    staticPeers
   }
 }
 

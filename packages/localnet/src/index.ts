@@ -50,6 +50,8 @@ export interface AgentSpec {
   networkKey?: string
   /** Extra `distswarm agent` flags. */
   args?: string[]
+  /** Pass the network's bootstrap node. Default true; false for agents that meet by --peer alone. */
+  bootstrap?: boolean
 }
 
 const STOP_GRACE_MS = 5000
@@ -146,10 +148,11 @@ export class LocalNet {
 
   /** Starts an agent and resolves once its control socket answers. */
   async startAgent (spec: AgentSpec, readyMs = 30_000): Promise<AgentProc> {
-    if (!this.bootstrap) throw new Error('startBootstrap() first')
+    const useBootstrap = spec.bootstrap ?? true
+    if (useBootstrap && !this.bootstrap) throw new Error('startBootstrap() first')
     const d = await this.dirs(spec.name)
     const proc = this.spawn(spec.name, [
-      'agent', '--name', spec.name, '--bootstrap', this.bootstrap, '--distdir', d.distdir,
+      'agent', '--name', spec.name, ...(useBootstrap ? ['--bootstrap', this.bootstrap!] : []), '--distdir', d.distdir,
       '--cache-dir', d.cacheDir, '--state-dir', d.stateDir, '--control', d.control, ...(spec.args ?? [])
     ], { DISTSWARM_NETWORK_KEY: spec.networkKey ?? this.networkKey })
     const client = (): Promise<ControlClient> => ControlClient.connect(d.control)

@@ -2,8 +2,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net'
 import createDebug from 'debug'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import { toHex } from '@distswarm/protocol'
-import { Peer, type PeerLimits } from './peer.js'
-import type { KeyPair, LocalSource, SecretStream } from './types.js'
+import type { Peer } from './peer.js'
+import type { HostPort, KeyPair, SecretStream } from './types.js'
 
 const log = createDebug('distswarm:datapath')
 
@@ -14,21 +14,24 @@ const MAX_HANDSHAKING = 32
 
 export interface DataPathInit {
   keyPair: KeyPair
-  networkKey: Uint8Array
-  localName: string
-  source: LocalSource
-  limits?: PeerLimits
-  /** True for the key of a peer authenticated over hyperswarm: only such peers get a link. */
+  /**
+   * Takes a TCP connection whose Noise handshake is done (so its remote key
+   * is proven): the swarm runs the protocol on it, hello and membership proof
+   * first. `dataOnly` when we dialled it as a fast-path link.
+   */
+  onStream: (stream: SecretStream, opts: { dataOnly: boolean }) => void
+  /** True for the key of a member we are already connected to. */
   isMember: (publicKeyHex: string) => boolean
 }
 
 /**
- * The fast path for bulk data: hyperswarm's UDX stream finds and
- * authenticates peers but moves ~100 MB/s; the same Noise secret stream
- * over plain TCP moves several times that. A link is a TCP connection
- * between two members, encrypted with their own key pairs (so the remote
- * static key proves which member it is) and starting with a hello that
- * proves the network key again, bound to this connection.
+ * The TCP side of the swarm. Hyperswarm's UDX stream finds and authenticates
+ * peers but moves ~100 MB/s; the same Noise secret stream over plain TCP
+ * moves several times that. Over TCP come fast-path links (transfers only,
+ * between members that met over hyperswarm) and connections to static peers
+ * (full member connections, for a LAN without a DHT). Both are encrypted
+ * with the agents' own key pairs, so the remote key proves who dialled, and
+ * both must open with a hello that proves the network key.
  */
 export class DataPath {
   private readonly init: DataPathInit
@@ -55,18 +58,43 @@ export class DataPath {
     return this.port
   }
 
-  /** Opens a link to a member's advertised data port. On failure transfers just stay on hyperswarm. */
+  /** Opens a fast-path link to a member's advertised data port. On failure transfers just stay on hyperswarm. */
   connect (peer: Peer): void {
     const host = peer.remoteHost
     if (this.closed || !host || peer.remoteDataPort === 0 || this.links.has(peer.publicKeyHex)) return
-    const socket = connect({ host, port: peer.remoteDataPort })
-    this.attach(socket, true, peer.publicKeyHex)
+    this.attach(connect({ host, port: peer.remoteDataPort }), true, { dataOnly: true, expected: peer.publicKeyHex })
+  }
+
+  /**
+   * Connects to a static peer; resolves when that connection ends (or
+   * rejects when it cannot be made), for the caller to dial again. When we
+   * are already connected to that agent some other way, this becomes a link.
+   */
+  dial (to: HostPort): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host: to.host, port: to.port })
+      socket.once('connect', () => socket.once('close', () => resolve()))
+      socket.once('error', reject)
+      this.attach(socket, true)
+    })
   }
 
   /** The ready link to this member, if any. */
   link (publicKeyHex: string): Peer | undefined {
     const link = this.links.get(publicKeyHex)
     return link?.state === 'ready' ? link : undefined
+  }
+
+  /** Takes a connection that turned out to be a link. */
+  adopt (peer: Peer): void {
+    const old = this.links.get(peer.publicKeyHex)
+    this.links.set(peer.publicKeyHex, peer)
+    if (old && old !== peer) old.destroy()
+  }
+
+  /** Forgets a link that closed. */
+  release (peer: Peer): void {
+    if (this.links.get(peer.publicKeyHex) === peer) this.links.delete(peer.publicKeyHex)
   }
 
   drop (publicKeyHex: string): void {
@@ -81,7 +109,7 @@ export class DataPath {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()))
   }
 
-  private attach (socket: Socket, initiator: boolean, expected?: string): void {
+  private attach (socket: Socket, initiator: boolean, link?: { dataOnly: true, expected: string }): void {
     if (this.closed || this.handshaking >= MAX_HANDSHAKING) {
       socket.destroy()
       return
@@ -99,25 +127,13 @@ export class DataPath {
       clearTimeout(timer)
       if (!opened) return
       const key = toHex(stream.remotePublicKey)
-      // Only a member we already authenticated over hyperswarm, and when we dialled, the one we meant.
-      if (this.closed || !this.init.isMember(key) || (expected !== undefined && key !== expected)) {
-        log('refusing a data link from %s', key.slice(0, 8))
+      if (this.closed || (link !== undefined && key !== link.expected)) {
         stream.destroy()
         return
       }
-      this.links.get(key)?.destroy()
-      const link = new Peer({
-        stream: stream as unknown as SecretStream,
-        networkKey: this.init.networkKey,
-        localName: this.init.localName,
-        source: this.init.source,
-        limits: this.init.limits,
-        advertise: false,
-        onReady: () => log('data link to %s up', key.slice(0, 8)),
-        onInventory: () => {},
-        onClose: (p) => { if (this.links.get(key) === p) this.links.delete(key) }
-      })
-      this.links.set(key, link)
+      // A static peer we already reach over hyperswarm only needs a link.
+      const dataOnly = link !== undefined || (initiator && this.init.isMember(key))
+      this.init.onStream(stream as unknown as SecretStream, { dataOnly })
     })
   }
 }

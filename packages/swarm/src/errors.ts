@@ -38,6 +38,10 @@ export class SwarmError extends DistswarmError {
     return new SwarmError('ERR_BANNED', `peer ${publicKeyHex.slice(0, 8)} banned after ${faults} verification faults`)
   }
 
+  static NO_WAY_IN (): SwarmError {
+    return new SwarmError('ERR_NO_WAY_IN', 'no bootstrap node, no static peer and no data port: there is no way to meet other agents')
+  }
+
   static DESTROYED (): SwarmError {
     return new SwarmError('ERR_DESTROYED', 'swarm is shut down')
   }

@@ -48,8 +48,10 @@ export interface PeerInit {
   limits?: PeerLimits
   /** Our fast-path TCP port, told to the remote in hello; 0 for none. Default 0. */
   dataPort?: number
-  /** Send our inventory once the remote proved membership. False on a data link, which only carries transfers. Default true. */
-  advertise?: boolean
+  /** We dialled this connection as a fast-path link: transfers only, no inventory either way. Default false. */
+  dataOnly?: boolean
+  /** How the connection travels, for display and path choice. Default 'hyperswarm'. */
+  transport?: 'hyperswarm' | 'tcp'
   /** The remote proved membership; it may now see our inventory. */
   onReady: (peer: Peer) => void
   onInventory: (peer: Peer) => void
@@ -80,6 +82,8 @@ export class Peer {
   name = ''
   /** The remote's fast-path TCP port from its hello; 0 when it has none. */
   remoteDataPort = 0
+  /** The remote dialled this connection as a fast-path link. */
+  remoteDataOnly = false
   state: 'opening' | 'ready' | 'closed' = 'opening'
   bytesSent = 0
   bytesReceived = 0
@@ -123,7 +127,8 @@ export class Peer {
       version: PROTOCOL_VERSION,
       proof: membershipProof(init.networkKey, this.stream.handshakeHash, this.stream.publicKey),
       name: init.localName,
-      dataPort: init.dataPort ?? 0
+      dataPort: init.dataPort ?? 0,
+      dataOnly: init.dataOnly ?? false
     })
   }
 
@@ -131,18 +136,28 @@ export class Peer {
     return `${this.name || '?'}@${this.publicKeyHex.slice(0, 8)}`
   }
 
-  /** The remote's address as this connection sees it (hyperswarm's raw stream). */
+  /** The remote's address as this connection sees it (a UDX stream's remoteHost, a TCP socket's remoteAddress). */
   get remoteHost (): string | null {
-    return this.stream.rawStream?.remoteHost ?? null
+    const raw = this.stream.rawStream
+    return raw?.remoteHost ?? raw?.remoteAddress ?? null
   }
 
   get remoteAddress (): string | null {
-    const raw = this.stream.rawStream
-    return raw?.remoteHost ? `${raw.remoteHost}:${raw.remotePort ?? 0}` : null
+    const host = this.remoteHost
+    return host ? `${host}:${this.stream.rawStream?.remotePort ?? 0}` : null
   }
 
   get closed (): boolean {
     return this.state === 'closed'
+  }
+
+  /** A fast-path link (either side dialled it as one), not a member connection. */
+  get isLink (): boolean {
+    return this.init.dataOnly === true || this.remoteDataOnly
+  }
+
+  get transport (): 'hyperswarm' | 'tcp' {
+    return this.init.transport ?? 'hyperswarm'
   }
 
   has (blake2b: Uint8Array): boolean {
@@ -288,7 +303,7 @@ export class Peer {
         this.fail('AUTH_FAILED', SwarmError.AUTH_FAILED(`sent ${msg.type} before hello`))
         return
       }
-      this.onHello(msg.version, msg.proof, msg.name, msg.dataPort)
+      this.onHello(msg.version, msg.proof, msg.name, msg.dataPort, msg.dataOnly)
       return
     }
     switch (msg.type) {
@@ -302,7 +317,7 @@ export class Peer {
     }
   }
 
-  private onHello (version: number, proof: Buffer, name: string, dataPort: number): void {
+  private onHello (version: number, proof: Buffer, name: string, dataPort: number, dataOnly: boolean): void {
     if (version !== PROTOCOL_VERSION) {
       this.fail('UNSUPPORTED_VERSION', SwarmError.PROTOCOL_VIOLATION(`speaks protocol version ${version}, we speak ${PROTOCOL_VERSION}`))
       return
@@ -315,9 +330,10 @@ export class Peer {
     this.helloTimer = null
     this.name = name
     this.remoteDataPort = dataPort
+    this.remoteDataOnly = dataOnly
     this.state = 'ready'
-    log('%s authenticated', this.label)
-    if (this.init.advertise !== false) void this.sendInventory(this.init.source.entries())
+    log('%s authenticated%s', this.label, this.isLink ? ' (data link)' : '')
+    if (!this.isLink) void this.sendInventory(this.init.source.entries())
     this.init.onReady(this)
   }
 

@@ -37,6 +37,8 @@ export interface SwarmInit {
   firewalled?: boolean
   /** TCP port of the fast data path (0: any free port), or null for none: then transfers use the hyperswarm stream. Default 0. */
   dataPort?: number | null
+  /** Agents to connect to directly, at their data ports: for a LAN without a DHT. Default none. */
+  staticPeers?: HostPort[]
   /** Connections at most. Default 64. */
   maxPeers?: number
   /** Bytes asked for in one request. Default 4 MiB. */
@@ -82,6 +84,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private rediscoverTimer: NodeJS.Timeout | null = null
   private rediscoverMs = 2000
   private destroyed = false
+  /** Wakers of static-peer redial waits, so destroy() ends them at once. */
+  private readonly redialTimers = new Set<() => void>()
   /** Faults by peer key; a ban outlives the connection (hyperswarm's firewall refuses the key). */
   private readonly faults = new Map<string, { count: number, bannedUntil: number }>()
 
@@ -96,16 +100,21 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   /** Joins the network; resolves once our announcement is on the DHT. */
   async listen (): Promise<void> {
     const { bootstrap, host = '0.0.0.0', port = 0, keyPair, maxPeers = 64, firewalled = false, dataPort = 0 } = this.init
-    if (dataPort !== null) {
+    const staticPeers = this.init.staticPeers ?? []
+    if (dataPort !== null || staticPeers.length > 0) {
       this.dataPath = new DataPath({
         keyPair,
-        networkKey: this.init.networkKey,
-        localName: this.init.name ?? '',
-        source: this.init.source,
-        limits: this.init.limits,
-        isMember: (key) => this.peers.has(key)
+        isMember: (key) => this.peers.has(key),
+        onStream: (stream, opts) => this.onConnection(stream, { transport: 'tcp', dataOnly: opts.dataOnly })
       })
-      await this.dataPath.listen(host, dataPort)
+      if (dataPort !== null) await this.dataPath.listen(host, dataPort)
+    }
+    for (const to of staticPeers) void this.keepDialing(to)
+    if (bootstrap.length === 0) {
+      // Without a DHT, others can still dial our data port; with neither, nobody ever meets us.
+      if (staticPeers.length === 0 && dataPort === null) throw SwarmError.NO_WAY_IN()
+      log('no bootstrap node: static peers only, no DHT')
+      return
     }
     this.dht = new HyperDHT({ bootstrap, host, port: await resolvePort(host, port), keyPair, firewalled })
     this.hyperswarm = new Hyperswarm({ dht: this.dht, keyPair, maxPeers, firewall: (key) => this.isBanned(toHex(key)) })
@@ -121,9 +130,28 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     return this.dht ? this.dht.address() : null
   }
 
-  /** How transfers with this peer travel: 'tcp' over a fast-path link, else 'hyperswarm'. */
+  /** How transfers with this peer travel: over TCP (a fast-path link, or a static peer's connection), else hyperswarm. */
   pathTo (publicKeyHex: string): 'tcp' | 'hyperswarm' {
-    return this.dataPath?.link(publicKeyHex) ? 'tcp' : 'hyperswarm'
+    return this.dataPath?.link(publicKeyHex) ? 'tcp' : this.peers.get(publicKeyHex)?.transport ?? 'hyperswarm'
+  }
+
+  /** Dials a static peer, and again whenever the connection ends, 1 s, 2 s, … 60 s apart. */
+  private async keepDialing (to: HostPort): Promise<void> {
+    let delay = 1000
+    while (!this.destroyed && this.dataPath) {
+      const started = Date.now()
+      try {
+        await this.dataPath.dial(to)
+      } catch (err) {
+        log('static peer %s:%d: %s', to.host, to.port, (err as Error).message)
+      }
+      // A connection that lasted a while was good: retry soon.
+      delay = Date.now() - started > 60_000 ? 1000 : Math.min(delay * 2, 60_000)
+      await new Promise<void>((resolve) => {
+        this.redialTimers.add(resolve)
+        setTimeout(() => { this.redialTimers.delete(resolve); resolve() }, delay).unref()
+      })
+    }
   }
 
   /** The fast path's TCP port, or null when it is off. */
@@ -265,12 +293,14 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     if (writeError !== null) throw writeError
   }
 
-  private onConnection (stream: SecretStream): void {
-    if (this.destroyed) {
+  private onConnection (stream: SecretStream, via: { transport: 'hyperswarm' | 'tcp', dataOnly: boolean } = { transport: 'hyperswarm', dataOnly: false }): void {
+    if (this.destroyed || this.isBanned(toHex(stream.remotePublicKey))) {
       stream.destroy()
       return
     }
     const peer = new Peer({
+      transport: via.transport,
+      dataOnly: via.dataOnly,
       stream,
       networkKey: this.init.networkKey,
       localName: this.init.name ?? '',
@@ -278,16 +308,23 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       limits: this.init.limits,
       dataPort: this.dataPath?.port ?? 0,
       onReady: (p) => {
+        if (p.isLink) {
+          // Only a member we already know gets a link, and only over TCP.
+          if (p.transport === 'tcp' && this.peers.has(p.publicKeyHex)) this.dataPath?.adopt(p)
+          else p.destroy(SwarmError.PROTOCOL_VIOLATION('a data link from no connected member'))
+          return
+        }
         this.peers.get(p.publicKeyHex)?.destroy()
         this.peers.set(p.publicKeyHex, p)
-        // One side dials: the one with the smaller key.
-        if (Buffer.compare(this.publicKey, p.publicKey) < 0) this.dataPath?.connect(p)
+        // One side dials a fast-path link: the one with the smaller key; a TCP member connection is fast already.
+        if (p.transport === 'hyperswarm' && Buffer.compare(this.publicKey, p.publicKey) < 0) this.dataPath?.connect(p)
         this.emit('peer-ready', p)
       },
       onInventory: (p) => this.emit('inventory', p),
       onReport: (p, blake2b) => this.emit('report', p, blake2b),
       onClose: (p, reason) => {
         this.connections.delete(p)
+        this.dataPath?.release(p)
         if (this.peers.get(p.publicKeyHex) === p) {
           this.peers.delete(p.publicKeyHex)
           this.dataPath?.drop(p.publicKeyHex)
@@ -315,6 +352,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     if (this.destroyed) return
     this.destroyed = true
     if (this.rediscoverTimer) clearTimeout(this.rediscoverTimer)
+    for (const wake of this.redialTimers) wake()
     for (const peer of this.connections) peer.destroy(SwarmError.DESTROYED())
     await this.dataPath?.close()
     await this.hyperswarm?.destroy()

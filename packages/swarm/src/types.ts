@@ -22,7 +22,7 @@ export interface SecretStream {
   readonly publicKey: Buffer
   readonly remotePublicKey: Buffer
   readonly handshakeHash: Buffer
-  readonly rawStream?: { remoteHost?: string, remotePort?: number }
+  readonly rawStream?: { remoteHost?: string, remoteAddress?: string, remotePort?: number }
   write (data: Uint8Array): boolean
   end (): void
   destroy (err?: Error): void

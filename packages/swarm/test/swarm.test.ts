@@ -88,7 +88,7 @@ describe('hostile peers', () => {
 
   function hello (conn: SecretStream, networkKey: Buffer): void {
     conn.write(encodeMessage({
-      type: 'hello', version: PROTOCOL_VERSION, name: 'raw', dataPort: 0, proof: membershipProof(networkKey, conn.handshakeHash, conn.publicKey)
+      type: 'hello', version: PROTOCOL_VERSION, name: 'raw', dataPort: 0, dataOnly: false, proof: membershipProof(networkKey, conn.handshakeHash, conn.publicKey)
     }))
   }
 
@@ -185,7 +185,7 @@ describe('fast data path', () => {
     expect(b.pathTo(a.publicKey.toString('hex'))).toBe('hyperswarm')
   })
 
-  it('refuses a TCP link from a key that is no authenticated member, even one that knows the network key', async () => {
+  it('refuses a fast-path link from a key that is no connected member, even one that knows the network key', async () => {
     const { a, networkKey } = await pair(0)
     const NoiseSecretStream = (await import('@hyperswarm/secret-stream')).default
     const { connect } = await import('node:net')
@@ -193,15 +193,39 @@ describe('fast data path', () => {
     const stranger = new NoiseSecretStream(true, socket, { keyPair: createKeyPair() })
     stranger.on('error', () => {})
     expect(await stranger.opened).toBe(true) // the Noise handshake itself completes…
-    let received = 0
+    const received: Message[] = []
+    const decoder = new FrameDecoder()
     let closed = false
-    stranger.on('data', (d: Buffer) => { received += d.byteLength })
+    stranger.on('data', (d: Buffer) => { for (const f of decoder.push(d)) received.push(decodeMessage(f)) })
     stranger.on('close', () => { closed = true })
     stranger.write(encodeMessage({
-      type: 'hello', version: PROTOCOL_VERSION, name: 'stranger', dataPort: 0,
+      type: 'hello', version: PROTOCOL_VERSION, name: 'stranger', dataPort: 0, dataOnly: true,
       proof: membershipProof(networkKey, stranger.handshakeHash, stranger.publicKey)
     }))
     await until(() => closed, 10_000, 'the stranger to be cut off')
-    expect(received).toBe(0) // …but its key is no member: no hello, no inventory, nothing
+    expect(received.map((m) => m.type)).toEqual(['hello']) // …its link is refused: no inventory, no data
+    expect(a.readyPeers().map((p) => p.name)).toEqual(['b'])
+  })
+})
+
+describe('static peers', () => {
+  it('connect directly over TCP, with no bootstrap node and no DHT, and transfer', async () => {
+    const networkKey = generateNetworkKey()
+    const srcA = new MemorySource(await tempDir())
+    const file = await srcA.add('static-1.0.tar.gz', random(3 * 1024 * 1024))
+    const a = await startSwarm([], { networkKey, source: srcA, name: 'a' })
+    expect(a.address()).toBeNull() // no DHT at all
+    const b = await startSwarm([], { networkKey, source: new MemorySource(await tempDir()), name: 'b', staticPeers: [{ host: '127.0.0.1', port: a.dataPort! }] })
+    await until(() => b.find({ name: 'static-1.0.tar.gz' }).length === 1, 10_000, 'inventory at b')
+    expect(b.pathTo(a.publicKey.toString('hex'))).toBe('tcp')
+    const sink = new BufferSink()
+    await b.download(b.find({ name: 'static-1.0.tar.gz' })[0]!.entry, sink)
+    expect(createHash('blake2b512').update(Buffer.concat(sink.chunks)).digest().equals(file.blake2b)).toBe(true)
+    // a sees b too, and a delta travels back
+    await until(() => a.readyPeers().length === 1, 5000, 'b at a')
+  })
+
+  it('refuses to start with no bootstrap node, no static peer and no data port', async () => {
+    await expect(startSwarm([], { source: new MemorySource(await tempDir()), dataPort: null })).rejects.toMatchObject({ code: 'ERR_NO_WAY_IN' })
   })
 })

@@ -7,16 +7,19 @@ import { logEvent } from '../log.js'
 export const agentCommand = defineCommand({
   name: 'agent',
   summary: 'run the agent in the foreground: index, advertise, fetch and serve distfiles',
-  usage: 'distswarm agent --bootstrap HOST:PORT --network-key HEX [options]',
+  usage: 'distswarm agent (--bootstrap HOST:PORT | --peer HOST:PORT | --data-port PORT) --network-key HEX [options]',
   examples: [
     'distswarm agent --bootstrap 192.168.1.10:49737 --network-key "$(cat /etc/distswarm/network.key)"',
-    'DISTSWARM_NETWORK_KEY=… distswarm agent --bootstrap buildhost:49737 --distdir /var/cache/distfiles'
+    'DISTSWARM_NETWORK_KEY=… distswarm agent --bootstrap buildhost:49737 --distdir /var/cache/distfiles',
+    'distswarm agent --data-port 49738 …                     # no DHT: on the build host…',
+    'distswarm agent --peer buildhost:49738 …                # …and on every other box'
   ],
   options: {
     distdir: { type: 'string', multiple: true, description: 'Portage DISTDIR to index and serve (default /var/cache/distfiles)' },
     'cache-dir': { type: 'string', description: 'where fetched files are published, for PORTAGE_RO_DISTDIRS' },
     'state-dir': { type: 'string', description: 'identity and state' },
-    bootstrap: { type: 'string', multiple: true, description: 'DHT bootstrap node HOST:PORT (required)' },
+    bootstrap: { type: 'string', multiple: true, description: 'DHT bootstrap node HOST:PORT' },
+    peer: { type: 'string', multiple: true, description: "another agent's data port HOST:PORT, to connect to directly (a LAN without a DHT)" },
     'network-key': { type: 'string', description: '64 hex characters shared by the network (env DISTSWARM_NETWORK_KEY)' },
     control: { type: 'string', description: 'control socket path (env DISTSWARM_CONTROL)' },
     name: { type: 'string', description: 'name shown to peers (default: host name)' },
@@ -39,7 +42,8 @@ export const agentCommand = defineCommand({
       host: v.host as string | undefined,
       port: v.port === undefined ? undefined : Number(v.port),
       repos: v.repo as string[] | undefined,
-      dataPort: v['data-port'] === undefined ? undefined : v['data-port'] === 'off' ? 'off' : Number(v['data-port'])
+      dataPort: v['data-port'] === undefined ? undefined : v['data-port'] === 'off' ? 'off' : Number(v['data-port']),
+      peers: v.peer as string[] | undefined
     })
     const agent = new Agent(config)
     agent.on('peer-ready', (p) => logEvent(io, 'peer.ready', { name: p.name, key: shortKey(p.publicKey), address: p.address }))

@@ -107,6 +107,10 @@ function defineHello () {
       var len = encodings.varint.encodingLength(obj.data_port)
       length += 1 + len
     }
+    if (defined(obj.data_only)) {
+      var len = encodings.bool.encodingLength(obj.data_only)
+      length += 1 + len
+    }
     return length
   }
 
@@ -134,6 +138,11 @@ function defineHello () {
       encodings.varint.encode(obj.data_port, buf, offset)
       offset += encodings.varint.encode.bytes
     }
+    if (defined(obj.data_only)) {
+      buf[offset++] = 40
+      encodings.bool.encode(obj.data_only, buf, offset)
+      offset += encodings.bool.encode.bytes
+    }
     encode.bytes = offset - oldOffset
     return buf
   }
@@ -147,7 +156,8 @@ function defineHello () {
       version: 0,
       proof: null,
       name: "",
-      data_port: 0
+      data_port: 0,
+      data_only: false
     }
     while (true) {
       if (end <= offset) {
@@ -173,6 +183,10 @@ function defineHello () {
         case 4:
         obj.data_port = encodings.varint.decode(buf, offset)
         offset += encodings.varint.decode.bytes
+        break
+        case 5:
+        obj.data_only = encodings.bool.decode(buf, offset)
+        offset += encodings.bool.decode.bytes
         break
         default:
         offset = skip(prefix & 7, buf, offset)

@@ -11,6 +11,7 @@ export interface Hello {
   proof?: Uint8Array | null
   name?: string
   data_port?: number
+  data_only?: boolean
 }
 export declare const Hello: Codec<Hello>
 
