@@ -62,6 +62,13 @@ export interface RemoteFile {
   holders: Peer[]
 }
 
+/** The sink (the store) failed, not the peer: no other peer can help. */
+class SinkFailure extends Error {
+  constructor (readonly error: unknown) {
+    super('sink failed')
+  }
+}
+
 /** Verification faults before a peer is banned, and for how long. */
 const MAX_FAULTS = 3
 const BAN_MS = 10 * 60_000
@@ -242,7 +249,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         return sources
       } catch (err) {
         if (sink.written > before) sources.push(peer.publicKeyHex)
-        if ((err as { code?: string }).code?.startsWith('ERR_VERIFY') || (err as { code?: string }).code === 'ERR_DISK_FULL') throw err
+        if (err instanceof SinkFailure) throw err.error
         log('%s from %s failed at %d: %s', entry.name, peer.label, sink.written, (err as Error).message)
         last = err
       }
@@ -287,10 +294,10 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       for (const p of inflight) p.catch(() => {})
       await next
       await writing
-      if (writeError !== null) throw writeError
+      if (writeError !== null) throw new SinkFailure(writeError)
     }
     await writing
-    if (writeError !== null) throw writeError
+    if (writeError !== null) throw new SinkFailure(writeError)
   }
 
   private onConnection (stream: SecretStream, via: { transport: 'hyperswarm' | 'tcp', dataOnly: boolean } = { transport: 'hyperswarm', dataOnly: false }): void {

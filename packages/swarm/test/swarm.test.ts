@@ -47,6 +47,25 @@ describe('two swarms on a local testnet', () => {
     expect(b.find({ blake2b: later.blake2b.toString('hex') })).toEqual([])
   })
 
+  it('stops at a failing sink with its own error, instead of trying the next holder', async () => {
+    const bootstrap = await testnet()
+    const networkKey = generateNetworkKey()
+    const data = random(2 * 1024 * 1024)
+    for (const name of ['a', 'c']) await startSwarm(bootstrap, { networkKey, source: await (async () => { const src = new MemorySource(await tempDir()); await src.add('f.tar', data); return src })(), name })
+    const b = await startSwarm(bootstrap, { networkKey, source: new MemorySource(await tempDir()), name: 'b' })
+    await until(() => b.find({ name: 'f.tar' })[0]?.holders.length === 2, 20_000, 'both holders at b')
+    let writes = 0
+    const failing: Sink = {
+      written: 0,
+      async write () {
+        writes++
+        throw Object.assign(new Error('the disk said no'), { code: 'ERR_TEST_SINK' })
+      }
+    }
+    await expect(b.download(b.find({ name: 'f.tar' })[0]!.entry, failing)).rejects.toMatchObject({ code: 'ERR_TEST_SINK' })
+    expect(writes).toBe(1)
+  })
+
   it('answers a file no peer has with ERR_NOT_FOUND at once', async () => {
     const bootstrap = await testnet()
     const b = await startSwarm(bootstrap, { source: new MemorySource(await tempDir()) })
