@@ -26,6 +26,13 @@ function fileInfo (e: FileEntry): FileInfo {
   return { name: e.name, size: e.size, blake2b: toHex(e.blake2b), sha512: toHex(e.sha512) }
 }
 
+/** Whether a file (hex digests; '' for an unknown SHA512) is the one a Manifest entry describes. */
+function matchesManifest (e: ManifestEntry, f: FileInfo): boolean {
+  return e.size === f.size &&
+    (e.blake2b === null || e.blake2b === f.blake2b) &&
+    (e.sha512 === null || f.sha512 === '' || e.sha512 === f.sha512)
+}
+
 function peerInfo (p: Peer, faults: number, path: PeerInfo['path']): PeerInfo {
   return {
     name: p.name,
@@ -173,8 +180,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const pinned = isHexDigest(query.toLowerCase()) ? undefined : this.manifestPin(query)
     const found = this.where(pinned?.blake2b ?? query)
     const wanted = (f: FileInfo): boolean =>
-      (sha512 === undefined || f.sha512 === '' || f.sha512 === sha512) &&
-      (pinned === undefined || (f.size === pinned.size && (pinned.sha512 === null || f.sha512 === '' || f.sha512 === pinned.sha512)))
+      (sha512 === undefined || f.sha512 === '' || f.sha512 === sha512) && (pinned === undefined || matchesManifest(pinned, f))
     const local = found.local.find(wanted)
     if (local) return { ...local, source: 'local', durationMs: Date.now() - started, resumedFrom: 0 }
 
@@ -281,9 +287,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private agreesWithManifest (file: LocalFile): boolean {
     const entries = this.manifest?.get(file.name) ?? []
     if (entries.length === 0) return true
-    const b2 = toHex(file.blake2b)
-    const sha = toHex(file.sha512)
-    const ok = entries.some((e) => e.size === file.size && (e.blake2b === null || e.blake2b === b2) && (e.sha512 === null || e.sha512 === sha))
+    const info = fileInfo(file)
+    const ok = entries.some((e) => matchesManifest(e, info))
     if (!ok) log('not advertising %s: its hashes disagree with the Manifest entry of that name', file.path)
     return ok
   }
