@@ -4,7 +4,7 @@ export const PROTOCOL_VERSION = 1
 /** Largest frame accepted, header excluded. Every message fits well below it. */
 export const MAX_FRAME_SIZE = 2 * 1024 * 1024
 /** Bytes of one Data message. */
-export const MAX_DATA_CHUNK = 256 * 1024
+export const MAX_DATA_CHUNK = 1024 * 1024
 /** Bytes one Request may ask for. */
 export const MAX_REQUEST_LENGTH = 64 * 1024 * 1024
 /** Entries (added + removed) in one Inventory message: ~400 bytes each at most, so < 1 MiB. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import {
-  decodeMessage, encodeMessage, encodeFrame, FrameDecoder, MAX_FRAME_SIZE, MAX_INVENTORY_BATCH,
+  decodeMessage, encodeMessage, encodeFrame, FrameDecoder, MAX_DATA_CHUNK, MAX_FRAME_SIZE, MAX_INVENTORY_BATCH,
   MAX_REQUEST_LENGTH, type Message, type ProtocolError
 } from '../src/index.js'
 
@@ -65,7 +65,7 @@ describe('messages', () => {
       { type: 'request', id: 1, blake2b: randomBytes(63), offset: 0, length: 1 },
       { type: 'request', id: 1, blake2b: digest(), offset: 0, length: 0 },
       { type: 'request', id: 1, blake2b: digest(), offset: 0, length: MAX_REQUEST_LENGTH + 1 },
-      { type: 'data', id: 1, offset: 0, bytes: Buffer.alloc(256 * 1024 + 1) },
+      { type: 'data', id: 1, offset: 0, bytes: Buffer.alloc(MAX_DATA_CHUNK + 1) },
       { type: 'inventory', reset: false, added: [], removed: [randomBytes(10)] },
       { type: 'report', blake2b: randomBytes(32) },
       {

@@ -1,9 +1,11 @@
+import { constants } from 'node:fs'
 import { chmod, link, mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import createDebug from 'debug'
 import { assertValidName, isHexDigest, toHex } from '@distswarm/protocol'
 import { StoreError } from './errors.js'
-import { DualHasher, hashFile, type Digests } from './hash.js'
+import { hashFile, type Digests } from './hash.js'
+import type { HashStream, StreamHasher } from './streamhash.js'
 
 const log = createDebug('distswarm:store')
 
@@ -21,12 +23,25 @@ export interface CacheDirInit {
   dir: string
   /** Mode of published files. Default 0o644: Portage's user reads them. */
   fileMode?: number
+  /** Hashes downloads as they are written. */
+  hasher: StreamHasher
 }
 
 const PARTIAL_DIR = '.partial'
 /** A partial download untouched this long is dropped at open; younger ones wait to be resumed. */
 const PARTIAL_MAX_AGE_MS = 7 * 24 * 3600_000
-const RESUME_READ = 1024 * 1024
+
+/** The chunks less their first `skip` bytes: what a short writev left to write. */
+function remainder (chunks: readonly Uint8Array[], skip: number): Uint8Array[] {
+  if (skip === 0) return chunks as Uint8Array[]
+  const out: Uint8Array[] = []
+  for (const c of chunks) {
+    if (skip >= c.byteLength) { skip -= c.byteLength; continue }
+    out.push(skip > 0 ? c.subarray(skip) : c)
+    skip = 0
+  }
+  return out
+}
 
 function isDiskFull (err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code
@@ -43,12 +58,14 @@ export class CacheDir {
   readonly dir: string
   readonly partialDir: string
   private readonly fileMode: number
+  private readonly hasher: StreamHasher
   private readonly active = new Set<string>()
 
   constructor (init: CacheDirInit) {
     this.dir = init.dir
     this.partialDir = join(init.dir, PARTIAL_DIR)
     this.fileMode = init.fileMode ?? 0o644
+    this.hasher = init.hasher
   }
 
   /**
@@ -76,8 +93,9 @@ export class CacheDir {
     this.active.add(key)
     const path = join(this.partialDir, key)
     try {
-      const fh = await open(path, 'a+', 0o600)
-      const download = new Download(this, expected, path, fh, () => this.active.delete(key))
+      // Not 'a': writes go to explicit positions, and truncate() rewinds.
+      const fh = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
+      const download = new Download(this, this.hasher, expected, path, fh, () => this.active.delete(key))
       await download.readBack()
       return download
     } catch (err) {
@@ -104,50 +122,54 @@ export class CacheDir {
   }
 }
 
-/** One download in progress: bytes in order, hashed as they are written. */
+/** Bytes written between two hand-overs to the hash workers. */
+const FEED_STEP = 1024 * 1024
+
+/**
+ * One download in progress: bytes appended in order, hashed off the main
+ * thread (StreamHasher) as they land.
+ */
 export class Download {
   readonly expected: Expected
   readonly tempPath: string
   private readonly cache: CacheDir
-  private readonly hasher = new DualHasher()
+  private readonly hasher: StreamHasher
+  private stream: HashStream
   private fh: FileHandle | null
   private readonly release: () => void
   private verified: Digests | null = null
+  private size = 0
 
-  constructor (cache: CacheDir, expected: Expected, tempPath: string, fh: FileHandle, release: () => void) {
+  constructor (cache: CacheDir, hasher: StreamHasher, expected: Expected, tempPath: string, fh: FileHandle, release: () => void) {
     this.cache = cache
+    this.hasher = hasher
     this.expected = expected
     this.tempPath = tempPath
     this.fh = fh
     this.release = release
+    this.stream = hasher.open(tempPath)
   }
 
+  /** Bytes in the partial file: what the next write() follows. */
   get written (): number {
-    return this.hasher.size
+    return this.size
   }
 
   /** Bytes that were already on disk from an earlier attempt when this download began. */
   resumedFrom = 0
 
   /**
-   * @internal Hashes what an earlier attempt left in the partial file, so
-   * writing goes on after it. A partial longer than the file is discarded.
+   * @internal Takes up what an earlier attempt left in the partial file: its
+   * bytes are hashed in the background while the rest arrives. A partial
+   * longer than the file is discarded.
    */
   async readBack (): Promise<void> {
-    const fh = this.handle()
-    const { size } = await fh.stat()
-    if (size > this.expected.size) {
-      await fh.truncate(0)
-      return
-    }
-    const buf = Buffer.allocUnsafe(Math.min(RESUME_READ, Math.max(size, 1)))
-    while (this.hasher.size < size) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - this.hasher.size), this.hasher.size)
-      if (bytesRead === 0) break
-      this.hasher.update(buf.subarray(0, bytesRead))
-    }
-    if (this.hasher.size > 0) log('resuming %s after %d bytes', this.expected.name, this.hasher.size)
-    this.resumedFrom = this.hasher.size
+    const { size } = await this.handle().stat()
+    if (size > this.expected.size) await this.truncate(0)
+    else this.size = size
+    this.stream.feed(this.size)
+    if (this.size > 0) log('resuming %s after %d bytes', this.expected.name, this.size)
+    this.resumedFrom = this.size
   }
 
   /** Both digests as computed from the bytes written, once commit() has verified them; else null. */
@@ -155,31 +177,56 @@ export class Download {
     return this.verified
   }
 
-  /** Appends bytes; resolves once they are handed to the OS, so callers get backpressure. */
-  async write (chunk: Uint8Array): Promise<void> {
+  /**
+   * Appends bytes (one chunk, or several in one writev); resolves once they
+   * are handed to the OS, so callers get backpressure. Calls must not overlap.
+   */
+  async write (data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const fh = this.handle()
-    if (this.hasher.size + chunk.byteLength > this.expected.size) {
+    const chunks = Array.isArray(data) ? data as readonly Uint8Array[] : [data as Uint8Array]
+    const length = chunks.reduce((n, c) => n + c.byteLength, 0)
+    if (this.size + length > this.expected.size) {
       await this.abort()
       throw StoreError.SIZE_EXCEEDED(this.expected.name, this.expected.size)
     }
-    this.hasher.update(chunk)
     try {
       let done = 0
-      while (done < chunk.byteLength) {
-        const { bytesWritten } = await fh.write(chunk, done, chunk.byteLength - done)
+      while (done < length) {
+        const { bytesWritten } = await fh.writev(remainder(chunks, done), this.size + done)
         done += bytesWritten
       }
     } catch (err) {
       await this.abort()
       throw isDiskFull(err) ? StoreError.DISK_FULL(this.expected.name, this.cache.dir, err) : err
     }
+    this.size += length
+    if (this.size - this.stream.size >= FEED_STEP || this.size === this.expected.size) this.stream.feed(this.size)
+  }
+
+  /**
+   * Cuts the partial file back to `offset` bytes, to be written again from
+   * there (bytes after it came from a peer found lying); the hashes start over.
+   */
+  async truncate (offset: number): Promise<void> {
+    await this.handle().truncate(offset)
+    this.size = offset
+    this.stream.close()
+    this.stream = this.hasher.open(this.tempPath)
+    this.stream.feed(offset)
   }
 
   /** Verifies size and hashes; on success publishes and returns the final path, else discards and throws ERR_VERIFY_FAILED. */
   async commit (): Promise<string> {
     const fh = this.handle()
     const { name, size, blake2b, sha512 } = this.expected
-    const got = this.hasher.digest()
+    this.stream.feed(this.size)
+    let got: Digests
+    try {
+      got = await this.stream.digest()
+    } catch (err) {
+      await this.abort()
+      throw err
+    }
     let problem: string | null = null
     if (got.size !== size) problem = `size is ${got.size}, expected ${size}`
     else if (!got.blake2b.equals(blake2b)) problem = 'BLAKE2B digest does not match'
@@ -208,6 +255,7 @@ export class Download {
    * bytes were wrong (that is abort()). Idempotent.
    */
   async suspend (): Promise<void> {
+    this.stream.close()
     const fh = this.fh
     this.fh = null
     await fh?.sync().catch(() => {})
@@ -217,6 +265,7 @@ export class Download {
 
   /** Discards the download. Idempotent. */
   async abort (): Promise<void> {
+    this.stream.close()
     const fh = this.fh
     this.fh = null
     await fh?.close().catch(() => {})

@@ -25,6 +25,10 @@ export class StoreError extends DistswarmError {
     return new StoreError('ERR_DISK_FULL', `${name}: no space left on the device of ${dir}; nothing was published`, { cause })
   }
 
+  static READ_FAILED (why: string): StoreError {
+    return new StoreError('ERR_READ_FAILED', `reading the download back to hash it failed: ${why}`)
+  }
+
   static STORE_CLOSED (): StoreError {
     return new StoreError('ERR_STORE_CLOSED', 'the store is closed')
   }

@@ -8,6 +8,7 @@ import { CacheDir, type Download, type Expected } from './cache.js'
 import { StoreError } from './errors.js'
 import { loadIndex, saveIndex, type IndexDir } from './hashindex.js'
 import { HashPool, type HashedFile } from './pool.js'
+import { StreamHasher } from './streamhash.js'
 import { forEachBounded, isDistfileName, pickDistfiles, sameStat, statFile, type StatKey } from './scan.js'
 
 const log = createDebug('distswarm:store')
@@ -105,6 +106,7 @@ export class Store extends EventEmitter<StoreEvents> {
   private readonly cacheIdx: number
   private readonly stateDir: string | null
   private readonly pool: HashPool
+  private readonly streamHasher: StreamHasher
   private readonly window: number
   private readonly watchEnabled: boolean
   private readonly settleMs: number
@@ -149,7 +151,8 @@ export class Store extends EventEmitter<StoreEvents> {
     super()
     this.distdirs = [...(init.distdirs ?? [])]
     const cacheDir = resolve(init.cacheDir)
-    this.cache = new CacheDir({ dir: cacheDir })
+    this.streamHasher = new StreamHasher({ workers: init.hashWorkers })
+    this.cache = new CacheDir({ dir: cacheDir, hasher: this.streamHasher })
     const paths = [...new Set([...this.distdirs.map((d) => resolve(d)), cacheDir])]
     this.dirs = paths.map((path) => ({ path, watcher: null, ident: null }))
     this.cacheIdx = paths.indexOf(cacheDir)
@@ -314,6 +317,7 @@ export class Store extends EventEmitter<StoreEvents> {
     this.pending.clear()
     // Running hashes are cancelled within one read chunk; their refreshes then settle.
     await this.pool.close()
+    await this.streamHasher.close()
     await Promise.allSettled([...this.running.values(), ...this.again.values(), this.sweeping, this.opening])
     if (this.dirty) await this.save()
     await this.saving
