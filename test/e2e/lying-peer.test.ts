@@ -10,7 +10,7 @@ const holders = async (control: string, name: string): Promise<number> => {
   return r.code === 0 ? (JSON.parse(r.stdout) as WhereResult).remote[0]?.holders.length ?? 0 : 0
 }
 
-it('a seeder whose copy changed after indexing is blamed, and the file comes from an honest one', async () => {
+it('of two seeders that disagree, the one whose copy changed after indexing is found and blamed, and the file comes from the honest one', async () => {
   const net = await localNet()
   const f = distfile('shared-1.0.tar.xz', Buffer.alloc(8 * 1024 * 1024 + 3, 0x5a))
   for (const name of ['liar', 'honest']) await writeFile(join((await net.dirs(name)).distdir, f.name), f.data)
@@ -21,8 +21,9 @@ it('a seeder whose copy changed after indexing is blamed, and the file comes fro
   await net.startAgent({ name: 'honest' })
   await waitFor(async () => await holders(box.control, f.name) === 2, 30_000, 'both holders at box')
 
-  // Same size, same timestamps, other bytes: nothing on the liar's side notices.
-  await alterInPlace(join(liar.distdir, f.name), (d) => { d[4 * 1024 * 1024] = 0 })
+  // Same size, same timestamps, other bytes (one in each 4 MiB piece, so
+  // whichever pieces the liar serves are wrong): nothing on its side notices.
+  await alterInPlace(join(liar.distdir, f.name), (d) => { for (let o = 0; o < d.length; o += 4 * 1024 * 1024) d[o] = 0 })
 
   const [r] = await cliJson<Array<{ ok: boolean, result: FetchResult }>>(['fetch', f.name, '--control', box.control])
   expect(r!.ok).toBe(true)

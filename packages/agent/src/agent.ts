@@ -3,8 +3,8 @@ import { rm } from 'node:fs/promises'
 import type { Server } from 'node:net'
 import createDebug from 'debug'
 import { isHexDigest, isValidName, toHex, type FileEntry } from '@distswarm/protocol'
-import { ManifestIndex, Store, watchRepos, type LocalFile, type ManifestEntry, type ManifestWatcher } from '@distswarm/store'
-import { DistSwarm, type LocalSource, type Peer } from '@distswarm/swarm'
+import { ManifestIndex, Store, StoreError, watchRepos, type Download, type LocalFile, type ManifestEntry, type ManifestWatcher } from '@distswarm/store'
+import { DistSwarm, sourcesOf, type LocalSource, type Peer, type PieceSource } from '@distswarm/swarm'
 import type { FetchParams, FetchResult, FileInfo, PeerInfo, StatusResult, WhereResult } from './api.js'
 import { findRepos, type AgentConfig } from './config.js'
 import { startControlServer } from './control.js'
@@ -14,6 +14,8 @@ import { loadOrCreateIdentity } from './identity.js'
 const log = createDebug('distswarm:agent')
 
 const RECHECK_EVERY_MS = 10 * 60_000
+/** Download rounds of one fetch at most: each after a failed whole-file check goes without the peers it found wrong. */
+const MAX_ROUNDS = 4
 
 export interface AgentEvents {
   'peer-ready': [PeerInfo]
@@ -33,14 +35,14 @@ function matchesManifest (e: ManifestEntry, f: FileInfo): boolean {
     (e.sha512 === null || f.sha512 === '' || e.sha512 === f.sha512)
 }
 
-function peerInfo (p: Peer, faults: number, path: PeerInfo['path']): PeerInfo {
+function peerInfo (p: Peer, faults: number, path: PeerInfo['path'], traffic: { sent: number, received: number }): PeerInfo {
   return {
     name: p.name,
     publicKey: p.publicKeyHex,
     address: p.remoteAddress,
     files: p.files.size,
-    bytesSent: p.bytesSent,
-    bytesReceived: p.bytesReceived,
+    bytesSent: traffic.sent,
+    bytesReceived: traffic.received,
     connectedAt: new Date(p.connectedAt).toISOString(),
     faults,
     path
@@ -70,7 +72,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     get: (d) => {
       const f = this.store.get(d)
       return f && this.agreesWithManifest(f) ? f : undefined
-    }
+    },
+    hashPieces: async (d, offset, length, pieceSize) =>
+      this.advertised.get(d) ? await this.store.hashPieces(d, { offset, length, pieceSize }) : undefined
   }
 
   constructor (config: AgentConfig) {
@@ -106,7 +110,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       name: this.config.name,
       source: this.advertised
     })
-    const info = (p: Peer): PeerInfo => peerInfo(p, swarm.faultsOf(p.publicKeyHex), swarm.pathTo(p.publicKeyHex))
+    const info = (p: Peer): PeerInfo => peerInfo(p, swarm.faultsOf(p.publicKeyHex), swarm.pathTo(p.publicKeyHex), swarm.traffic(p.publicKeyHex))
     swarm.on('peer-ready', (p) => this.emit('peer-ready', info(p)))
     swarm.on('peer-closed', (p) => this.emit('peer-closed', info(p)))
     swarm.on('report', (p, blake2b) => { void this.onReport(p, blake2b) })
@@ -209,41 +213,57 @@ export class Agent extends EventEmitter<AgentEvents> {
       blake2b: entry.blake2b,
       sha512: want.sha512 !== undefined ? Buffer.from(want.sha512, 'hex') : entry.sha512
     }
-    const blamed = new Set<string>()
+    // Peers this fetch goes without: shown to have sent wrong bytes, or suspected of it.
+    const excluded = new Set<string>()
+    const blame = (key: string, why: string): void => {
+      swarm.penalize(key, why)
+      swarm.report(key, entry.blake2b)
+      excluded.add(key)
+    }
     try {
-      // Each round starts from an empty partial; a round whose bytes fail
-      // verification blames its sources, which the next round goes without.
-      for (;;) {
-        const download = await this.store.begin(expected)
-        let sources: string[]
-        try {
-          sources = await swarm.download(entry, download, { exclude: blamed })
-        } catch (err) {
-          // The sources failed, not the bytes: keep them for the next attempt to resume.
-          // (Wrong sizes and full disks were discarded by the store already.)
-          await download.suspend()
-          throw err
-        }
-        try {
-          const file = await this.store.commit(download)
-          const result: FetchResult = {
-            ...fileInfo(file), path: file.path, source: 'swarm', durationMs: Date.now() - want.started, resumedFrom: download.resumedFrom
+      const download = await this.store.begin(expected)
+      let kept = false
+      try {
+        // Gone without for one round when holders split evenly over some pieces (see Verdict.suspect).
+        let suspect: string | null = null
+        let pieces: PieceSource[] = []
+        for (let round = 1; ; round++) {
+          pieces = pieces.filter((p) => p.offset < download.written)
+          try {
+            pieces.push(...await swarm.download(entry, download, { exclude: excluded }))
+          } catch (err) {
+            // The sources failed, not the bytes: keep them for the next attempt to resume.
+            // (Wrong sizes and full disks were discarded by the store already.)
+            await download.suspend()
+            kept = true
+            throw err
           }
-          this.counters.completed++
-          this.counters.bytesFetched += file.size
-          this.emit('fetched', result)
-          return result
-        } catch (err) {
-          if ((err as { code?: string }).code !== 'ERR_VERIFY_FAILED') throw err
-          for (const key of sources) {
-            swarm.penalize(key, (err as Error).message)
-            swarm.report(key, entry.blake2b)
-            blamed.add(key)
-          }
-          const others = swarm.find({ blake2b: target.blake2b })[0]?.holders.filter((p) => !blamed.has(p.publicKeyHex)) ?? []
-          if (others.length === 0) throw err
-          log('%s: retrying from %d other peer(s)', want.name, others.length)
+          const problem = await download.verify()
+          if (problem === null) break
+          if (round === MAX_ROUNDS) throw StoreError.VERIFY_FAILED(want.name, problem)
+          const next = await this.repair(download, entry, pieces, problem)
+          // The last round went without the suspect and still failed: it gets its turn back.
+          if (suspect !== null) excluded.delete(suspect)
+          for (const key of next.liars) blame(key, problem)
+          suspect = next.suspect
+          if (suspect !== null) excluded.add(suspect)
+          const others = swarm.find({ blake2b: target.blake2b })[0]?.holders.filter((p) => !excluded.has(p.publicKeyHex)) ?? []
+          if (others.length === 0) throw StoreError.VERIFY_FAILED(want.name, problem)
+          log('%s: %s; fetching again from byte %d, from %d peer(s)', want.name, problem, download.written, others.length)
         }
+        // The round that went without the suspect verified: it was wrong.
+        if (suspect !== null) blame(suspect, 'bytes that disagreed with the verified file')
+        const file = await this.store.commit(download)
+        const result: FetchResult = {
+          ...fileInfo(file), path: file.path, source: 'swarm', durationMs: Date.now() - want.started, resumedFrom: download.resumedFrom
+        }
+        this.counters.completed++
+        this.counters.bytesFetched += file.size
+        this.emit('fetched', result)
+        return result
+      } catch (err) {
+        if (!kept) await download.abort()
+        throw err
       }
     } catch (err) {
       this.counters.failed++
@@ -251,6 +271,27 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.emit('fetch-failed', { query: want.name, code: e.code ?? 'ERR_INTERNAL', message: e.message ?? String(err) })
       throw err
     }
+  }
+
+  /**
+   * A download failed its whole-file check: finds the wrong pieces from the
+   * holders' piece hashes and cuts the partial file back to the first of
+   * them. When no piece stands out, the file starts over and every source
+   * is a liar (but for bytes an earlier run left, whose sources are
+   * unknown: then nobody is blamed the first time).
+   */
+  private async repair (download: Download, entry: FileEntry, pieces: readonly PieceSource[], problem: string): Promise<{ liars: string[], suspect: string | null }> {
+    const swarm = this.requireSwarm()
+    const verdict = await swarm.diagnose(entry, pieces, (range) => this.store.hashWritten(download, range))
+    const firstBad = verdict?.bad[0]
+    if (verdict && firstBad !== undefined) {
+      await download.truncate(pieces[firstBad]!.offset)
+      return verdict
+    }
+    const resumed = (pieces[0]?.offset ?? download.written) > 0
+    await download.truncate(0)
+    log('%s: %s, and no piece stands out%s', entry.name, problem, resumed ? '; starting over, the bytes resumed from may be at fault' : '')
+    return { liars: resumed ? [] : sourcesOf(pieces), suspect: null }
   }
 
   /**

@@ -4,6 +4,7 @@ export { encodeFrame, FrameDecoder } from './framing.js'
 export { encodeMessage, decodeMessage, ErrorCode } from './messages.js'
 export type {
   Message, HelloMessage, InventoryMessage, RequestMessage, DataMessage, CancelMessage, ErrorMessage, ReportMessage,
+  HashRequestMessage, HashesMessage,
   FileEntry, ErrorCodeName
 } from './messages.js'
 export { nameProblem, isValidName, assertValidName, isHexDigest, parseHexDigest, toHex } from './names.js'

@@ -18,6 +18,13 @@ export const MAX_AGENT_NAME_BYTES = 64
 /** Characters of an error reply's message. */
 export const MAX_ERROR_MESSAGE = 1024
 
+/** Pieces one HashRequest may cover, and the bounds of their size: a Hashes answer stays far below the frame limit. */
+export const MAX_HASH_PIECES = 16384
+export const MIN_PIECE_SIZE = 64 * 1024
+export const MAX_PIECE_SIZE = MAX_REQUEST_LENGTH
+/** Bytes of one piece hash: BLAKE2b-512, cut to 32 bytes. */
+export const PIECE_HASH_BYTES = 32
+
 export const BLAKE2B_BYTES = 64
 export const SHA512_BYTES = 64
 export const PROOF_BYTES = 32

@@ -4,7 +4,7 @@ import { encodeFrame } from './framing.js'
 import { nameProblem } from './names.js'
 import {
   BLAKE2B_BYTES, MAX_AGENT_NAME_BYTES, MAX_DATA_CHUNK, MAX_ERROR_MESSAGE, MAX_FILE_SIZE,
-  MAX_INVENTORY_BATCH, MAX_REQUEST_LENGTH, PROOF_BYTES, SHA512_BYTES
+  MAX_HASH_PIECES, MAX_INVENTORY_BATCH, MAX_PIECE_SIZE, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, PIECE_HASH_BYTES, PROOF_BYTES, SHA512_BYTES
 } from './limits.js'
 
 /** Error codes carried by an ErrorReply, as named in the schema. */
@@ -27,9 +27,13 @@ export interface DataMessage { type: 'data', id: number, offset: number, bytes: 
 export interface CancelMessage { type: 'cancel', id: number }
 export interface ErrorMessage { type: 'error', code: ErrorCodeName, id: number, message: string }
 export interface ReportMessage { type: 'report', blake2b: Buffer }
+export interface HashRequestMessage { type: 'hash-request', id: number, blake2b: Buffer, offset: number, length: number, pieceSize: number }
+export interface HashesMessage { type: 'hashes', id: number, hashes: Buffer[] }
 
 /** Every message of the protocol, validated: a decoded Message obeys every bound in limits.ts. */
-export type Message = HelloMessage | InventoryMessage | RequestMessage | DataMessage | CancelMessage | ErrorMessage | ReportMessage
+export type Message =
+  | HelloMessage | InventoryMessage | RequestMessage | DataMessage | CancelMessage | ErrorMessage | ReportMessage
+  | HashRequestMessage | HashesMessage
 
 const EMPTY = Buffer.alloc(0)
 const CODE_NAMES = new Map<number, ErrorCodeName>(
@@ -58,6 +62,8 @@ function toEnvelope (msg: Message): wire.Envelope {
     case 'cancel': return { cancel: { id: msg.id } }
     case 'error': return { error: { code: ErrorCode[msg.code], id: msg.id, message: msg.message.slice(0, MAX_ERROR_MESSAGE) } }
     case 'report': return { report: { blake2b: msg.blake2b } }
+    case 'hash-request': return { hash_request: { id: msg.id, blake2b: msg.blake2b, offset: msg.offset, length: msg.length, piece_size: msg.pieceSize } }
+    case 'hashes': return { hashes: { id: msg.id, hashes: msg.hashes } }
   }
 }
 
@@ -131,6 +137,24 @@ function fromEnvelope (env: wire.Envelope): Message {
     const blake2b = bytes(env.report.blake2b)
     check(blake2b.byteLength === BLAKE2B_BYTES, 'report', `digest of ${blake2b.byteLength} bytes`)
     return { type: 'report', blake2b }
+  }
+  if (env.hash_request) {
+    const r = env.hash_request
+    const blake2b = bytes(r.blake2b)
+    check(blake2b.byteLength === BLAKE2B_BYTES, 'hash-request', `digest of ${blake2b.byteLength} bytes`)
+    const offset = uint(r.offset, MAX_FILE_SIZE)
+    const length = uint(r.length, MAX_FILE_SIZE)
+    const pieceSize = r.piece_size ?? 0
+    check(offset >= 0 && length > 0, 'hash-request', 'range out of bounds')
+    check(pieceSize >= MIN_PIECE_SIZE && pieceSize <= MAX_PIECE_SIZE, 'hash-request', `piece size must be ${MIN_PIECE_SIZE}..${MAX_PIECE_SIZE}`)
+    check(Math.ceil(length / pieceSize) <= MAX_HASH_PIECES, 'hash-request', `more than ${MAX_HASH_PIECES} pieces`)
+    return { type: 'hash-request', id: r.id ?? 0, blake2b, offset, length, pieceSize }
+  }
+  if (env.hashes) {
+    const hashes = (env.hashes.hashes ?? []).map(bytes)
+    check(hashes.length <= MAX_HASH_PIECES, 'hashes', `more than ${MAX_HASH_PIECES} hashes`)
+    check(hashes.every((h) => h.byteLength === PIECE_HASH_BYTES), 'hashes', `a hash is not ${PIECE_HASH_BYTES} bytes`)
+    return { type: 'hashes', id: env.hashes.id ?? 0, hashes }
   }
   throw ProtocolError.UNKNOWN_TYPE()
 }

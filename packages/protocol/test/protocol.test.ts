@@ -39,7 +39,9 @@ describe('messages', () => {
       { type: 'data', id: 7, offset: 10, bytes: randomBytes(1000) },
       { type: 'cancel', id: 9 },
       { type: 'error', code: 'NOT_FOUND', id: 3, message: 'no such file' },
-      { type: 'report', blake2b: digest() }
+      { type: 'report', blake2b: digest() },
+      { type: 'hash-request', id: 11, blake2b: digest(), offset: 4 << 20, length: 2 ** 33, pieceSize: 4 << 20 },
+      { type: 'hashes', id: 11, hashes: [randomBytes(32), randomBytes(32)] }
     ]
     for (const msg of msgs) expect(roundTrip(msg)).toEqual(msg)
   })
@@ -68,6 +70,9 @@ describe('messages', () => {
       { type: 'data', id: 1, offset: 0, bytes: Buffer.alloc(MAX_DATA_CHUNK + 1) },
       { type: 'inventory', reset: false, added: [], removed: [randomBytes(10)] },
       { type: 'report', blake2b: randomBytes(32) },
+      { type: 'hash-request', id: 1, blake2b: digest(), offset: 0, length: 1, pieceSize: 1024 },
+      { type: 'hash-request', id: 1, blake2b: digest(), offset: 0, length: 2 ** 40, pieceSize: 1 << 20 },
+      { type: 'hashes', id: 1, hashes: [randomBytes(64)] },
       {
         type: 'inventory',
         reset: false,

@@ -200,6 +200,7 @@ export class Download {
       throw isDiskFull(err) ? StoreError.DISK_FULL(this.expected.name, this.cache.dir, err) : err
     }
     this.size += length
+    this.verified = null
     if (this.size - this.stream.size >= FEED_STEP || this.size === this.expected.size) this.stream.feed(this.size)
   }
 
@@ -210,32 +211,47 @@ export class Download {
   async truncate (offset: number): Promise<void> {
     await this.handle().truncate(offset)
     this.size = offset
+    this.verified = null
     this.stream.close()
     this.stream = this.hasher.open(this.tempPath)
     this.stream.feed(offset)
   }
 
-  /** Verifies size and hashes; on success publishes and returns the final path, else discards and throws ERR_VERIFY_FAILED. */
-  async commit (): Promise<string> {
-    const fh = this.handle()
-    const { name, size, blake2b, sha512 } = this.expected
+  /**
+   * Checks the size and both digests of what was written: null when they
+   * match, else what is wrong. The download stays open either way, to be
+   * committed, repaired (truncate() and write again) or aborted.
+   */
+  async verify (): Promise<string | null> {
+    this.handle()
+    const { size, blake2b, sha512 } = this.expected
     this.stream.feed(this.size)
-    let got: Digests
-    try {
-      got = await this.stream.digest()
-    } catch (err) {
-      await this.abort()
-      throw err
-    }
+    const got = await this.stream.digest()
+    // Hashing again (after a repair) needs a fresh stream.
+    this.stream = this.hasher.open(this.tempPath)
     let problem: string | null = null
     if (got.size !== size) problem = `size is ${got.size}, expected ${size}`
     else if (!got.blake2b.equals(blake2b)) problem = 'BLAKE2B digest does not match'
     else if (sha512 && sha512.byteLength > 0 && !got.sha512.equals(sha512)) problem = 'SHA512 digest does not match'
+    this.verified = problem === null ? got : null
+    return problem
+  }
+
+  /** Verifies (unless verify() just passed) and publishes; returns the final path. A download that fails verification is discarded: ERR_VERIFY_FAILED. */
+  async commit (): Promise<string> {
+    const fh = this.handle()
+    const { name } = this.expected
+    let problem: string | null = null
+    try {
+      if (this.verified === null) problem = await this.verify()
+    } catch (err) {
+      await this.abort()
+      throw err
+    }
     if (problem !== null) {
       await this.abort()
       throw StoreError.VERIFY_FAILED(name, problem)
     }
-    this.verified = got
     try {
       await fh.sync()
       await fh.close()

@@ -1,6 +1,7 @@
 export { StoreError } from './errors.js'
 export { Store } from './store.js'
 export type { StoreInit, StoreEvents, StoreStats, LocalFile } from './store.js'
+export type { PieceRange } from './pool.js'
 export type { CacheDir, CacheDirInit, Download, Expected } from './cache.js'
 export { DualHasher, hashFile } from './hash.js'
 export type { Digests } from './hash.js'

@@ -62,6 +62,36 @@ function hash (job) {
     if (fd >= 0) try { fs.closeSync(fd) } catch {}
   }
 }
+function pieces (job) {
+  let bytes = 0
+  let fd = -1
+  try {
+    fd = fs.openSync(job.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+    const st = fs.fstatSync(fd, { bigint: true })
+    if (!st.isFile()) throw fail('ENOTFILE', 'not a regular file')
+    if (job.dev !== undefined && (st.dev !== job.dev || st.ino !== job.ino)) throw fail('ECHANGED', 'replaced since it was listed')
+    const hashes = []
+    const end = job.offset + job.length
+    for (let start = job.offset; start < end; start += job.pieceSize) {
+      const h = createHash('blake2b512')
+      const last = Math.min(end, start + job.pieceSize)
+      for (let pos = start; pos < last;) {
+        if (Atomics.load(stop, 0) !== 0) throw fail('ECANCELED', 'hashing was cancelled')
+        const n = fs.readSync(fd, chunk, 0, Math.min(chunk.length, last - pos), pos)
+        if (n === 0) throw fail('ECHANGED', 'ended at ' + pos)
+        h.update(chunk.subarray(0, n))
+        pos += n
+        bytes += n
+      }
+      hashes.push(h.digest().subarray(0, 32))
+    }
+    return { ok: true, bytes, hashes }
+  } catch (err) {
+    return { ok: false, bytes, code: String(err.code || 'EIO'), message: String(err.message) }
+  } finally {
+    if (fd >= 0) try { fs.closeSync(fd) } catch {}
+  }
+}
 function scan (job) {
   try {
     const files = []
@@ -77,8 +107,16 @@ function scan (job) {
     return { ok: false, bytes: 0, code: String(err.code || 'EIO'), message: String(err.message) }
   }
 }
-parentPort.on('message', (job) => parentPort.postMessage({ id: job.id, ...(job.kind === 'scan' ? scan(job) : hash(job)) }))
+const jobs = { hash, scan, pieces }
+parentPort.on('message', (job) => parentPort.postMessage({ id: job.id, ...jobs[job.kind](job) }))
 `
+
+/** Pieces of `pieceSize` bytes from `offset` up to `offset + length`; the last may be shorter. */
+export interface PieceRange {
+  offset: number
+  length: number
+  pieceSize: number
+}
 
 /** Digests of a whole file and the stat of the version that was read. */
 export interface HashedFile {
@@ -112,11 +150,13 @@ interface Reply {
   sha512?: Uint8Array
   stat?: StatKey
   files?: ListedFile[]
+  hashes?: Uint8Array[]
 }
 
 type Request =
   | { kind: 'hash', path: string, dev?: bigint, ino?: bigint }
   | { kind: 'scan', path: string }
+  | { kind: 'pieces', path: string, offset: number, length: number, pieceSize: number, dev?: bigint, ino?: bigint }
 
 interface Job {
   id: number
@@ -166,6 +206,18 @@ export class HashPool {
     const reply = await this.submit({ kind: 'hash', path, ...expect })
     if (!reply.ok) return { ok: false, code: reply.code ?? 'EIO', message: reply.message ?? 'unknown error' }
     return { ok: true, size: reply.bytes, blake2b: asBuffer(reply.blake2b!), sha512: asBuffer(reply.sha512!), stat: reply.stat! }
+  }
+
+  /**
+   * The first 32 bytes of the BLAKE2b-512 of each `pieceSize` piece of
+   * `path` from `offset` up to `offset + length` (the last piece may be
+   * shorter); with `expect`, only when it is still that dev/inode. Rejects
+   * with the errno-style code when the file cannot be read that far.
+   */
+  async pieces (path: string, range: PieceRange, expect?: { dev: bigint, ino: bigint }): Promise<Buffer[]> {
+    const reply = await this.submit({ kind: 'pieces', path, ...range, ...expect })
+    if (reply.ok) return reply.hashes!.map(asBuffer)
+    throw Object.assign(new Error(`cannot hash pieces of ${path}: ${reply.message}`), { code: reply.code })
   }
 
   /**

@@ -7,7 +7,7 @@ import { toHex, type FileEntry } from '@distswarm/protocol'
 import { CacheDir, type Download, type Expected } from './cache.js'
 import { StoreError } from './errors.js'
 import { loadIndex, saveIndex, type IndexDir } from './hashindex.js'
-import { HashPool, type HashedFile } from './pool.js'
+import { HashPool, type HashedFile, type PieceRange } from './pool.js'
 import { StreamHasher } from './streamhash.js'
 import { forEachBounded, isDistfileName, pickDistfiles, sameStat, statFile, type StatKey } from './scan.js'
 
@@ -259,6 +259,22 @@ export class Store extends EventEmitter<StoreEvents> {
       else this.forget(path)
     }
     return changed
+  }
+
+  /**
+   * Piece hashes (HashPool.pieces) of the advertised copy of a file, for a
+   * peer that asks which of its sources lied; undefined when we hold none.
+   */
+  async hashPieces (blake2b: Uint8Array | string, range: PieceRange): Promise<Buffer[] | undefined> {
+    const path = this.holders.get(typeof blake2b === 'string' ? blake2b : toHex(blake2b))?.[0]
+    const t = path === undefined ? undefined : this.files.get(path)
+    if (!t) return undefined
+    return await this.pool.pieces(path!, range, { dev: t.stat.dev, ino: t.stat.ino })
+  }
+
+  /** Piece hashes of the bytes a download has written so far. */
+  hashWritten (download: Download, range: PieceRange): Promise<Buffer[]> {
+    return this.pool.pieces(download.tempPath, range)
   }
 
   private * advertised (): Generator<LocalFile> {

@@ -42,6 +42,10 @@ export class SwarmError extends DistswarmError {
     return new SwarmError('ERR_NO_WAY_IN', 'no bootstrap node, no static peer and no data port: there is no way to meet other agents')
   }
 
+  static CANCELLED (): SwarmError {
+    return new SwarmError('ERR_CANCELLED', 'request cancelled')
+  }
+
   static DESTROYED (): SwarmError {
     return new SwarmError('ERR_DESTROYED', 'swarm is shut down')
   }

@@ -3,7 +3,7 @@ import createDebug from 'debug'
 import {
   decodeMessage, encodeMessage, FrameDecoder, MAX_DATA_CHUNK, MAX_INVENTORY_BATCH, PROTOCOL_VERSION,
   ProtocolError, toHex,
-  type DataMessage, type ErrorCodeName, type FileEntry, type InventoryMessage, type Message, type RequestMessage
+  type DataMessage, type ErrorCodeName, type FileEntry, type HashRequestMessage, type InventoryMessage, type Message, type RequestMessage
 } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
 import { membershipProof, verifyMembershipProof } from './membership.js'
@@ -69,6 +69,13 @@ interface PendingRequest {
   timer: NodeJS.Timeout
 }
 
+interface PendingHashes {
+  count: number
+  resolve: (hashes: Buffer[]) => void
+  reject: (err: Error) => void
+  timer: NodeJS.Timeout
+}
+
 const log = createDebug('distswarm:peer')
 
 /**
@@ -97,6 +104,9 @@ export class Peer {
   private readonly limits: Required<PeerLimits>
   private readonly decoder = new FrameDecoder()
   private readonly requests = new Map<number, PendingRequest>()
+  private readonly hashRequests = new Map<number, PendingHashes>()
+  /** A HashRequest of the remote's is being answered: one at a time, as each reads a whole file. */
+  private hashing = false
   private nextRequestId = 1
   private readonly uploadQueue: RequestMessage[] = []
   private uploading: RequestMessage | null = null
@@ -230,17 +240,52 @@ export class Peer {
   /**
    * Asks for a byte range; `onChunk` gets the bytes in order. Resolves when the
    * whole range arrived; rejects on an error reply, a stall past the request
-   * timeout, a protocol violation or the connection closing.
+   * timeout, a protocol violation or the connection closing; `signal`
+   * cancels it (the remote is told to stop) and rejects ERR_CANCELLED.
    */
-  request (blake2b: Buffer, offset: number, length: number, onChunk: (bytes: Buffer) => void): Promise<void> {
+  request (blake2b: Buffer, offset: number, length: number, onChunk: (bytes: Buffer) => void, signal?: AbortSignal): Promise<void> {
     if (this.state !== 'ready') return Promise.reject(SwarmError.PEER_CLOSED())
-    const id = this.nextRequestId++
-    if (this.nextRequestId > 0xffffffff) this.nextRequestId = 1
+    if (signal?.aborted) return Promise.reject(SwarmError.CANCELLED())
+    const id = this.nextId()
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.expire(id), this.limits.requestTimeoutMs)
-      this.requests.set(id, { next: offset, end: offset + length, onChunk, resolve, reject, timer })
+      const timer = setTimeout(() => this.endRequest(id, SwarmError.TIMEOUT('request', this.limits.requestTimeoutMs)), this.limits.requestTimeoutMs)
+      const onAbort = (): void => this.endRequest(id, SwarmError.CANCELLED())
+      signal?.addEventListener('abort', onAbort, { once: true })
+      const settled = (): void => signal?.removeEventListener('abort', onAbort)
+      this.requests.set(id, {
+        next: offset,
+        end: offset + length,
+        onChunk,
+        resolve: () => { settled(); resolve() },
+        reject: (err) => { settled(); reject(err) },
+        timer
+      })
       this.send({ type: 'request', id, blake2b, offset, length })
     })
+  }
+
+  /**
+   * Asks for the piece hashes of the remote's copy of a file (HashRequest).
+   * Rejects on an error reply, a wrong number of hashes, the request
+   * timeout or the connection closing.
+   */
+  requestHashes (blake2b: Buffer, offset: number, length: number, pieceSize: number): Promise<Buffer[]> {
+    if (this.state !== 'ready') return Promise.reject(SwarmError.PEER_CLOSED())
+    const id = this.nextId()
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.hashRequests.delete(id)
+        reject(SwarmError.TIMEOUT('hash request', this.limits.requestTimeoutMs))
+      }, this.limits.requestTimeoutMs)
+      this.hashRequests.set(id, { count: Math.ceil(length / pieceSize), resolve, reject, timer })
+      this.send({ type: 'hash-request', id, blake2b, offset, length, pieceSize })
+    })
+  }
+
+  private nextId (): number {
+    const id = this.nextRequestId++
+    if (this.nextRequestId > 0xffffffff) this.nextRequestId = 1
+    return id
   }
 
   /** Tells the remote that bytes it sent for this digest failed verification. */
@@ -253,12 +298,14 @@ export class Peer {
     this.close(reason ?? null)
   }
 
-  private expire (id: number): void {
+  /** Gives up on a request of ours: the remote is told to stop sending. */
+  private endRequest (id: number, reason: Error): void {
     const req = this.requests.get(id)
     if (!req) return
+    clearTimeout(req.timer)
     this.requests.delete(id)
     this.send({ type: 'cancel', id })
-    req.reject(SwarmError.TIMEOUT('request', this.limits.requestTimeoutMs))
+    req.reject(reason)
   }
 
   private send (msg: Message): boolean {
@@ -314,6 +361,8 @@ export class Peer {
       case 'cancel': return this.onCancel(msg.id)
       case 'error': return this.onErrorReply(msg.code, msg.id, msg.message)
       case 'report': return this.init.onReport?.(this, msg.blake2b)
+      case 'hash-request': return void this.onHashRequest(msg)
+      case 'hashes': return this.onHashes(msg.id, msg.hashes)
     }
   }
 
@@ -365,7 +414,51 @@ export class Peer {
     }
   }
 
+  private onHashes (id: number, hashes: Buffer[]): void {
+    const req = this.hashRequests.get(id)
+    if (!req) return
+    clearTimeout(req.timer)
+    this.hashRequests.delete(id)
+    if (hashes.length === req.count) req.resolve(hashes)
+    else req.reject(SwarmError.PROTOCOL_VIOLATION(`${hashes.length} piece hashes when ${req.count} were asked for`))
+  }
+
+  private async onHashRequest (msg: HashRequestMessage): Promise<void> {
+    if (!this.takeRequestToken(msg.id)) return
+    const hashPieces = this.init.source.hashPieces?.bind(this.init.source)
+    if (!hashPieces || !this.init.source.get(msg.blake2b)) {
+      this.send({ type: 'error', code: 'NOT_FOUND', id: msg.id, message: '' })
+      return
+    }
+    if (msg.offset + msg.length > this.init.source.get(msg.blake2b)!.size) {
+      this.send({ type: 'error', code: 'BAD_RANGE', id: msg.id, message: 'range beyond the end of the file' })
+      return
+    }
+    if (this.hashing) {
+      this.send({ type: 'error', code: 'BUSY', id: msg.id, message: 'one hash request at a time' })
+      return
+    }
+    this.hashing = true
+    try {
+      const hashes = await hashPieces(msg.blake2b, msg.offset, msg.length, msg.pieceSize)
+      if (hashes) this.send({ type: 'hashes', id: msg.id, hashes })
+      else this.send({ type: 'error', code: 'NOT_FOUND', id: msg.id, message: '' })
+    } catch (err) {
+      log('%s: hashing pieces failed: %s', this.label, (err as Error).message)
+      this.send({ type: 'error', code: 'INTERNAL', id: msg.id, message: 'hashing failed' })
+    } finally {
+      this.hashing = false
+    }
+  }
+
   private onErrorReply (code: ErrorCodeName, id: number, message: string): void {
+    const pending = id === 0 ? undefined : this.hashRequests.get(id)
+    if (pending) {
+      clearTimeout(pending.timer)
+      this.hashRequests.delete(id)
+      pending.reject(SwarmError.REMOTE(code, message))
+      return
+    }
     const req = id === 0 ? undefined : this.requests.get(id)
     if (req) {
       clearTimeout(req.timer)
@@ -376,16 +469,22 @@ export class Peer {
     log('%s reported %s: %s', this.label, code, message)
   }
 
-  private onRequest (msg: RequestMessage): void {
+  /** The request rate limit: false (and BUSY sent) when the remote asks faster than requestsPerSecond. */
+  private takeRequestToken (id: number): boolean {
     const now = Date.now()
     const rate = this.limits.requestsPerSecond
     this.requestTokens = Math.min(2 * rate, this.requestTokens + (now - this.tokensAt) * rate / 1000)
     this.tokensAt = now
     if (this.requestTokens < 1) {
-      this.send({ type: 'error', code: 'BUSY', id: msg.id, message: `more than ${rate} requests a second` })
-      return
+      this.send({ type: 'error', code: 'BUSY', id, message: `more than ${rate} requests a second` })
+      return false
     }
     this.requestTokens--
+    return true
+  }
+
+  private onRequest (msg: RequestMessage): void {
+    if (!this.takeRequestToken(msg.id)) return
     if (this.uploadQueue.length >= this.limits.maxQueuedUploads) {
       this.send({ type: 'error', code: 'BUSY', id: msg.id, message: 'too many queued requests' })
       return
@@ -484,6 +583,11 @@ export class Peer {
       req.reject(reason ?? SwarmError.PEER_CLOSED())
     }
     this.requests.clear()
+    for (const req of this.hashRequests.values()) {
+      clearTimeout(req.timer)
+      req.reject(reason ?? SwarmError.PEER_CLOSED())
+    }
+    this.hashRequests.clear()
     this.uploadQueue.length = 0
     this.flushDrainWaiters()
     this.stream.end()

@@ -8,6 +8,8 @@ import { DataPath } from './datapath.js'
 import { resolvePort } from './dht.js'
 import { NETWORK_KEY_BYTES, topicOf } from './membership.js'
 import { Peer, type PeerLimits } from './peer.js'
+import { judge, type Verdict } from './diagnose.js'
+import { Transfer, type PieceSource } from './transfer.js'
 import type { HostPort, KeyPair, LocalSource, SecretStream, Sink } from './types.js'
 
 const log = createDebug('distswarm:swarm')
@@ -43,8 +45,12 @@ export interface SwarmInit {
   maxPeers?: number
   /** Bytes asked for in one request. Default 4 MiB. */
   rangeSize?: number
-  /** Requests in flight per download: keeps the pipe full, bounds memory to rangeSize × window. Default 2. */
+  /** Requests in flight per source of a download: keeps each pipe full. Default 2. */
   window?: number
+  /** Pieces of a download held in memory ahead of the write position: bounds its memory to about rangeSize × maxAhead. Default 8. */
+  maxAhead?: number
+  /** A piece in flight at least this long (and twice what its source's rate predicts) is also asked of another source. Default 2000 ms. */
+  hedgeAfterMs?: number
   limits?: PeerLimits
 }
 
@@ -62,11 +68,13 @@ export interface RemoteFile {
   holders: Peer[]
 }
 
-/** The sink (the store) failed, not the peer: no other peer can help. */
-class SinkFailure extends Error {
-  constructor (readonly error: unknown) {
-    super('sink failed')
-  }
+const DEFAULT_RANGE_SIZE = 4 * 1024 * 1024
+
+/** Pieces of `pieceSize` bytes from `offset` up to `offset + length`. */
+export interface PieceRange {
+  offset: number
+  length: number
+  pieceSize: number
 }
 
 /** Verification faults before a peer is banned, and for how long. */
@@ -95,6 +103,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private readonly redialTimers = new Set<() => void>()
   /** Faults by peer key; a ban outlives the connection (hyperswarm's firewall refuses the key). */
   private readonly faults = new Map<string, { count: number, bannedUntil: number }>()
+  /** Bytes of closed connections, by peer key, for traffic(). */
+  private readonly pastTraffic = new Map<string, { sent: number, received: number }>()
 
   constructor (init: SwarmInit) {
     super()
@@ -188,6 +198,15 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     return [...found.values()]
   }
 
+  /** Bytes exchanged with a peer over every connection to it (member connection and fast-path links), since we started. */
+  traffic (publicKeyHex: string): { sent: number, received: number } {
+    const t = { ...this.pastTraffic.get(publicKeyHex) ?? { sent: 0, received: 0 } }
+    for (const p of [this.peers.get(publicKeyHex), this.dataPath?.link(publicKeyHex)]) {
+      if (p && !p.closed) { t.sent += p.bytesSent; t.received += p.bytesReceived }
+    }
+    return t
+  }
+
   /** Verification faults of a peer so far (0 when none). */
   faultsOf (publicKeyHex: string): number {
     return this.faults.get(publicKeyHex)?.count ?? 0
@@ -223,81 +242,53 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   }
 
   /**
-   * Downloads a whole file into `sink`, in order, from the peers that hold
-   * it (but those in `exclude`): ranges are pipelined `window` deep; when a
-   * peer fails, the next holder continues from the first byte not yet
-   * written. Resolves to the keys of the peers whose bytes went into `sink`,
-   * so a caller whose verification fails knows whom to blame.
+   * Downloads the rest of a file (after `sink.written`) into `sink`, from
+   * every peer that holds it but those in `exclude` (see Transfer: pieces
+   * spread over the sources, held-up pieces hedged, failed sources' pieces
+   * taken over by the others). Resolves to where each written byte range
+   * came from, so a caller whose verification fails knows whom to suspect.
    */
-  async download (entry: FileEntry, sink: Sink, opts: { exclude?: ReadonlySet<string> } = {}): Promise<string[]> {
+  async download (entry: FileEntry, sink: Sink, opts: { exclude?: ReadonlySet<string> } = {}): Promise<PieceSource[]> {
     if (this.destroyed) throw SwarmError.DESTROYED()
+    const { rangeSize = DEFAULT_RANGE_SIZE, window = 2, maxAhead = 8, hedgeAfterMs = 2000 } = this.init
     const hex = toHex(entry.blake2b)
-    const tried = new Set<string>(opts.exclude)
-    const sources: string[] = []
-    let last: unknown = null
-    for (;;) {
-      const peer = this.readyPeers().find((p) => p.files.has(hex) && !tried.has(p.publicKeyHex))
-      if (!peer) {
-        if (last === null) throw SwarmError.NOT_FOUND(entry.name)
-        throw SwarmError.ALL_SOURCES_FAILED(entry.name, last)
-      }
-      tried.add(peer.publicKeyHex)
-      const before = sink.written
-      try {
-        await this.downloadVia(peer, entry, sink)
-        sources.push(peer.publicKeyHex)
-        return sources
-      } catch (err) {
-        if (sink.written > before) sources.push(peer.publicKeyHex)
-        if (err instanceof SinkFailure) throw err.error
-        log('%s from %s failed at %d: %s', entry.name, peer.label, sink.written, (err as Error).message)
-        last = err
-      }
-    }
+    const exclude = opts.exclude ?? new Set<string>()
+    const transfer = new Transfer(entry, sink, {
+      holders: () => this.readyPeers().filter((p) => p.files.has(hex) && !exclude.has(p.publicKeyHex) && !this.isBanned(p.publicKeyHex)),
+      via: (peer) => this.dataPath?.link(peer.publicKeyHex) ?? peer
+    }, { rangeSize, window, maxAhead, hedgeAfterMs })
+    return await transfer.run()
   }
 
-  /** Over the peer's fast-path link when there is one; when the link dies, on over hyperswarm. */
-  private async downloadVia (peer: Peer, entry: FileEntry, sink: Sink): Promise<void> {
-    const link = this.dataPath?.link(peer.publicKeyHex)
-    if (link) {
-      try {
-        await this.downloadFrom(link, entry, sink)
-        return
-      } catch (err) {
-        if (!link.closed || peer.closed) throw err
-        log('data link to %s lost at %d; continuing over hyperswarm', peer.label, sink.written)
-      }
-    }
-    await this.downloadFrom(peer, entry, sink)
-  }
-
-  private async downloadFrom (peer: Peer, entry: FileEntry, sink: Sink): Promise<void> {
-    const { rangeSize = 4 * 1024 * 1024, window = 2 } = this.init
-    let requested = sink.written
-    let writing: Promise<void> = Promise.resolve()
-    let writeError: unknown = null
-    const inflight: Array<Promise<void>> = []
-    const onChunk = (bytes: Buffer): void => {
-      // Chunks arrive in order; chain the writes so they land in order too.
-      writing = writing.then(() => writeError === null ? sink.write(bytes) : undefined).catch((err: unknown) => {
-        writeError ??= err
+  /**
+   * For a download whose whole-file check failed: asks every holder for the
+   * piece hashes of its own copy, hashes ours alike (`hashOurs`), and judges
+   * which pieces were wrong and which sources sent them (see judge()). Null
+   * when the pieces were not cut at rangeSize from the first one, so there
+   * is nothing to compare.
+   */
+  async diagnose (entry: FileEntry, pieces: readonly PieceSource[], hashOurs: (range: PieceRange) => Promise<Buffer[]>): Promise<Verdict | null> {
+    const { rangeSize = DEFAULT_RANGE_SIZE } = this.init
+    const first = pieces[0]
+    if (!first) return null
+    const even = pieces.every((p, i) => p.offset === first.offset + i * rangeSize && p.length === Math.min(rangeSize, entry.size - p.offset))
+    if (!even || first.offset + pieces.length * rangeSize < entry.size) return null
+    const range = { offset: first.offset, length: entry.size - first.offset, pieceSize: rangeSize }
+    const hex = toHex(entry.blake2b)
+    const claims = new Map<string, Buffer[]>()
+    const [ours] = await Promise.all([
+      hashOurs(range),
+      ...this.readyPeers().filter((p) => p.files.has(hex) && !this.isBanned(p.publicKeyHex)).map(async (p) => {
+        try {
+          claims.set(p.publicKeyHex, await p.requestHashes(entry.blake2b, range.offset, range.length, range.pieceSize))
+        } catch (err) {
+          log('%s: no piece hashes from %s: %s', entry.name, p.label, (err as Error).message)
+        }
       })
-    }
-    while (requested < entry.size || inflight.length > 0) {
-      while (requested < entry.size && inflight.length < window) {
-        const length = Math.min(rangeSize, entry.size - requested)
-        inflight.push(peer.request(entry.blake2b, requested, length, onChunk))
-        requested += length
-      }
-      const next = inflight.shift()
-      // Catch the rest now so none rejects unobserved while we wait on this one.
-      for (const p of inflight) p.catch(() => {})
-      await next
-      await writing
-      if (writeError !== null) throw new SinkFailure(writeError)
-    }
-    await writing
-    if (writeError !== null) throw new SinkFailure(writeError)
+    ])
+    const verdict = judge(pieces, ours, claims)
+    log('%s: %d holders answered; %d bad pieces; liars %o, suspect %s', entry.name, claims.size, verdict.bad.length, verdict.liars, verdict.suspect)
+    return verdict
   }
 
   private onConnection (stream: SecretStream, via: { transport: 'hyperswarm' | 'tcp', dataOnly: boolean } = { transport: 'hyperswarm', dataOnly: false }): void {
@@ -331,6 +322,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       onReport: (p, blake2b) => this.emit('report', p, blake2b),
       onClose: (p, reason) => {
         this.connections.delete(p)
+        const past = this.pastTraffic.get(p.publicKeyHex) ?? { sent: 0, received: 0 }
+        this.pastTraffic.set(p.publicKeyHex, { sent: past.sent + p.bytesSent, received: past.received + p.bytesReceived })
         this.dataPath?.release(p)
         if (this.peers.get(p.publicKeyHex) === p) {
           this.peers.delete(p.publicKeyHex)

@@ -9,12 +9,20 @@ export interface LocalFile extends FileEntry {
 export interface LocalSource {
   entries (): Iterable<LocalFile>
   get (blake2b: Uint8Array): LocalFile | undefined
+  /**
+   * Piece hashes of our copy of a file (see the HashRequest message), for a
+   * peer finding out which of its sources lied; undefined when we lack the
+   * file. Optional: without it such requests are answered NOT_FOUND.
+   */
+  hashPieces? (blake2b: Uint8Array, offset: number, length: number, pieceSize: number): Promise<Buffer[] | undefined>
 }
 
 /** Where a download's bytes go, in order; the store's Download implements it. */
 export interface Sink {
+  /** Bytes already there (a resumed download continues after them). */
   readonly written: number
-  write (chunk: Uint8Array): Promise<void>
+  /** Appends the bytes; calls never overlap. */
+  write (chunks: readonly Uint8Array[]): Promise<void>
 }
 
 /** The part of @hyperswarm/secret-stream's NoiseSecretStream that we use. */

@@ -6,7 +6,7 @@ import { onTestFinished } from 'vitest'
 // @ts-expect-error: hyperdht ships no types
 import createTestnet from 'hyperdht/testnet.js'
 import { toHex } from '@distswarm/protocol'
-import { DistSwarm, createKeyPair, generateNetworkKey, type LocalFile, type LocalSource, type SwarmInit, type HostPort } from '../src/index.js'
+import { DistSwarm, createKeyPair, generateNetworkKey, type LocalFile, type LocalSource, type SwarmInit, type HostPort, type Sink } from '../src/index.js'
 
 /** A local DHT on 127.0.0.1, torn down when the test ends. */
 export async function testnet (): Promise<HostPort[]> {
@@ -60,6 +60,24 @@ export async function until (check: () => boolean, ms = 15_000, what = 'conditio
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+/** Keeps what it is given in memory; `onWrite` runs after each write (a test's hook to act mid-transfer). */
+export class BufferSink implements Sink {
+  chunks: Buffer[] = []
+  written = 0
+  onWrite: (() => void) | null = null
+  async write (chunks: readonly Uint8Array[]): Promise<void> {
+    for (const c of chunks) {
+      this.chunks.push(Buffer.from(c))
+      this.written += c.byteLength
+    }
+    this.onWrite?.()
+  }
+
+  get bytes (): Buffer {
+    return Buffer.concat(this.chunks)
   }
 }
 

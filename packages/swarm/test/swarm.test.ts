@@ -6,16 +6,8 @@ import {
   decodeMessage, encodeFrame, encodeMessage, FrameDecoder, MAX_FRAME_SIZE, PROTOCOL_VERSION, type Message
 } from '@distswarm/protocol'
 import { createKeyPair, generateNetworkKey, membershipProof, topicOf, type SecretStream, type Sink } from '../src/index.js'
-import { MemorySource, random, startSwarm, tempDir, testnet, until } from './helpers.js'
+import { BufferSink, MemorySource, random, startSwarm, tempDir, testnet, until } from './helpers.js'
 
-class BufferSink implements Sink {
-  chunks: Buffer[] = []
-  written = 0
-  async write (chunk: Uint8Array): Promise<void> {
-    this.chunks.push(Buffer.from(chunk))
-    this.written += chunk.byteLength
-  }
-}
 
 describe('two swarms on a local testnet', () => {
   it('authenticate, exchange inventories and transfer a file in pipelined ranges', async () => {

@@ -67,6 +67,20 @@ var Report = exports.Report = {
   decode: null
 }
 
+var HashRequest = exports.HashRequest = {
+  buffer: true,
+  encodingLength: null,
+  encode: null,
+  decode: null
+}
+
+var Hashes = exports.Hashes = {
+  buffer: true,
+  encodingLength: null,
+  encode: null,
+  decode: null
+}
+
 var Envelope = exports.Envelope = {
   buffer: true,
   encodingLength: null,
@@ -82,6 +96,8 @@ defineData()
 defineCancel()
 defineErrorReply()
 defineReport()
+defineHashRequest()
+defineHashes()
 defineEnvelope()
 
 function defineHello () {
@@ -777,6 +793,192 @@ function defineReport () {
   }
 }
 
+function defineHashRequest () {
+  HashRequest.encodingLength = encodingLength
+  HashRequest.encode = encode
+  HashRequest.decode = decode
+
+  function encodingLength (obj) {
+    var length = 0
+    if (defined(obj.id)) {
+      var len = encodings.varint.encodingLength(obj.id)
+      length += 1 + len
+    }
+    if (defined(obj.blake2b)) {
+      var len = encodings.bytes.encodingLength(obj.blake2b)
+      length += 1 + len
+    }
+    if (defined(obj.offset)) {
+      var len = encodings.varint.encodingLength(obj.offset)
+      length += 1 + len
+    }
+    if (defined(obj.length)) {
+      var len = encodings.varint.encodingLength(obj.length)
+      length += 1 + len
+    }
+    if (defined(obj.piece_size)) {
+      var len = encodings.varint.encodingLength(obj.piece_size)
+      length += 1 + len
+    }
+    return length
+  }
+
+  function encode (obj, buf, offset) {
+    if (!offset) offset = 0
+    if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
+    var oldOffset = offset
+    if (defined(obj.id)) {
+      buf[offset++] = 8
+      encodings.varint.encode(obj.id, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    if (defined(obj.blake2b)) {
+      buf[offset++] = 18
+      encodings.bytes.encode(obj.blake2b, buf, offset)
+      offset += encodings.bytes.encode.bytes
+    }
+    if (defined(obj.offset)) {
+      buf[offset++] = 24
+      encodings.varint.encode(obj.offset, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    if (defined(obj.length)) {
+      buf[offset++] = 32
+      encodings.varint.encode(obj.length, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    if (defined(obj.piece_size)) {
+      buf[offset++] = 40
+      encodings.varint.encode(obj.piece_size, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    encode.bytes = offset - oldOffset
+    return buf
+  }
+
+  function decode (buf, offset, end) {
+    if (!offset) offset = 0
+    if (!end) end = buf.length
+    if (!(end <= buf.length && offset <= buf.length)) throw new Error("Decoded message is not valid")
+    var oldOffset = offset
+    var obj = {
+      id: 0,
+      blake2b: null,
+      offset: 0,
+      length: 0,
+      piece_size: 0
+    }
+    while (true) {
+      if (end <= offset) {
+        decode.bytes = offset - oldOffset
+        return obj
+      }
+      var prefix = varint.decode(buf, offset)
+      offset += varint.decode.bytes
+      var tag = prefix >> 3
+      switch (tag) {
+        case 1:
+        obj.id = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        case 2:
+        obj.blake2b = encodings.bytes.decode(buf, offset)
+        offset += encodings.bytes.decode.bytes
+        break
+        case 3:
+        obj.offset = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        case 4:
+        obj.length = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        case 5:
+        obj.piece_size = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        default:
+        offset = skip(prefix & 7, buf, offset)
+      }
+    }
+  }
+}
+
+function defineHashes () {
+  Hashes.encodingLength = encodingLength
+  Hashes.encode = encode
+  Hashes.decode = decode
+
+  function encodingLength (obj) {
+    var length = 0
+    if (defined(obj.id)) {
+      var len = encodings.varint.encodingLength(obj.id)
+      length += 1 + len
+    }
+    if (defined(obj.hashes)) {
+      for (var i = 0; i < obj.hashes.length; i++) {
+        if (!defined(obj.hashes[i])) continue
+        var len = encodings.bytes.encodingLength(obj.hashes[i])
+        length += 1 + len
+      }
+    }
+    return length
+  }
+
+  function encode (obj, buf, offset) {
+    if (!offset) offset = 0
+    if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
+    var oldOffset = offset
+    if (defined(obj.id)) {
+      buf[offset++] = 8
+      encodings.varint.encode(obj.id, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    if (defined(obj.hashes)) {
+      for (var i = 0; i < obj.hashes.length; i++) {
+        if (!defined(obj.hashes[i])) continue
+        buf[offset++] = 18
+        encodings.bytes.encode(obj.hashes[i], buf, offset)
+        offset += encodings.bytes.encode.bytes
+      }
+    }
+    encode.bytes = offset - oldOffset
+    return buf
+  }
+
+  function decode (buf, offset, end) {
+    if (!offset) offset = 0
+    if (!end) end = buf.length
+    if (!(end <= buf.length && offset <= buf.length)) throw new Error("Decoded message is not valid")
+    var oldOffset = offset
+    var obj = {
+      id: 0,
+      hashes: []
+    }
+    while (true) {
+      if (end <= offset) {
+        decode.bytes = offset - oldOffset
+        return obj
+      }
+      var prefix = varint.decode(buf, offset)
+      offset += varint.decode.bytes
+      var tag = prefix >> 3
+      switch (tag) {
+        case 1:
+        obj.id = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        case 2:
+        obj.hashes.push(encodings.bytes.decode(buf, offset))
+        offset += encodings.bytes.decode.bytes
+        break
+        default:
+        offset = skip(prefix & 7, buf, offset)
+      }
+    }
+  }
+}
+
 function defineEnvelope () {
   Envelope.encodingLength = encodingLength
   Envelope.encode = encode
@@ -784,7 +986,7 @@ function defineEnvelope () {
 
   function encodingLength (obj) {
     var length = 0
-    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
+    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
     if (defined(obj.hello)) {
       var len = Hello.encodingLength(obj.hello)
       length += varint.encodingLength(len)
@@ -820,6 +1022,16 @@ function defineEnvelope () {
       length += varint.encodingLength(len)
       length += 1 + len
     }
+    if (defined(obj.hash_request)) {
+      var len = HashRequest.encodingLength(obj.hash_request)
+      length += varint.encodingLength(len)
+      length += 1 + len
+    }
+    if (defined(obj.hashes)) {
+      var len = Hashes.encodingLength(obj.hashes)
+      length += varint.encodingLength(len)
+      length += 1 + len
+    }
     return length
   }
 
@@ -827,7 +1039,7 @@ function defineEnvelope () {
     if (!offset) offset = 0
     if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
     var oldOffset = offset
-    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
+    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
     if (defined(obj.hello)) {
       buf[offset++] = 10
       varint.encode(Hello.encodingLength(obj.hello), buf, offset)
@@ -877,6 +1089,20 @@ function defineEnvelope () {
       Report.encode(obj.report, buf, offset)
       offset += Report.encode.bytes
     }
+    if (defined(obj.hash_request)) {
+      buf[offset++] = 66
+      varint.encode(HashRequest.encodingLength(obj.hash_request), buf, offset)
+      offset += varint.encode.bytes
+      HashRequest.encode(obj.hash_request, buf, offset)
+      offset += HashRequest.encode.bytes
+    }
+    if (defined(obj.hashes)) {
+      buf[offset++] = 74
+      varint.encode(Hashes.encodingLength(obj.hashes), buf, offset)
+      offset += varint.encode.bytes
+      Hashes.encode(obj.hashes, buf, offset)
+      offset += Hashes.encode.bytes
+    }
     encode.bytes = offset - oldOffset
     return buf
   }
@@ -893,7 +1119,9 @@ function defineEnvelope () {
       data: null,
       cancel: null,
       error: null,
-      report: null
+      report: null,
+      hash_request: null,
+      hashes: null
     }
     while (true) {
       if (end <= offset) {
@@ -911,6 +1139,8 @@ function defineEnvelope () {
         delete obj.cancel
         delete obj.error
         delete obj.report
+        delete obj.hash_request
+        delete obj.hashes
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hello = Hello.decode(buf, offset, offset + len)
@@ -923,6 +1153,8 @@ function defineEnvelope () {
         delete obj.cancel
         delete obj.error
         delete obj.report
+        delete obj.hash_request
+        delete obj.hashes
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.inventory = Inventory.decode(buf, offset, offset + len)
@@ -935,6 +1167,8 @@ function defineEnvelope () {
         delete obj.cancel
         delete obj.error
         delete obj.report
+        delete obj.hash_request
+        delete obj.hashes
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.request = Request.decode(buf, offset, offset + len)
@@ -947,6 +1181,8 @@ function defineEnvelope () {
         delete obj.cancel
         delete obj.error
         delete obj.report
+        delete obj.hash_request
+        delete obj.hashes
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.data = Data.decode(buf, offset, offset + len)
@@ -959,6 +1195,8 @@ function defineEnvelope () {
         delete obj.data
         delete obj.error
         delete obj.report
+        delete obj.hash_request
+        delete obj.hashes
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.cancel = Cancel.decode(buf, offset, offset + len)
@@ -971,6 +1209,8 @@ function defineEnvelope () {
         delete obj.data
         delete obj.cancel
         delete obj.report
+        delete obj.hash_request
+        delete obj.hashes
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.error = ErrorReply.decode(buf, offset, offset + len)
@@ -983,10 +1223,40 @@ function defineEnvelope () {
         delete obj.data
         delete obj.cancel
         delete obj.error
+        delete obj.hash_request
+        delete obj.hashes
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.report = Report.decode(buf, offset, offset + len)
         offset += Report.decode.bytes
+        break
+        case 8:
+        delete obj.hello
+        delete obj.inventory
+        delete obj.request
+        delete obj.data
+        delete obj.cancel
+        delete obj.error
+        delete obj.report
+        delete obj.hashes
+        var len = varint.decode(buf, offset)
+        offset += varint.decode.bytes
+        obj.hash_request = HashRequest.decode(buf, offset, offset + len)
+        offset += HashRequest.decode.bytes
+        break
+        case 9:
+        delete obj.hello
+        delete obj.inventory
+        delete obj.request
+        delete obj.data
+        delete obj.cancel
+        delete obj.error
+        delete obj.report
+        delete obj.hash_request
+        var len = varint.decode(buf, offset)
+        offset += varint.decode.bytes
+        obj.hashes = Hashes.decode(buf, offset, offset + len)
+        offset += Hashes.decode.bytes
         break
         default:
         offset = skip(prefix & 7, buf, offset)

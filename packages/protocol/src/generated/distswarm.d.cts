@@ -62,6 +62,21 @@ export interface Report {
 }
 export declare const Report: Codec<Report>
 
+export interface HashRequest {
+  id?: number
+  blake2b?: Uint8Array | null
+  offset?: number
+  length?: number
+  piece_size?: number
+}
+export declare const HashRequest: Codec<HashRequest>
+
+export interface Hashes {
+  id?: number
+  hashes?: Array<Uint8Array>
+}
+export declare const Hashes: Codec<Hashes>
+
 export interface Envelope {
   hello?: Hello | null
   inventory?: Inventory | null
@@ -70,5 +85,7 @@ export interface Envelope {
   cancel?: Cancel | null
   error?: ErrorReply | null
   report?: Report | null
+  hash_request?: HashRequest | null
+  hashes?: Hashes | null
 }
 export declare const Envelope: Codec<Envelope>

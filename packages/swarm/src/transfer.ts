@@ -1,0 +1,260 @@
+import createDebug from 'debug'
+import type { FileEntry } from '@distswarm/protocol'
+import { SwarmError } from './errors.js'
+import type { Peer } from './peer.js'
+import type { Sink } from './types.js'
+
+const log = createDebug('distswarm:transfer')
+
+export interface TransferOptions {
+  /** Bytes of one piece: what one request asks for. */
+  rangeSize: number
+  /** Requests in flight per source. */
+  window: number
+  /** Pieces held in memory ahead of the write position; bounds memory to about rangeSize × maxAhead. */
+  maxAhead: number
+  /** A piece in flight this long (and longer than twice what its source's rate predicts) is asked of a second source too. */
+  hedgeAfterMs: number
+}
+
+/** Where each byte range of a download came from. */
+export interface PieceSource {
+  offset: number
+  length: number
+  /** Hex public key of the peer that sent these bytes. */
+  source: string
+}
+
+export interface TransferDeps {
+  /** Ready peers that advertise this file (and are not excluded). Asked again as the transfer goes, so peers that arrive can help. */
+  holders: () => Peer[]
+  /** The connection to send a peer's requests on: its fast-path link when there is one. */
+  via: (peer: Peer) => Peer
+}
+
+interface Source {
+  peer: Peer
+  inflight: number
+  /** Bytes per ms over this source's finished pieces (moving average); 0 until one finishes. */
+  rate: number
+  failed: boolean
+  busyUntil: number
+  /** BUSY answers in a row. */
+  busy: number
+}
+
+interface Attempt {
+  source: Source
+  chunks: Buffer[]
+  startedAt: number
+  abort: AbortController
+}
+
+interface Piece {
+  offset: number
+  length: number
+  attempts: Set<Attempt>
+  data: Buffer[] | null
+  from: string | null
+}
+
+/** Hold-off after a BUSY answer before asking that source again. */
+const BUSY_BACKOFF_MS = 1000
+/** BUSY answers in a row after which a source counts as failed. */
+const MAX_BUSY = 30
+/** How often the scheduler looks for pieces to hedge while it waits. */
+const TICK_MS = 200
+
+/**
+ * One file from every peer that has it: pieces are spread over the sources,
+ * each `window` requests deep, so faster sources take more of them; a piece
+ * that a slow source holds up is also asked of another (the first answer
+ * wins, the other is cancelled); a source that fails, stalls or leaves
+ * gives its pieces back to the others. Pieces are written in order, so the
+ * partial file on disk is always a prefix a later attempt can resume from.
+ */
+export class Transfer {
+  private readonly entry: FileEntry
+  private readonly sink: Sink
+  private readonly deps: TransferDeps
+  private readonly opts: TransferOptions
+  private readonly pieces: Piece[] = []
+  private readonly sources = new Map<string, Source>()
+  private readonly provenance: PieceSource[] = []
+  /** First piece not yet written. */
+  private head = 0
+  private writing = false
+  private sinkError: { error: unknown } | null = null
+  private lastError: unknown = null
+  private wake: (() => void) | null = null
+
+  constructor (entry: FileEntry, sink: Sink, deps: TransferDeps, opts: TransferOptions) {
+    this.entry = entry
+    this.sink = sink
+    this.deps = deps
+    this.opts = opts
+    for (let offset = sink.written; offset < entry.size; offset += opts.rangeSize) {
+      this.pieces.push({ offset, length: Math.min(opts.rangeSize, entry.size - offset), attempts: new Set(), data: null, from: null })
+    }
+  }
+
+  /**
+   * Runs to the end. Resolves to where each byte written came from; rejects
+   * with the sink's own error when writing failed, else with ERR_NOT_FOUND
+   * or ERR_ALL_SOURCES_FAILED when no source is left to ask. Bytes written
+   * before a failure stay in the sink.
+   */
+  async run (): Promise<PieceSource[]> {
+    try {
+      for (;;) {
+        if (this.sinkError) throw this.sinkError.error
+        if (this.head === this.pieces.length && !this.writing) return this.provenance
+        this.refreshSources()
+        this.assign()
+        const inflight = this.pieces.some((p) => p.attempts.size > 0)
+        if (!inflight && !this.writing && this.head < this.pieces.length) {
+          const waiting = [...this.sources.values()].filter((s) => !s.failed && !s.peer.closed)
+          if (waiting.length === 0) {
+            if (this.sources.size === 0) throw SwarmError.NOT_FOUND(this.entry.name)
+            throw SwarmError.ALL_SOURCES_FAILED(this.entry.name, this.lastError)
+          }
+        }
+        await new Promise<void>((resolve) => {
+          this.wake = resolve
+          setTimeout(resolve, TICK_MS).unref()
+        })
+        this.wake = null
+      }
+    } finally {
+      for (const p of this.pieces) for (const a of p.attempts) a.abort.abort()
+    }
+  }
+
+  private notify (): void {
+    this.wake?.()
+  }
+
+  private refreshSources (): void {
+    for (const peer of this.deps.holders()) {
+      const known = this.sources.get(peer.publicKeyHex)
+      // A peer that reconnected is a new connection: give it a fresh chance.
+      if (!known || (known.peer !== peer && known.peer.closed)) {
+        this.sources.set(peer.publicKeyHex, { peer, inflight: 0, rate: 0, failed: false, busyUntil: 0, busy: 0 })
+      }
+    }
+  }
+
+  /** Gives free request slots pieces: new pieces first, in order; when none is due, a second attempt at a held-up one. */
+  private assign (): void {
+    const now = Date.now()
+    const ready = [...this.sources.values()]
+      .filter((s) => !s.failed && !s.peer.closed && s.busyUntil <= now && s.inflight < this.opts.window)
+      // Faster sources first; one not yet measured is tried early, so it gets measured.
+      .sort((a, b) => (b.rate || Infinity) - (a.rate || Infinity))
+    const limit = Math.min(this.pieces.length, this.head + this.opts.maxAhead)
+    for (let progress = true; progress;) {
+      progress = false
+      for (const source of ready) {
+        if (source.inflight >= this.opts.window) continue
+        const piece = this.nextFresh(limit) ?? this.nextHedge(source, now)
+        if (!piece) continue
+        this.start(piece, source)
+        progress = true
+      }
+    }
+  }
+
+  private nextFresh (limit: number): Piece | undefined {
+    for (let i = this.head; i < limit; i++) {
+      const p = this.pieces[i]!
+      if (p.data === null && p.attempts.size === 0) return p
+    }
+    return undefined
+  }
+
+  /** The lowest piece in flight at one other source for longer than hedgeAfterMs and twice what that source's rate predicts. */
+  private nextHedge (source: Source, now: number): Piece | undefined {
+    for (let i = this.head; i < this.pieces.length; i++) {
+      const p = this.pieces[i]!
+      if (p.data !== null || p.attempts.size !== 1) continue
+      const only = p.attempts.values().next().value!
+      if (only.source === source) continue
+      const expected = only.source.rate > 0 ? 2 * p.length / only.source.rate : 0
+      if (now - only.startedAt > Math.max(this.opts.hedgeAfterMs, expected)) return p
+    }
+    return undefined
+  }
+
+  private start (piece: Piece, source: Source): void {
+    const attempt: Attempt = { source, chunks: [], startedAt: Date.now(), abort: new AbortController() }
+    piece.attempts.add(attempt)
+    source.inflight++
+    const conn = this.deps.via(source.peer)
+    const hedged = piece.attempts.size > 1
+    if (hedged) log('%s: piece at %d held up; asking %s too', this.entry.name, piece.offset, source.peer.label)
+    conn.request(this.entry.blake2b, piece.offset, piece.length, (bytes) => attempt.chunks.push(bytes), attempt.abort.signal)
+      .then(() => this.finished(piece, attempt), (err: unknown) => this.failed(piece, attempt, conn, err))
+      .finally(() => {
+        source.inflight--
+        piece.attempts.delete(attempt)
+        this.notify()
+      })
+  }
+
+  private finished (piece: Piece, attempt: Attempt): void {
+    if (piece.data !== null) return
+    const ms = Math.max(1, Date.now() - attempt.startedAt)
+    const rate = piece.length / ms
+    attempt.source.busy = 0
+    attempt.source.rate = attempt.source.rate === 0 ? rate : 0.7 * attempt.source.rate + 0.3 * rate
+    piece.data = attempt.chunks
+    piece.from = attempt.source.peer.publicKeyHex
+    for (const other of piece.attempts) if (other !== attempt) other.abort.abort()
+    void this.drainWrites()
+  }
+
+  private failed (piece: Piece, attempt: Attempt, conn: Peer, err: unknown): void {
+    if (attempt.abort.signal.aborted) return
+    const source = attempt.source
+    const code = (err as { code?: string }).code
+    if (code === 'ERR_REMOTE_BUSY' && ++source.busy < MAX_BUSY) {
+      source.busyUntil = Date.now() + BUSY_BACKOFF_MS
+    } else if (conn !== source.peer && conn.closed && !source.peer.closed) {
+      // The fast-path link died; the member connection still works, and the next request goes over it.
+      log('%s: data link to %s lost; on over hyperswarm', this.entry.name, source.peer.label)
+    } else {
+      source.failed = true
+      this.lastError = err
+      log('%s: %s failed at %d: %s', this.entry.name, source.peer.label, piece.offset, (err as Error).message)
+      // Its other pieces go back to the pool at once.
+      for (const p of this.pieces) for (const a of p.attempts) if (a.source === source && a !== attempt) a.abort.abort()
+    }
+  }
+
+  /** Writes finished pieces in order, one write at a time (the sink's backpressure holds further pieces back through maxAhead). */
+  private async drainWrites (): Promise<void> {
+    if (this.writing) return
+    this.writing = true
+    try {
+      for (let p = this.pieces[this.head]; p?.data && !this.sinkError; p = this.pieces[this.head]) {
+        try {
+          await this.sink.write(p.data)
+        } catch (error) {
+          this.sinkError = { error }
+          break
+        }
+        this.provenance.push({ offset: p.offset, length: p.length, source: p.from! })
+        p.data = null
+        this.head++
+      }
+    } finally {
+      this.writing = false
+      this.notify()
+    }
+  }
+}
+
+/** Distinct sources of a download, in order of first appearance. */
+export function sourcesOf (pieces: readonly PieceSource[]): string[] {
+  return [...new Set(pieces.map((p) => p.source))]
+}
