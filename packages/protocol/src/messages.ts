@@ -32,6 +32,7 @@ export interface ReportMessage { type: 'report', blake2b: Buffer }
 export type Message = HelloMessage | InventoryMessage | RequestMessage | DataMessage | CancelMessage | ErrorMessage | ReportMessage
 
 const EMPTY = Buffer.alloc(0)
+const UINT32_MAX = 0xffff_ffff
 const CODE_NAMES = new Map<number, ErrorCodeName>(
   Object.entries(ErrorCode).map(([name, value]) => [value, name as ErrorCodeName]))
 
@@ -49,6 +50,20 @@ function uint (value: number | undefined, max: number): number {
   return Number.isSafeInteger(n) && n >= 0 && n <= max ? n : -1
 }
 
+/** A uint32 field: the protobuf decoder takes varints of up to 8 bytes, so a peer can send far more. */
+function uint32 (value: number | undefined, type: string, field: string): number {
+  const n = uint(value, UINT32_MAX)
+  check(n >= 0, type, `${field} out of range`)
+  return n
+}
+
+/** At most `max` UTF-16 units, never half a surrogate pair (it would not encode back to itself). */
+function truncate (text: string, max: number): string {
+  if (text.length <= max) return text
+  const code = text.charCodeAt(max - 1)
+  return text.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max)
+}
+
 function toEnvelope (msg: Message): wire.Envelope {
   switch (msg.type) {
     case 'hello': return { hello: { version: msg.version, proof: msg.proof, name: msg.name, data_port: msg.dataPort, data_only: msg.dataOnly } }
@@ -56,7 +71,7 @@ function toEnvelope (msg: Message): wire.Envelope {
     case 'request': return { request: { id: msg.id, blake2b: msg.blake2b, offset: msg.offset, length: msg.length } }
     case 'data': return { data: { id: msg.id, offset: msg.offset, bytes: msg.bytes } }
     case 'cancel': return { cancel: { id: msg.id } }
-    case 'error': return { error: { code: ErrorCode[msg.code], id: msg.id, message: msg.message.slice(0, MAX_ERROR_MESSAGE) } }
+    case 'error': return { error: { code: ErrorCode[msg.code], id: msg.id, message: truncate(msg.message, MAX_ERROR_MESSAGE) } }
     case 'report': return { report: { blake2b: msg.blake2b } }
   }
 }
@@ -88,7 +103,7 @@ function fromEnvelope (env: wire.Envelope): Message {
     check(Buffer.byteLength(name) <= MAX_AGENT_NAME_BYTES, 'hello', 'agent name too long')
     const dataPort = h.data_port ?? 0
     check(dataPort <= 65535, 'hello', `data port ${dataPort} out of range`)
-    return { type: 'hello', version: h.version ?? 0, proof, name: name.replace(/[\u0000-\u001f\u007f]/g, '?'), dataPort, dataOnly: h.data_only ?? false }
+    return { type: 'hello', version: uint32(h.version, 'hello', 'version'), proof, name: name.replace(/[\u0000-\u001f\u007f]/g, '?'), dataPort, dataOnly: h.data_only ?? false }
   }
   if (env.inventory) {
     const inv = env.inventory
@@ -107,7 +122,7 @@ function fromEnvelope (env: wire.Envelope): Message {
     const length = uint(r.length, MAX_REQUEST_LENGTH)
     check(offset >= 0, 'request', 'offset out of range')
     check(length > 0, 'request', `length must be 1..${MAX_REQUEST_LENGTH}`)
-    return { type: 'request', id: r.id ?? 0, blake2b, offset, length }
+    return { type: 'request', id: uint32(r.id, 'request', 'id'), blake2b, offset, length }
   }
   if (env.data) {
     const d = env.data
@@ -115,16 +130,16 @@ function fromEnvelope (env: wire.Envelope): Message {
     check(chunk.byteLength <= MAX_DATA_CHUNK, 'data', `chunk of ${chunk.byteLength} bytes exceeds ${MAX_DATA_CHUNK}`)
     const offset = uint(d.offset, MAX_FILE_SIZE)
     check(offset >= 0, 'data', 'offset out of range')
-    return { type: 'data', id: d.id ?? 0, offset, bytes: chunk }
+    return { type: 'data', id: uint32(d.id, 'data', 'id'), offset, bytes: chunk }
   }
-  if (env.cancel) return { type: 'cancel', id: env.cancel.id ?? 0 }
+  if (env.cancel) return { type: 'cancel', id: uint32(env.cancel.id, 'cancel', 'id') }
   if (env.error) {
     const e = env.error
     return {
       type: 'error',
       code: CODE_NAMES.get(e.code ?? 0) ?? 'UNSPECIFIED',
-      id: e.id ?? 0,
-      message: (e.message ?? '').slice(0, MAX_ERROR_MESSAGE)
+      id: uint32(e.id, 'error', 'id'),
+      message: truncate(e.message ?? '', MAX_ERROR_MESSAGE)
     }
   }
   if (env.report) {
