@@ -115,7 +115,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.control = await startControlServer(this.config.control, {
       status: async () => this.status(),
       peers: async () => swarm.readyPeers().map(info),
-      where: async (params) => this.where(String(params.query ?? '')),
+      where: async (params) => this.where(params.query),
       fetch: (params) => this.fetch(params)
     })
     await swarm.listen()
