@@ -32,7 +32,8 @@ const PARAMS: { [M in Method]: Record<string, ParamType> } = {
   status: {},
   peers: {},
   where: { query: 'string' },
-  fetch: { query: 'string', sha512: 'string?', name: 'string?' }
+  fetch: { query: 'string', sha512: 'string?', name: 'string?' },
+  verify: { remove: 'boolean?' }
 }
 
 function errorBody (err: unknown): { code: string, message: string } {

@@ -22,7 +22,8 @@ async function server (handlers: Partial<Handlers>, init: ControlServerInit): Pr
     status: async () => ({ name: 'test' }) as StatusResult,
     peers: async () => [],
     where: async ({ query }) => ({ query, local: [], remote: [] }),
-    fetch: async () => { throw new Error('not here') }
+    fetch: async () => { throw new Error('not here') },
+    verify: async () => ({ cacheDir: '', checked: 0, bytes: 0, bad: [] })
   }
   const srv: Server = await startControlServer(path, { ...quick, ...handlers }, init)
   onTestFinished(async () => {
