@@ -147,6 +147,7 @@ function serve (socket: Socket, handlers: Handlers, limits: Required<ControlServ
       reply({ id: null, error: errorBody(err) })
       close()
       socket.end(() => socket.destroy())
+      socket.resume() // what still comes is discarded, not left to fill the socket
       return
     }
     for (const line of lines) {
