@@ -3,10 +3,10 @@ import { agentCommand } from './commands/agent.js'
 import { bootstrapCommand } from './commands/bootstrap.js'
 import { demoCommand } from './commands/demo.js'
 import { portageConfigCommand, portageFetchCommand } from './commands/portage.js'
-import { fetchCommand, peersCommand, statusCommand, whereCommand } from './commands/query.js'
+import { fetchCommand, peersCommand, statusCommand, verifyCommand, whereCommand } from './commands/query.js'
 
 const COMMANDS: Command[] = [
-  agentCommand, bootstrapCommand, statusCommand, peersCommand, whereCommand, fetchCommand,
+  agentCommand, bootstrapCommand, statusCommand, peersCommand, whereCommand, fetchCommand, verifyCommand,
   portageFetchCommand, portageConfigCommand, demoCommand
 ]
 

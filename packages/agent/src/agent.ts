@@ -5,7 +5,7 @@ import createDebug from 'debug'
 import { isHexDigest, isValidName, toHex, type FileEntry } from '@distswarm/protocol'
 import { ManifestIndex, Store, StoreError, watchRepos, type Download, type LocalFile, type ManifestEntry, type ManifestWatcher } from '@distswarm/store'
 import { DistSwarm, sourcesOf, type LocalSource, type Peer, type PieceSource } from '@distswarm/swarm'
-import type { FetchParams, FetchResult, FileInfo, PeerInfo, StatusResult, WhereResult } from './api.js'
+import type { FetchParams, FetchResult, FileInfo, PeerInfo, StatusResult, VerifyParams, VerifyResult, WhereResult } from './api.js'
 import { findRepos, type AgentConfig } from './config.js'
 import { startControlServer } from './control.js'
 import { AgentError } from './errors.js'
@@ -119,8 +119,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.control = await startControlServer(this.config.control, {
       status: async () => this.status(),
       peers: async () => swarm.readyPeers().map(info),
-      where: async (params) => this.where(String(params.query ?? '')),
-      fetch: (params) => this.fetch(params)
+      where: async (params) => this.where(params.query),
+      fetch: (params) => this.fetch(params),
+      verify: (params) => this.verify(params)
     })
     await swarm.listen()
   }
@@ -295,6 +296,22 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /**
+   * Re-hashes every file of the cache dir against the index and the
+   * Manifest entry of its name; with `remove`, deletes the bad ones (which
+   * withdraws them from peers). DISTDIR files are Portage's: never looked at here.
+   */
+  verify (params: VerifyParams): Promise<VerifyResult> {
+    return this.store.verify({
+      remove: params.remove === true,
+      judge: (file) => {
+        const entries = this.manifestConflict(file)
+        if (entries === null) return null
+        return { expected: entries.find((e) => e.blake2b !== null)?.blake2b ?? null, detail: 'its hashes contradict the Manifest entry of its name' }
+      }
+    })
+  }
+
+  /**
    * A peer says our bytes for this digest were wrong: re-hash our copies
    * (at most once per digest per RECHECK_EVERY_MS, so reports cannot make us
    * read big files over and over).
@@ -324,12 +341,17 @@ export class Agent extends EventEmitter<AgentEvents> {
     return held[0] ?? entries[0]
   }
 
+  /** The Manifest entries of the file's name when the file matches none of them; null when it matches one, or none exist. */
+  private manifestConflict (file: FileEntry): ManifestEntry[] | null {
+    const entries = this.manifest?.get(file.name) ?? []
+    if (entries.length === 0) return null
+    const info = fileInfo(file)
+    return entries.some((e) => matchesManifest(e, info)) ? null : entries
+  }
+
   /** False for a file whose name a Manifest lists with other content: it must not pass for that entry. */
   private agreesWithManifest (file: LocalFile): boolean {
-    const entries = this.manifest?.get(file.name) ?? []
-    if (entries.length === 0) return true
-    const info = fileInfo(file)
-    const ok = entries.some((e) => matchesManifest(e, info))
+    const ok = this.manifestConflict(file) === null
     if (!ok) log('not advertising %s: its hashes disagree with the Manifest entry of that name', file.path)
     return ok
   }

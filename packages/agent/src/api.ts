@@ -2,6 +2,9 @@
  * The control API's requests and results: one JSON object a line over the
  * Unix socket. These shapes are what `distswarm … --json` prints.
  */
+import type { VerifyReport } from '@distswarm/store'
+
+export type { BadFile } from '@distswarm/store'
 
 export interface FileInfo {
   name: string
@@ -71,11 +74,20 @@ export interface FetchResult extends FileInfo {
   resumedFrom: number
 }
 
+export interface VerifyParams {
+  /** delete each bad file from the cache dir, which withdraws it from peers */
+  remove?: boolean
+}
+
+/** Every file of the cache dir re-hashed: against the index's record, and the Manifest entry of its name. */
+export type VerifyResult = VerifyReport
+
 export interface ControlMethods {
   status: { params: Record<string, never>, result: StatusResult }
   peers: { params: Record<string, never>, result: PeerInfo[] }
   where: { params: { query: string }, result: WhereResult }
   fetch: { params: FetchParams, result: FetchResult }
+  verify: { params: VerifyParams, result: VerifyResult }
 }
 
 export type Method = keyof ControlMethods

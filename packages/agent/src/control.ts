@@ -3,17 +3,38 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { dirname } from 'node:path'
 import createDebug from 'debug'
 import { AgentError } from './errors.js'
+import { LineReader } from './lines.js'
 import type { ControlMethods, Method } from './api.js'
 
 const log = createDebug('distswarm:control')
 
-/** Longest request or response line. Requests are tiny; responses list inventories. */
-const MAX_REQUEST_LINE = 64 * 1024
+/** Longest response line the client takes: responses list inventories. */
 const MAX_RESPONSE_LINE = 64 * 1024 * 1024
 
 export type Handlers = { [M in Method]: (params: ControlMethods[M]['params']) => Promise<ControlMethods[M]['result']> }
 
-interface Request { id: number, method: string, params?: unknown }
+export interface ControlServerInit {
+  /** Longest request line, in bytes; a longer one is answered ERR_LINE_TOO_LONG and the connection closed. Default 64 KiB: requests are tiny. */
+  maxLineBytes?: number
+  /** Requests of one connection being answered at a time; later ones wait their turn. Default 16. */
+  maxInFlight?: number
+  /** Bytes of request lines waiting for a turn before the connection is no longer read. Default 64 KiB. */
+  maxWaitingBytes?: number
+}
+
+const DEFAULTS: Required<ControlServerInit> = { maxLineBytes: 64 * 1024, maxInFlight: 16, maxWaitingBytes: 64 * 1024 }
+
+interface Request { id: number, method: Method, params: Record<string, unknown> }
+
+/** The type of each param a method takes, '?' when optional. Any other param is refused. */
+type ParamType = 'string' | 'string?' | 'boolean?'
+const PARAMS: { [M in Method]: Record<string, ParamType> } = {
+  status: {},
+  peers: {},
+  where: { query: 'string' },
+  fetch: { query: 'string', sha512: 'string?', name: 'string?' },
+  verify: { remove: 'boolean?' }
+}
 
 function errorBody (err: unknown): { code: string, message: string } {
   const e = err as { code?: unknown, message?: unknown }
@@ -23,40 +44,122 @@ function errorBody (err: unknown): { code: string, message: string } {
   }
 }
 
-/** Splits a socket's bytes into lines, refusing one longer than `max`. */
-function onLines (socket: Socket, max: number, onLine: (line: string) => void, onTooLong: () => void): void {
-  let buffered = ''
-  socket.setEncoding('utf8')
-  socket.on('data', (chunk: string) => {
-    buffered += chunk
-    let nl: number
-    while ((nl = buffered.indexOf('\n')) !== -1) {
-      const line = buffered.slice(0, nl)
-      buffered = buffered.slice(nl + 1)
-      if (line.trim()) onLine(line)
+/** Why `params` do not fit `method`, or null. */
+function paramsProblem (method: Method, params: Record<string, unknown>): string | null {
+  const spec: Record<string, ParamType> = PARAMS[method]
+  for (const key of Object.keys(params)) {
+    if (!Object.hasOwn(spec, key)) return `${method} takes no param ${JSON.stringify(key.slice(0, 64))}`
+  }
+  for (const [key, type] of Object.entries(spec)) {
+    const want = type.replace('?', '')
+    if (params[key] === undefined) {
+      if (type === want) return `${method} needs param ${key}`
+    } else if (typeof params[key] !== want) {
+      return `${method} param ${key} must be a ${want}`
     }
-    if (buffered.length > max) {
-      buffered = ''
-      onTooLong()
-    }
-  })
+  }
+  return null
 }
 
-function parseRequest (line: string): Request {
+type Parsed = { ok: true, req: Request } | { ok: false, id: number | null, error: AgentError }
+
+/** The request on `line`, or why it is none and the id to answer under (null when the line has no usable one). */
+function parseRequest (line: string): Parsed {
+  const bad = (id: number | null, error: AgentError): Parsed => ({ ok: false, id, error })
   let req: unknown
   try {
     req = JSON.parse(line)
   } catch {
-    throw AgentError.BAD_REQUEST('not JSON')
+    return bad(null, AgentError.BAD_REQUEST('not JSON'))
   }
-  const r = req as Partial<Request>
-  if (typeof r !== 'object' || r === null || !Number.isSafeInteger(r.id) || typeof r.method !== 'string') {
-    throw AgentError.BAD_REQUEST('expected {"id": integer, "method": string, "params": object}')
+  if (typeof req !== 'object' || req === null || Array.isArray(req)) {
+    return bad(null, AgentError.BAD_REQUEST('expected {"id": integer, "method": string, "params": object}'))
   }
-  if (r.params !== undefined && (typeof r.params !== 'object' || r.params === null || Array.isArray(r.params))) {
-    throw AgentError.BAD_REQUEST('params must be an object')
+  const r = req as { id?: unknown, method?: unknown, params?: unknown }
+  if (typeof r.id !== 'number' || !Number.isSafeInteger(r.id)) return bad(null, AgentError.BAD_REQUEST('id must be an integer'))
+  if (typeof r.method !== 'string') return bad(r.id, AgentError.BAD_REQUEST('method must be a string'))
+  if (!Object.hasOwn(PARAMS, r.method)) return bad(r.id, AgentError.UNKNOWN_METHOD(r.method))
+  const method = r.method as Method
+  const params = r.params ?? {}
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) return bad(r.id, AgentError.BAD_REQUEST('params must be an object'))
+  const problem = paramsProblem(method, params as Record<string, unknown>)
+  if (problem !== null) return bad(r.id, AgentError.BAD_REQUEST(problem))
+  return { ok: true, req: { id: r.id, method, params: params as Record<string, unknown> } }
+}
+
+/**
+ * Answers one connection, one request a line. At most maxInFlight requests
+ * run at a time; the lines behind them wait, and once maxWaitingBytes of
+ * them wait, or the client does not read its replies, the socket is not
+ * read either: a client can make the agent hold only bounded memory.
+ */
+function serve (socket: Socket, handlers: Handlers, limits: Required<ControlServerInit>): void {
+  const reader = new LineReader(limits.maxLineBytes)
+  const waiting: string[] = []
+  let waitingBytes = 0
+  let inFlight = 0
+  let done = false
+
+  const reply = (body: object): void => {
+    if (!done) socket.write(JSON.stringify(body) + '\n')
   }
-  return r as Request
+  const answer = (line: string): void => {
+    const parsed = parseRequest(line)
+    if (!parsed.ok) {
+      reply({ id: parsed.id, error: errorBody(parsed.error) })
+      return
+    }
+    const req = parsed.req
+    inFlight++
+    const handler = handlers[req.method] as (p: unknown) => Promise<unknown>
+    // A handler that throws synchronously is answered like one that rejects.
+    Promise.resolve().then(() => handler(req.params)).then(
+      (result) => reply({ id: req.id, result }),
+      (err: unknown) => reply({ id: req.id, error: errorBody(err) })
+    ).finally(() => {
+      inFlight--
+      pump()
+    })
+  }
+  const pump = (): void => {
+    while (!done && waiting.length > 0 && inFlight < limits.maxInFlight && !socket.writableNeedDrain) {
+      const line = waiting.shift()!
+      waitingBytes -= Buffer.byteLength(line)
+      answer(line)
+    }
+    if (done) return
+    if (waitingBytes < limits.maxWaitingBytes && !socket.writableNeedDrain) socket.resume()
+    else socket.pause()
+  }
+  const close = (): void => {
+    done = true
+    waiting.length = 0
+    waitingBytes = 0
+  }
+
+  socket.on('data', (chunk: Buffer) => {
+    if (done) return
+    let lines: string[]
+    try {
+      lines = reader.push(chunk)
+    } catch (err) {
+      // Answered once, then closed: reading on would buffer without bound.
+      reply({ id: null, error: errorBody(err) })
+      close()
+      socket.end(() => socket.destroy())
+      socket.resume() // what still comes is discarded, not left to fill the socket
+      return
+    }
+    for (const line of lines) {
+      if (!line.trim()) continue
+      waiting.push(line)
+      waitingBytes += Buffer.byteLength(line)
+    }
+    pump()
+  })
+  socket.on('drain', pump)
+  socket.on('close', close)
+  socket.on('error', (err) => log('control client error: %s', err.message))
 }
 
 /**
@@ -64,33 +167,11 @@ function parseRequest (line: string): Request {
  * group (typically portage, whose FETCHCOMMAND asks the agent) may drive it,
  * nobody else. Refuses to start when another agent answers there.
  */
-export async function startControlServer (path: string, handlers: Handlers): Promise<Server> {
+export async function startControlServer (path: string, handlers: Handlers, init: ControlServerInit = {}): Promise<Server> {
+  const limits = { ...DEFAULTS, ...init }
   await mkdir(dirname(path), { recursive: true, mode: 0o700 })
   await removeStaleSocket(path)
-  const server = createServer((socket) => {
-    const reply = (body: object): void => { socket.write(JSON.stringify(body) + '\n') }
-    socket.on('error', (err) => log('control client error: %s', err.message))
-    onLines(socket, MAX_REQUEST_LINE, (line) => {
-      let req: Request
-      try {
-        req = parseRequest(line)
-      } catch (err) {
-        reply({ id: null, error: errorBody(err) })
-        return
-      }
-      const handler = Object.hasOwn(handlers, req.method) ? handlers[req.method as Method] as (p: unknown) => Promise<unknown> : undefined
-      if (!handler) {
-        reply({ id: req.id, error: errorBody(AgentError.BAD_REQUEST(`unknown method ${JSON.stringify(req.method.slice(0, 64))}`)) })
-        return
-      }
-      handler(req.params ?? {}).then(
-        (result) => reply({ id: req.id, result }),
-        (err: unknown) => reply({ id: req.id, error: errorBody(err) }))
-    }, () => {
-      reply({ id: null, error: errorBody(AgentError.BAD_REQUEST(`request longer than ${MAX_REQUEST_LINE} bytes`)) })
-      socket.end()
-    })
-  })
+  const server = createServer((socket) => serve(socket, handlers, limits))
   const umask = process.umask(0o117) // the socket is born 0660, no window where others may connect
   try {
     await new Promise<void>((resolve, reject) => {
@@ -124,7 +205,18 @@ export class ControlClient {
   private constructor (path: string, socket: Socket) {
     this.path = path
     this.socket = socket
-    onLines(socket, MAX_RESPONSE_LINE, (line) => this.onLine(line), () => this.failAll(AgentError.BAD_REQUEST('response too long')))
+    const reader = new LineReader(MAX_RESPONSE_LINE)
+    socket.on('data', (chunk: Buffer) => {
+      let lines: string[]
+      try {
+        lines = reader.push(chunk)
+      } catch (err) {
+        this.failAll(err as Error)
+        socket.destroy()
+        return
+      }
+      for (const line of lines) if (line.trim()) this.onLine(line)
+    })
     socket.on('close', () => this.failAll(AgentError.CONTROL_CLOSED()))
     socket.on('error', () => {})
   }

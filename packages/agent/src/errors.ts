@@ -33,6 +33,14 @@ export class AgentError extends DistswarmError {
     return new AgentError('ERR_BAD_REQUEST', `bad control request: ${why}`)
   }
 
+  static UNKNOWN_METHOD (method: string): AgentError {
+    return new AgentError('ERR_UNKNOWN_METHOD', `bad control request: unknown method ${JSON.stringify(method.slice(0, 64))}`)
+  }
+
+  static LINE_TOO_LONG (max: number): AgentError {
+    return new AgentError('ERR_LINE_TOO_LONG', `control line longer than ${max} bytes; connection closed`)
+  }
+
   static CONTROL_CLOSED (): AgentError {
     return new AgentError('ERR_CONTROL_CLOSED', 'the agent closed the control connection before answering')
   }

@@ -36,6 +36,7 @@ export type Message =
   | HashRequestMessage | HashesMessage
 
 const EMPTY = Buffer.alloc(0)
+const UINT32_MAX = 0xffff_ffff
 const CODE_NAMES = new Map<number, ErrorCodeName>(
   Object.entries(ErrorCode).map(([name, value]) => [value, name as ErrorCodeName]))
 
@@ -53,6 +54,20 @@ function uint (value: number | undefined, max: number): number {
   return Number.isSafeInteger(n) && n >= 0 && n <= max ? n : -1
 }
 
+/** A uint32 field: the protobuf decoder takes varints of up to 8 bytes, so a peer can send far more. */
+function uint32 (value: number | undefined, type: string, field: string): number {
+  const n = uint(value, UINT32_MAX)
+  check(n >= 0, type, `${field} out of range`)
+  return n
+}
+
+/** At most `max` UTF-16 units, never half a surrogate pair (it would not encode back to itself). */
+function truncate (text: string, max: number): string {
+  if (text.length <= max) return text
+  const code = text.charCodeAt(max - 1)
+  return text.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max)
+}
+
 function toEnvelope (msg: Message): wire.Envelope {
   switch (msg.type) {
     case 'hello': return { hello: { version: msg.version, proof: msg.proof, name: msg.name, data_port: msg.dataPort, data_only: msg.dataOnly } }
@@ -60,7 +75,7 @@ function toEnvelope (msg: Message): wire.Envelope {
     case 'request': return { request: { id: msg.id, blake2b: msg.blake2b, offset: msg.offset, length: msg.length } }
     case 'data': return { data: { id: msg.id, offset: msg.offset, bytes: msg.bytes } }
     case 'cancel': return { cancel: { id: msg.id } }
-    case 'error': return { error: { code: ErrorCode[msg.code], id: msg.id, message: msg.message.slice(0, MAX_ERROR_MESSAGE) } }
+    case 'error': return { error: { code: ErrorCode[msg.code], id: msg.id, message: truncate(msg.message, MAX_ERROR_MESSAGE) } }
     case 'report': return { report: { blake2b: msg.blake2b } }
     case 'hash-request': return { hash_request: { id: msg.id, blake2b: msg.blake2b, offset: msg.offset, length: msg.length, piece_size: msg.pieceSize } }
     case 'hashes': return { hashes: { id: msg.id, hashes: msg.hashes } }
@@ -94,7 +109,7 @@ function fromEnvelope (env: wire.Envelope): Message {
     check(Buffer.byteLength(name) <= MAX_AGENT_NAME_BYTES, 'hello', 'agent name too long')
     const dataPort = h.data_port ?? 0
     check(dataPort <= 65535, 'hello', `data port ${dataPort} out of range`)
-    return { type: 'hello', version: h.version ?? 0, proof, name: name.replace(/[\u0000-\u001f\u007f]/g, '?'), dataPort, dataOnly: h.data_only ?? false }
+    return { type: 'hello', version: uint32(h.version, 'hello', 'version'), proof, name: name.replace(/[\u0000-\u001f\u007f]/g, '?'), dataPort, dataOnly: h.data_only ?? false }
   }
   if (env.inventory) {
     const inv = env.inventory
@@ -113,7 +128,7 @@ function fromEnvelope (env: wire.Envelope): Message {
     const length = uint(r.length, MAX_REQUEST_LENGTH)
     check(offset >= 0, 'request', 'offset out of range')
     check(length > 0, 'request', `length must be 1..${MAX_REQUEST_LENGTH}`)
-    return { type: 'request', id: r.id ?? 0, blake2b, offset, length }
+    return { type: 'request', id: uint32(r.id, 'request', 'id'), blake2b, offset, length }
   }
   if (env.data) {
     const d = env.data
@@ -121,16 +136,16 @@ function fromEnvelope (env: wire.Envelope): Message {
     check(chunk.byteLength <= MAX_DATA_CHUNK, 'data', `chunk of ${chunk.byteLength} bytes exceeds ${MAX_DATA_CHUNK}`)
     const offset = uint(d.offset, MAX_FILE_SIZE)
     check(offset >= 0, 'data', 'offset out of range')
-    return { type: 'data', id: d.id ?? 0, offset, bytes: chunk }
+    return { type: 'data', id: uint32(d.id, 'data', 'id'), offset, bytes: chunk }
   }
-  if (env.cancel) return { type: 'cancel', id: env.cancel.id ?? 0 }
+  if (env.cancel) return { type: 'cancel', id: uint32(env.cancel.id, 'cancel', 'id') }
   if (env.error) {
     const e = env.error
     return {
       type: 'error',
       code: CODE_NAMES.get(e.code ?? 0) ?? 'UNSPECIFIED',
-      id: e.id ?? 0,
-      message: (e.message ?? '').slice(0, MAX_ERROR_MESSAGE)
+      id: uint32(e.id, 'error', 'id'),
+      message: truncate(e.message ?? '', MAX_ERROR_MESSAGE)
     }
   }
   if (env.report) {
@@ -144,17 +159,17 @@ function fromEnvelope (env: wire.Envelope): Message {
     check(blake2b.byteLength === BLAKE2B_BYTES, 'hash-request', `digest of ${blake2b.byteLength} bytes`)
     const offset = uint(r.offset, MAX_FILE_SIZE)
     const length = uint(r.length, MAX_FILE_SIZE)
-    const pieceSize = r.piece_size ?? 0
+    const pieceSize = uint32(r.piece_size, 'hash-request', 'piece_size')
     check(offset >= 0 && length > 0, 'hash-request', 'range out of bounds')
     check(pieceSize >= MIN_PIECE_SIZE && pieceSize <= MAX_PIECE_SIZE, 'hash-request', `piece size must be ${MIN_PIECE_SIZE}..${MAX_PIECE_SIZE}`)
     check(Math.ceil(length / pieceSize) <= MAX_HASH_PIECES, 'hash-request', `more than ${MAX_HASH_PIECES} pieces`)
-    return { type: 'hash-request', id: r.id ?? 0, blake2b, offset, length, pieceSize }
+    return { type: 'hash-request', id: uint32(r.id, 'hash-request', 'id'), blake2b, offset, length, pieceSize }
   }
   if (env.hashes) {
     const hashes = (env.hashes.hashes ?? []).map(bytes)
     check(hashes.length <= MAX_HASH_PIECES, 'hashes', `more than ${MAX_HASH_PIECES} hashes`)
     check(hashes.every((h) => h.byteLength === PIECE_HASH_BYTES), 'hashes', `a hash is not ${PIECE_HASH_BYTES} bytes`)
-    return { type: 'hashes', id: env.hashes.id ?? 0, hashes }
+    return { type: 'hashes', id: uint32(env.hashes.id, 'hashes', 'id'), hashes }
   }
   throw ProtocolError.UNKNOWN_TYPE()
 }

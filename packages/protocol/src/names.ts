@@ -4,6 +4,8 @@ import { BLAKE2B_BYTES, MAX_NAME_BYTES } from './limits.js'
 // C0 controls, DEL and C1 controls: never part of a distfile name.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+// Half a surrogate pair is no character: it reaches the disk and the wire as U+FFFD, another name.
+const LONE_SURROGATE = /\p{Cs}/u
 
 /**
  * Why `name` is not a safe distfile name, or null when it is one: a plain
@@ -15,6 +17,7 @@ export function nameProblem (name: string): string | null {
   if (name === '.' || name === '..') return 'a directory reference'
   if (name.includes('/')) return 'contains "/"'
   if (CONTROL.test(name)) return 'contains a control character'
+  if (LONE_SURROGATE.test(name)) return 'not well-formed Unicode'
   if (name.startsWith('.')) return 'starts with "."'
   return null
 }

@@ -133,6 +133,9 @@ export interface HashedFile {
  */
 export type HashOutcome = ({ ok: true } & HashedFile) | { ok: false, code: string, message: string }
 
+/** Hash failures that mean "look at the path again": it went, or became a symlink or something else. */
+export const LOOK_AGAIN: ReadonlySet<string> = new Set(['ECHANGED', 'ENOENT', 'ELOOP', 'ENOTFILE'])
+
 export interface HashPoolInit {
   /** Worker threads. Default: min(2, available cores). */
   size?: number

@@ -7,9 +7,10 @@ import { toHex, type FileEntry } from '@distswarm/protocol'
 import { CacheDir, type Download, type Expected } from './cache.js'
 import { StoreError } from './errors.js'
 import { loadIndex, saveIndex, type IndexDir } from './hashindex.js'
-import { HashPool, type HashedFile, type PieceRange } from './pool.js'
+import { HashPool, LOOK_AGAIN, type HashedFile, type PieceRange } from './pool.js'
 import { StreamHasher } from './streamhash.js'
 import { forEachBounded, isDistfileName, pickDistfiles, sameStat, statFile, type StatKey } from './scan.js'
+import { verifyCacheDir, type VerifyOptions, type VerifyReport } from './verify.js'
 
 const log = createDebug('distswarm:store')
 
@@ -21,8 +22,6 @@ const HASH_ATTEMPTS = 3
 /** Files looked at between two turns of the event loop during a rescan. */
 const YIELD_EVERY = 256
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
-/** Hash failures that mean "look at the path again": it went, or became a symlink or something else. */
-const LOOK_AGAIN = new Set(['ECHANGED', 'ENOENT', 'ELOOP', 'ENOTFILE'])
 
 /** A file this box holds: an inventory entry plus where it lies. */
 export interface LocalFile extends FileEntry {
@@ -275,6 +274,28 @@ export class Store extends EventEmitter<StoreEvents> {
   /** Piece hashes of the bytes a download has written so far. */
   hashWritten (download: Download, range: PieceRange): Promise<Buffer[]> {
     return this.pool.pieces(download.tempPath, range)
+  }
+
+  /**
+   * Re-hashes every file in the cache dir and reports those whose bytes are
+   * not what the index recorded (or what `options.judge` wants). With
+   * `remove`, deletes them, which withdraws their digests from peers (the
+   * 'removed' event), and re-hashes the other copies of a changed digest (a
+   * hard link in a distdir shares the bad bytes). Distdirs are never touched.
+   */
+  async verify (options: VerifyOptions = {}): Promise<VerifyReport> {
+    if (this.closed) throw StoreError.STORE_CLOSED()
+    const report = await verifyCacheDir({
+      cacheDir: this.cache.dir,
+      pool: this.pool,
+      window: this.window,
+      recorded: (path) => this.files.get(path)?.file,
+      forget: (path) => this.forget(path)
+    }, options)
+    for (const bad of report.bad) {
+      if (bad.removed && bad.reason === 'changed' && bad.expected !== null) await this.recheck(bad.expected)
+    }
+    return report
   }
 
   private * advertised (): Generator<LocalFile> {

@@ -191,3 +191,21 @@ export const fetchCommand = defineQuery({
   },
   exitCode: (outcomes) => outcomes.every((o) => o.ok) ? 0 : 1
 })
+
+export const verifyCommand = defineQuery({
+  name: 'verify',
+  summary: "re-hash every file in the agent's cache dir against its index and Manifests; exits 1 when one is bad",
+  usage: 'distswarm verify [--remove] [--control PATH] [--json]',
+  examples: ['distswarm verify', 'distswarm verify --remove   # delete bad files from the cache dir and withdraw them from peers'],
+  options: { remove: { type: 'boolean', description: 'delete each bad file from the cache dir (never from DISTDIR) and withdraw it from peers' } },
+  ask: (c, _, values) => c.call('verify', values.remove === true ? { remove: true } : {}),
+  show (r, io) {
+    for (const b of r.bad) {
+      io.stdout.write(`${b.removed ? 'REMOVED' : 'BAD'}  ${b.path}  ${b.reason}: ${b.detail}\n` +
+        `  expected BLAKE2B ${b.expected ?? '-'}\n  actual   BLAKE2B ${b.actual ?? '-'}\n`)
+    }
+    const removed = r.bad.filter((b) => b.removed).length
+    io.stdout.write(`${r.checked} files (${formatBytes(r.bytes)}) checked in ${r.cacheDir}: ${r.bad.length} bad${removed ? `, ${removed} removed` : ''}\n`)
+  },
+  exitCode: (r) => r.bad.length > 0 ? 1 : 0
+})
