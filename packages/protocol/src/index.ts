@@ -1,7 +1,7 @@
 export { DistswarmError, ProtocolError } from './errors.js'
 export * from './limits.js'
 export { encodeFrame, FrameDecoder } from './framing.js'
-export { encodeMessage, decodeMessage, ErrorCode } from './messages.js'
+export { allocDataFrame, encodeMessage, decodeMessage, ErrorCode } from './messages.js'
 export type {
   Message, HelloMessage, InventoryMessage, RequestMessage, DataMessage, CancelMessage, ErrorMessage, ReportMessage,
   HashRequestMessage, HashesMessage,

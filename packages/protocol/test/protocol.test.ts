@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import {
-  decodeMessage, encodeMessage, encodeFrame, FrameDecoder, MAX_DATA_CHUNK, MAX_FRAME_SIZE, MAX_INVENTORY_BATCH,
+  allocDataFrame, decodeMessage, encodeMessage, encodeFrame, FrameDecoder, MAX_DATA_CHUNK, MAX_FRAME_SIZE, MAX_INVENTORY_BATCH,
   MAX_REQUEST_LENGTH, type Message, type ProtocolError
 } from '../src/index.js'
 
@@ -23,6 +23,15 @@ function codeOf (fn: () => unknown): string | undefined {
 const digest = () => randomBytes(64)
 
 describe('messages', () => {
+  it('allocDataFrame, once filled, is byte for byte what encodeMessage gives', () => {
+    for (const [id, offset, length] of [[0, 0, 0], [1, 0, 1], [0xffffffff, 2 ** 40, MAX_DATA_CHUNK], [300, 127, 128], [7, 2 ** 33 + 5, 16384]] as const) {
+      const bytes = randomBytes(length)
+      const { frame, body } = allocDataFrame(id, offset, length)
+      bytes.copy(body)
+      expect(frame.equals(encodeMessage({ type: 'data', id, offset, bytes }))).toBe(true)
+    }
+  })
+
   it('round-trips every message type', () => {
     const msgs: Message[] = [
       { type: 'hello', version: 1, proof: randomBytes(32), name: 'buildhost', dataPort: 40123, dataOnly: false },

@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises'
 import createDebug from 'debug'
 import {
-  decodeMessage, encodeMessage, FrameDecoder, MAX_DATA_CHUNK, MAX_INVENTORY_BATCH, PROTOCOL_VERSION,
+  allocDataFrame, decodeMessage, encodeMessage, FrameDecoder, MAX_DATA_CHUNK, MAX_INVENTORY_BATCH, PROTOCOL_VERSION,
   ProtocolError, toHex,
   type DataMessage, type ErrorCodeName, type FileEntry, type HashRequestMessage, type InventoryMessage, type Message, type RequestMessage
 } from '@distswarm/protocol'
@@ -310,7 +310,10 @@ export class Peer {
 
   private send (msg: Message): boolean {
     if (this.state === 'closed') return false
-    const frame = encodeMessage(msg)
+    return this.sendFrame(encodeMessage(msg))
+  }
+
+  private sendFrame (frame: Buffer): boolean {
     this.bytesSent += frame.byteLength
     return this.stream.write(frame)
   }
@@ -532,10 +535,15 @@ export class Peer {
         return
       }
       for (let pos = req.offset; pos < end && this.state === 'ready' && !this.cancelledUpload;) {
-        const buf = Buffer.allocUnsafe(Math.min(MAX_DATA_CHUNK, end - pos))
-        const { bytesRead } = await fh.read(buf, 0, buf.byteLength, pos)
+        const n = Math.min(MAX_DATA_CHUNK, end - pos)
+        // Read into the frame itself: no copies between disk and encryption.
+        const { frame, body } = allocDataFrame(req.id, pos, n)
+        const { bytesRead } = await fh.read(body, 0, n, pos)
         if (bytesRead === 0) throw new Error(`${file.path} ended at ${pos}, expected ${file.size} bytes`)
-        const flowing = this.send({ type: 'data', id: req.id, offset: pos, bytes: buf.subarray(0, bytesRead) })
+        if (this.closed) return
+        const flowing = bytesRead === n
+          ? this.sendFrame(frame)
+          : this.send({ type: 'data', id: req.id, offset: pos, bytes: body.subarray(0, bytesRead) })
         pos += bytesRead
         if (!flowing && !await this.drained()) {
           this.fail('BUSY', SwarmError.TIMEOUT('upload waiting for the peer to read', this.limits.uploadStallMs))
