@@ -41,7 +41,7 @@ export function exitCodeOf (err: unknown): number {
   const code = (err as { code?: unknown }).code
   // not there, or gone in the middle of the request
   if (code === 'ERR_AGENT_UNREACHABLE' || code === 'ERR_CONTROL_CLOSED') return 3
-  if (code === 'ERR_USAGE' || code === 'ERR_CONFIG' || code === 'ERR_INVALID_NETWORK_KEY') return 2
+  if (code === 'ERR_USAGE' || code === 'ERR_CONFIG' || code === 'ERR_CONFIG_EXISTS' || code === 'ERR_INVALID_NETWORK_KEY') return 2
   return 1
 }
 
