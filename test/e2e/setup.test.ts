@@ -2,7 +2,7 @@
  * Setting up real boxes: `distswarm init` / `init --join`, the config file,
  * seed mode and log levels, each through the real binary.
  */
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import { lstat, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { ControlClient, type FetchResult, type StatusResult, type WhereResult } from '@distswarm/agent'
@@ -150,10 +150,13 @@ describe('seed mode', () => {
     const before = await snapshot([seeder.distdir, readOnly])
 
     const seed = await startWith(net, 'seeder', [
-      'seed', '--name', 'seeder', '--bootstrap', net.bootstrap!, '--distdir', seeder.distdir, '--distdir', readOnly,
+      'seed', '--config', '/dev/null', '--name', 'seeder', '--bootstrap', net.bootstrap!, '--distdir', seeder.distdir, '--distdir', readOnly,
       '--cache-dir', seeder.cacheDir, '--state-dir', seeder.stateDir, '--control', seeder.control, '--network-key', net.networkKey,
       '--log-level', 'debug'
     ], seeder.control)
+    // This box's own settings do not reach a LocalNet agent.
+    process.env.DISTSWARM_SEED = 'true'
+    onTestFinished(() => { delete process.env.DISTSWARM_SEED })
     const laptop = await net.startAgent({ name: 'laptop', args: ['--log-level', 'error'] })
 
     expect(await cliJson<StatusResult>(['status', '--control', seeder.control])).toMatchObject({ seed: true, files: 2 })
