@@ -11,7 +11,7 @@ export interface IO {
 }
 
 /** A parseArgs option, plus the line --help shows for it. */
-export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description?: string }
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description?: string, /** in --help; default VALUE */ valueName?: string }
 type Options = Record<string, OptionSpec>
 
 export interface Command<O extends Options = Options> {
@@ -61,8 +61,8 @@ export function parse (cmd: Command, argv: string[]): { values: Record<string, u
 
 export function helpText (cmd: Command): string {
   const opts = Object.entries(cmd.options).map(([name, o]) => {
-    const flag = `--${name}${o.type === 'string' ? ' VALUE' : ''}${o.multiple ? ' (repeatable)' : ''}`
-    return `  ${flag.padEnd(34)}${o.description ?? ''}`
+    const flag = `--${name}${o.type === 'string' ? ` ${o.valueName ?? 'VALUE'}` : ''}${o.multiple ? ' (repeatable)' : ''}`
+    return `  ${(flag + '  ').padEnd(34)}${o.description ?? ''}`
   })
   return [
     `distswarm ${cmd.name}: ${cmd.summary}`, '',

@@ -22,6 +22,8 @@ describe('cli', () => {
     expect(exitCodeOf({ code: 'ERR_CONTROL_CLOSED' })).toBe(3)
     expect(exitCodeOf({ code: 'ERR_USAGE' })).toBe(2)
     expect(exitCodeOf({ code: 'ERR_CONFIG' })).toBe(2)
+    expect(exitCodeOf({ code: 'ERR_CONFIG_EXISTS' })).toBe(2)
+    expect(exitCodeOf({ code: 'ERR_SEED_ONLY' })).toBe(1)
     expect(exitCodeOf({ code: 'ERR_NOT_FOUND' })).toBe(1)
     expect(exitCodeOf(new Error('x'))).toBe(1)
   })

@@ -10,6 +10,7 @@ export function optionFlags (except: string[] = []): Record<string, OptionSpec> 
   const flag = (o: OptionDef): OptionSpec => ({
     type: o.boolean ? 'boolean' : 'string',
     multiple: o.list,
+    valueName: o.value,
     description: `${o.description.split(/(?<=\.) /)[0]} (env ${envName(o)}; default: ${o.default})`
   })
   return Object.fromEntries(OPTIONS.filter((o) => !except.includes(o.name)).map((o) => [o.name, flag(o)]))
@@ -17,6 +18,7 @@ export function optionFlags (except: string[] = []): Record<string, OptionSpec> 
 
 export const CONFIG_OPTION = {
   type: 'string',
+  valueName: 'FILE',
   description: 'config file (env DISTSWARM_CONFIG; default /etc/distswarm/distswarm.toml as root, else $XDG_CONFIG_HOME/distswarm/distswarm.toml)'
 } as const satisfies OptionSpec
 

@@ -49,7 +49,7 @@ export const initCommand = defineCommand({
     'distswarm init --example > distswarm.toml        # print the documented example config, write nothing'
   ],
   options: {
-    join: { type: 'string', description: 'join the network of this key (what `distswarm init` printed on the first box)' },
+    join: { type: 'string', valueName: 'KEY', description: 'join the network of this key (what `distswarm init` printed on the first box)' },
     config: { ...CONFIG_OPTION, description: 'the config file to write (default /etc/distswarm/distswarm.toml as root, else $XDG_CONFIG_HOME/distswarm/distswarm.toml)' },
     force: { type: 'boolean', description: 'replace an existing config file (and its network key)' },
     example: { type: 'boolean', description: 'print the documented example config (every option commented out) and write nothing' },
