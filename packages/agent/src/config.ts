@@ -194,7 +194,6 @@ function agentName (v: unknown): string {
   const name = text(v)
   if (name === '') invalid('empty name')
   if (Buffer.byteLength(name) > MAX_AGENT_NAME_BYTES) invalid(`longer than ${MAX_AGENT_NAME_BYTES} bytes`)
-  // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(name)) invalid('the name contains control characters')
   return name
 }
