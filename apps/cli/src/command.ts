@@ -11,7 +11,7 @@ export interface IO {
 }
 
 /** A parseArgs option, plus the line --help shows for it. */
-export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description?: string }
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>[string] & { description?: string, /** in --help; default VALUE */ valueName?: string }
 type Options = Record<string, OptionSpec>
 
 export interface Command<O extends Options = Options> {
@@ -41,7 +41,7 @@ export function exitCodeOf (err: unknown): number {
   const code = (err as { code?: unknown }).code
   // not there, or gone in the middle of the request
   if (code === 'ERR_AGENT_UNREACHABLE' || code === 'ERR_CONTROL_CLOSED') return 3
-  if (code === 'ERR_USAGE' || code === 'ERR_CONFIG' || code === 'ERR_INVALID_NETWORK_KEY') return 2
+  if (code === 'ERR_USAGE' || code === 'ERR_CONFIG' || code === 'ERR_CONFIG_EXISTS' || code === 'ERR_INVALID_NETWORK_KEY') return 2
   return 1
 }
 
@@ -61,8 +61,8 @@ export function parse (cmd: Command, argv: string[]): { values: Record<string, u
 
 export function helpText (cmd: Command): string {
   const opts = Object.entries(cmd.options).map(([name, o]) => {
-    const flag = `--${name}${o.type === 'string' ? ' VALUE' : ''}${o.multiple ? ' (repeatable)' : ''}`
-    return `  ${flag.padEnd(34)}${o.description ?? ''}`
+    const flag = `--${name}${o.type === 'string' ? ` ${o.valueName ?? 'VALUE'}` : ''}${o.multiple ? ' (repeatable)' : ''}`
+    return `  ${(flag + '  ').padEnd(34)}${o.description ?? ''}`
   })
   return [
     `distswarm ${cmd.name}: ${cmd.summary}`, '',

@@ -133,6 +133,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const dht = swarm.address()
     return {
       name: this.config.name,
+      seed: this.config.seed,
       publicKey: toHex(swarm.publicKey),
       network: toHex(swarm.topic).slice(0, 16),
       dhtAddress: dht ? `${dht.host}:${dht.port}` : null,
@@ -171,8 +172,10 @@ export class Agent extends EventEmitter<AgentEvents> {
    * Makes the file named or addressed by `query` present on this box: at
    * once when it already is, else fetched from peers into the cache dir,
    * verified and published. Concurrent calls for one file share one download.
+   * A seed refuses every fetch (ERR_SEED_ONLY), so it never writes a byte it was not given.
    */
   async fetch (params: FetchParams): Promise<FetchResult> {
+    if (this.config.seed) throw AgentError.SEED_ONLY()
     const started = Date.now()
     const query = typeof params.query === 'string' ? params.query : ''
     if (!query) throw AgentError.BAD_REQUEST('fetch needs a file name or BLAKE2B digest')

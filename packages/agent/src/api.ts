@@ -17,6 +17,8 @@ export interface FileInfo {
 
 export interface StatusResult {
   name: string
+  /** seed mode: serves and advertises, never fetches */
+  seed: boolean
   /** hex public key: the agent's identity in the swarm */
   publicKey: string
   /** first 16 hex characters of the swarm topic (never the network key) */

@@ -1,11 +1,17 @@
 import { readdir } from 'node:fs/promises'
 import { homedir, hostname } from 'node:os'
-import { join } from 'node:path'
+import { isAbsolute, join, resolve } from 'node:path'
 import { isIP } from 'node:net'
-import { parseNetworkKey, type HostPort } from '@distswarm/swarm'
+import { MAX_AGENT_NAME_BYTES } from '@distswarm/protocol'
+import { NETWORK_KEY_BYTES, parseNetworkKey, type HostPort } from '@distswarm/swarm'
 import { AgentError } from './errors.js'
+import { LOG_LEVELS, OPTIONS, type LogLevel } from './options.js'
 
-/** Everything an agent needs; `resolveConfig` fills the defaults. */
+/**
+ * Everything an agent needs; `resolveConfig` fills the defaults. Values may
+ * come from a config file, the environment or flags: resolveConfig checks
+ * each at run time, whatever its static type says.
+ */
 export interface AgentOptions {
   /** Portage DISTDIRs to index and serve, never written. Default: /var/cache/distfiles. */
   distdirs?: string[]
@@ -21,17 +27,24 @@ export interface AgentOptions {
   control?: string
   /** Name shown to peers. Default: the host name. */
   name?: string
-  /** Address to bind. Default: 127.0.0.1 when every bootstrap node is on loopback, else 0.0.0.0. */
+  /** IP address to bind. Default: 127.0.0.1 when every bootstrap node is on loopback, else 0.0.0.0. */
   host?: string
-  /** UDP port of the DHT socket. Default 0: any free port. */
-  port?: number
+  /** UDP port of the DHT socket (a number, or its decimal text). Default 0: any free port. */
+  port?: number | string
   /** Ebuild repos whose Manifests name the distfiles. Default: every repo under /var/db/repos. */
   repos?: string[]
   /** TCP port of the fast data path between agents, or 'off'. Default 0: any free port. */
-  dataPort?: number | 'off'
+  dataPort?: number | string
   /** Agents to connect to directly at their data ports, "host:port": for a LAN without a DHT. */
   peers?: string[]
+  /** Serve and advertise, never fetch. Default false. */
+  seed?: boolean
+  /** For the CLI's logger: error, warn, info or debug. Default info. */
+  logLevel?: string
 }
+
+/** Where each option's value came from ("file:line", "--flag", "DISTSWARM_…"), for error messages. */
+export type OptionOrigins = Partial<Record<keyof AgentOptions, string>>
 
 export interface AgentConfig {
   distdirs: string[]
@@ -48,6 +61,9 @@ export interface AgentConfig {
   /** null: no fast path, transfers use the hyperswarm stream */
   dataPort: number | null
   staticPeers: HostPort[]
+  /** serves and advertises, never fetches */
+  seed: boolean
+  logLevel: LogLevel
 }
 
 const isRoot = (): boolean => process.getuid?.() === 0
@@ -64,6 +80,11 @@ export function defaultCacheDir (env: NodeJS.ProcessEnv = process.env): string {
 
 export function defaultStateDir (env: NodeJS.ProcessEnv = process.env): string {
   return isRoot() ? '/var/lib/distswarm' : join(xdg(env, 'XDG_STATE_HOME', '.local/state'), 'distswarm')
+}
+
+/** The config file `distswarm agent` reads and `distswarm init` writes, unless told otherwise. */
+export function defaultConfigPath (env: NodeJS.ProcessEnv = process.env): string {
+  return isRoot() ? '/etc/distswarm/distswarm.toml' : join(xdg(env, 'XDG_CONFIG_HOME', '.config'), 'distswarm', 'distswarm.toml')
 }
 
 /** Where an agent listens and the CLI looks, unless told otherwise. */
@@ -88,40 +109,159 @@ function isLoopback (host: string): boolean {
   return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'))
 }
 
-export function resolveConfig (opts: AgentOptions): AgentConfig {
-  if (!opts.networkKey) throw AgentError.CONFIG('no network key: pass --network-key HEX (64 hex characters, the same on every box)')
-  let networkKey: Buffer
+/** Bounds on what a config may hold: far above any real LAN, far below what would hurt. */
+const MAX_LIST = 256
+const MAX_PATH_BYTES = 4096
+/** sun_path holds 108 bytes on Linux, the terminating NUL included. */
+const MAX_SOCKET_PATH_BYTES = 107
+
+/** Why a value is refused; resolveConfig adds the option's name and origin. */
+class Invalid extends Error {}
+const invalid = (why: string): never => { throw new Invalid(why) }
+
+/** A value for a message: short, and never the whole of a long string. */
+function show (v: unknown): string {
+  const text = v === undefined ? 'nothing' : typeof v === 'string' ? JSON.stringify(v) : v instanceof Date ? 'a date' : typeof v === 'object' && v !== null ? (Array.isArray(v) ? 'a list' : 'a table') : String(v)
+  return text.length > 80 ? `${text.slice(0, 77)}…` : text
+}
+
+function text (v: unknown): string {
+  return typeof v === 'string' ? v : invalid(`expected a string, got ${show(v)}`)
+}
+
+function list (v: unknown): unknown[] {
+  // A lone string is a list of one: `distdir = "/x"` means what it says.
+  const items = typeof v === 'string' ? [v] : Array.isArray(v) ? v : invalid(`expected a list, got ${show(v)}`)
+  if (items.length > MAX_LIST) invalid(`${items.length} entries; at most ${MAX_LIST}`)
+  return items
+}
+
+function unique<T> (items: T[], keyOf: (item: T) => string): T[] {
+  const seen = new Set<string>()
+  for (const item of items) {
+    const k = keyOf(item)
+    if (seen.has(k)) invalid(`${k} is listed twice`)
+    seen.add(k)
+  }
+  return items
+}
+
+function absolutePath (v: unknown, maxBytes = MAX_PATH_BYTES): string {
+  const p = text(v)
+  if (p === '') invalid('empty path')
+  if (p.includes('\0')) invalid('the path contains a NUL byte')
+  if (!isAbsolute(p)) invalid(`${show(p)} is not an absolute path`)
+  if (Buffer.byteLength(p) > maxBytes) invalid(`the path is longer than ${maxBytes} bytes`)
+  return resolve(p) // absolute already: only drops trailing slashes, . and .. segments
+}
+
+const paths = (v: unknown): string[] => unique(list(v).map((p) => absolutePath(p)), (p) => p)
+
+function addresses (v: unknown): HostPort[] {
+  const parsed = list(v).map((a) => {
+    try {
+      return parseHostPort(text(a))
+    } catch (err) {
+      return invalid((err as Error).message)
+    }
+  })
+  return unique(parsed, (a) => `${a.host}:${a.port}`)
+}
+
+function port (v: unknown): number {
+  const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 65535 ? n : invalid(`expected a port number 0-65535, got ${show(v)}`)
+}
+
+function dataPort (v: unknown): number | null {
+  if (v === 'off') return null
   try {
-    networkKey = parseNetworkKey(opts.networkKey)
-  } catch (err) {
-    throw AgentError.CONFIG((err as Error).message)
+    return port(v)
+  } catch {
+    return invalid(`expected a port number 0-65535 or "off", got ${show(v)}`)
   }
-  const bootstrap = (opts.bootstrap ?? []).map(parseHostPort)
-  const staticPeers = (opts.peers ?? []).map(parseHostPort)
-  const port = opts.port ?? 0
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw AgentError.CONFIG(`invalid port ${port}`)
-  const dataPort = opts.dataPort === 'off' ? null : opts.dataPort ?? 0
-  if (dataPort !== null && (!Number.isInteger(dataPort) || dataPort < 0 || dataPort > 65535)) throw AgentError.CONFIG(`invalid data port ${String(opts.dataPort)}: expected 0-65535 or off`)
+}
+
+function networkKey (v: unknown): Buffer {
+  // Never echo the value: it is the network's secret.
+  if (typeof v !== 'string' || v === '') return invalid('expected 64 hex characters, the same on every box (`distswarm init` makes one)')
+  if (!/^[0-9a-fA-F]*$/.test(v)) invalid('not hex: expected 64 characters 0-9 and a-f')
+  if (v.length !== NETWORK_KEY_BYTES * 2) invalid(`${v.length} hex characters; expected ${NETWORK_KEY_BYTES * 2} (${NETWORK_KEY_BYTES} bytes)`)
+  return parseNetworkKey(v)
+}
+
+function agentName (v: unknown): string {
+  const name = text(v)
+  if (name === '') invalid('empty name')
+  if (Buffer.byteLength(name) > MAX_AGENT_NAME_BYTES) invalid(`longer than ${MAX_AGENT_NAME_BYTES} bytes`)
+  if (/[\x00-\x1f\x7f]/.test(name)) invalid('the name contains control characters')
+  return name
+}
+
+function ipAddress (v: unknown): string {
+  const host = text(v)
+  return isIP(host) !== 0 ? host : invalid(`expected an IP address to bind, got ${show(host)}`)
+}
+
+const BOOLEANS: Record<string, boolean> = { true: true, false: false, yes: true, no: false, on: true, off: false, 1: true, 0: false }
+
+function boolean (v: unknown): boolean {
+  const b = typeof v === 'boolean' ? v : typeof v === 'string' ? BOOLEANS[v.toLowerCase()] : undefined
+  return b ?? invalid(`expected true or false, got ${show(v)}`)
+}
+
+function logLevel (v: unknown): LogLevel {
+  return (LOG_LEVELS as readonly unknown[]).includes(v) ? v as LogLevel : invalid(`expected one of ${LOG_LEVELS.join(', ')}, got ${show(v)}`)
+}
+
+/**
+ * Checks every option and fills the defaults. Throws a ConfigError (code
+ * ERR_CONFIG) naming the first bad option, and where it came from when
+ * `origins` says.
+ */
+export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}): AgentConfig {
+  const get = <T>(key: keyof AgentOptions, parse: (v: unknown) => T): T | undefined => {
+    const v = opts[key]
+    if (v === undefined) return undefined
+    try {
+      return parse(v)
+    } catch (err) {
+      if (!(err instanceof Invalid)) throw err
+      throw AgentError.BAD_OPTION(optionName(key), origins[key] ?? null, err.message)
+    }
+  }
+  const key = get('networkKey', networkKey)
+  if (!key) throw AgentError.BAD_OPTION('network-key', null, 'no network key: run `distswarm init`, or pass --network-key HEX (64 hex characters, the same on every box)')
+  const bootstrap = get('bootstrap', addresses) ?? []
+  const staticPeers = get('peers', addresses) ?? []
+  const given = get('dataPort', dataPort)
+  const data = given === undefined ? 0 : given // not `?? 0`: null ("off") stays null
   // Without a DHT an agent needs someone to dial, or a fixed port others dial.
-  if (bootstrap.length === 0 && staticPeers.length === 0 && !dataPort) {
-    throw AgentError.CONFIG('no way to meet other agents: pass --bootstrap HOST:PORT (run `distswarm bootstrap` on one box of the LAN), or --peer HOST:PORT, or a fixed --data-port for others to dial')
+  if (bootstrap.length === 0 && staticPeers.length === 0 && !data) {
+    throw AgentError.BAD_OPTION(null, null, 'no way to meet other agents: pass --bootstrap HOST:PORT (run `distswarm bootstrap` on one box of the LAN), or --peer HOST:PORT, or a fixed --data-port for others to dial')
   }
-  const addresses = [...bootstrap, ...staticPeers]
+  const all = [...bootstrap, ...staticPeers]
   return {
-    distdirs: opts.distdirs ?? ['/var/cache/distfiles'],
-    cacheDir: opts.cacheDir ?? defaultCacheDir(),
-    stateDir: opts.stateDir ?? defaultStateDir(),
+    distdirs: get('distdirs', paths) ?? ['/var/cache/distfiles'],
+    cacheDir: get('cacheDir', absolutePath) ?? defaultCacheDir(),
+    stateDir: get('stateDir', absolutePath) ?? defaultStateDir(),
     bootstrap,
-    networkKey,
-    control: opts.control ?? defaultControlPath(),
-    name: opts.name ?? hostname(),
+    networkKey: key,
+    control: get('control', (v) => absolutePath(v, MAX_SOCKET_PATH_BYTES)) ?? defaultControlPath(),
+    name: get('name', agentName) ?? hostname(),
     // Bound to loopback, hyperdht neither announces nor probes other interfaces.
-    host: opts.host ?? (addresses.length > 0 && addresses.every((b) => isLoopback(b.host)) ? '127.0.0.1' : '0.0.0.0'),
-    port,
-    repos: opts.repos ?? null,
-    dataPort,
-    staticPeers
+    host: get('host', ipAddress) ?? (all.length > 0 && all.every((b) => isLoopback(b.host)) ? '127.0.0.1' : '0.0.0.0'),
+    port: get('port', port) ?? 0,
+    repos: get('repos', paths) ?? null,
+    dataPort: data,
+    staticPeers,
+    seed: get('seed', boolean) ?? false,
+    logLevel: get('logLevel', logLevel) ?? 'info'
   }
+}
+
+function optionName (key: keyof AgentOptions): string {
+  return OPTIONS.find((o) => o.key === key)?.name ?? key
 }
 
 const REPOS_DIR = '/var/db/repos'

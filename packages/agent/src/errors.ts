@@ -5,6 +5,19 @@ export class AgentError extends DistswarmError {
     return new AgentError('ERR_CONFIG', why)
   }
 
+  /** A bad option: `option` is its name, `origin` where the value came from (file:line, flag or variable). */
+  static BAD_OPTION (option: string | null, origin: string | null, why: string): ConfigError {
+    return new ConfigError(option, origin, why)
+  }
+
+  static CONFIG_EXISTS (path: string): AgentError {
+    return new AgentError('ERR_CONFIG_EXISTS', `${path} exists already; pass --force to replace it (and its network key)`)
+  }
+
+  static SEED_ONLY (): AgentError {
+    return new AgentError('ERR_SEED_ONLY', 'this agent is a seed: it serves files but never fetches; fetch from a box not in seed mode')
+  }
+
   static NOT_FOUND (query: string): AgentError {
     return new AgentError('ERR_NOT_FOUND', `no connected peer has ${query}`)
   }
@@ -43,5 +56,18 @@ export class AgentError extends DistswarmError {
 
   static CONTROL_CLOSED (): AgentError {
     return new AgentError('ERR_CONTROL_CLOSED', 'the agent closed the control connection before answering')
+  }
+}
+
+/** ERR_CONFIG about one option, naming it and where its value came from. */
+export class ConfigError extends AgentError {
+  readonly option: string | null
+  readonly origin: string | null
+
+  constructor (option: string | null, origin: string | null, why: string) {
+    const where = option && origin ? `${option} (${origin})` : option ?? origin
+    super('ERR_CONFIG', where ? `${where}: ${why}` : why)
+    this.option = option
+    this.origin = origin
   }
 }

@@ -102,8 +102,10 @@ export class LocalNet {
 
   /** Starts `distswarm ARGS…` and tracks it for close(). */
   spawn (label: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+    // The box's own DISTSWARM_* settings (a seed switch, a LAN peer, a fixed port) must not leak into a loopback net.
+    const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DISTSWARM_')))
     const child = spawn(process.execPath, [this.init.bin, ...args], {
-      env: { ...process.env, ...this.init.env, ...env },
+      env: { ...inherited, ...this.init.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     const log: string[] = []
@@ -152,7 +154,8 @@ export class LocalNet {
     if (useBootstrap && !this.bootstrap) throw new Error('startBootstrap() first')
     const d = await this.dirs(spec.name)
     const proc = this.spawn(spec.name, [
-      'agent', '--name', spec.name, ...(useBootstrap ? ['--bootstrap', this.bootstrap!] : []), '--distdir', d.distdir,
+      // not the box's config file (/etc/distswarm/distswarm.toml as root): only what is given here
+      'agent', '--config', '/dev/null', '--name', spec.name, ...(useBootstrap ? ['--bootstrap', this.bootstrap!] : []), '--distdir', d.distdir,
       '--cache-dir', d.cacheDir, '--state-dir', d.stateDir, '--control', d.control, ...(spec.args ?? [])
     ], { DISTSWARM_NETWORK_KEY: spec.networkKey ?? this.networkKey })
     const client = (): Promise<ControlClient> => ControlClient.connect(d.control)

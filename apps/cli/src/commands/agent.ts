@@ -1,64 +1,86 @@
 import { once } from 'node:events'
-import { Agent, resolveConfig } from '@distswarm/agent'
-import { defineCommand } from '../command.js'
+import { resolve } from 'node:path'
+import { Agent, envName, loadOptions, OPTIONS, resolveConfig, type OptionDef } from '@distswarm/agent'
+import { defineCommand, type Command, type IO, type OptionSpec } from '../command.js'
 import { shortKey } from '../format.js'
-import { logEvent } from '../log.js'
+import { createLogger, routeDebugLogs } from '../log.js'
+
+/** The flags of agent options (every one of OPTIONS but those left out), for parseArgs and --help. */
+export function optionFlags (except: string[] = []): Record<string, OptionSpec> {
+  const flag = (o: OptionDef): OptionSpec => ({
+    type: o.boolean ? 'boolean' : 'string',
+    multiple: o.list,
+    valueName: o.value,
+    description: `${o.description.split(/(?<=\.) /)[0]} (env ${envName(o)}; default: ${o.default})`
+  })
+  return Object.fromEntries(OPTIONS.filter((o) => !except.includes(o.name)).map((o) => [o.name, flag(o)]))
+}
+
+export const CONFIG_OPTION = {
+  type: 'string',
+  valueName: 'FILE',
+  description: 'config file (env DISTSWARM_CONFIG; default /etc/distswarm/distswarm.toml as root, else $XDG_CONFIG_HOME/distswarm/distswarm.toml)'
+} as const satisfies OptionSpec
+
+const AGENT_OPTIONS = {
+  config: CONFIG_OPTION,
+  ...optionFlags(),
+  help: { type: 'boolean', short: 'h', description: 'show this help' }
+} satisfies Record<string, OptionSpec>
+
+/** Runs an agent until SIGINT/SIGTERM, from config file < DISTSWARM_* < flags; `forced` wins over all. */
+async function runAgent (values: Record<string, unknown>, io: IO, forced: Record<string, unknown> = {}): Promise<number> {
+  const loaded = await loadOptions({
+    config: typeof values.config === 'string' ? resolve(values.config) : undefined,
+    env: io.env,
+    flags: { ...values, ...forced }
+  })
+  const config = resolveConfig(loaded.options, loaded.origins)
+  const log = createLogger(io, config.logLevel)
+  routeDebugLogs(io, config.logLevel)
+  const agent = new Agent(config)
+  agent.on('peer-ready', (p) => log.info('peer.ready', { name: p.name, key: shortKey(p.publicKey), address: p.address }))
+  agent.on('peer-closed', (p) => log.info('peer.closed', { name: p.name, key: shortKey(p.publicKey) }))
+  agent.on('fetched', (r) => log.info('fetch.done', { name: r.name, size: r.size, ms: r.durationMs, path: r.path }))
+  agent.on('fetch-failed', (f) => log.warn('fetch.failed', { name: f.query, code: f.code, why: f.message }))
+  try {
+    await agent.start()
+    const s = agent.status()
+    log.info('agent.ready', {
+      name: s.name, key: shortKey(s.publicKey), network: s.network, dht: s.dhtAddress, control: s.control, files: s.files, seed: s.seed || undefined, config: loaded.configPath
+    })
+    if (!io.signal.aborted) await once(io.signal, 'abort')
+    log.info('agent.stopping')
+  } finally {
+    await agent.close()
+  }
+  return 0
+}
 
 export const agentCommand = defineCommand({
   name: 'agent',
   summary: 'run the agent in the foreground: index, advertise, fetch and serve distfiles',
-  usage: 'distswarm agent (--bootstrap HOST:PORT | --peer HOST:PORT | --data-port PORT) --network-key HEX [options]',
+  usage: 'distswarm agent [--config FILE] [options]   (the config file, DISTSWARM_* and flags, in rising priority)',
   examples: [
+    'distswarm agent                                         # everything from the config file (distswarm init writes it)',
+    'distswarm agent --config /etc/distswarm/lan.toml --log-level debug',
     'distswarm agent --bootstrap 192.168.1.10:49737 --network-key "$(cat /etc/distswarm/network.key)"',
     'DISTSWARM_NETWORK_KEY=… distswarm agent --bootstrap buildhost:49737 --distdir /var/cache/distfiles',
     'distswarm agent --data-port 49738 …                     # no DHT: on the build host…',
     'distswarm agent --peer buildhost:49738 …                # …and on every other box'
   ],
-  options: {
-    distdir: { type: 'string', multiple: true, description: 'Portage DISTDIR to index and serve (default /var/cache/distfiles)' },
-    'cache-dir': { type: 'string', description: 'where fetched files are published, for PORTAGE_RO_DISTDIRS' },
-    'state-dir': { type: 'string', description: 'identity and state' },
-    bootstrap: { type: 'string', multiple: true, description: 'DHT bootstrap node HOST:PORT' },
-    peer: { type: 'string', multiple: true, description: "another agent's data port HOST:PORT, to connect to directly (a LAN without a DHT)" },
-    'network-key': { type: 'string', description: '64 hex characters shared by the network (env DISTSWARM_NETWORK_KEY)' },
-    control: { type: 'string', description: 'control socket path (env DISTSWARM_CONTROL)' },
-    name: { type: 'string', description: 'name shown to peers (default: host name)' },
-    host: { type: 'string', description: 'address to bind (default 127.0.0.1 when all bootstrap nodes are on loopback, else 0.0.0.0)' },
-    port: { type: 'string', description: 'UDP port of the DHT socket (default: any free port)' },
-    'data-port': { type: 'string', description: 'TCP port of the fast data path between agents, or off (default: any free port)' },
-    repo: { type: 'string', multiple: true, description: 'ebuild repo whose Manifests name the distfiles (default: every repo under /var/db/repos)' },
-    help: { type: 'boolean', short: 'h', description: 'show this help' }
-  },
-  async run ({ values }, io) {
-    const v = values as Record<string, string | string[] | undefined>
-    const config = resolveConfig({
-      distdirs: v.distdir as string[] | undefined,
-      cacheDir: v['cache-dir'] as string | undefined,
-      stateDir: v['state-dir'] as string | undefined,
-      bootstrap: v.bootstrap as string[] | undefined,
-      networkKey: (v['network-key'] as string | undefined) ?? io.env.DISTSWARM_NETWORK_KEY,
-      control: (v.control as string | undefined) ?? io.env.DISTSWARM_CONTROL,
-      name: v.name as string | undefined,
-      host: v.host as string | undefined,
-      port: v.port === undefined ? undefined : Number(v.port),
-      repos: v.repo as string[] | undefined,
-      dataPort: v['data-port'] === undefined ? undefined : v['data-port'] === 'off' ? 'off' : Number(v['data-port']),
-      peers: v.peer as string[] | undefined
-    })
-    const agent = new Agent(config)
-    agent.on('peer-ready', (p) => logEvent(io, 'peer.ready', { name: p.name, key: shortKey(p.publicKey), address: p.address }))
-    agent.on('peer-closed', (p) => logEvent(io, 'peer.closed', { name: p.name, key: shortKey(p.publicKey) }))
-    agent.on('fetched', (r) => logEvent(io, 'fetch.done', { name: r.name, size: r.size, ms: r.durationMs, path: r.path }))
-    agent.on('fetch-failed', (f) => logEvent(io, 'fetch.failed', { name: f.query, code: f.code, why: f.message }))
-    try {
-      await agent.start()
-      const s = agent.status()
-      logEvent(io, 'agent.ready', { name: s.name, key: shortKey(s.publicKey), network: s.network, dht: s.dhtAddress, control: s.control, files: s.files })
-      if (!io.signal.aborted) await once(io.signal, 'abort')
-      logEvent(io, 'agent.stopping')
-    } finally {
-      await agent.close()
-    }
-    return 0
-  }
+  options: AGENT_OPTIONS,
+  run: ({ values }, io) => runAgent(values, io)
+})
+
+export const seedCommand: Command = defineCommand({
+  name: 'seed',
+  summary: 'run the agent in seed mode: index, advertise and serve distfiles, never fetch (same options as agent)',
+  usage: 'distswarm seed [--config FILE] [--distdir DIR]… [options]',
+  examples: [
+    'distswarm seed --distdir /var/cache/distfiles --distdir /mnt/mirror/distfiles   # serve a read-only mirror too',
+    'distswarm agent --seed …                                # the same'
+  ],
+  options: AGENT_OPTIONS,
+  run: ({ values }, io) => runAgent(values, io, { seed: true })
 })

@@ -1,7 +1,10 @@
 import { once } from 'node:events'
 import { parseHostPort, startBootstrapNode } from '@distswarm/agent'
 import { defineCommand, UsageError, writeJson } from '../command.js'
-import { logEvent } from '../log.js'
+import { createLogger } from '../log.js'
+
+/** The bootstrap node's port unless told otherwise; `distswarm init` points boxes at it. */
+export const DEFAULT_BOOTSTRAP_PORT = 49737
 
 export const bootstrapCommand = defineCommand({
   name: 'bootstrap',
@@ -19,7 +22,7 @@ export const bootstrapCommand = defineCommand({
     help: { type: 'boolean', short: 'h', description: 'show this help' }
   },
   async run ({ values }, io) {
-    const port = Number(values.port ?? 49737)
+    const port = Number(values.port ?? DEFAULT_BOOTSTRAP_PORT)
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`bootstrap: invalid port ${String(values.port)}`)
     const host = (values.host as string | undefined) ?? '0.0.0.0'
     const others = ((values.bootstrap as string[] | undefined) ?? []).map(parseHostPort)
@@ -28,7 +31,7 @@ export const bootstrapCommand = defineCommand({
       const addr = node.address()
       if (values.json) writeJson(io, { host: addr.host, port: addr.port })
       else io.stdout.write(`bootstrap node listening on ${addr.host}:${addr.port}\n`)
-      logEvent(io, 'bootstrap.ready', { address: `${addr.host}:${addr.port}` })
+      createLogger(io).info('bootstrap.ready', { address: `${addr.host}:${addr.port}` })
       if (!io.signal.aborted) await once(io.signal, 'abort')
     } finally {
       await node.destroy()

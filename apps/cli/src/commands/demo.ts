@@ -32,7 +32,7 @@ export const demoCommand = defineCommand({
       say(`demo dir ${net.root}: seeder holds ${DEMO_FILES.length} distfiles (${formatBytes(DEMO_FILES.reduce((n, [, s]) => n + s, 0))})`)
       say(`bootstrap node on ${await net.startBootstrap()}`)
 
-      const [, laptop] = await Promise.all([net.startAgent({ name: 'seeder' }), net.startAgent({ name: 'laptop' })])
+      const [, laptop] = await Promise.all([net.startAgent({ name: 'seeder', args: ['--seed'] }), net.startAgent({ name: 'laptop' })])
       await waitFor(async () => (await laptop.status()).peers > 0, 30_000, 'the agents to meet')
       say('agents "seeder" and "laptop" found each other over the swarm and proved the network key')
 

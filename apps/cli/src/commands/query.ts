@@ -55,7 +55,7 @@ export const statusCommand = defineQuery({
   show (s, io) {
     const f = s.fetches
     const rows = [
-      ['agent', `${s.name} (${shortKey(s.publicKey)})`],
+      ['agent', `${s.name} (${shortKey(s.publicKey)})${s.seed ? ', seed: serves, never fetches' : ''}`],
       ['network', s.network],
       ['dht', s.dhtAddress ?? '-'],
       ['data port', s.dataPort === null ? 'off (transfers over hyperswarm)' : String(s.dataPort)],

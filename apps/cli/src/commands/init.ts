@@ -1,0 +1,121 @@
+import { link, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { networkInterfaces } from 'node:os'
+import { dirname, resolve } from 'node:path'
+import {
+  AgentError, defaultCacheDir, defaultConfigPath, defaultControlPath, defaultStateDir, generateNetworkKey,
+  optionsFromFlags, renderConfig, resolveConfig
+} from '@distswarm/agent'
+import { defineCommand, UsageError, writeJson, type IO } from '../command.js'
+import { CONFIG_OPTION, optionFlags } from './agent.js'
+import { DEFAULT_BOOTSTRAP_PORT } from './bootstrap.js'
+
+/** init's own flags; every other one is an agent option, written into the file. */
+const OWN = ['join', 'config', 'force', 'example', 'json', 'help']
+
+/** This box's first non-loopback IPv4 address: what the other boxes of a LAN reach it at, most likely. */
+function lanAddress (): string | undefined {
+  return Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address
+}
+
+/** A word as a POSIX shell reads it back. */
+const shellWord = (w: string): string => /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`
+
+/** Writes a new file of mode 0600 whole (temp file, then link or rename); without `force`, never over an existing one. */
+async function writeSecretFile (path: string, text: string, force: boolean): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o755 })
+  const temp = `${path}.${process.pid}.tmp`
+  await writeFile(temp, text, { mode: 0o600, flag: 'wx' })
+  try {
+    if (force) {
+      await rename(temp, path)
+    } else {
+      await link(temp, path).catch((err: NodeJS.ErrnoException) => {
+        throw err.code === 'EEXIST' ? AgentError.CONFIG_EXISTS(path) : err
+      })
+    }
+  } finally {
+    await rm(temp, { force: true })
+  }
+}
+
+export const initCommand = defineCommand({
+  name: 'init',
+  summary: "write this box's config file: a new network (with a new random key), or --join an existing one",
+  usage: 'distswarm init [--join KEY] [--config FILE] [--state-dir DIR] [--bootstrap HOST:PORT]… [--force] [agent options]',
+  examples: [
+    'distswarm init                                   # a new network; this box will run the bootstrap node',
+    'distswarm init --bootstrap 192.168.1.10:49737    # a new network; the bootstrap node runs on 192.168.1.10',
+    'distswarm init --join 5f3a…e1 --bootstrap 192.168.1.10:49737   # on each other box: what init printed',
+    'distswarm init --example > distswarm.toml        # print the documented example config, write nothing'
+  ],
+  options: {
+    join: { type: 'string', valueName: 'KEY', description: 'join the network of this key (what `distswarm init` printed on the first box)' },
+    config: { ...CONFIG_OPTION, description: 'the config file to write (default /etc/distswarm/distswarm.toml as root, else $XDG_CONFIG_HOME/distswarm/distswarm.toml)' },
+    force: { type: 'boolean', description: 'replace an existing config file (and its network key)' },
+    example: { type: 'boolean', description: 'print the documented example config (every option commented out) and write nothing' },
+    json: { type: 'boolean', description: 'print what was written as one JSON document' },
+    ...optionFlags(['network-key']),
+    help: { type: 'boolean', short: 'h', description: 'show this help' }
+  },
+  async run ({ values }, io) {
+    if (values.example) {
+      io.stdout.write(renderConfig())
+      return 0
+    }
+    const path = resolve((values.config as string | undefined) ?? (io.env.DISTSWARM_CONFIG || defaultConfigPath(io.env)))
+    const force = values.force === true
+    if (!force && await stat(path).then(() => true, () => false)) throw AgentError.CONFIG_EXISTS(path)
+
+    const joining = typeof values.join === 'string'
+    const written: Record<string, unknown> = Object.fromEntries(Object.entries(values).filter(([k, v]) => !OWN.includes(k) && v !== undefined))
+    // Ports as TOML numbers, not the strings flags give.
+    for (const k of ['port', 'data-port']) if (typeof written[k] === 'string' && /^\d+$/.test(written[k])) written[k] = Number(written[k])
+    written['network-key'] = joining ? values.join : generateNetworkKey().toString('hex')
+    // This user's default paths, written down: the service may run as another user, with other defaults.
+    written['state-dir'] ??= defaultStateDir(io.env)
+    written['cache-dir'] ??= defaultCacheDir(io.env)
+    written.control ??= defaultControlPath(io.env)
+    let bootstrapHere: string | null = null
+    if (!joining && written.bootstrap === undefined && written.peer === undefined && written['data-port'] === undefined) {
+      const address = lanAddress()
+      if (!address) throw new UsageError("init: cannot tell this box's LAN address; pass --bootstrap HOST:PORT of the box that will run `distswarm bootstrap`")
+      bootstrapHere = address
+      written.bootstrap = [`${address}:${DEFAULT_BOOTSTRAP_PORT}`]
+    }
+    // Refuse now what the agent would refuse at start.
+    const { options, origins } = optionsFromFlags(written)
+    const config = resolveConfig(options, { ...origins, networkKey: joining ? '--join' : 'generated' })
+
+    await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
+    await writeSecretFile(path, renderConfig(written), force)
+
+    const key = config.networkKey.toString('hex')
+    const dialable = config.dataPort && config.bootstrap.length === 0 ? lanAddress() : undefined
+    const join = [
+      'init', '--join', key,
+      ...config.bootstrap.flatMap((b) => ['--bootstrap', `${b.host}:${b.port}`]),
+      ...config.staticPeers.flatMap((p) => ['--peer', `${p.host}:${p.port}`]),
+      ...(dialable ? ['--peer', `${dialable}:${config.dataPort}`] : [])
+    ]
+    const start = ['agent', ...(path === resolve(defaultConfigPath(io.env)) ? [] : ['--config', path])]
+    if (values.json) {
+      writeJson(io, { config: path, stateDir: config.stateDir, joined: joining, bootstrapHere, start, join })
+      return 0
+    }
+    show(io, { path, stateDir: config.stateDir, joining, bootstrapHere, start, join })
+    return 0
+  }
+})
+
+function show (io: IO, r: { path: string, stateDir: string, joining: boolean, bootstrapHere: string | null, start: string[], join: string[] }): void {
+  const command = (argv: string[]): string => ['distswarm', ...argv].map(shellWord).join(' ')
+  const lines = [
+    `wrote ${r.path} (mode 0600) ${r.joining ? 'to join an existing network' : 'for a new network'}; state dir ${r.stateDir}`,
+    ...(r.bootstrapHere
+      ? ['', 'This box runs the network\'s bootstrap node (the distswarm-bootstrap service, or):', `  ${command(['bootstrap', '--host', r.bootstrapHere, '--port', String(DEFAULT_BOOTSTRAP_PORT)])}`]
+      : []),
+    '', 'Start the agent (the distswarm service, or):', `  ${command(r.start)}`,
+    '', 'On each other box, run (keep the key secret: it is the membership of your network):', `  ${command(r.join)}`
+  ]
+  io.stdout.write(lines.join('\n') + '\n')
+}

@@ -1,0 +1,156 @@
+import type { AgentOptions } from './config.js'
+
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
+
+/**
+ * One agent option. Its `name` is the same everywhere: the config file key,
+ * the flag (`--name`) and the environment variable (`DISTSWARM_NAME`, dashes
+ * as underscores).
+ */
+export interface OptionDef {
+  name: string
+  /** the field of AgentOptions it sets */
+  key: keyof AgentOptions
+  /** several values: a repeatable flag, a TOML array, a space- or comma-separated variable */
+  list: boolean
+  /** a switch: a flag without a value, a TOML boolean */
+  boolean: boolean
+  /** what the value looks like, for --help */
+  value: string
+  description: string
+  /** the default, in words */
+  default: string
+  /** a value for the example config file */
+  example: unknown
+}
+
+const def = (d: Omit<OptionDef, 'list' | 'boolean'> & Partial<Pick<OptionDef, 'list' | 'boolean'>>): OptionDef =>
+  ({ list: false, boolean: false, ...d })
+
+/** Every option of `distswarm agent`, in the order the config file documents them. */
+export const OPTIONS: readonly OptionDef[] = [
+  def({
+    name: 'network-key',
+    key: 'networkKey',
+    value: 'HEX',
+    description: 'The network\'s secret: 64 hex characters (32 bytes), the same on every box. Required. `distswarm init` makes one.',
+    default: 'none',
+    // Deliberately invalid, so that nobody runs a network on a key printed in the docs.
+    example: 'REPLACE-WITH-THE-KEY-FROM-distswarm-init'
+  }),
+  def({
+    name: 'bootstrap',
+    key: 'bootstrap',
+    list: true,
+    value: 'HOST:PORT',
+    description: 'DHT bootstrap nodes (`distswarm bootstrap` on one box of the LAN). distswarm never joins the public DHT.',
+    default: 'none; then `peer` or a fixed `data-port` is needed',
+    example: ['192.168.1.10:49737']
+  }),
+  def({
+    name: 'peer',
+    key: 'peers',
+    list: true,
+    value: 'HOST:PORT',
+    description: "Other agents' data ports, to connect to directly: a LAN without a bootstrap node.",
+    default: 'none',
+    example: ['192.168.1.10:49738']
+  }),
+  def({
+    name: 'distdir',
+    key: 'distdirs',
+    list: true,
+    value: 'DIR',
+    description: 'Portage DISTDIRs to index and serve. Only read, never written.',
+    default: '/var/cache/distfiles',
+    example: ['/var/cache/distfiles']
+  }),
+  def({
+    name: 'cache-dir',
+    key: 'cacheDir',
+    value: 'DIR',
+    description: 'Where fetched files are published, for PORTAGE_RO_DISTDIRS.',
+    default: '/var/cache/distswarm as root, else $XDG_CACHE_HOME/distswarm',
+    example: '/var/cache/distswarm'
+  }),
+  def({
+    name: 'state-dir',
+    key: 'stateDir',
+    value: 'DIR',
+    description: "The agent's identity and its hash index.",
+    default: '/var/lib/distswarm as root, else $XDG_STATE_HOME/distswarm',
+    example: '/var/lib/distswarm'
+  }),
+  def({
+    name: 'repo',
+    key: 'repos',
+    list: true,
+    value: 'DIR',
+    description: 'Ebuild repos whose Manifests name the distfiles (their BLAKE2B, SHA512 and size).',
+    default: 'every repo under /var/db/repos',
+    example: ['/var/db/repos/gentoo']
+  }),
+  def({
+    name: 'control',
+    key: 'control',
+    value: 'PATH',
+    description: 'The control socket the CLI and Portage\'s FETCHCOMMAND talk to (mode 0660: the agent\'s user and group).',
+    default: '$DISTSWARM_CONTROL, else /run/distswarm/control.sock as root, else $XDG_RUNTIME_DIR/distswarm/control.sock',
+    example: '/run/distswarm/control.sock'
+  }),
+  def({
+    name: 'name',
+    key: 'name',
+    value: 'NAME',
+    description: 'The name peers see (at most 64 bytes).',
+    default: 'the host name',
+    example: 'buildhost'
+  }),
+  def({
+    name: 'host',
+    key: 'host',
+    value: 'ADDR',
+    description: 'The IP address the DHT and data sockets bind to.',
+    default: '127.0.0.1 when every bootstrap and peer address is on loopback, else 0.0.0.0',
+    example: '0.0.0.0'
+  }),
+  def({
+    name: 'port',
+    key: 'port',
+    value: 'PORT',
+    description: 'UDP port of the DHT socket; 0 for any free port.',
+    default: '0',
+    example: 0
+  }),
+  def({
+    name: 'data-port',
+    key: 'dataPort',
+    value: 'PORT|off',
+    description: 'TCP port of the fast data path between agents; 0 for any free port; "off" to send over the hyperswarm stream. Give a fixed one when other boxes list this one as a `peer`.',
+    default: '0',
+    example: 49738
+  }),
+  def({
+    name: 'seed',
+    key: 'seed',
+    boolean: true,
+    value: '',
+    description: 'Seed only: index, advertise and serve, never fetch (a fetch request is refused with ERR_SEED_ONLY).',
+    default: 'false',
+    example: false
+  }),
+  def({
+    name: 'log-level',
+    key: 'logLevel',
+    value: LOG_LEVELS.join('|'),
+    description: 'What the agent logs to stderr: error, warn, info, or debug (adds the libraries\' distswarm:* debug logs).',
+    default: 'info',
+    example: 'info'
+  })
+]
+
+export const OPTION_BY_NAME: ReadonlyMap<string, OptionDef> = new Map(OPTIONS.map((o) => [o.name, o]))
+
+/** DISTSWARM_DATA_PORT for data-port. */
+export const envName = (o: OptionDef): string => `DISTSWARM_${o.name.toUpperCase().replaceAll('-', '_')}`

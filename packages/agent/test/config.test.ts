@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest'
+import { randomBytes } from 'node:crypto'
+import { resolveConfig, type AgentOptions, type ConfigError } from '../src/index.js'
+import { OPTIONS } from '../src/options.js'
+
+const KEY = randomBytes(32).toString('hex')
+/** Enough to start: a key and a way to meet others. */
+const BASE: AgentOptions = { networkKey: KEY, bootstrap: ['127.0.0.1:49737'] }
+
+function refusal (opts: AgentOptions, origins = {}): ConfigError {
+  try {
+    resolveConfig({ ...BASE, ...opts }, origins)
+  } catch (err) {
+    return err as ConfigError
+  }
+  throw new Error(`accepted ${JSON.stringify(opts)}`)
+}
+
+describe('resolveConfig refuses hostile values, naming the option', () => {
+  const cases: Array<[string, AgentOptions]> = [
+    // ports out of range, negative, fractional, not numbers
+    ['port', { port: 65536 }],
+    ['port', { port: -1 }],
+    ['port', { port: 1.5 }],
+    ['port', { port: 'abc' }],
+    ['port', { port: '80x' }],
+    ['port', { port: Number.NaN }],
+    ['data-port', { dataPort: -1 }],
+    ['data-port', { dataPort: '-1' }],
+    ['data-port', { dataPort: 70000 }],
+    ['data-port', { dataPort: 'of' }],
+    ['data-port', { dataPort: '' }],
+    // network keys of the wrong length, or not hex
+    ['network-key', { networkKey: 'abcd' }],
+    ['network-key', { networkKey: KEY + '00' }],
+    ['network-key', { networkKey: 'g'.repeat(64) }],
+    ['network-key', { networkKey: '' }],
+    ['network-key', { networkKey: undefined }],
+    // relative, empty, NUL-bearing and absurdly long paths
+    ['cache-dir', { cacheDir: 'cache' }],
+    ['cache-dir', { cacheDir: '' }],
+    ['state-dir', { stateDir: './state' }],
+    ['state-dir', { stateDir: '/var/lib/\0x' }],
+    ['distdir', { distdirs: ['distfiles'] }],
+    ['distdir', { distdirs: [''] }],
+    ['distdir', { distdirs: ['/d', '/d/'] }],
+    ['distdir', { distdirs: Array.from({ length: 10_000 }, (_, i) => `/d/${i}`) }],
+    ['repo', { repos: ['../gentoo'] }],
+    ['control', { control: 'control.sock' }],
+    ['control', { control: '/run/' + 'x'.repeat(200) + '.sock' }],
+    ['cache-dir', { cacheDir: '/' + 'x'.repeat(5000) }],
+    // duplicate and malformed addresses
+    ['peer', { peers: ['127.0.0.1:49738', '127.0.0.1:49738'] }],
+    ['bootstrap', { bootstrap: ['127.0.0.1:49737', '127.0.0.1:49737'] }],
+    ['bootstrap', { bootstrap: ['127.0.0.1'] }],
+    ['peer', { peers: ['127.0.0.1:0'] }],
+    ['peer', { peers: ['127.0.0.1:99999'] }],
+    // names, bind addresses, switches and levels
+    ['name', { name: '' }],
+    ['name', { name: 'x'.repeat(65) }],
+    ['name', { name: 'a\nb' }],
+    ['host', { host: 'buildhost' }],
+    ['host', { host: '' }],
+    ['seed', { seed: 'maybe' as unknown as boolean }],
+    ['log-level', { logLevel: 'verbose' }]
+  ]
+  it.each(cases)('%s: %j', (option, opts) => {
+    const err = refusal(opts)
+    expect(err.code).toBe('ERR_CONFIG')
+    expect(err.option).toBe(option)
+    expect(err.message).toContain(option)
+  })
+
+  it('checks every option: a table where a value belongs is refused under its own name', () => {
+    for (const o of OPTIONS) {
+      const err = refusal({ [o.key]: { nested: 1 } } as AgentOptions)
+      expect({ option: o.name, code: err.code, named: err.option }).toEqual({ option: o.name, code: 'ERR_CONFIG', named: o.name })
+    }
+  })
+
+  it('says where the bad value came from, and never echoes the network key', () => {
+    const err = refusal({ dataPort: -1 }, { dataPort: '/etc/distswarm/distswarm.toml:7' })
+    expect(err.origin).toBe('/etc/distswarm/distswarm.toml:7')
+    expect(err.message).toContain('/etc/distswarm/distswarm.toml:7')
+    const secret = KEY.slice(0, 63)
+    expect(refusal({ networkKey: secret }).message).not.toContain(secret)
+  })
+
+  it('refuses a config with no way to meet other agents', () => {
+    const err = refusal({ bootstrap: [], peers: [] })
+    expect(err.code).toBe('ERR_CONFIG')
+  })
+
+  it('accepts the text forms flags and variables give, and fills the defaults', () => {
+    const c = resolveConfig({ ...BASE, port: '4000', dataPort: 'off', seed: 'yes' as unknown as boolean, distdirs: '/d' as unknown as string[], logLevel: 'debug' })
+    expect(c).toMatchObject({ port: 4000, dataPort: null, seed: true, distdirs: ['/d'], logLevel: 'debug', host: '127.0.0.1', repos: null })
+    expect(resolveConfig(BASE)).toMatchObject({ port: 0, dataPort: 0, seed: false, logLevel: 'info', distdirs: ['/var/cache/distfiles'] })
+  })
+})
