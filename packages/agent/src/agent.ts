@@ -108,6 +108,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       dataPort: this.config.dataPort,
       staticPeers: this.config.staticPeers,
       name: this.config.name,
+      seeder: this.config.seed,
       source: this.advertised
     })
     const info = (p: Peer): PeerInfo => peerInfo(p, swarm.faultsOf(p.publicKeyHex), swarm.pathTo(p.publicKeyHex), swarm.traffic(p.publicKeyHex))

@@ -20,7 +20,7 @@ export interface FileEntry {
   sha512: Buffer
 }
 
-export interface HelloMessage { type: 'hello', version: number, proof: Buffer, name: string, dataPort: number, dataOnly: boolean }
+export interface HelloMessage { type: 'hello', version: number, proof: Buffer, name: string, dataPort: number, dataOnly: boolean, seeder: boolean }
 export interface InventoryMessage { type: 'inventory', reset: boolean, added: FileEntry[], removed: Buffer[] }
 export interface RequestMessage { type: 'request', id: number, blake2b: Buffer, offset: number, length: number }
 export interface DataMessage { type: 'data', id: number, offset: number, bytes: Buffer }
@@ -70,7 +70,7 @@ function truncate (text: string, max: number): string {
 
 function toEnvelope (msg: Message): wire.Envelope {
   switch (msg.type) {
-    case 'hello': return { hello: { version: msg.version, proof: msg.proof, name: msg.name, data_port: msg.dataPort, data_only: msg.dataOnly } }
+    case 'hello': return { hello: { version: msg.version, proof: msg.proof, name: msg.name, data_port: msg.dataPort, data_only: msg.dataOnly, seeder: msg.seeder } }
     case 'inventory': return { inventory: { reset: msg.reset, added: msg.added, removed: msg.removed } }
     case 'request': return { request: { id: msg.id, blake2b: msg.blake2b, offset: msg.offset, length: msg.length } }
     case 'data': return { data: { id: msg.id, offset: msg.offset, bytes: msg.bytes } }
@@ -139,7 +139,7 @@ function fromEnvelope (env: wire.Envelope): Message {
     check(Buffer.byteLength(name) <= MAX_AGENT_NAME_BYTES, 'hello', 'agent name too long')
     const dataPort = h.data_port ?? 0
     check(dataPort <= 65535, 'hello', `data port ${dataPort} out of range`)
-    return { type: 'hello', version: uint32(h.version, 'hello', 'version'), proof, name: name.replace(/[\u0000-\u001f\u007f]/g, '?'), dataPort, dataOnly: h.data_only ?? false }
+    return { type: 'hello', version: uint32(h.version, 'hello', 'version'), proof, name: name.replace(/[\u0000-\u001f\u007f]/g, '?'), dataPort, dataOnly: h.data_only ?? false, seeder: h.seeder ?? false }
   }
   if (env.inventory) {
     const inv = env.inventory

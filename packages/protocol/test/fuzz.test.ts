@@ -121,7 +121,7 @@ const entry: fc.Arbitrary<FileEntry> = fc.record({
 
 /** Every message type, each obeying the bounds a decoded message obeys. */
 const validMessage: fc.Arbitrary<Message> = fc.oneof(
-  fc.record({ type: fc.constant('hello' as const), version: uint32, proof: bytesOf(32, 32), name: agentName, dataPort: fc.integer({ min: 0, max: 65535 }), dataOnly: fc.boolean() }),
+  fc.record({ type: fc.constant('hello' as const), version: uint32, proof: bytesOf(32, 32), name: agentName, dataPort: fc.integer({ min: 0, max: 65535 }), dataOnly: fc.boolean(), seeder: fc.boolean() }),
   fc.record({ type: fc.constant('inventory' as const), reset: fc.boolean(), added: fc.array(entry, { maxLength: 4 }), removed: fc.array(digest, { maxLength: 4 }) }),
   fc.record({ type: fc.constant('request' as const), id: uint32, blake2b: digest, offset: fileSize, length: fc.integer({ min: 1, max: MAX_REQUEST_LENGTH }) }),
   fc.record({ type: fc.constant('data' as const), id: uint32, offset: fileSize, bytes: fc.oneof({ arbitrary: bytesOf(0, 300), weight: 20 }, { arbitrary: fc.constant(Buffer.alloc(MAX_DATA_CHUNK, 7)), weight: 1 }) }),
@@ -187,7 +187,7 @@ function boundsBroken (m: Message): string | null {
       if (!isBuf(m.proof, 32)) return 'proof'
       if (Buffer.byteLength(m.name) > MAX_AGENT_NAME_BYTES || /[\u0000-\u001f\u007f]/.test(m.name) || !isWellFormed(m.name)) return 'name'
       if (!isUint(m.dataPort, 65535)) return 'dataPort'
-      return typeof m.dataOnly === 'boolean' ? null : 'dataOnly'
+      return typeof m.dataOnly === 'boolean' && typeof m.seeder === 'boolean' ? null : 'flags'
     case 'inventory':
       if (m.added.length + m.removed.length > MAX_INVENTORY_BATCH) return 'batch'
       for (const e of m.added) {
@@ -251,7 +251,7 @@ const anyNumber = fc.oneof(uint32, fc.integer({ min: 0, max: Number.MAX_SAFE_INT
 const anyString = fc.oneof(fc.string({ maxLength: 20 }), trickyString)
 const anyEntry = fc.record({ name: anyString, size: anyNumber, blake2b: anyBytes, sha512: anyBytes }, { requiredKeys: [] })
 const anyEnvelope: fc.Arbitrary<wire.Envelope> = fc.oneof(
-  fc.record({ hello: fc.record({ version: anyNumber, proof: anyBytes, name: anyString, data_port: anyNumber, data_only: fc.boolean() }, { requiredKeys: [] }) }),
+  fc.record({ hello: fc.record({ version: anyNumber, proof: anyBytes, name: anyString, data_port: anyNumber, data_only: fc.boolean(), seeder: fc.boolean() }, { requiredKeys: [] }) }),
   fc.record({ inventory: fc.record({ reset: fc.boolean(), added: fc.array(anyEntry, { maxLength: 3 }), removed: fc.array(anyBytes, { maxLength: 3 }) }, { requiredKeys: [] }) }),
   fc.record({ request: fc.record({ id: anyNumber, blake2b: anyBytes, offset: anyNumber, length: anyNumber }, { requiredKeys: [] }) }),
   fc.record({ data: fc.record({ id: anyNumber, offset: anyNumber, bytes: anyBytes }, { requiredKeys: [] }) }),

@@ -34,7 +34,7 @@ describe('messages', () => {
 
   it('round-trips every message type', () => {
     const msgs: Message[] = [
-      { type: 'hello', version: 1, proof: randomBytes(32), name: 'buildhost', dataPort: 40123, dataOnly: false },
+      { type: 'hello', version: 1, proof: randomBytes(32), name: 'buildhost', dataPort: 40123, dataOnly: false, seeder: true },
       {
         type: 'inventory',
         reset: true,
@@ -70,9 +70,9 @@ describe('messages', () => {
 
   it('refuses messages that break a bound as ERR_BAD_MESSAGE', () => {
     const bad: Message[] = [
-      { type: 'hello', version: 1, proof: randomBytes(31), name: 'x', dataPort: 0, dataOnly: false },
-      { type: 'hello', version: 1, proof: randomBytes(32), name: 'x'.repeat(65), dataPort: 0, dataOnly: false },
-      { type: 'hello', version: 1, proof: randomBytes(32), name: 'x', dataPort: 65536, dataOnly: false },
+      { type: 'hello', version: 1, proof: randomBytes(31), name: 'x', dataPort: 0, dataOnly: false, seeder: false },
+      { type: 'hello', version: 1, proof: randomBytes(32), name: 'x'.repeat(65), dataPort: 0, dataOnly: false, seeder: false },
+      { type: 'hello', version: 1, proof: randomBytes(32), name: 'x', dataPort: 65536, dataOnly: false, seeder: false },
       { type: 'request', id: 1, blake2b: randomBytes(63), offset: 0, length: 1 },
       { type: 'request', id: 1, blake2b: digest(), offset: 0, length: 0 },
       { type: 'request', id: 1, blake2b: digest(), offset: 0, length: MAX_REQUEST_LENGTH + 1 },

@@ -3,7 +3,7 @@ import createDebug from 'debug'
 import {
   allocDataFrame, decodeMessage, encodeMessage, FrameDecoder, MAX_DATA_CHUNK, MAX_INVENTORY_BATCH, PROTOCOL_VERSION,
   ProtocolError, toHex,
-  type DataMessage, type ErrorCodeName, type FileEntry, type HashRequestMessage, type InventoryMessage, type Message, type RequestMessage
+  type DataMessage, type ErrorCodeName, type FileEntry, type HashRequestMessage, type HelloMessage, type InventoryMessage, type Message, type RequestMessage
 } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
 import { membershipProof, verifyMembershipProof } from './membership.js'
@@ -50,6 +50,8 @@ export interface PeerInit {
   dataPort?: number
   /** We dialled this connection as a fast-path link: transfers only, no inventory either way. Default false. */
   dataOnly?: boolean
+  /** We are a seeder: told to the remote in hello, so it asks us first. Default false. */
+  seeder?: boolean
   /** How the connection travels, for display and path choice. Default 'hyperswarm'. */
   transport?: 'hyperswarm' | 'tcp'
   /** The remote proved membership; it may now see our inventory. */
@@ -91,6 +93,8 @@ export class Peer {
   remoteDataPort = 0
   /** The remote dialled this connection as a fast-path link. */
   remoteDataOnly = false
+  /** The remote said it is a seeder: asked first for the files it holds. */
+  remoteSeeder = false
   state: 'opening' | 'ready' | 'closed' = 'opening'
   bytesSent = 0
   bytesReceived = 0
@@ -138,7 +142,8 @@ export class Peer {
       proof: membershipProof(init.networkKey, this.stream.handshakeHash, this.stream.publicKey),
       name: init.localName,
       dataPort: init.dataPort ?? 0,
-      dataOnly: init.dataOnly ?? false
+      dataOnly: init.dataOnly ?? false,
+      seeder: init.seeder ?? false
     })
   }
 
@@ -353,7 +358,7 @@ export class Peer {
         this.fail('AUTH_FAILED', SwarmError.AUTH_FAILED(`sent ${msg.type} before hello`))
         return
       }
-      this.onHello(msg.version, msg.proof, msg.name, msg.dataPort, msg.dataOnly)
+      this.onHello(msg)
       return
     }
     switch (msg.type) {
@@ -369,7 +374,7 @@ export class Peer {
     }
   }
 
-  private onHello (version: number, proof: Buffer, name: string, dataPort: number, dataOnly: boolean): void {
+  private onHello ({ version, proof, name, dataPort, dataOnly, seeder }: HelloMessage): void {
     if (version !== PROTOCOL_VERSION) {
       this.fail('UNSUPPORTED_VERSION', SwarmError.PROTOCOL_VIOLATION(`speaks protocol version ${version}, we speak ${PROTOCOL_VERSION}`))
       return
@@ -383,6 +388,7 @@ export class Peer {
     this.name = name
     this.remoteDataPort = dataPort
     this.remoteDataOnly = dataOnly
+    this.remoteSeeder = seeder
     this.state = 'ready'
     log('%s authenticated%s', this.label, this.isLink ? ' (data link)' : '')
     if (!this.isLink) void this.sendInventory(this.init.source.entries())

@@ -41,6 +41,8 @@ export interface SwarmInit {
   dataPort?: number | null
   /** Agents to connect to directly, at their data ports: for a LAN without a DHT. Default none. */
   staticPeers?: HostPort[]
+  /** This agent only serves (a main build host): peers are told so in hello and ask it first. Default false. */
+  seeder?: boolean
   /** Connections at most. Default 64. */
   maxPeers?: number
   /** Bytes asked for in one request. Default 4 MiB. */
@@ -299,6 +301,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     const peer = new Peer({
       transport: via.transport,
       dataOnly: via.dataOnly,
+      seeder: this.init.seeder ?? false,
       stream,
       networkKey: this.init.networkKey,
       localName: this.init.name ?? '',

@@ -65,6 +65,11 @@ const MAX_BUSY = 30
 /** How often the scheduler looks for pieces to hedge while it waits. */
 const TICK_MS = 200
 
+/** How much a source is preferred: its measured rate (unknown: first), doubled for a seeder, whose serving costs no one's work. */
+function score (s: Source): number {
+  return (s.rate || Infinity) * (s.peer.remoteSeeder ? 2 : 1)
+}
+
 /**
  * One file from every peer that has it: pieces are spread over the sources,
  * each `window` requests deep, so faster sources take more of them; a piece
@@ -149,8 +154,9 @@ export class Transfer {
     const now = Date.now()
     const ready = [...this.sources.values()]
       .filter((s) => !s.failed && !s.peer.closed && s.busyUntil <= now && s.inflight < this.opts.window)
-      // Faster sources first; one not yet measured is tried early, so it gets measured.
-      .sort((a, b) => (b.rate || Infinity) - (a.rate || Infinity))
+      // Faster sources first, seeders counting double; one not yet measured
+      // is tried early, so it gets measured; among equals, seeders first.
+      .sort((a, b) => score(b) - score(a) || Number(b.peer.remoteSeeder) - Number(a.peer.remoteSeeder))
     const limit = Math.min(this.pieces.length, this.head + this.opts.maxAhead)
     for (let progress = true; progress;) {
       progress = false

@@ -36,7 +36,7 @@ describe('Peer uploads', () => {
       onClose: (_, reason) => { closedWith = reason }
     })
     stream.emit('data', encodeMessage({
-      type: 'hello', version: PROTOCOL_VERSION, name: 'sloth', dataPort: 0, dataOnly: false, proof: membershipProof(networkKey, stream.handshakeHash, stream.remotePublicKey)
+      type: 'hello', version: PROTOCOL_VERSION, name: 'sloth', dataPort: 0, dataOnly: false, seeder: false, proof: membershipProof(networkKey, stream.handshakeHash, stream.remotePublicKey)
     }))
     expect(peer.state).toBe('ready')
     stream.emit('data', encodeMessage({ type: 'request', id: 1, blake2b: file.blake2b, offset: 0, length: file.size }))
@@ -70,7 +70,7 @@ async function readyPeer (source: MemorySource, limits = {}) {
   })
   onTestFinished(() => peer.destroy())
   stream.emit('data', encodeMessage({
-    type: 'hello', version: PROTOCOL_VERSION, name: 'remote', dataPort: 0, dataOnly: false, proof: membershipProof(networkKey, stream.handshakeHash, stream.remotePublicKey)
+    type: 'hello', version: PROTOCOL_VERSION, name: 'remote', dataPort: 0, dataOnly: false, seeder: false, proof: membershipProof(networkKey, stream.handshakeHash, stream.remotePublicKey)
   }))
   expect(peer.state).toBe('ready')
   return { peer, stream }

@@ -99,7 +99,7 @@ describe('hostile peers', () => {
 
   function hello (conn: SecretStream, networkKey: Buffer): void {
     conn.write(encodeMessage({
-      type: 'hello', version: PROTOCOL_VERSION, name: 'raw', dataPort: 0, dataOnly: false, proof: membershipProof(networkKey, conn.handshakeHash, conn.publicKey)
+      type: 'hello', version: PROTOCOL_VERSION, name: 'raw', dataPort: 0, dataOnly: false, seeder: false, proof: membershipProof(networkKey, conn.handshakeHash, conn.publicKey)
     }))
   }
 
@@ -210,7 +210,7 @@ describe('fast data path', () => {
     stranger.on('data', (d: Buffer) => { for (const f of decoder.push(d)) received.push(decodeMessage(f)) })
     stranger.on('close', () => { closed = true })
     stranger.write(encodeMessage({
-      type: 'hello', version: PROTOCOL_VERSION, name: 'stranger', dataPort: 0, dataOnly: true,
+      type: 'hello', version: PROTOCOL_VERSION, name: 'stranger', dataPort: 0, dataOnly: true, seeder: false,
       proof: membershipProof(networkKey, stranger.handshakeHash, stranger.publicKey)
     }))
     await until(() => closed, 10_000, 'the stranger to be cut off')

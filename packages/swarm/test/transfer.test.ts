@@ -44,6 +44,26 @@ describe('downloads from many sources', () => {
     expect(pieces.reduce((n, p) => n + p.length, 0)).toBe(data.length)
   })
 
+  it('asks a seeder first when several peers hold the file', async () => {
+    const bootstrap = await testnet()
+    const networkKey = generateNetworkKey()
+    const data = random(8 * MiB)
+    const start = async (name: string, seeder: boolean): Promise<DistSwarm> => {
+      const source = new MemorySource(await tempDir())
+      await source.add('multi-1.0.tar.xz', data)
+      return await startSwarm(bootstrap, { networkKey, source, name, seeder })
+    }
+    // The plain holder is met first; the seeder still gets the first piece.
+    const plain = await start('plain', false)
+    const receiver = await startSwarm(bootstrap, { networkKey, source: new MemorySource(await tempDir()), name: 'r', rangeSize: MiB, window: 1 })
+    await until(() => receiver.find({ name: 'multi-1.0.tar.xz' })[0]?.holders.length === 1, 20_000, 'the plain holder')
+    const seeder = await start('seeder', true)
+    await until(() => receiver.find({ name: 'multi-1.0.tar.xz' })[0]?.holders.length === 2, 20_000, 'both holders')
+    const pieces = await receiver.download(receiver.find({ name: 'multi-1.0.tar.xz' })[0]!.entry, new BufferSink())
+    expect(pieces[0]!.source).toBe(seeder.publicKey.toString('hex'))
+    expect(sourcesOf(pieces)).toContain(plain.publicKey.toString('hex'))
+  })
+
   it('completes with identical bytes when a seeder leaves mid-transfer', async () => {
     const { data, file, seeders, receiver } = await holders(3, 32 * MiB)
     await until(() => receiver.find({ blake2b: file.blake2b.toString('hex') })[0]?.holders.length === 3, 20_000, 'three holders')
@@ -100,7 +120,7 @@ async function silentHolder (bootstrap: HostPort[], networkKey: Buffer, file: Lo
       }
     })
     conn.write(encodeMessage({
-      type: 'hello', version: PROTOCOL_VERSION, name: 'silent', dataPort: 0, dataOnly: false, proof: membershipProof(networkKey, conn.handshakeHash, conn.publicKey)
+      type: 'hello', version: PROTOCOL_VERSION, name: 'silent', dataPort: 0, dataOnly: false, seeder: false, proof: membershipProof(networkKey, conn.handshakeHash, conn.publicKey)
     }))
     conn.write(encodeMessage({ type: 'inventory', reset: true, added: [{ name: file.name, size: file.size, blake2b: file.blake2b, sha512: file.sha512 }], removed: [] }))
   })

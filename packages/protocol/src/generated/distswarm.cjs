@@ -127,6 +127,10 @@ function defineHello () {
       var len = encodings.bool.encodingLength(obj.data_only)
       length += 1 + len
     }
+    if (defined(obj.seeder)) {
+      var len = encodings.bool.encodingLength(obj.seeder)
+      length += 1 + len
+    }
     return length
   }
 
@@ -159,6 +163,11 @@ function defineHello () {
       encodings.bool.encode(obj.data_only, buf, offset)
       offset += encodings.bool.encode.bytes
     }
+    if (defined(obj.seeder)) {
+      buf[offset++] = 48
+      encodings.bool.encode(obj.seeder, buf, offset)
+      offset += encodings.bool.encode.bytes
+    }
     encode.bytes = offset - oldOffset
     return buf
   }
@@ -173,7 +182,8 @@ function defineHello () {
       proof: null,
       name: "",
       data_port: 0,
-      data_only: false
+      data_only: false,
+      seeder: false
     }
     while (true) {
       if (end <= offset) {
@@ -202,6 +212,10 @@ function defineHello () {
         break
         case 5:
         obj.data_only = encodings.bool.decode(buf, offset)
+        offset += encodings.bool.decode.bytes
+        break
+        case 6:
+        obj.seeder = encodings.bool.decode(buf, offset)
         offset += encodings.bool.decode.bytes
         break
         default:

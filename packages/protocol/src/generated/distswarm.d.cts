@@ -12,6 +12,7 @@ export interface Hello {
   name?: string
   data_port?: number
   data_only?: boolean
+  seeder?: boolean
 }
 export declare const Hello: Codec<Hello>
 
