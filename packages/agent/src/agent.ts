@@ -231,22 +231,29 @@ export class Agent extends EventEmitter<AgentEvents> {
       try {
         // Gone without for one round when holders split evenly over some pieces (see Verdict.suspect).
         let suspect: string | null = null
-        let pieces: PieceSource[] = []
+        // Where each written piece came from, by offset.
+        const from = new Map<number, PieceSource>()
+        // The pieces to fetch again over wrong ones, or null for the rest of the file.
+        let redo: PieceSource[] | null = null
         for (let round = 1; ; round++) {
-          pieces = pieces.filter((p) => p.offset < download.written)
           try {
-            pieces.push(...await swarm.download(entry, download, { exclude: excluded }))
+            for (const p of await swarm.download(entry, download, { exclude: excluded, ranges: redo ?? undefined })) from.set(p.offset, p)
           } catch (err) {
-            // The sources failed, not the bytes: keep them for the next attempt to resume.
-            // (Wrong sizes and full disks were discarded by the store already.)
-            await download.suspend()
-            kept = true
+            if (redo === null) {
+              // The sources failed, not the bytes: keep them for the next attempt to resume.
+              // (Wrong sizes and full disks were discarded by the store already.)
+              await download.suspend()
+              kept = true
+            }
             throw err
           }
           const problem = await download.verify()
           if (problem === null) break
           if (round === MAX_ROUNDS) throw StoreError.VERIFY_FAILED(want.name, problem)
+          const pieces = [...from.values()].sort((a, b) => a.offset - b.offset)
           const next = await this.repair(download, entry, pieces, problem)
+          if (next.redo === null) from.clear()
+          redo = next.redo
           // The last round went without the suspect and still failed: it gets its turn back.
           if (suspect !== null) excluded.delete(suspect)
           for (const key of next.liars) blame(key, problem)
@@ -254,7 +261,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           if (suspect !== null) excluded.add(suspect)
           const others = swarm.find({ blake2b: target.blake2b })[0]?.holders.filter((p) => !excluded.has(p.publicKeyHex)) ?? []
           if (others.length === 0) throw StoreError.VERIFY_FAILED(want.name, problem)
-          log('%s: %s; fetching again from byte %d, from %d peer(s)', want.name, problem, download.written, others.length)
+          log('%s: %s; fetching %s again from %d peer(s)', want.name, problem, redo ? `${redo.length} piece(s)` : 'everything', others.length)
         }
         // The round that went without the suspect verified: it was wrong.
         if (suspect !== null) blame(suspect, 'bytes that disagreed with the verified file')
@@ -280,23 +287,19 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /**
    * A download failed its whole-file check: finds the wrong pieces from the
-   * holders' piece hashes and cuts the partial file back to the first of
-   * them. When no piece stands out, the file starts over and every source
-   * is a liar (but for bytes an earlier run left, whose sources are
+   * holders' piece hashes, to be fetched again over the wrong bytes (`redo`).
+   * When no piece stands out, the file starts over (`redo` null) and every
+   * source is a liar (but for bytes an earlier run left, whose sources are
    * unknown: then nobody is blamed the first time).
    */
-  private async repair (download: Download, entry: FileEntry, pieces: readonly PieceSource[], problem: string): Promise<{ liars: string[], suspect: string | null }> {
+  private async repair (download: Download, entry: FileEntry, pieces: readonly PieceSource[], problem: string): Promise<{ liars: string[], suspect: string | null, redo: PieceSource[] | null }> {
     const swarm = this.requireSwarm()
     const verdict = await swarm.diagnose(entry, pieces, (range) => this.store.hashWritten(download, range))
-    const firstBad = verdict?.bad[0]
-    if (verdict && firstBad !== undefined) {
-      await download.truncate(pieces[firstBad]!.offset)
-      return verdict
-    }
+    if (verdict && verdict.bad.length > 0) return { ...verdict, redo: verdict.bad.map((i) => pieces[i]!) }
     const resumed = (pieces[0]?.offset ?? download.written) > 0
     await download.truncate(0)
     log('%s: %s, and no piece stands out%s', entry.name, problem, resumed ? '; starting over, the bytes resumed from may be at fault' : '')
-    return { liars: resumed ? [] : sourcesOf(pieces), suspect: null }
+    return { liars: resumed ? [] : sourcesOf(pieces), suspect: null, redo: null }
   }
 
   /**

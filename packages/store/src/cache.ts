@@ -178,30 +178,42 @@ export class Download {
   }
 
   /**
-   * Appends bytes (one chunk, or several in one writev); resolves once they
-   * are handed to the OS, so callers get backpressure. Calls must not overlap.
+   * Writes bytes (one chunk, or several in one writev) at `offset`: by
+   * default after what is there (appending), or over bytes already written
+   * (a repair of pieces a lying peer sent; the hashes then start over at the
+   * next verify()). Resolves once they are handed to the OS, so callers get
+   * backpressure. Calls must not overlap.
    */
-  async write (data: Uint8Array | readonly Uint8Array[]): Promise<void> {
+  async write (data: Uint8Array | readonly Uint8Array[], offset = this.size): Promise<void> {
     const fh = this.handle()
     const chunks = Array.isArray(data) ? data as readonly Uint8Array[] : [data as Uint8Array]
     const length = chunks.reduce((n, c) => n + c.byteLength, 0)
-    if (this.size + length > this.expected.size) {
+    const end = Math.max(this.size, offset + length)
+    if (end > this.expected.size) {
       await this.abort()
       throw StoreError.SIZE_EXCEEDED(this.expected.name, this.expected.size)
     }
+    if (offset > this.size) throw StoreError.GAP(this.expected.name, offset, this.size)
     try {
       let done = 0
       while (done < length) {
-        const { bytesWritten } = await fh.writev(remainder(chunks, done), this.size + done)
+        const { bytesWritten } = await fh.writev(remainder(chunks, done), offset + done)
         done += bytesWritten
       }
     } catch (err) {
       await this.abort()
       throw isDiskFull(err) ? StoreError.DISK_FULL(this.expected.name, this.cache.dir, err) : err
     }
-    this.size += length
     this.verified = null
-    if (this.size - this.stream.size >= FEED_STEP || this.size === this.expected.size) this.stream.feed(this.size)
+    if (offset < this.stream.size) {
+      // Bytes already hashed changed: hash from the start at the next verify().
+      this.stream.close()
+      this.stream = this.hasher.open(this.tempPath)
+    }
+    const appended = offset === this.size
+    this.size = end
+    // A repair's rewrites are hashed by verify(), once, after the last of them.
+    if (appended && (this.size - this.stream.size >= FEED_STEP || this.size === this.expected.size)) this.stream.feed(this.size)
   }
 
   /**

@@ -25,6 +25,10 @@ export class StoreError extends DistswarmError {
     return new StoreError('ERR_DISK_FULL', `${name}: no space left on the device of ${dir}; nothing was published`, { cause })
   }
 
+  static GAP (name: string, offset: number, size: number): StoreError {
+    return new StoreError('ERR_DOWNLOAD_GAP', `${name}: a write at ${offset} would leave a gap after the ${size} bytes written`)
+  }
+
   static READ_FAILED (why: string): StoreError {
     return new StoreError('ERR_READ_FAILED', `reading the download back to hash it failed: ${why}`)
   }

@@ -96,6 +96,34 @@ describe('cache dir', () => {
     expect(store.size).toBe(0)
   })
 
+  it('repairs wrong bytes in place: verify() says what is wrong, a rewrite of that range fixes it, the hashes start over', async () => {
+    const { store, data, expected } = await setup()
+    const dl = await store.begin(expected)
+    const bad = Buffer.from(data)
+    bad[150_000]! ^= 1
+    await dl.write(bad.subarray(0, 100_000))
+    expect(await codeOf(dl.write(bad.subarray(120_000), 120_000))).toBe('ERR_DOWNLOAD_GAP')
+    await dl.write(bad.subarray(100_000))
+    expect(await dl.verify()).toBe('BLAKE2B digest does not match')
+    await dl.write([data.subarray(140_000, 150_000), data.subarray(150_000, 160_000)], 140_000)
+    expect(dl.written).toBe(data.length)
+    expect(await dl.verify()).toBeNull()
+    const file = await store.commit(dl)
+    expect((await readFile(file.path)).equals(data)).toBe(true)
+  })
+
+  it('a rewrite of bytes the hash workers already read makes them hash the file again', async () => {
+    const { store, data, expected } = await setup()
+    const dl = await store.begin(expected)
+    const bad = Buffer.from(data)
+    bad[10]! ^= 1
+    await dl.write(bad)
+    // Give the workers time to read the bad bytes (the test passes either way; without the restart it fails only if they did).
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    await dl.write(data.subarray(0, 1000), 0)
+    expect(await dl.verify()).toBeNull()
+  })
+
   it('refuses bytes past the expected size as they arrive', async () => {
     const { store, data, expected } = await setup()
     const dl = await store.begin(expected)

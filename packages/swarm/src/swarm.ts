@@ -247,10 +247,11 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
    * Downloads the rest of a file (after `sink.written`) into `sink`, from
    * every peer that holds it but those in `exclude` (see Transfer: pieces
    * spread over the sources, held-up pieces hedged, failed sources' pieces
-   * taken over by the others). Resolves to where each written byte range
-   * came from, so a caller whose verification fails knows whom to suspect.
+   * taken over by the others); with `ranges`, only those, written over what
+   * the sink holds there (a repair). Resolves to where each written byte
+   * range came from, so a caller whose verification fails knows whom to suspect.
    */
-  async download (entry: FileEntry, sink: Sink, opts: { exclude?: ReadonlySet<string> } = {}): Promise<PieceSource[]> {
+  async download (entry: FileEntry, sink: Sink, opts: { exclude?: ReadonlySet<string>, ranges?: ReadonlyArray<{ offset: number, length: number }> } = {}): Promise<PieceSource[]> {
     if (this.destroyed) throw SwarmError.DESTROYED()
     const { rangeSize = DEFAULT_RANGE_SIZE, window = 2, maxAhead = 8, hedgeAfterMs = 2000 } = this.init
     const hex = toHex(entry.blake2b)
@@ -258,7 +259,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     const transfer = new Transfer(entry, sink, {
       holders: () => this.readyPeers().filter((p) => p.files.has(hex) && !exclude.has(p.publicKeyHex) && !this.isBanned(p.publicKeyHex)),
       via: (peer) => this.dataPath?.link(peer.publicKeyHex) ?? peer
-    }, { rangeSize, window, maxAhead, hedgeAfterMs })
+    }, { rangeSize, window, maxAhead, hedgeAfterMs }, opts.ranges)
     return await transfer.run()
   }
 

@@ -93,14 +93,18 @@ export class Transfer {
   private lastError: unknown = null
   private wake: (() => void) | null = null
 
-  constructor (entry: FileEntry, sink: Sink, deps: TransferDeps, opts: TransferOptions) {
+  /**
+   * Fetches `ranges` (in ascending order) when given, written over what the
+   * sink holds there: a repair. Else the rest of the file after sink.written.
+   */
+  constructor (entry: FileEntry, sink: Sink, deps: TransferDeps, opts: TransferOptions, ranges?: ReadonlyArray<{ offset: number, length: number }>) {
     this.entry = entry
     this.sink = sink
     this.deps = deps
     this.opts = opts
-    for (let offset = sink.written; offset < entry.size; offset += opts.rangeSize) {
-      this.pieces.push({ offset, length: Math.min(opts.rangeSize, entry.size - offset), attempts: new Set(), data: null, from: null })
-    }
+    const add = (offset: number, length: number): void => { this.pieces.push({ offset, length, attempts: new Set(), data: null, from: null }) }
+    if (ranges) for (const r of ranges) add(r.offset, r.length)
+    else for (let offset = sink.written; offset < entry.size; offset += opts.rangeSize) add(offset, Math.min(opts.rangeSize, entry.size - offset))
   }
 
   /**
@@ -244,7 +248,7 @@ export class Transfer {
     try {
       for (let p = this.pieces[this.head]; p?.data && !this.sinkError; p = this.pieces[this.head]) {
         try {
-          await this.sink.write(p.data)
+          await this.sink.write(p.data, p.offset)
         } catch (error) {
           this.sinkError = { error }
           break

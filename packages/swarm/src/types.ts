@@ -21,8 +21,8 @@ export interface LocalSource {
 export interface Sink {
   /** Bytes already there (a resumed download continues after them). */
   readonly written: number
-  /** Appends the bytes; calls never overlap. */
-  write (chunks: readonly Uint8Array[]): Promise<void>
+  /** Writes the bytes at `offset`: `written` for an append, less to rewrite a repaired piece. Calls never overlap. */
+  write (chunks: readonly Uint8Array[], offset: number): Promise<void>
 }
 
 /** The part of @hyperswarm/secret-stream's NoiseSecretStream that we use. */

@@ -68,7 +68,8 @@ export class BufferSink implements Sink {
   chunks: Buffer[] = []
   written = 0
   onWrite: (() => void) | null = null
-  async write (chunks: readonly Uint8Array[]): Promise<void> {
+  async write (chunks: readonly Uint8Array[], offset: number): Promise<void> {
+    if (offset !== this.written) throw new Error(`BufferSink only appends: write at ${offset} after ${this.written}`)
     for (const c of chunks) {
       this.chunks.push(Buffer.from(c))
       this.written += c.byteLength
