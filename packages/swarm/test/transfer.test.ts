@@ -81,10 +81,10 @@ describe('downloads from many sources', () => {
     expect(pieces.reduce((n, p) => n + p.length, 0)).toBe(data.length)
   })
 
-  it('hedges a piece a silent source holds up: another source answers it, and the download ends without waiting for a timeout', async () => {
+  it('hedges a piece a source stops sending mid-range: another source answers it, and the download ends without waiting for a timeout', async () => {
     const { bootstrap, networkKey, data, file, receiver } = await holders(1, 12 * MiB)
-    // A member that advertises the file and never answers a request.
-    const silent = await silentHolder(bootstrap, networkKey, file)
+    // A member that advertises the file, sends the first 64 KiB of each range asked of it, and stops.
+    const silent = await silentHolder(bootstrap, networkKey, file, data)
     await until(() => receiver.find({ blake2b: file.blake2b.toString('hex') })[0]?.holders.length === 2, 20_000, 'both holders')
     const sink = new BufferSink()
     const pieces = await receiver.download(receiver.find({ name: 'multi-1.0.tar.xz' })[0]!.entry, sink)
@@ -104,8 +104,8 @@ describe('downloads from many sources', () => {
   })
 })
 
-/** A real member (valid proof, real secret stream) that advertises `file` and ignores every request. */
-async function silentHolder (bootstrap: HostPort[], networkKey: Buffer, file: LocalFile) {
+/** A real member (valid proof, real secret stream) that advertises `file` and answers each request with its first 64 KiB, then nothing. */
+async function silentHolder (bootstrap: HostPort[], networkKey: Buffer, file: LocalFile, data: Buffer) {
   const dht = new HyperDHT({ bootstrap, host: '127.0.0.1' })
   const swarm = new Hyperswarm({ dht })
   onTestFinished(async () => { await swarm.destroy(); await dht.destroy() })
@@ -116,7 +116,9 @@ async function silentHolder (bootstrap: HostPort[], networkKey: Buffer, file: Lo
     conn.on('data', (chunk) => {
       for (const f of decoder.push(chunk)) {
         const m: Message = decodeMessage(f)
-        if (m.type === 'request') requests++
+        if (m.type !== 'request') continue
+        requests++
+        conn.write(encodeMessage({ type: 'data', id: m.id, offset: m.offset, bytes: data.subarray(m.offset, m.offset + Math.min(m.length, 64 * 1024)) }))
       }
     })
     conn.write(encodeMessage({
