@@ -49,6 +49,13 @@ function check (ok: boolean, type: string, why: string): void {
   if (!ok) throw ProtocolError.BAD_MESSAGE(type, why)
 }
 
+/** A BLAKE2B digest field: exactly 64 bytes. */
+function digestField (value: Uint8Array | null | undefined, type: string): Buffer {
+  const d = bytes(value)
+  check(d.byteLength === BLAKE2B_BYTES, type, `digest of ${d.byteLength} bytes`)
+  return d
+}
+
 function uint (value: number | undefined, max: number): number {
   const n = value ?? 0
   return Number.isSafeInteger(n) && n >= 0 && n <= max ? n : -1
@@ -152,8 +159,7 @@ function fromEnvelope (env: wire.Envelope): Message {
   }
   if (env.request) {
     const r = env.request
-    const blake2b = bytes(r.blake2b)
-    check(blake2b.byteLength === BLAKE2B_BYTES, 'request', `digest of ${blake2b.byteLength} bytes`)
+    const blake2b = digestField(r.blake2b, 'request')
     const offset = uint(r.offset, MAX_FILE_SIZE)
     const length = uint(r.length, MAX_REQUEST_LENGTH)
     check(offset >= 0, 'request', 'offset out of range')
@@ -179,14 +185,11 @@ function fromEnvelope (env: wire.Envelope): Message {
     }
   }
   if (env.report) {
-    const blake2b = bytes(env.report.blake2b)
-    check(blake2b.byteLength === BLAKE2B_BYTES, 'report', `digest of ${blake2b.byteLength} bytes`)
-    return { type: 'report', blake2b }
+    return { type: 'report', blake2b: digestField(env.report.blake2b, 'report') }
   }
   if (env.hash_request) {
     const r = env.hash_request
-    const blake2b = bytes(r.blake2b)
-    check(blake2b.byteLength === BLAKE2B_BYTES, 'hash-request', `digest of ${blake2b.byteLength} bytes`)
+    const blake2b = digestField(r.blake2b, 'hash-request')
     const offset = uint(r.offset, MAX_FILE_SIZE)
     const length = uint(r.length, MAX_FILE_SIZE)
     const pieceSize = uint32(r.piece_size, 'hash-request', 'piece_size')

@@ -34,14 +34,26 @@ const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants
 const stop = workerData.stop
 const chunk = Buffer.allocUnsafe(workerData.chunk)
 function fail (code, message) { const e = new Error(message); e.code = code; return e }
+// Opens the file the job names, and only if it is still the regular file that was listed.
+function openListed (job) {
+  const fd = fs.openSync(job.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
+  try {
+    const st = fs.fstatSync(fd, { bigint: true })
+    if (!st.isFile()) throw fail('ENOTFILE', 'not a regular file')
+    if (job.dev !== undefined && (st.dev !== job.dev || st.ino !== job.ino)) throw fail('ECHANGED', 'replaced since it was listed')
+    return { fd, st }
+  } catch (err) {
+    fs.closeSync(fd)
+    throw err
+  }
+}
 function hash (job) {
   let bytes = 0
   let fd = -1
   try {
-    fd = fs.openSync(job.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
-    const before = fs.fstatSync(fd, { bigint: true })
-    if (!before.isFile()) throw fail('ENOTFILE', 'not a regular file')
-    if (job.dev !== undefined && (before.dev !== job.dev || before.ino !== job.ino)) throw fail('ECHANGED', 'replaced since it was listed')
+    const opened = openListed(job)
+    fd = opened.fd
+    const before = opened.st
     const b2 = createHash('blake2b512')
     const s512 = createHash('sha512')
     for (;;) {
@@ -66,10 +78,7 @@ function pieces (job) {
   let bytes = 0
   let fd = -1
   try {
-    fd = fs.openSync(job.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
-    const st = fs.fstatSync(fd, { bigint: true })
-    if (!st.isFile()) throw fail('ENOTFILE', 'not a regular file')
-    if (job.dev !== undefined && (st.dev !== job.dev || st.ino !== job.ino)) throw fail('ECHANGED', 'replaced since it was listed')
+    fd = openListed(job).fd
     const hashes = []
     const end = job.offset + job.length
     for (let start = job.offset; start < end; start += job.pieceSize) {

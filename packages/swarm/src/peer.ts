@@ -461,17 +461,11 @@ export class Peer {
   }
 
   private onErrorReply (code: ErrorCodeName, id: number, message: string): void {
-    const pending = id === 0 ? undefined : this.hashRequests.get(id)
-    if (pending) {
-      clearTimeout(pending.timer)
-      this.hashRequests.delete(id)
-      pending.reject(SwarmError.REMOTE(code, message))
-      return
-    }
-    const req = id === 0 ? undefined : this.requests.get(id)
-    if (req) {
+    for (const pending of [this.hashRequests, this.requests]) {
+      const req = id === 0 ? undefined : pending.get(id)
+      if (!req) continue
       clearTimeout(req.timer)
-      this.requests.delete(id)
+      pending.delete(id)
       req.reject(SwarmError.REMOTE(code, message))
       return
     }
