@@ -4,10 +4,11 @@
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { onTestFinished } from 'vitest'
 import { LocalNet } from '@distswarm/localnet'
 
@@ -67,4 +68,40 @@ export async function alterInPlace (path: string, mutate: (data: Buffer) => void
   await writeFile(path, data)
   execFileSync('touch', ['-r', ref, path])
   await rm(ref)
+}
+
+/** How a test gets a small, full-able filesystem: a real tmpfs, or ENOSPC injected into the agent process. */
+export type SmallDiskKind = 'tmpfs' | 'injected'
+
+/** The kinds this machine offers: a tmpfs needs root and a working mount(8); injection works anywhere. */
+export function smallDiskKinds (): SmallDiskKind[] {
+  if (process.getuid?.() !== 0) return ['injected']
+  try {
+    execFileSync('mount', ['--version'], { stdio: 'ignore' })
+    return ['tmpfs', 'injected']
+  } catch {
+    return ['injected']
+  }
+}
+
+/**
+ * Makes `dir` a filesystem of `bytes` for the agent started with the
+ * returned env: a tmpfs mounted there (lazily unmounted when the test ends,
+ * so it goes even while a process still holds a file in it), or the
+ * full-disk preload (test/reliability/full-disk.mjs), which fails writes
+ * under `dir` with ENOSPC past `bytes`.
+ */
+export async function smallDisk (kind: SmallDiskKind, dir: string, bytes: number): Promise<NodeJS.ProcessEnv> {
+  await mkdir(dir, { recursive: true })
+  if (kind === 'injected') {
+    const preload = pathToFileURL(join(import.meta.dirname, 'reliability', 'full-disk.mjs')).href
+    return {
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${preload}`.trim(),
+      DISTSWARM_TEST_FULL_DIR: dir,
+      DISTSWARM_TEST_FULL_BYTES: String(bytes)
+    }
+  }
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes},mode=0755`, 'distswarm-test', dir])
+  onTestFinished(() => { execFileSync('umount', ['--lazy', dir]) })
+  return {}
 }
