@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { onTestFinished } from 'vitest'
-import { LocalNet } from '@distswarm/localnet'
+import { LocalNet, type Proc } from '@distswarm/localnet'
 
 const require = createRequire(import.meta.url)
 const cliPkg = require.resolve('@distswarm/cli/package.json')
@@ -29,7 +29,7 @@ export async function cli (args: string[], opts: { env?: NodeJS.ProcessEnv, time
   child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
   child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
   const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000)
-  const [code] = await once(child, 'exit') as [number | null]
+  const [code] = await once(child, 'close') as [number | null] // 'close': after stdout and stderr are read to the end
   clearTimeout(timer)
   return { code, stdout, stderr }
 }
@@ -104,4 +104,27 @@ export async function smallDisk (kind: SmallDiskKind, dir: string, bytes: number
   execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes},mode=0755`, 'distswarm-test', dir])
   onTestFinished(() => { execFileSync('umount', ['--lazy', dir]) })
   return {}
+}
+
+/**
+ * Clients connected to the Unix socket listening at `path` right now, from
+ * /proc/net/unix: the accepted sockets carry the listener's path, state 03
+ * (connected); the listener itself is 01.
+ */
+export async function connectionsTo (path: string): Promise<number> {
+  const lines = (await readFile('/proc/net/unix', 'utf8')).split('\n')
+  return lines.filter((l) => { const f = l.trim().split(/\s+/); return f[7] === path && f[5] === '03' }).length
+}
+
+/**
+ * Runs `fn` while `proc` is frozen (SIGSTOP), and thaws it however `fn`
+ * ends: to line events up in a test without timing them.
+ */
+export async function whileStopped<T> (proc: Proc, fn: () => Promise<T>): Promise<T> {
+  proc.child.kill('SIGSTOP')
+  try {
+    return await fn()
+  } finally {
+    proc.child.kill('SIGCONT')
+  }
 }
