@@ -31,6 +31,8 @@ export interface AgentOptions {
   dataPort?: number | 'off'
   /** Agents to connect to directly at their data ports, "host:port": for a LAN without a DHT. */
   peers?: string[]
+  /** First wait, in ms, before looking for peers again (it doubles up to 5 min). Default: the swarm's, 2000. */
+  rediscoverMs?: number
 }
 
 export interface AgentConfig {
@@ -48,6 +50,8 @@ export interface AgentConfig {
   /** null: no fast path, transfers use the hyperswarm stream */
   dataPort: number | null
   staticPeers: HostPort[]
+  /** undefined: the swarm's default */
+  rediscoverMs?: number
 }
 
 const isRoot = (): boolean => process.getuid?.() === 0
@@ -106,6 +110,9 @@ export function resolveConfig (opts: AgentOptions): AgentConfig {
   if (bootstrap.length === 0 && staticPeers.length === 0 && !dataPort) {
     throw AgentError.CONFIG('no way to meet other agents: pass --bootstrap HOST:PORT (run `distswarm bootstrap` on one box of the LAN), or --peer HOST:PORT, or a fixed --data-port for others to dial')
   }
+  if (opts.rediscoverMs !== undefined && !(Number.isSafeInteger(opts.rediscoverMs) && opts.rediscoverMs > 0)) {
+    throw AgentError.CONFIG(`invalid rediscovery wait ${String(opts.rediscoverMs)}: expected a positive number of milliseconds`)
+  }
   const addresses = [...bootstrap, ...staticPeers]
   return {
     distdirs: opts.distdirs ?? ['/var/cache/distfiles'],
@@ -120,7 +127,8 @@ export function resolveConfig (opts: AgentOptions): AgentConfig {
     port,
     repos: opts.repos ?? null,
     dataPort,
-    staticPeers
+    staticPeers,
+    rediscoverMs: opts.rediscoverMs
   }
 }
 

@@ -27,6 +27,7 @@ export const agentCommand = defineCommand({
     port: { type: 'string', description: 'UDP port of the DHT socket (default: any free port)' },
     'data-port': { type: 'string', description: 'TCP port of the fast data path between agents, or off (default: any free port)' },
     repo: { type: 'string', multiple: true, description: 'ebuild repo whose Manifests name the distfiles (default: every repo under /var/db/repos)' },
+    'rediscover-ms': { type: 'string', description: 'first wait before looking for peers again, doubling up to 5 min (default 2000)' },
     help: { type: 'boolean', short: 'h', description: 'show this help' }
   },
   async run ({ values }, io) {
@@ -43,7 +44,8 @@ export const agentCommand = defineCommand({
       port: v.port === undefined ? undefined : Number(v.port),
       repos: v.repo as string[] | undefined,
       dataPort: v['data-port'] === undefined ? undefined : v['data-port'] === 'off' ? 'off' : Number(v['data-port']),
-      peers: v.peer as string[] | undefined
+      peers: v.peer as string[] | undefined,
+      rediscoverMs: v['rediscover-ms'] === undefined ? undefined : Number(v['rediscover-ms'])
     })
     const agent = new Agent(config)
     agent.on('peer-ready', (p) => logEvent(io, 'peer.ready', { name: p.name, key: shortKey(p.publicKey), address: p.address }))
