@@ -3,13 +3,15 @@
  * Manifests carry real-format DIST lines, plus an "upstream mirror" HTTP
  * server on 127.0.0.1 that counts what it serves.
  */
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { onTestFinished } from 'vitest'
+import { expect, onTestFinished } from 'vitest'
+import { cli } from './harness.js'
 
 export interface Distfile {
   name: string
@@ -85,4 +87,32 @@ print(json.dumps(shlex.split(expanded)))
 export function portageArgv (makeConf: string, variable: string, vars: Record<string, string>): string[] {
   const template = execFileSync('bash', ['-c', `${makeConf}\nprintf %s "$${variable}"`], { encoding: 'utf8' })
   return JSON.parse(execFileSync('python3', ['-c', PORTAGE_SPLIT, template, JSON.stringify(vars)], { encoding: 'utf8' })) as string[]
+}
+
+/** Runs the argv Portage would spawn, without a shell; resolves to its exit code and stderr. */
+export async function spawnLikePortage (argv: string[]): Promise<{ code: number | null, stderr: string }> {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
+  child.stdout.resume()
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  const [code] = await once(child, 'close') as [number | null] // 'close': after stdout and stderr are read to the end
+  clearTimeout(timer)
+  return { code, stderr }
+}
+
+/** The make.conf lines `distswarm portage-config` prints for the agent at `control`. */
+export async function makeConf (control: string): Promise<string> {
+  const r = await cli(['portage-config', '--control', control, '--cache-dir', '/var/cache/distswarm'])
+  expect(r.code, r.stderr).toBe(0)
+  return r.stdout
+}
+
+/** What emerge does for one distfile: FETCHCOMMAND with FILE=<name>.__download__ in DISTDIR. */
+export async function emergeFetch (conf: string, distdir: string, f: Distfile, url: string, digests = digestsOf(f)) {
+  const file = `${f.name}.__download__`
+  const argv = portageArgv(conf, 'FETCHCOMMAND', { URI: url, DISTDIR: distdir, FILE: file, DIGESTS: digests })
+  const result = await spawnLikePortage(argv)
+  const placed = await readFile(join(distdir, file)).catch(() => null)
+  return { ...result, argv, placed }
 }

@@ -4,12 +4,13 @@
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { onTestFinished } from 'vitest'
-import { LocalNet } from '@distswarm/localnet'
+import { LocalNet, type Proc } from '@distswarm/localnet'
 
 const require = createRequire(import.meta.url)
 const cliPkg = require.resolve('@distswarm/cli/package.json')
@@ -28,7 +29,7 @@ export async function cli (args: string[], opts: { env?: NodeJS.ProcessEnv, time
   child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
   child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
   const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000)
-  const [code] = await once(child, 'exit') as [number | null]
+  const [code] = await once(child, 'close') as [number | null] // 'close': after stdout and stderr are read to the end
   clearTimeout(timer)
   return { code, stdout, stderr }
 }
@@ -67,4 +68,63 @@ export async function alterInPlace (path: string, mutate: (data: Buffer) => void
   await writeFile(path, data)
   execFileSync('touch', ['-r', ref, path])
   await rm(ref)
+}
+
+/** How a test gets a small, full-able filesystem: a real tmpfs, or ENOSPC injected into the agent process. */
+export type SmallDiskKind = 'tmpfs' | 'injected'
+
+/** The kinds this machine offers: a tmpfs needs root and a working mount(8); injection works anywhere. */
+export function smallDiskKinds (): SmallDiskKind[] {
+  if (process.getuid?.() !== 0) return ['injected']
+  try {
+    execFileSync('mount', ['--version'], { stdio: 'ignore' })
+    return ['tmpfs', 'injected']
+  } catch {
+    return ['injected']
+  }
+}
+
+/**
+ * Makes `dir` a filesystem of `bytes` for the agent started with the
+ * returned env: a tmpfs mounted there (lazily unmounted when the test ends,
+ * so it goes even while a process still holds a file in it), or the
+ * full-disk preload (test/reliability/full-disk.mjs), which fails writes
+ * under `dir` with ENOSPC past `bytes`.
+ */
+export async function smallDisk (kind: SmallDiskKind, dir: string, bytes: number): Promise<NodeJS.ProcessEnv> {
+  await mkdir(dir, { recursive: true })
+  if (kind === 'injected') {
+    const preload = pathToFileURL(join(import.meta.dirname, 'reliability', 'full-disk.mjs')).href
+    return {
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${preload}`.trim(),
+      DISTSWARM_TEST_FULL_DIR: dir,
+      DISTSWARM_TEST_FULL_BYTES: String(bytes)
+    }
+  }
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes},mode=0755`, 'distswarm-test', dir])
+  onTestFinished(() => { execFileSync('umount', ['--lazy', dir]) })
+  return {}
+}
+
+/**
+ * Clients connected to the Unix socket listening at `path` right now, from
+ * /proc/net/unix: the accepted sockets carry the listener's path, state 03
+ * (connected); the listener itself is 01.
+ */
+export async function connectionsTo (path: string): Promise<number> {
+  const lines = (await readFile('/proc/net/unix', 'utf8')).split('\n')
+  return lines.filter((l) => { const f = l.trim().split(/\s+/); return f[7] === path && f[5] === '03' }).length
+}
+
+/**
+ * Runs `fn` while `proc` is frozen (SIGSTOP), and thaws it however `fn`
+ * ends: to line events up in a test without timing them.
+ */
+export async function whileStopped<T> (proc: Proc, fn: () => Promise<T>): Promise<T> {
+  proc.child.kill('SIGSTOP')
+  try {
+    return await fn()
+  } finally {
+    proc.child.kill('SIGCONT')
+  }
 }

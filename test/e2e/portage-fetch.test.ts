@@ -1,38 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { readFile, readdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { WhereResult } from '@distswarm/agent'
-import { alterInPlace, cli, localNet, waitFor, type AgentProc } from '../harness.js'
-import { digestsOf, distfile, mirror, portageArgv, type Distfile } from '../gentoo.js'
-
-/** Runs the argv Portage would spawn, without a shell; resolves to its exit code and stderr. */
-async function spawnLikePortage (argv: string[]): Promise<{ code: number | null, stderr: string }> {
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
-  let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d })
-  child.stdout.resume()
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  const [code] = await once(child, 'exit') as [number | null]
-  clearTimeout(timer)
-  return { code, stderr }
-}
-
-async function makeConf (control: string): Promise<string> {
-  const r = await cli(['portage-config', '--control', control, '--cache-dir', '/var/cache/distswarm'])
-  expect(r.code, r.stderr).toBe(0)
-  return r.stdout
-}
-
-/** What emerge does for one distfile: FETCHCOMMAND with FILE=<name>.__download__ in DISTDIR. */
-async function emergeFetch (conf: string, agent: AgentProc, f: Distfile, url: string, digests = digestsOf(f)) {
-  const file = `${f.name}.__download__`
-  const argv = portageArgv(conf, 'FETCHCOMMAND', { URI: url, DISTDIR: agent.distdir, FILE: file, DIGESTS: digests })
-  const result = await spawnLikePortage(argv)
-  const placed = await readFile(join(agent.distdir, file)).catch(() => null)
-  return { ...result, argv, placed }
-}
+import { alterInPlace, cli, localNet, waitFor } from '../harness.js'
+import { digestsOf, distfile, emergeFetch, makeConf, mirror, portageArgv, spawnLikePortage } from '../gentoo.js'
 
 const tempNames = async (dir: string): Promise<string[]> => (await readdir(dir)).filter((n) => n.startsWith('.distswarm-'))
 
@@ -61,7 +32,7 @@ describe('portage-fetch, run exactly as Portage runs FETCHCOMMAND', () => {
     const conf = await makeConf(box.control)
 
     // 1. hit: from the swarm, the mirror never asked
-    const a = await emergeFetch(conf, box, hit, up.url(hit.name))
+    const a = await emergeFetch(conf, box.distdir, hit, up.url(hit.name))
     expect(a.code, a.stderr).toBe(0)
     expect(a.placed?.equals(hit.data)).toBe(true)
     expect(up.requests.get(hit.name)).toBeUndefined()
@@ -69,7 +40,7 @@ describe('portage-fetch, run exactly as Portage runs FETCHCOMMAND', () => {
     expect((await readFile(join(box.cacheDir, hit.name))).equals(hit.data)).toBe(true)
 
     // 2. no peer has it: Portage's own wget line against the mirror
-    const b = await emergeFetch(conf, box, miss, up.url(miss.name))
+    const b = await emergeFetch(conf, box.distdir, miss, up.url(miss.name))
     expect(b.code, b.stderr).toBe(0)
     expect(b.placed?.equals(miss.data)).toBe(true)
     expect(up.requests.get(miss.name)).toBe(1)
@@ -81,7 +52,7 @@ describe('portage-fetch, run exactly as Portage runs FETCHCOMMAND', () => {
     }, 15_000, 'the seeder to see box holding the file that came through the fallback')
 
     // 3. the only peer serves wrong bytes: rejected, nothing in the cache, the mirror's bytes at the destination
-    const c = await emergeFetch(conf, box, liar, up.url(liar.name))
+    const c = await emergeFetch(conf, box.distdir, liar, up.url(liar.name))
     expect(c.code, c.stderr).toBe(0)
     expect(c.placed?.equals(liar.data)).toBe(true)
     expect(up.requests.get(liar.name)).toBe(1)
@@ -90,21 +61,21 @@ describe('portage-fetch, run exactly as Portage runs FETCHCOMMAND', () => {
     expect(await readdir(join(box.cacheDir, '.partial'))).toEqual([])
 
     // 4. a peer has the name but other content: the digest wins
-    const d = await emergeFetch(conf, box, wanted, up.url(wanted.name))
+    const d = await emergeFetch(conf, box.distdir, wanted, up.url(wanted.name))
     expect(d.code, d.stderr).toBe(0)
     expect(d.placed?.equals(wanted.data)).toBe(true)
     expect(up.requests.get(wanted.name)).toBe(1)
 
     // 5. the agent is down: plain fallback, same result as without distswarm
     const downConf = await makeConf(join(net.root, 'nobody.sock'))
-    const e = await emergeFetch(downConf, box, miss, up.url(miss.name))
+    const e = await emergeFetch(downConf, box.distdir, miss, up.url(miss.name))
     expect(e.code, e.stderr).toBe(0)
     expect(e.placed?.equals(miss.data)).toBe(true)
     expect(e.stderr).toMatch(/no agent answers/)
 
     // 6. the fallback fails too (404): its status is ours
     const nowhere = distfile('nowhere-9.tar.gz')
-    const f = await emergeFetch(conf, box, nowhere, up.url(nowhere.name))
+    const f = await emergeFetch(conf, box.distdir, nowhere, up.url(nowhere.name))
     expect(f.code).toBe(8) // wget: server error response
 
     expect(await tempNames(box.distdir)).toEqual([])

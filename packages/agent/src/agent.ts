@@ -107,6 +107,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       port: this.config.port,
       dataPort: this.config.dataPort,
       staticPeers: this.config.staticPeers,
+      rediscoverMs: this.config.rediscoverMs,
       name: this.config.name,
       seeder: this.config.seed,
       source: this.advertised

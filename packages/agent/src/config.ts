@@ -41,6 +41,8 @@ export interface AgentOptions {
   seed?: boolean
   /** For the CLI's logger: error, warn, info or debug. Default info. */
   logLevel?: string
+  /** First wait, in ms, before looking for peers again (it doubles up to 5 min). Default: the swarm's, 2000. */
+  rediscoverMs?: number | string
 }
 
 /** Where each option's value came from ("file:line", "--flag", "DISTSWARM_…"), for error messages. */
@@ -64,6 +66,8 @@ export interface AgentConfig {
   /** serves and advertises, never fetches */
   seed: boolean
   logLevel: LogLevel
+  /** undefined: the swarm's default */
+  rediscoverMs: number | undefined
 }
 
 const isRoot = (): boolean => process.getuid?.() === 0
@@ -173,6 +177,11 @@ function port (v: unknown): number {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 65535 ? n : invalid(`expected a port number 0-65535, got ${show(v)}`)
 }
 
+function milliseconds (v: unknown): number {
+  const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v
+  return typeof n === 'number' && Number.isSafeInteger(n) && n > 0 && n <= 3_600_000 ? n : invalid(`expected milliseconds 1-3600000, got ${show(v)}`)
+}
+
 function dataPort (v: unknown): number | null {
   if (v === 'off') return null
   try {
@@ -256,7 +265,8 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
     dataPort: data,
     staticPeers,
     seed: get('seed', boolean) ?? false,
-    logLevel: get('logLevel', logLevel) ?? 'info'
+    logLevel: get('logLevel', logLevel) ?? 'info',
+    rediscoverMs: get('rediscoverMs', milliseconds)
   }
 }
 

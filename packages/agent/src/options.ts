@@ -124,6 +124,14 @@ export const OPTIONS: readonly OptionDef[] = [
     example: 0
   }),
   def({
+    name: 'rediscover-ms',
+    key: 'rediscoverMs',
+    value: 'MS',
+    description: 'First wait before looking for peers again; each wait doubles, up to 5 minutes. (The agent also re-announces at once when the DHT forgets it, as after a bootstrap node restart.)',
+    default: '2000',
+    example: 2000
+  }),
+  def({
     name: 'data-port',
     key: 'dataPort',
     value: 'PORT|off',

@@ -52,6 +52,8 @@ export interface AgentSpec {
   args?: string[]
   /** Pass the network's bootstrap node. Default true; false for agents that meet by --peer alone. */
   bootstrap?: boolean
+  /** Extra environment for this agent's process. */
+  env?: NodeJS.ProcessEnv
 }
 
 const STOP_GRACE_MS = 5000
@@ -85,6 +87,8 @@ export class LocalNet {
   /** The network key agents get unless told otherwise. */
   readonly networkKey = randomBytes(32).toString('hex')
   bootstrap: string | null = null
+  /** The running bootstrap node's process, so a test can kill it. */
+  bootstrapProc: Proc | null = null
   private readonly init: LocalNetInit
   private readonly ownsRoot: boolean
   private readonly procs: Proc[] = []
@@ -127,16 +131,19 @@ export class LocalNet {
     return proc
   }
 
-  /** Starts the bootstrap node on 127.0.0.1, any free port; resolves to "host:port". */
-  async startBootstrap (): Promise<string> {
-    const proc = this.spawn('bootstrap', ['bootstrap', '--host', '127.0.0.1', '--port', '0', '--json'])
+  /**
+   * Starts the bootstrap node on 127.0.0.1; resolves to "host:port". Port 0
+   * (the default): any free port; pass the old one to restart it in place.
+   */
+  async startBootstrap (port = 0): Promise<string> {
+    const proc = this.bootstrapProc = this.spawn('bootstrap', ['bootstrap', '--host', '127.0.0.1', '--port', String(port), '--json'])
     const lines = createInterface({ input: proc.child.stdout! })
     const [line] = await Promise.race([
       once(lines, 'line') as Promise<[string]>,
       once(proc.child, 'exit').then(() => { throw new Error(`bootstrap node exited: ${proc.log.join('\n')}`) })
     ])
-    const { host, port } = JSON.parse(line) as { host: string, port: number }
-    this.bootstrap = `${host}:${port}`
+    const bound = JSON.parse(line) as { host: string, port: number }
+    this.bootstrap = `${bound.host}:${bound.port}`
     return this.bootstrap
   }
 
@@ -157,7 +164,7 @@ export class LocalNet {
       // not the box's config file (/etc/distswarm/distswarm.toml as root): only what is given here
       'agent', '--config', '/dev/null', '--name', spec.name, ...(useBootstrap ? ['--bootstrap', this.bootstrap!] : []), '--distdir', d.distdir,
       '--cache-dir', d.cacheDir, '--state-dir', d.stateDir, '--control', d.control, ...(spec.args ?? [])
-    ], { DISTSWARM_NETWORK_KEY: spec.networkKey ?? this.networkKey })
+    ], { ...spec.env, DISTSWARM_NETWORK_KEY: spec.networkKey ?? this.networkKey })
     const client = (): Promise<ControlClient> => ControlClient.connect(d.control)
     const status = async (): Promise<StatusResult> => {
       const c = await client()

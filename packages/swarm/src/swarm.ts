@@ -43,6 +43,12 @@ export interface SwarmInit {
   staticPeers?: HostPort[]
   /** This agent only serves (a main build host): peers are told so in hello and ask it first. Default false. */
   seeder?: boolean
+  /**
+   * First wait before looking for peers again; each wait doubles, up to
+   * MAX_REDISCOVER_MS (5 min). Default 2000. An agent given 300000 behaves
+   * from the start like one that has been up for a quarter of an hour.
+   */
+  rediscoverMs?: number
   /** Connections at most. Default 64. */
   maxPeers?: number
   /** Bytes asked for in one request. Default 4 MiB. */
@@ -88,6 +94,9 @@ const BAN_MS = 10 * 60_000
 // one of them says nothing about the others.
 const MAX_REDISCOVER_MS = 5 * 60_000
 
+// How often an agent checks that the DHT still lists it under the topic.
+const ANNOUNCEMENT_CHECK_MS = 10_000
+
 export class DistSwarm extends EventEmitter<SwarmEvents> {
   readonly topic: Buffer
   readonly publicKey: Buffer
@@ -99,7 +108,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private hyperswarm: Hyperswarm | null = null
   private discovery: PeerDiscovery | null = null
   private rediscoverTimer: NodeJS.Timeout | null = null
-  private rediscoverMs = 2000
+  private rediscoverMs: number
+  private announcementTimer: NodeJS.Timeout | null = null
   private destroyed = false
   /** Wakers of static-peer redial waits, so destroy() ends them at once. */
   private readonly redialTimers = new Set<() => void>()
@@ -112,6 +122,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     super()
     if (init.networkKey.byteLength !== NETWORK_KEY_BYTES) throw SwarmError.INVALID_NETWORK_KEY(`must be ${NETWORK_KEY_BYTES} bytes`)
     this.init = init
+    this.rediscoverMs = init.rediscoverMs ?? 2000
     this.topic = topicOf(init.networkKey)
     this.publicKey = init.keyPair.publicKey
   }
@@ -141,6 +152,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     this.discovery = this.hyperswarm.join(this.topic, { server: true, client: true })
     await this.discovery.flushed()
     this.scheduleRediscover()
+    this.watchAnnouncement()
     log('joined topic %s as %s', toHex(this.topic).slice(0, 16), toHex(this.publicKey).slice(0, 16))
   }
 
@@ -351,11 +363,42 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     this.rediscoverTimer.unref()
   }
 
+  /**
+   * Every ANNOUNCEMENT_CHECK_MS, looks ourselves up under the topic; when the
+   * DHT no longer lists us, announces and looks for peers at once. A
+   * bootstrap node that was restarted brings up an empty DHT (the nodes that
+   * held the announcements are gone), and the next scheduled rediscovery may
+   * be MAX_REDISCOVER_MS away: until then an agent that joins finds nobody.
+   */
+  private watchAnnouncement (): void {
+    if (this.destroyed) return
+    this.announcementTimer = setTimeout(() => {
+      void this.reannounceIfForgotten().finally(() => this.watchAnnouncement())
+    }, ANNOUNCEMENT_CHECK_MS)
+    this.announcementTimer.unref()
+  }
+
+  private async reannounceIfForgotten (): Promise<void> {
+    const dht = this.dht
+    if (this.destroyed || !dht) return
+    try {
+      for await (const reply of dht.lookup(this.topic)) {
+        if (reply.peers.some((p) => p.publicKey.equals(this.publicKey))) return
+      }
+    } catch (err) {
+      log('announcement check failed: %s', (err as Error).message)
+    }
+    if (this.destroyed) return
+    log('the DHT no longer lists us under the topic: announcing again')
+    await this.discovery?.refresh({ client: true, server: true }).catch((err: Error) => log('re-announcing failed: %s', err.message))
+  }
+
   /** Leaves the network and closes every connection. Idempotent. */
   async destroy (): Promise<void> {
     if (this.destroyed) return
     this.destroyed = true
     if (this.rediscoverTimer) clearTimeout(this.rediscoverTimer)
+    if (this.announcementTimer) clearTimeout(this.announcementTimer)
     for (const wake of this.redialTimers) wake()
     for (const peer of this.connections) peer.destroy(SwarmError.DESTROYED())
     await this.dataPath?.close()

@@ -40,6 +40,8 @@ declare module 'hyperdht' {
     address (): HostPort
     ready (): Promise<void>
     fullyBootstrapped (): Promise<void>
+    /** The announcements stored under `target`, node by node, as the query walks the DHT. */
+    lookup (target: Buffer): AsyncIterable<{ peers: Array<{ publicKey: Buffer }> }>
     destroy (opts?: { force?: boolean }): Promise<void>
   }
 }
