@@ -13,6 +13,9 @@ const MAX_RESPONSE_LINE = 64 * 1024 * 1024
 
 export type Handlers = { [M in Method]: (params: ControlMethods[M]['params']) => Promise<ControlMethods[M]['result']> }
 
+/** How long a connection refused for an oversized line is drained before it is cut. */
+const LINGER_MS = 2000
+
 export interface ControlServerInit {
   /** Longest request line, in bytes; a longer one is answered ERR_LINE_TOO_LONG and the connection closed. Default 64 KiB: requests are tiny. */
   maxLineBytes?: number
@@ -146,8 +149,11 @@ function serve (socket: Socket, handlers: Handlers, limits: Required<ControlServ
       // Answered once, then closed: reading on would buffer without bound.
       reply({ id: null, error: errorBody(err) })
       close()
-      socket.end(() => socket.destroy())
-      socket.resume() // what still comes is discarded, not left to fill the socket
+      // Half-close and discard what still comes for a moment: a client still
+      // writing would otherwise get EPIPE and may never read the reply.
+      socket.end()
+      socket.resume()
+      setTimeout(() => socket.destroy(), LINGER_MS).unref()
       return
     }
     for (const line of lines) {
