@@ -53,4 +53,13 @@ it('Manifests are the trust anchor: a mismatching copy is not advertised, a fetc
     expect((await readFile(join(box.distdir, file))).equals(f.data)).toBe(true)
     expect(up.requests.get(f.name) ?? 0).toBe(fromSwarm ? 0 : 1)
   }
-})
+
+  // A sync makes the seeder's copy the Manifest's: the seeder advertises it
+  // now, without a restart (the repos are looked at once a minute).
+  await writeRepo(repo, [hit, impostor])
+  const holdersOfImpostor = async (): Promise<string[]> => {
+    const w = await cliJson<WhereResult>(['where', impostor.blake2b, '--control', box.control])
+    return w.remote.flatMap((r) => r.holders.map((h) => h.name)).sort()
+  }
+  await waitFor(async () => (await holdersOfImpostor()).join() === 'overlay,seeder', 90_000, 'the seeder to advertise the copy its Manifest now names', 500)
+}, 180_000)

@@ -93,8 +93,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       for (const p of this.manifest.problems.slice(0, 10)) log('%s:%d: %s', p.file, p.line, p.reason)
       this.manifestWatcher = watchRepos(this.manifest)
       this.manifestWatcher.on('reload', (index) => {
+        // What peers may see depends on the Manifests: tell them what a sync changed.
+        const before = this.swarm ? new Set([...this.store.entries()].filter((f) => this.manifestConflict(f) === null)) : null
         this.manifest = index
         log('Manifest index reloaded: %d distfiles', index.size)
+        if (before) this.readvertise(before)
       })
     }
     await this.store.open()
@@ -355,6 +358,20 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (entries.length === 0) return null
     const info = fileInfo(file)
     return entries.some((e) => matchesManifest(e, info)) ? null : entries
+  }
+
+  /** Announces the difference between what was advertised (`before`) and what the Manifests allow now. */
+  private readvertise (before: ReadonlySet<LocalFile>): void {
+    const added: LocalFile[] = []
+    const removed: Buffer[] = []
+    for (const f of this.store.entries()) {
+      const now = this.manifestConflict(f) === null
+      if (now && !before.has(f)) added.push(f)
+      if (!now && before.has(f)) removed.push(f.blake2b)
+    }
+    if (added.length + removed.length === 0) return
+    log('after the Manifest reload: advertising %d more files, withdrawing %d', added.length, removed.length)
+    this.swarm?.announce(added, removed)
   }
 
   /** False for a file whose name a Manifest lists with other content: it must not pass for that entry. */
