@@ -14,6 +14,8 @@ import { loadOrCreateIdentity } from './identity.js'
 const log = createDebug('distswarm:agent')
 
 const RECHECK_EVERY_MS = 10 * 60_000
+/** HashRequest answers kept (each may stand for a read of a whole large file). */
+const PIECE_HASH_CACHE = 32
 /** Download rounds of one fetch at most: each after a failed whole-file check goes without the peers it found wrong. */
 const MAX_ROUNDS = 4
 
@@ -73,9 +75,24 @@ export class Agent extends EventEmitter<AgentEvents> {
       const f = this.store.get(d)
       return f && this.agreesWithManifest(f) ? f : undefined
     },
-    hashPieces: async (d, offset, length, pieceSize) =>
-      this.advertised.get(d) ? await this.store.hashPieces(d, { offset, length, pieceSize }) : undefined
+    hashPieces: async (d, offset, length, pieceSize) => {
+      const file = this.advertised.get(d)
+      if (!file) return undefined
+      // Each answer reads the whole range: asked again (by the same or
+      // another peer), it comes from here while the file is unchanged.
+      const key = `${toHex(d)}:${offset}:${length}:${pieceSize}:${file.path}`
+      const cached = this.pieceHashes.get(key)
+      if (cached) return cached
+      const hashes = await this.store.hashPieces(d, { offset, length, pieceSize })
+      if (hashes) {
+        this.pieceHashes.set(key, hashes)
+        if (this.pieceHashes.size > PIECE_HASH_CACHE) this.pieceHashes.delete(this.pieceHashes.keys().next().value!)
+      }
+      return hashes
+    }
   }
+  /** Recent answers to HashRequests, oldest first. */
+  private readonly pieceHashes = new Map<string, Buffer[]>()
 
   constructor (config: AgentConfig) {
     super()
@@ -332,6 +349,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     const last = this.rechecked.get(hex) ?? 0
     if (!this.store.get(hex) || Date.now() - last < RECHECK_EVERY_MS) return
     this.rechecked.set(hex, Date.now())
+    // Piece hashes computed before may describe bytes that since changed.
+    for (const key of this.pieceHashes.keys()) if (key.startsWith(hex)) this.pieceHashes.delete(key)
     const changed = await this.store.recheck(hex)
     log('%s reported bad bytes for %s: %d copies had changed', peer.label, hex.slice(0, 16), changed)
   }
