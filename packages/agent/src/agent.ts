@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { rm } from 'node:fs/promises'
+import type { Server as HttpServer } from 'node:http'
 import type { Server } from 'node:net'
 import createDebug from 'debug'
 import { isHexDigest, isValidName, toHex, type FileEntry } from '@distswarm/protocol'
@@ -10,6 +11,7 @@ import { findRepos, type AgentConfig } from './config.js'
 import { startControlServer } from './control.js'
 import { AgentError } from './errors.js'
 import { loadOrCreateIdentity } from './identity.js'
+import { formatHostPort, Metrics, startMetricsServer, stopMetricsServer, type MetricsSnapshot } from './metrics.js'
 
 const log = createDebug('distswarm:agent')
 
@@ -60,6 +62,11 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly store: Store
   private swarm: DistSwarm | null = null
   private control: Server | null = null
+  private metricsServer: HttpServer | null = null
+  private metricsAddress: string | null = null
+  private readonly metrics = new Metrics()
+  /** Every peer key met: what traffic() is summed over, closed connections included. */
+  private readonly peersMet = new Set<string>()
   private readonly inFlight = new Map<string, Promise<FetchResult>>()
   private readonly startedAt = Date.now()
   private readonly counters = { completed: 0, failed: 0, bytesFetched: 0 }
@@ -133,7 +140,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       source: this.advertised
     })
     const info = (p: Peer): PeerInfo => peerInfo(p, swarm.faultsOf(p.publicKeyHex), swarm.pathTo(p.publicKeyHex), swarm.traffic(p.publicKeyHex))
-    swarm.on('peer-ready', (p) => this.emit('peer-ready', info(p)))
+    swarm.on('peer-ready', (p) => {
+      this.peersMet.add(p.publicKeyHex)
+      this.emit('peer-ready', info(p))
+    })
     swarm.on('peer-closed', (p) => this.emit('peer-closed', info(p)))
     swarm.on('report', (p, blake2b) => { void this.onReport(p, blake2b) })
     this.store.on('added', (file) => { if (this.agreesWithManifest(file)) swarm.announce([file]) })
@@ -145,13 +155,17 @@ export class Agent extends EventEmitter<AgentEvents> {
       fetch: (params) => this.fetch(params),
       verify: (params) => this.verify(params)
     })
+    if (this.config.metrics) {
+      const { server, address } = await startMetricsServer(this.config.metrics, () => this.metrics.render(this.metricsSnapshot()))
+      this.metricsServer = server
+      this.metricsAddress = formatHostPort(address)
+    }
     await swarm.listen()
   }
 
   status (): StatusResult {
     const swarm = this.requireSwarm()
-    let bytes = 0
-    for (const f of this.store.entries()) bytes += f.size
+    const { bytes } = this.inventory()
     const dht = swarm.address()
     return {
       name: this.config.name,
@@ -161,6 +175,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       dhtAddress: dht ? `${dht.host}:${dht.port}` : null,
       dataPort: swarm.dataPort,
       control: this.config.control,
+      metricsAddress: this.metricsAddress,
       cacheDir: this.config.cacheDir,
       distdirs: this.config.distdirs,
       files: this.store.size,
@@ -174,6 +189,26 @@ export class Agent extends EventEmitter<AgentEvents> {
       },
       uptimeMs: Date.now() - this.startedAt
     }
+  }
+
+  /** Files indexed and their bytes. */
+  private inventory (): { files: number, bytes: number } {
+    let bytes = 0
+    for (const f of this.store.entries()) bytes += f.size
+    return { files: this.store.size, bytes }
+  }
+
+  private metricsSnapshot (): MetricsSnapshot {
+    const swarm = this.requireSwarm()
+    const peers = { tcp: 0, hyperswarm: 0 }
+    for (const p of swarm.readyPeers()) peers[swarm.pathTo(p.publicKeyHex)]++
+    const traffic = { sent: 0, received: 0 }
+    for (const key of this.peersMet) {
+      const t = swarm.traffic(key)
+      traffic.sent += t.sent
+      traffic.received += t.received
+    }
+    return { peers, traffic, ...this.inventory() }
   }
 
   where (query: string): WhereResult {
@@ -197,6 +232,18 @@ export class Agent extends EventEmitter<AgentEvents> {
    * A seed refuses every fetch (ERR_SEED_ONLY), so it never writes a byte it was not given.
    */
   async fetch (params: FetchParams): Promise<FetchResult> {
+    try {
+      const result = await this.fetchFile(params)
+      this.metrics.fetches[result.source]++
+      return result
+    } catch (err) {
+      this.metrics.fetches[(err as { code?: unknown }).code === 'ERR_NOT_FOUND' ? 'not_found' : 'failed']++
+      throw err
+    }
+  }
+
+  /** fetch(), less counting its result. */
+  private async fetchFile (params: FetchParams): Promise<FetchResult> {
     if (this.config.seed) throw AgentError.SEED_ONLY()
     const started = Date.now()
     const query = typeof params.query === 'string' ? params.query : ''
@@ -242,7 +289,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     // Peers this fetch goes without: shown to have sent wrong bytes, or suspected of it.
     const excluded = new Set<string>()
     const blame = (key: string, why: string): void => {
+      const wasBanned = swarm.isBanned(key)
       swarm.penalize(key, why)
+      this.metrics.peerFaults++
+      if (!wasBanned && swarm.isBanned(key)) this.metrics.peerBans++
       swarm.report(key, entry.blake2b)
       excluded.add(key)
     }
@@ -270,6 +320,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           }
           const problem = await download.verify()
           if (problem === null) break
+          this.metrics.verificationFailures++
           if (round === MAX_ROUNDS) throw StoreError.VERIFY_FAILED(want.name, problem)
           const pieces = [...from.values()].sort((a, b) => a.offset - b.offset)
           const next = await this.repair(download, entry, pieces, problem)
@@ -292,6 +343,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         }
         this.counters.completed++
         this.counters.bytesFetched += file.size
+        this.metrics.transferSeconds.observe(result.durationMs / 1000)
         this.emit('fetched', result)
         return result
       } catch (err) {
@@ -414,6 +466,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       await new Promise<void>((resolve) => control.close(() => resolve()))
       await rm(this.config.control, { force: true })
     }
+    if (this.metricsServer) await stopMetricsServer(this.metricsServer)
     this.manifestWatcher?.close()
     await this.swarm?.destroy()
     await this.store.close()

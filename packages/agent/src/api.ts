@@ -27,6 +27,8 @@ export interface StatusResult {
   /** TCP port of the fast data path, null when off */
   dataPort: number | null
   control: string
+  /** "ip:port" where Prometheus metrics are served (at /metrics), null when off */
+  metricsAddress: string | null
   cacheDir: string
   distdirs: string[]
   files: number

@@ -43,6 +43,8 @@ export interface AgentOptions {
   logLevel?: string
   /** First wait, in ms, before looking for peers again (it doubles up to 5 min). Default: the swarm's, 2000. */
   rediscoverMs?: number | string
+  /** "ip:port" to serve Prometheus metrics at (port 0: any free port), or 'off'. Default off. */
+  metrics?: string
 }
 
 /** Where each option's value came from ("file:line", "--flag", "DISTSWARM_…"), for error messages. */
@@ -68,6 +70,8 @@ export interface AgentConfig {
   logLevel: LogLevel
   /** undefined: the swarm's default */
   rediscoverMs: number | undefined
+  /** where /metrics is served; null: nowhere */
+  metrics: HostPort | null
 }
 
 const isRoot = (): boolean => process.getuid?.() === 0
@@ -99,14 +103,19 @@ export function defaultControlPath (env: NodeJS.ProcessEnv = process.env): strin
   return runtime ? join(runtime, 'distswarm', 'control.sock') : `/tmp/distswarm-${process.getuid?.() ?? 'user'}/control.sock`
 }
 
-export function parseHostPort (text: string): HostPort {
+/** "host:port" or "[v6]:port" taken apart, any port 0-65535; null when it is neither. */
+function splitHostPort (text: string): HostPort | null {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim())
   const host = m?.[1] ?? m?.[2]
   const port = Number(m?.[3])
-  if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw AgentError.CONFIG(`invalid address ${JSON.stringify(text)}: expected HOST:PORT`)
-  }
-  return { host, port }
+  return host && port <= 65535 ? { host, port } : null
+}
+
+/** An address to connect to: "host:port" or "[v6]:port", port 1-65535. */
+export function parseHostPort (text: string): HostPort {
+  const a = splitHostPort(text)
+  if (!a || a.port < 1) throw AgentError.CONFIG(`invalid address ${JSON.stringify(text)}: expected HOST:PORT`)
+  return a
 }
 
 function isLoopback (host: string): boolean {
@@ -212,6 +221,14 @@ function ipAddress (v: unknown): string {
   return isIP(host) !== 0 ? host : invalid(`expected an IP address to bind, got ${show(host)}`)
 }
 
+/** An address to bind: an IP address, not a name that might resolve to several. */
+function bindAddress (v: unknown): HostPort | null {
+  if (v === 'off') return null
+  const bad = (): never => invalid(`expected IP:PORT ([IPv6]:PORT; port 0 for any free port) or "off", got ${show(v)}`)
+  const a = splitHostPort(text(v))
+  return a && isIP(a.host) !== 0 ? a : bad()
+}
+
 const BOOLEANS: Record<string, boolean> = { true: true, false: false, yes: true, no: false, on: true, off: false, 1: true, 0: false }
 
 function boolean (v: unknown): boolean {
@@ -266,7 +283,8 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
     staticPeers,
     seed: get('seed', boolean) ?? false,
     logLevel: get('logLevel', logLevel) ?? 'info',
-    rediscoverMs: get('rediscoverMs', milliseconds)
+    rediscoverMs: get('rediscoverMs', milliseconds),
+    metrics: get('metrics', bindAddress) ?? null
   }
 }
 

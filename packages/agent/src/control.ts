@@ -1,4 +1,4 @@
-import { chmod, mkdir, unlink } from 'node:fs/promises'
+import { mkdir, unlink } from 'node:fs/promises'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { dirname } from 'node:path'
 import createDebug from 'debug'
@@ -10,6 +10,9 @@ const log = createDebug('distswarm:control')
 
 /** Longest response line the client takes: responses list inventories. */
 const MAX_RESPONSE_LINE = 64 * 1024 * 1024
+
+/** 0777 less this is 0660: read and write for the socket's owner and group, nothing for others. */
+const SOCKET_UMASK = 0o117
 
 export type Handlers = { [M in Method]: (params: ControlMethods[M]['params']) => Promise<ControlMethods[M]['result']> }
 
@@ -171,23 +174,31 @@ function serve (socket: Socket, handlers: Handlers, limits: Required<ControlServ
 /**
  * Serves the control API on a Unix socket, mode 0660: the agent's user and
  * group (typically portage, whose FETCHCOMMAND asks the agent) may drive it,
- * nobody else. Refuses to start when another agent answers there.
+ * nobody else; the kernel refuses anyone else's connect(). Refuses to start
+ * when another agent answers there.
  */
 export async function startControlServer (path: string, handlers: Handlers, init: ControlServerInit = {}): Promise<Server> {
   const limits = { ...DEFAULTS, ...init }
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 })
+  // 0750: the group must reach the socket when the agent makes the dir (an existing dir keeps its mode).
+  await mkdir(dirname(path), { recursive: true, mode: 0o750 })
   await removeStaleSocket(path)
   const server = createServer((socket) => serve(socket, handlers, limits))
-  const umask = process.umask(0o117) // the socket is born 0660, no window where others may connect
+  const listening = new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.once('listening', resolve)
+  })
+  // The socket is born 0660 (bind() applies the umask), whatever umask the
+  // agent runs under: no moment when others may connect, as a chmod after
+  // binding would leave (and chmod follows symlinks). listen() binds a Unix
+  // socket synchronously, so the umask is restored before any other code of
+  // this process creates a file.
+  const umask = process.umask(SOCKET_UMASK)
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(path, () => resolve())
-    })
+    server.listen(path)
   } finally {
     process.umask(umask)
   }
-  await chmod(path, 0o660)
+  await listening
   return server
 }
 

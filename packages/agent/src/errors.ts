@@ -38,6 +38,10 @@ export class AgentError extends DistswarmError {
     return new AgentError('ERR_CONTROL_IN_USE', `another agent already answers on ${path}`)
   }
 
+  static METRICS_LISTEN (address: string, cause: unknown): AgentError {
+    return new AgentError('ERR_METRICS_LISTEN', `cannot serve metrics on ${address}: ${(cause as Error).message}`, { cause })
+  }
+
   static UNREACHABLE (path: string, cause: unknown): AgentError {
     return new AgentError('ERR_AGENT_UNREACHABLE', `no agent answers on ${path} (is \`distswarm agent\` running?)`, { cause })
   }

@@ -149,6 +149,14 @@ export const OPTIONS: readonly OptionDef[] = [
     example: false
   }),
   def({
+    name: 'metrics',
+    key: 'metrics',
+    value: 'ADDR:PORT|off',
+    description: 'Serve Prometheus metrics over HTTP at http://ADDR:PORT/metrics, bound to that IP address only; port 0 for any free port (`distswarm status --json` shows it as metricsAddress).',
+    default: 'off',
+    example: '127.0.0.1:49739'
+  }),
+  def({
     name: 'log-level',
     key: 'logLevel',
     value: LOG_LEVELS.join('|'),

@@ -62,7 +62,13 @@ describe('resolveConfig refuses hostile values, naming the option', () => {
     ['host', { host: 'buildhost' }],
     ['host', { host: '' }],
     ['seed', { seed: 'maybe' as unknown as boolean }],
-    ['log-level', { logLevel: 'verbose' }]
+    ['log-level', { logLevel: 'verbose' }],
+    // metrics: an IP address to bind (not a name that may resolve to several), a port 0-65535
+    ['metrics', { metrics: 'localhost:9100' }],
+    ['metrics', { metrics: '127.0.0.1' }],
+    ['metrics', { metrics: '127.0.0.1:65536' }],
+    ['metrics', { metrics: ':9100' }],
+    ['metrics', { metrics: 'on' }]
   ]
   it.each(cases)('%s: %j', (option, opts) => {
     const err = refusal(opts)
@@ -94,6 +100,12 @@ describe('resolveConfig refuses hostile values, naming the option', () => {
   it('accepts the text forms flags and variables give, and fills the defaults', () => {
     const c = resolveConfig({ ...BASE, port: '4000', dataPort: 'off', seed: 'yes' as unknown as boolean, distdirs: '/d' as unknown as string[], logLevel: 'debug' })
     expect(c).toMatchObject({ port: 4000, dataPort: null, seed: true, distdirs: ['/d'], logLevel: 'debug', host: '127.0.0.1', repos: null })
-    expect(resolveConfig(BASE)).toMatchObject({ port: 0, dataPort: 0, seed: false, logLevel: 'info', distdirs: ['/var/cache/distfiles'] })
+    expect(resolveConfig(BASE)).toMatchObject({ port: 0, dataPort: 0, seed: false, logLevel: 'info', distdirs: ['/var/cache/distfiles'], metrics: null })
+  })
+
+  it('takes metrics as IP:PORT or [IPv6]:PORT, port 0 included, or off', () => {
+    expect(resolveConfig({ ...BASE, metrics: '127.0.0.1:0' }).metrics).toEqual({ host: '127.0.0.1', port: 0 })
+    expect(resolveConfig({ ...BASE, metrics: '[::1]:9100' }).metrics).toEqual({ host: '::1', port: 9100 })
+    expect(resolveConfig({ ...BASE, metrics: 'off' }).metrics).toBeNull()
   })
 })

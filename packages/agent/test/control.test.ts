@@ -3,10 +3,12 @@
  * controls. Real behaviour against a running agent: test/reliability/control-api.test.ts.
  */
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { chmod, lstat, mkdtemp, rm } from 'node:fs/promises'
 import { createConnection, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { ControlClient } from '../src/control.js'
 import { startControlServer, type ControlServerInit, type Handlers } from '../src/control.js'
 import { LineReader } from '../src/lines.js'
@@ -122,6 +124,62 @@ describe('control server bounds', () => {
     await r.next(n)
     expect(calls).toBe(n)
     expect(r.got.every((x) => (x.result as WhereResult).query === big)).toBe(true)
+  })
+})
+
+/** The process umask is `mask` until the test ends. */
+function umaskForTest (mask: number): void {
+  const old = process.umask(mask)
+  onTestFinished(() => { process.umask(old) })
+}
+
+/** nobody's uid and gid, or null where there is no such user. */
+function nobody (): { uid: number, gid: number } | null {
+  try {
+    return { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) }
+  } catch {
+    return null
+  }
+}
+
+/** What a status request from another process, run as uid/gid, gets: the reply, or the connect error's code. */
+async function requestAs (ids: { uid: number, gid: number }, path: string): Promise<{ reply?: Reply, error?: string }> {
+  const script = `
+    const s = require('node:net').createConnection(process.argv[1])
+    let got = ''
+    s.on('connect', () => s.write(JSON.stringify({ id: 1, method: 'status', params: {} }) + '\\n'))
+    s.on('data', (d) => { got += d; if (got.includes('\\n')) { process.stdout.write(JSON.stringify({ reply: JSON.parse(got) })); s.destroy() } })
+    s.on('error', (e) => process.stdout.write(JSON.stringify({ error: e.code })))`
+  // spawn drops supplementary groups: the child is in gid alone.
+  const child = spawn(process.execPath, ['-e', script, path], { ...ids, cwd: '/', env: {}, stdio: ['ignore', 'pipe', 'inherit'] })
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d })
+  await once(child, 'exit')
+  clearTimeout(timer)
+  return JSON.parse(out) as { reply?: Reply, error?: string }
+}
+
+describe('control socket access', () => {
+  it('the socket is born mode 0660 even under umask 0, and the umask is left as it was', async () => {
+    umaskForTest(0)
+    const path = await server({}, {})
+    const st = await lstat(path)
+    expect(st.isSocket()).toBe(true)
+    expect((st.mode & 0o7777).toString(8)).toBe('660')
+    expect(process.umask(0)).toBe(0)
+  })
+
+  const ids = process.getuid?.() === 0 ? nobody() : null
+  it.runIf(ids !== null)('refuses a connection from a user outside the socket\'s owner and group, answers its group (runs as root only: it acts as nobody)', async () => {
+    umaskForTest(0) // so that only the socket's own mode keeps others out
+    const path = await server({}, {})
+    // The dir lets anyone through: what decides is the socket's mode.
+    await chmod(dirname(path), 0o755)
+    const { gid } = await lstat(path)
+    expect(await requestAs(ids!, path)).toEqual({ error: 'EACCES' })
+    const inGroup = await requestAs({ uid: ids!.uid, gid }, path)
+    expect(inGroup.reply?.result).toEqual({ name: 'test' })
   })
 })
 
