@@ -75,10 +75,18 @@ export const OPTIONS: readonly OptionDef[] = [
     example: '/var/cache/distswarm'
   }),
   def({
+    name: 'cache-max-size',
+    key: 'cacheMaxSize',
+    value: 'SIZE',
+    description: 'Most bytes the cache dir may hold (files in distdirs do not count, and are never deleted): bytes, or with K, M, G or T (powers of 1024), e.g. 500M, 20G, 1.5T; "none" for no limit. Over it, the least recently used files leave the cache dir after each fetch and every few minutes: first names no Manifest lists, last the files no connected peer holds (`distswarm gc` shows which).',
+    default: 'none (no limit)',
+    example: '20G'
+  }),
+  def({
     name: 'state-dir',
     key: 'stateDir',
     value: 'DIR',
-    description: "The agent's identity and its hash index.",
+    description: "The agent's identity, its hash index and when each cache file was last used.",
     default: '/var/lib/distswarm as root, else $XDG_STATE_HOME/distswarm',
     example: '/var/lib/distswarm'
   }),
