@@ -102,23 +102,30 @@ describe('cache quota', () => {
     expect((await cliJson<GcResult>(['gc', '--dry-run', '--control', box.control])).files).toEqual([])
   })
 
-  it('a fetch that takes the cache over its quota evicts the least recently used, never the file it is returning', async () => {
+  it('a fetch that takes the cache over its quota evicts the least recently used (a peer\'s download is a use), never the file it is returning', async () => {
     const net = await localNet()
-    const small = [1, 2, 3, 4].map((i) => distfile(`f${i}-1.tar.gz`, randomBytes(S)))
+    const [f1, f2, f3, f4] = [1, 2, 3, 4].map((i) => distfile(`f${i}-1.tar.gz`, randomBytes(S))) as [Distfile, Distfile, Distfile, Distfile]
     const big = distfile('big-1.tar.xz', randomBytes(4 * S))
     const seedDirs = await net.dirs('seeder')
-    for (const f of [...small, big]) await writeFile(join(seedDirs.distdir, f.name), f.data)
-    const [seeder, box] = await Promise.all([
+    for (const f of [f1, f2, f3, f4, big]) await writeFile(join(seedDirs.distdir, f.name), f.data)
+    const [seeder, box, reader] = await Promise.all([
       net.startAgent({ name: 'seeder' }),
-      net.startAgent({ name: 'box', args: ['--cache-max-size', '350K'] })
+      net.startAgent({ name: 'box', args: ['--cache-max-size', '350K'] }),
+      net.startAgent({ name: 'reader' })
     ])
     await waitFor(async () => (await holders(box, big)).length === 1, 30_000, 'the seeder\'s inventory at box')
 
-    for (const f of small.slice(0, 3)) await fetchOne(box, f.name)
-    expect(await cacheNames(box)).toEqual(['f1-1.tar.gz', 'f2-1.tar.gz', 'f3-1.tar.gz'])
-    await fetchOne(box, small[3]!.name)
-    expect(await cacheNames(box)).toEqual(['f2-1.tar.gz', 'f3-1.tar.gz', 'f4-1.tar.gz'])
-    await waitFor(async () => !(await holders(seeder, small[0]!)).includes('box'), 15_000, 'the seeder to hear that box dropped f1')
+    for (const f of [f1, f2, f3]) await fetchOne(box, f.name)
+    expect(await cacheNames(box)).toEqual([f1.name, f2.name, f3.name])
+    // f1, the oldest, leaves the seeder; reader downloads it from box, which makes it box's most recently used.
+    await rm(join(seeder.distdir, f1.name))
+    await waitFor(async () => (await holders(reader, f1)).join() === 'box', 15_000, 'reader to see only box holding f1')
+    expect((await fetchOne(reader, f1.name)).source).toBe('swarm')
+    await waitFor(async () => (await holders(box, f1)).includes('reader'), 15_000, 'box to see reader holding f1')
+
+    await fetchOne(box, f4.name)
+    expect(await cacheNames(box)).toEqual([f1.name, f3.name, f4.name])
+    await waitFor(async () => !(await holders(seeder, f2)).includes('box'), 15_000, 'the seeder to hear that box dropped f2')
 
     // Bigger than the quota on its own: everything else goes, and it stays until its fetch has returned.
     const got = await fetchOne(box, big.name)
