@@ -404,7 +404,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         // Without Manifests nothing tells a stale name from a live one.
         referenced: manifest === null || manifest.has(f.name),
         peers: swarm.find({ blake2b: hex })[0]?.holders.length ?? 0,
-        pinned: f.placing || this.inFlight.has(hex)
+        pinned: this.inFlight.has(hex)
       }
     })
     return { ...planEviction(candidates, this.config.cacheMaxBytes), files: candidates.length }

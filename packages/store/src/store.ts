@@ -33,8 +33,6 @@ export interface LocalFile extends FileEntry {
 export interface CacheFile extends LocalFile {
   /** ms since the epoch: the later of its last use (Store.touch) and its mtime */
   usedAt: number
-  /** a commit is placing it right now */
-  placing: boolean
 }
 
 export interface StoreInit {
@@ -371,18 +369,20 @@ export class Store extends EventEmitter<StoreEvents> {
     for (const t of this.files.values()) {
       if (t.dir !== this.cacheIdx) continue
       const mtime = Number(t.stat.mtimeNs / 1_000_000n)
-      out.push({ ...t.file, usedAt: Math.max(mtime, this.uses.get(t.hex) ?? 0), placing: this.committing.has(t.file.path) })
+      out.push({ ...t.file, usedAt: Math.max(mtime, this.uses.get(t.hex) ?? 0) })
     }
     return out
   }
 
   /**
    * Deletes these files of the cache dir, each unless a commit is placing it
-   * or another file took its name since it was indexed. Paths outside the
-   * cache dir are refused: distdirs are Portage's. When no copy of a content
-   * is left on this box, peers are told (the 'removed' event); a cache file
-   * that portage-fetch hard-linked into a distdir loses only its cache name,
-   * and its content stays, served from the distdir. Resolves to the paths deleted.
+   * or another file took its name since it was indexed (a commit indexes
+   * its file only at its last step, and the agent pins it until its fetch
+   * has returned). Paths outside the cache dir are refused: distdirs are
+   * Portage's. When no copy of a content is left on this box, peers are told
+   * (the 'removed' event); a cache file that portage-fetch hard-linked into a
+   * distdir loses only its cache name, and its content stays, served from
+   * the distdir. Resolves to the paths deleted.
    */
   async evict (paths: Iterable<string>): Promise<string[]> {
     if (this.closed) throw StoreError.STORE_CLOSED()
