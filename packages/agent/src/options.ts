@@ -78,7 +78,7 @@ export const OPTIONS: readonly OptionDef[] = [
     name: 'cache-max-size',
     key: 'cacheMaxSize',
     value: 'SIZE',
-    description: 'Most bytes the cache dir may hold (files in distdirs do not count, and are never deleted): bytes, or with K, M, G or T (powers of 1024), e.g. 500M, 20G, 1.5T; "none" for no limit. Over it, the least recently used files leave the cache dir after each fetch and every few minutes: first names no Manifest lists, last the files no connected peer holds (`distswarm gc` shows which).',
+    description: 'Most bytes the cache dir may hold: 500M, 20G, 1.5T (K, M, G, T: powers of 1024), a number of bytes, or "none" for no limit. Files in distdirs do not count and are never deleted. Over it, the least recently used files leave the cache dir after each fetch and every 5 minutes: first names no Manifest lists, last the files no connected peer holds (`distswarm gc` shows which).',
     default: 'none (no limit)',
     example: '20G'
   }),
