@@ -4,9 +4,11 @@ import type { Server as HttpServer } from 'node:http'
 import type { Server } from 'node:net'
 import createDebug from 'debug'
 import { isHexDigest, isValidName, toHex, type FileEntry } from '@distswarm/protocol'
-import { ManifestIndex, Store, StoreError, watchRepos, type Download, type LocalFile, type ManifestEntry, type ManifestWatcher } from '@distswarm/store'
+import {
+  ManifestIndex, planEviction, Store, StoreError, watchRepos, type Download, type EvictionPlan, type LocalFile, type ManifestEntry, type ManifestWatcher
+} from '@distswarm/store'
 import { DistSwarm, sourcesOf, type LocalSource, type Peer, type PieceSource } from '@distswarm/swarm'
-import type { FetchParams, FetchResult, FileInfo, PeerInfo, StatusResult, VerifyParams, VerifyResult, WhereResult } from './api.js'
+import type { FetchParams, FetchResult, FileInfo, GcParams, GcResult, PeerInfo, StatusResult, VerifyParams, VerifyResult, WhereResult } from './api.js'
 import { findRepos, type AgentConfig } from './config.js'
 import { startControlServer } from './control.js'
 import { AgentError } from './errors.js'
@@ -20,6 +22,12 @@ const RECHECK_EVERY_MS = 10 * 60_000
 const PIECE_HASH_CACHE = 32
 /** Download rounds of one fetch at most: each after a failed whole-file check goes without the peers it found wrong. */
 const MAX_ROUNDS = 4
+/**
+ * How often the cache quota is checked besides after each fetch (it catches a
+ * quota lowered across a restart). Not at start: peers' inventories, which
+ * decide what may go, are not in yet.
+ */
+const GC_INTERVAL_MS = 5 * 60_000
 
 export interface AgentEvents {
   'peer-ready': [PeerInfo]
@@ -75,13 +83,19 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** When each digest was last re-hashed on a peer's report. */
   private readonly rechecked = new Map<string, number>()
   private manifestWatcher: ManifestWatcher | null = null
+  /** Quota runs, one at a time. */
+  private gcQueue: Promise<unknown> = Promise.resolve()
+  private gcTimer: NodeJS.Timeout | null = null
   /** What peers see: the store, less files that contradict the Manifest entry of their name. */
   private readonly advertised: LocalSource = {
-    entries: () => [...this.store.entries()].filter((f) => this.agreesWithManifest(f)),
+    // Peers ask for a file (a range, its piece hashes) through here: each ask is a use of it.
     get: (d) => {
       const f = this.store.get(d)
-      return f && this.agreesWithManifest(f) ? f : undefined
+      if (!f || !this.agreesWithManifest(f)) return undefined
+      this.store.touch(f.blake2b)
+      return f
     },
+    entries: () => [...this.store.entries()].filter((f) => this.agreesWithManifest(f)),
     hashPieces: async (d, offset, length, pieceSize) => {
       const file = this.advertised.get(d)
       if (!file) return undefined
@@ -153,7 +167,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       peers: async () => swarm.readyPeers().map(info),
       where: async (params) => this.where(params.query),
       fetch: (params) => this.fetch(params),
-      verify: (params) => this.verify(params)
+      verify: (params) => this.verify(params),
+      gc: (params) => this.gc(params)
     })
     if (this.config.metrics) {
       const { server, address } = await startMetricsServer(this.config.metrics, () => this.metrics.render(this.metricsSnapshot()))
@@ -161,6 +176,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.metricsAddress = formatHostPort(address)
     }
     await swarm.listen()
+    if (this.config.cacheMaxBytes !== null) {
+      this.gcTimer = setInterval(() => { void this.enforceQuota() }, GC_INTERVAL_MS)
+      this.gcTimer.unref()
+    }
   }
 
   status (): StatusResult {
@@ -180,6 +199,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       distdirs: this.config.distdirs,
       files: this.store.size,
       bytes,
+      cache: { bytes: this.store.cacheBytes, maxBytes: this.config.cacheMaxBytes },
       peers: swarm.readyPeers().length,
       fetches: { inFlight: this.inFlight.size, ...this.counters },
       manifest: {
@@ -259,7 +279,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     const wanted = (f: FileInfo): boolean =>
       (sha512 === undefined || f.sha512 === '' || f.sha512 === sha512) && (pinned === undefined || matchesManifest(pinned, f))
     const local = found.local.find(wanted)
-    if (local) return { ...local, source: 'local', durationMs: Date.now() - started, resumedFrom: 0 }
+    if (local) {
+      // portage-fetch links or copies it next: the cache keeps what Portage uses.
+      this.store.touch(local.blake2b)
+      return { ...local, source: 'local', durationMs: Date.now() - started, resumedFrom: 0 }
+    }
 
     const candidates = found.remote.filter(wanted)
     if (candidates.length === 0) {
@@ -338,6 +362,8 @@ export class Agent extends EventEmitter<AgentEvents> {
         // The round that went without the suspect verified: it was wrong.
         if (suspect !== null) blame(suspect, 'bytes that disagreed with the verified file')
         const file = await this.store.commit(download)
+        // Still in flight, so pinned: the quota may take other files, never the one this fetch is about to return.
+        await this.enforceQuota()
         const result: FetchResult = {
           ...fileInfo(file), path: file.path, source: 'swarm', durationMs: Date.now() - want.started, resumedFrom: download.resumedFrom
         }
@@ -389,6 +415,75 @@ export class Agent extends EventEmitter<AgentEvents> {
         return { expected: entries.find((e) => e.blake2b !== null)?.blake2b ?? null, detail: 'its hashes contradict the Manifest entry of its name' }
       }
     })
+  }
+
+  /**
+   * Applies the cache quota now (see planEviction for the order), or with
+   * `dryRun` only says what it would remove. Files of fetches in flight are
+   * never chosen. Runs one at a time.
+   */
+  gc (params: GcParams): Promise<GcResult> {
+    const run = this.gcQueue.then(() => this.collect(params.dryRun === true))
+    this.gcQueue = run.catch(() => {})
+    return run
+  }
+
+  /** After a fetch and every GC_INTERVAL_MS: evicts when over the quota; never throws. */
+  private async enforceQuota (): Promise<void> {
+    if (this.config.cacheMaxBytes === null || this.closed) return
+    try {
+      const r = await this.gc({})
+      if (r.files.length > 0) log('cache over its quota by %d bytes: evicted %d files, %d -> %d bytes', r.overBy, r.files.filter((f) => f.removed).length, r.bytesBefore, r.bytesAfter)
+    } catch (err) {
+      log('applying the cache quota failed: %s', (err as Error).message)
+    }
+  }
+
+  private async collect (dryRun: boolean): Promise<GcResult> {
+    const plan = this.quotaPlan()
+    const removed = new Set(dryRun ? [] : await this.store.evict(plan.chosen.map((c) => c.path)))
+    const gone = plan.chosen.filter((c) => dryRun || removed.has(c.path))
+    return {
+      cacheDir: this.config.cacheDir,
+      dryRun,
+      maxBytes: plan.maxBytes,
+      bytesBefore: plan.bytesBefore,
+      filesBefore: plan.files,
+      bytesAfter: plan.bytesBefore - gone.reduce((n, c) => n + c.size, 0),
+      filesAfter: plan.files - gone.length,
+      overBy: plan.overBy,
+      files: plan.chosen.map((c) => ({
+        name: c.name,
+        size: c.size,
+        blake2b: c.blake2b,
+        path: c.path,
+        reason: c.reason,
+        lastUsed: new Date(c.usedAt).toISOString(),
+        peers: c.peers,
+        removed: removed.has(c.path)
+      }))
+    }
+  }
+
+  /** What the quota would take now: every cache file, weighed by the Manifests and by what connected peers hold. */
+  private quotaPlan (): EvictionPlan & { files: number } {
+    const swarm = this.requireSwarm()
+    const manifest = this.manifest
+    const candidates = this.store.cacheFiles().map((f) => {
+      const hex = toHex(f.blake2b)
+      return {
+        path: f.path,
+        name: f.name,
+        size: f.size,
+        blake2b: hex,
+        usedAt: f.usedAt,
+        // Without Manifests nothing tells a stale name from a live one.
+        referenced: manifest === null || manifest.has(f.name),
+        peers: swarm.find({ blake2b: hex })[0]?.holders.length ?? 0,
+        pinned: this.inFlight.has(hex)
+      }
+    })
+    return { ...planEviction(candidates, this.config.cacheMaxBytes), files: candidates.length }
   }
 
   /**
@@ -461,6 +556,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    if (this.gcTimer) clearInterval(this.gcTimer)
     const control = this.control
     if (control) {
       await new Promise<void>((resolve) => control.close(() => resolve()))
@@ -468,6 +564,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     if (this.metricsServer) await stopMetricsServer(this.metricsServer)
     this.manifestWatcher?.close()
+    await this.gcQueue
     await this.swarm?.destroy()
     await this.store.close()
   }

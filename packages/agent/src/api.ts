@@ -2,7 +2,7 @@
  * The control API's requests and results: one JSON object a line over the
  * Unix socket. These shapes are what `distswarm … --json` prints.
  */
-import type { VerifyReport } from '@distswarm/store'
+import type { EvictionReason, VerifyReport } from '@distswarm/store'
 
 export type { BadFile } from '@distswarm/store'
 
@@ -33,6 +33,8 @@ export interface StatusResult {
   distdirs: string[]
   files: number
   bytes: number
+  /** the cache dir: bytes of its published files, and its quota (null: no limit) */
+  cache: { bytes: number, maxBytes: number | null }
   peers: number
   fetches: { inFlight: number, completed: number, failed: number, bytesFetched: number }
   /** the Manifest index: repos read, distinct distfile names, lines skipped as malformed */
@@ -86,12 +88,52 @@ export interface VerifyParams {
 /** Every file of the cache dir re-hashed: against the index's record, and the Manifest entry of its name. */
 export type VerifyResult = VerifyReport
 
+export interface GcParams {
+  /** only say what would be removed */
+  dryRun?: boolean
+}
+
+/** A cache file eviction chose, in the order they go. */
+export interface GcFile {
+  name: string
+  size: number
+  /** hex */
+  blake2b: string
+  path: string
+  /** unreferenced: no Manifest lists its name; least-recently-used: the others, oldest use first */
+  reason: EvictionReason
+  /** its last use (a local fetch, a peer's request) or its mtime, whichever is later */
+  lastUsed: string
+  /** connected peers holding it; 0: this box may hold the network's last copy (those go last) */
+  peers: number
+  /** deleted (false on a dry run, or when the file changed or went meanwhile) */
+  removed: boolean
+}
+
+/** The cache quota applied now (or, on a dry run, what applying it would do). */
+export interface GcResult {
+  cacheDir: string
+  dryRun: boolean
+  /** the quota; null: no limit, nothing is removed */
+  maxBytes: number | null
+  /** bytes and files of the cache dir before */
+  bytesBefore: number
+  filesBefore: number
+  /** after (on a dry run: what would be left) */
+  bytesAfter: number
+  filesAfter: number
+  /** how far over the quota the cache dir was; 0 when within it */
+  overBy: number
+  files: GcFile[]
+}
+
 export interface ControlMethods {
   status: { params: Record<string, never>, result: StatusResult }
   peers: { params: Record<string, never>, result: PeerInfo[] }
   where: { params: { query: string }, result: WhereResult }
   fetch: { params: FetchParams, result: FetchResult }
   verify: { params: VerifyParams, result: VerifyResult }
+  gc: { params: GcParams, result: GcResult }
 }
 
 export type Method = keyof ControlMethods

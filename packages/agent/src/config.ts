@@ -17,6 +17,8 @@ export interface AgentOptions {
   distdirs?: string[]
   /** Where fetched files are published, for PORTAGE_RO_DISTDIRS. Default: /var/cache/distswarm (root) or $XDG_CACHE_HOME/distswarm. */
   cacheDir?: string
+  /** Most bytes the cache dir may hold: a number, or text like "500M", "20G", "1.5T" (powers of 1024), or "none". Default: no limit. */
+  cacheMaxSize?: number | string
   /** Identity and state. Default: /var/lib/distswarm (root) or $XDG_STATE_HOME/distswarm. */
   stateDir?: string
   /** DHT bootstrap nodes, "host:port". Required: distswarm never joins the public DHT unasked. */
@@ -53,6 +55,8 @@ export type OptionOrigins = Partial<Record<keyof AgentOptions, string>>
 export interface AgentConfig {
   distdirs: string[]
   cacheDir: string
+  /** the cache dir's quota in bytes; null: no limit */
+  cacheMaxBytes: number | null
   stateDir: string
   bootstrap: HostPort[]
   networkKey: Buffer
@@ -236,6 +240,20 @@ function boolean (v: unknown): boolean {
   return b ?? invalid(`expected true or false, got ${show(v)}`)
 }
 
+const SIZE_UNITS: Record<string, number> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }
+
+/** A byte count: a whole number, or a number with K, M, G or T (powers of 1024; "KiB" and "KB" mean K too); "none" is no limit. */
+function byteSize (v: unknown): number | null {
+  if (v === 'none') return null
+  const m = typeof v === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:i?b)?|b)?\s*$/i.exec(v) : null
+  const unit = m?.[2] === undefined ? 1 : SIZE_UNITS[m[2].toLowerCase()]!
+  const bytes = typeof v === 'number' ? v : m ? Math.floor(Number(m[1]) * unit) : Number.NaN
+  // A fraction of a byte means a typo, not a size.
+  const fraction = typeof v === 'number' ? !Number.isInteger(v) : unit === 1 && m?.[1]?.includes('.') === true
+  if (!Number.isSafeInteger(bytes) || bytes < 0 || fraction) return invalid(`expected a size like 500M, 20G, 1.5T or a number of bytes, or "none", got ${show(v)}`)
+  return bytes
+}
+
 function logLevel (v: unknown): LogLevel {
   return (LOG_LEVELS as readonly unknown[]).includes(v) ? v as LogLevel : invalid(`expected one of ${LOG_LEVELS.join(', ')}, got ${show(v)}`)
 }
@@ -270,6 +288,7 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
   return {
     distdirs: get('distdirs', paths) ?? ['/var/cache/distfiles'],
     cacheDir: get('cacheDir', absolutePath) ?? defaultCacheDir(),
+    cacheMaxBytes: get('cacheMaxSize', byteSize) ?? null,
     stateDir: get('stateDir', absolutePath) ?? defaultStateDir(),
     bootstrap,
     networkKey: key,

@@ -39,7 +39,8 @@ const PARAMS: { [M in Method]: Record<string, ParamType> } = {
   peers: {},
   where: { query: 'string' },
   fetch: { query: 'string', sha512: 'string?', name: 'string?' },
-  verify: { remove: 'boolean?' }
+  verify: { remove: 'boolean?' },
+  gc: { dryRun: 'boolean?' }
 }
 
 function errorBody (err: unknown): { code: string, message: string } {

@@ -75,10 +75,18 @@ export const OPTIONS: readonly OptionDef[] = [
     example: '/var/cache/distswarm'
   }),
   def({
+    name: 'cache-max-size',
+    key: 'cacheMaxSize',
+    value: 'SIZE',
+    description: 'Most bytes the cache dir may hold: 500M, 20G, 1.5T (K, M, G, T: powers of 1024), a number of bytes, or "none" for no limit. Files in distdirs do not count and are never deleted. Over it, the least recently used files leave the cache dir after each fetch and every 5 minutes: first names no Manifest lists, last the files no connected peer holds (`distswarm gc` shows which).',
+    default: 'none (no limit)',
+    example: '20G'
+  }),
+  def({
     name: 'state-dir',
     key: 'stateDir',
     value: 'DIR',
-    description: "The agent's identity and its hash index.",
+    description: "The agent's identity, its hash index and when each cache file was last used.",
     default: '/var/lib/distswarm as root, else $XDG_STATE_HOME/distswarm',
     example: '/var/lib/distswarm'
   }),

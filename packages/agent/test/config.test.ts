@@ -68,7 +68,15 @@ describe('resolveConfig refuses hostile values, naming the option', () => {
     ['metrics', { metrics: '127.0.0.1' }],
     ['metrics', { metrics: '127.0.0.1:65536' }],
     ['metrics', { metrics: ':9100' }],
-    ['metrics', { metrics: 'on' }]
+    ['metrics', { metrics: 'on' }],
+    // sizes that are no sizes
+    ['cache-max-size', { cacheMaxSize: '20X' }],
+    ['cache-max-size', { cacheMaxSize: '-1G' }],
+    ['cache-max-size', { cacheMaxSize: '1.5' }],
+    ['cache-max-size', { cacheMaxSize: 2.5 }],
+    ['cache-max-size', { cacheMaxSize: '' }],
+    ['cache-max-size', { cacheMaxSize: 'G' }],
+    ['cache-max-size', { cacheMaxSize: '99999999T' }]
   ]
   it.each(cases)('%s: %j', (option, opts) => {
     const err = refusal(opts)
@@ -100,12 +108,25 @@ describe('resolveConfig refuses hostile values, naming the option', () => {
   it('accepts the text forms flags and variables give, and fills the defaults', () => {
     const c = resolveConfig({ ...BASE, port: '4000', dataPort: 'off', seed: 'yes' as unknown as boolean, distdirs: '/d' as unknown as string[], logLevel: 'debug' })
     expect(c).toMatchObject({ port: 4000, dataPort: null, seed: true, distdirs: ['/d'], logLevel: 'debug', host: '127.0.0.1', repos: null })
-    expect(resolveConfig(BASE)).toMatchObject({ port: 0, dataPort: 0, seed: false, logLevel: 'info', distdirs: ['/var/cache/distfiles'], metrics: null })
+    expect(resolveConfig(BASE)).toMatchObject({ port: 0, dataPort: 0, seed: false, logLevel: 'info', distdirs: ['/var/cache/distfiles'], metrics: null, cacheMaxBytes: null })
   })
 
   it('takes metrics as IP:PORT or [IPv6]:PORT, port 0 included, or off', () => {
     expect(resolveConfig({ ...BASE, metrics: '127.0.0.1:0' }).metrics).toEqual({ host: '127.0.0.1', port: 0 })
     expect(resolveConfig({ ...BASE, metrics: '[::1]:9100' }).metrics).toEqual({ host: '::1', port: 9100 })
     expect(resolveConfig({ ...BASE, metrics: 'off' }).metrics).toBeNull()
+  })
+
+  it('reads cache sizes in powers of 1024, or plain bytes', () => {
+    const size = (cacheMaxSize: number | string): number | null => resolveConfig({ ...BASE, cacheMaxSize }).cacheMaxBytes
+    expect(size('500M')).toBe(500 * 2 ** 20)
+    expect(size('20G')).toBe(20 * 2 ** 30)
+    expect(size('1.5T')).toBe(1.5 * 2 ** 40)
+    expect(size('64k')).toBe(65536)
+    expect(size('2 GiB')).toBe(2 * 2 ** 30)
+    expect(size('123456')).toBe(123456)
+    expect(size(123456)).toBe(123456)
+    expect(size('0')).toBe(0)
+    expect(size('none')).toBe(null)
   })
 })

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { StatKey } from './scan.js'
 
 /** The digests of one file as it was when hashed. */
@@ -143,8 +143,13 @@ export async function loadIndex (stateDir: string): Promise<LoadResult> {
 /** Replaces the index in `stateDir` atomically: a reader sees the old file or the new one, never half of one. */
 export async function saveIndex (stateDir: string, dirs: ReadonlyMap<string, IndexDir>): Promise<number> {
   const buf = encodeIndex(dirs)
-  await mkdir(stateDir, { recursive: true })
-  const final = join(stateDir, INDEX_FILE)
+  await writeFileAtomic(join(stateDir, INDEX_FILE), buf)
+  return buf.length
+}
+
+/** Replaces `final` (mode 0600, its dir made if need be) by way of a synced temporary file and rename(2). */
+export async function writeFileAtomic (final: string, buf: Buffer): Promise<void> {
+  await mkdir(dirname(final), { recursive: true })
   const temp = `${final}.tmp-${process.pid}`
   try {
     const fh = await open(temp, 'w', 0o600)
@@ -159,5 +164,4 @@ export async function saveIndex (stateDir: string, dirs: ReadonlyMap<string, Ind
     await rm(temp, { force: true })
     throw err
   }
-  return buf.length
 }

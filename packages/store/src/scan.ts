@@ -1,4 +1,4 @@
-import { lstat } from 'node:fs/promises'
+import { lstat, unlink } from 'node:fs/promises'
 import { isValidName } from '@distswarm/protocol'
 
 /** Portage's in-progress download suffix (`${FILE}` of FETCHCOMMAND). */
@@ -63,4 +63,22 @@ export async function forEachBounded<T> (items: Iterable<T>, limit: number, fn: 
  */
 export function pickDistfiles (listed: ListedFile[]): ListedFile[] {
   return listed.filter((f) => isDistfileName(f.name)).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+}
+
+/**
+ * Deletes the file at `path` unless it is gone or another file took its name
+ * since it was looked at (`seen`: its dev and inode then; null: any file).
+ * True when deleted; an unlink that fails is logged through `log` and false.
+ */
+export async function unlinkIfSame (path: string, seen: { dev: bigint, ino: bigint } | null, log: (format: string, ...args: unknown[]) => void): Promise<boolean> {
+  const now = await statFile(path)
+  if (now === null) return false
+  if (seen !== null && (now.dev !== seen.dev || now.ino !== seen.ino)) return false
+  try {
+    await unlink(path)
+  } catch (err) {
+    log('cannot remove %s: %s', path, (err as Error).message)
+    return false
+  }
+  return true
 }

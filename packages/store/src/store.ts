@@ -5,11 +5,12 @@ import { basename, join, resolve } from 'node:path'
 import createDebug from 'debug'
 import { toHex, type FileEntry } from '@distswarm/protocol'
 import { CacheDir, type Download, type Expected } from './cache.js'
+import { UseTimes } from './gc.js'
 import { StoreError } from './errors.js'
 import { loadIndex, saveIndex, type IndexDir } from './hashindex.js'
 import { HashPool, LOOK_AGAIN, type HashedFile, type PieceRange } from './pool.js'
 import { StreamHasher } from './streamhash.js'
-import { forEachBounded, isDistfileName, pickDistfiles, sameStat, statFile, type StatKey } from './scan.js'
+import { forEachBounded, isDistfileName, pickDistfiles, sameStat, statFile, unlinkIfSame, type StatKey } from './scan.js'
 import { verifyCacheDir, type VerifyOptions, type VerifyReport } from './verify.js'
 
 const log = createDebug('distswarm:store')
@@ -26,6 +27,12 @@ const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(r
 /** A file this box holds: an inventory entry plus where it lies. */
 export interface LocalFile extends FileEntry {
   path: string
+}
+
+/** A file of the cache dir, for the quota. */
+export interface CacheFile extends LocalFile {
+  /** ms since the epoch: the later of its last use (Store.touch) and its mtime */
+  usedAt: number
 }
 
 export interface StoreInit {
@@ -106,6 +113,7 @@ export class Store extends EventEmitter<StoreEvents> {
   private readonly stateDir: string | null
   private readonly pool: HashPool
   private readonly streamHasher: StreamHasher
+  private readonly uses: UseTimes
   private readonly window: number
   private readonly watchEnabled: boolean
   private readonly settleMs: number
@@ -157,6 +165,7 @@ export class Store extends EventEmitter<StoreEvents> {
     this.cacheIdx = paths.indexOf(cacheDir)
     this.stateDir = init.stateDir ?? null
     this.indexState = this.stateDir === null ? 'off' : 'missing'
+    this.uses = new UseTimes({ stateDir: this.stateDir, live: () => this.cacheDigests() })
     this.pool = new HashPool({ size: init.hashWorkers })
     // Two per worker: one hashing, one queued, so no worker waits for the next stat.
     this.window = this.pool.size * 2
@@ -181,6 +190,7 @@ export class Store extends EventEmitter<StoreEvents> {
     const started = Date.now()
     this.lastSave = started
     await this.cache.open()
+    await this.uses.load()
     if (this.stateDir !== null) {
       const loaded = await loadIndex(this.stateDir)
       this.indexState = loaded.state
@@ -339,6 +349,59 @@ export class Store extends EventEmitter<StoreEvents> {
     }
   }
 
+  // --- the quota (see gc.ts for the order) ---
+
+  /** Bytes of the published files in the cache dir; partial downloads are not counted. */
+  get cacheBytes (): number {
+    let bytes = 0
+    for (const t of this.files.values()) if (t.dir === this.cacheIdx) bytes += t.file.size
+    return bytes
+  }
+
+  /** Records a use of this content now (a fetch that found it here, a peer's request for it): eviction takes the least recently used first. */
+  touch (blake2b: Uint8Array | string): void {
+    this.uses.touch(typeof blake2b === 'string' ? blake2b : toHex(blake2b))
+  }
+
+  /** The files of the cache dir, each with when it was last used. */
+  cacheFiles (): CacheFile[] {
+    const out: CacheFile[] = []
+    for (const t of this.files.values()) {
+      if (t.dir !== this.cacheIdx) continue
+      const mtime = Number(t.stat.mtimeNs / 1_000_000n)
+      out.push({ ...t.file, usedAt: Math.max(mtime, this.uses.get(t.hex) ?? 0) })
+    }
+    return out
+  }
+
+  /**
+   * Deletes these files of the cache dir, each unless a commit is placing it
+   * or another file took its name since it was indexed (a commit indexes
+   * its file only at its last step, and the agent pins it until its fetch
+   * has returned). Paths outside the cache dir are refused: distdirs are
+   * Portage's. When no copy of a content is left on this box, peers are told
+   * (the 'removed' event); a cache file that portage-fetch hard-linked into a
+   * distdir loses only its cache name, and its content stays, served from
+   * the distdir. Resolves to the paths deleted.
+   */
+  async evict (paths: Iterable<string>): Promise<string[]> {
+    if (this.closed) throw StoreError.STORE_CLOSED()
+    const removed: string[] = []
+    for (const path of paths) {
+      const t = this.files.get(path)
+      if (t?.dir !== this.cacheIdx || this.committing.has(path)) continue
+      if (!await unlinkIfSame(path, t.stat, log)) continue
+      log('evicted %s (%d bytes)', path, t.file.size)
+      this.forget(path)
+      removed.push(path)
+    }
+    return removed
+  }
+
+  private * cacheDigests (): Generator<string> {
+    for (const t of this.files.values()) if (t.dir === this.cacheIdx) yield t.hex
+  }
+
   /** Stops watching and hashing and saves the index. Idempotent. */
   close (): Promise<void> {
     this.closing ??= this.shutdown()
@@ -358,6 +421,7 @@ export class Store extends EventEmitter<StoreEvents> {
     await Promise.allSettled([...this.running.values(), ...this.again.values(), this.sweeping, this.opening])
     if (this.dirty) await this.save()
     await this.saving
+    await this.uses.close()
   }
 
   // --- keeping the inventory current ---

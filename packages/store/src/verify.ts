@@ -1,9 +1,8 @@
-import { unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import createDebug from 'debug'
 import { toHex, type FileEntry } from '@distswarm/protocol'
 import { LOOK_AGAIN, type HashOutcome, type HashPool } from './pool.js'
-import { forEachBounded, pickDistfiles, statFile } from './scan.js'
+import { forEachBounded, pickDistfiles, statFile, unlinkIfSame } from './scan.js'
 
 const log = createDebug('distswarm:store:verify')
 
@@ -108,15 +107,7 @@ export async function verifyCacheDir (ctx: VerifyContext, options: VerifyOptions
 
 /** Deletes a bad file, unless another file took its name since it was read. */
 async function remove (ctx: VerifyContext, path: string, read: HashOutcome): Promise<boolean> {
-  const now = await statFile(path)
-  if (now === null) return false
-  if (read.ok && (now.dev !== read.stat.dev || now.ino !== read.stat.ino)) return false
-  try {
-    await unlink(path)
-  } catch (err) {
-    log('cannot remove %s: %s', path, (err as Error).message)
-    return false
-  }
+  if (!await unlinkIfSame(path, read.ok ? read.stat : null, log)) return false
   ctx.forget(path)
   return true
 }

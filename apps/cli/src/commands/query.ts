@@ -22,7 +22,7 @@ interface QuerySpec<R> {
 }
 
 /** A command that asks the running agent one thing and prints the answer, as text or with --json. */
-function defineQuery<R> (spec: QuerySpec<R>): Command {
+export function defineQuery<R> (spec: QuerySpec<R>): Command {
   return defineCommand({
     name: spec.name,
     summary: spec.summary,
