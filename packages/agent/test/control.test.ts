@@ -23,7 +23,9 @@ async function server (handlers: Partial<Handlers>, init: ControlServerInit): Pr
     peers: async () => [],
     where: async ({ query }) => ({ query, local: [], remote: [] }),
     fetch: async () => { throw new Error('not here') },
-    verify: async () => ({ cacheDir: '', checked: 0, bytes: 0, bad: [] })
+    verify: async () => ({ cacheDir: '', checked: 0, bytes: 0, bad: [] }),
+    ls: async () => ({ peer: null, files: [] }),
+    upstream: async () => ({ fetchedUpstream: 0 })
   }
   const srv: Server = await startControlServer(path, { ...quick, ...handlers }, init)
   onTestFinished(async () => {
