@@ -39,6 +39,10 @@ describe('cli', () => {
       expect(t.out()).toMatch(/examples:\n {2}\S/)
     }
     expect(await run(['completion', 'fish'], io().io)).toBe(2)
+    // no agent at the socket: 3, for every query command
+    for (const args of [['status'], ['peers'], ['ls'], ['ls', '--peer', 'x'], ['where', 'x'], ['fetch', 'x'], ['verify']]) {
+      expect(await run([...args, '--control', '/nonexistent/distswarm-test.sock'], io().io), args.join(' ')).toBe(3)
+    }
     const t = io()
     expect(await run(['where'], t.io)).toBe(2)
     expect(t.err()).toMatch(/expected 1 argument/)

@@ -72,21 +72,20 @@ const sizeOf = async (path: string): Promise<number> => (await stat(path).catch(
 
 /** Tells the agent how many bytes the fallback downloaded, for its status; best effort, silent on failure. */
 async function reportUpstream (control: string, name: string, bytes: number): Promise<void> {
-  let client: ControlClient | null = null
+  const clients: ControlClient[] = []
   let timer: NodeJS.Timeout | undefined
+  const report = async (): Promise<void> => {
+    const client = await ControlClient.connect(control)
+    clients.push(client)
+    await client.call('upstream', { name, bytes })
+  }
   try {
-    await Promise.race([
-      (async () => {
-        client = await ControlClient.connect(control)
-        await client.call('upstream', { name, bytes })
-      })(),
-      new Promise((resolve) => { timer = setTimeout(resolve, REPORT_TIMEOUT_MS) })
-    ])
+    await Promise.race([report(), new Promise((resolve) => { timer = setTimeout(resolve, REPORT_TIMEOUT_MS) })])
   } catch {
     // no agent, or an old one: the download itself is done and fine
   } finally {
     clearTimeout(timer)
-    ;(client as ControlClient | null)?.close()
+    for (const c of clients) c.close()
   }
 }
 

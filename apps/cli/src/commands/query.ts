@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { ControlClient, defaultControlPath, type FetchParams, type FetchResult } from '@distswarm/agent'
+import { ControlClient, defaultControlPath, type FetchParams, type FetchResult, type StatusResult } from '@distswarm/agent'
 import { CLIENT_OPTIONS, defineCommand, exitCodeOf, UsageError, writeJson, type Command, type IO } from '../command.js'
 import {
   formatBytes, formatDuration, formatRate, formatRtt, formatSince, isTTY, keyValues, paintFor, shortKey, table, type Paint
@@ -73,7 +73,8 @@ export const statusCommand = defineQuery({
   show (s, io) {
     const p = paintFor(io.stdout, io.env)
     const f = s.fetches
-    const t = s.traffic
+    // An agent older than this CLI lacks traffic and transfers: left out then.
+    const t = s.traffic as StatusResult['traffic'] | undefined
     const cache = cacheLine((s as { cache?: CacheUse }).cache)
     const rows: Array<[string, string]> = [
       ['agent', `${p.bold(s.name)} (${shortKey(s.publicKey)})${s.seed ? ', seed: serves, never fetches' : ''}`],
@@ -95,7 +96,7 @@ export const statusCommand = defineQuery({
       ['uptime', formatDuration(s.uptimeMs)]
     ]
     let out = keyValues(rows, p.dim)
-    const transfers = s.transfers ?? []
+    const transfers = s.transfers ?? [] // (older agent)
     if (transfers.length) {
       out += `\n${p.bold('transfers in flight')}\n` + table(['NAME', 'DONE', 'SIZE', '%', 'STARTED'], transfers.map((x) => [
         x.name, formatBytes(x.bytesDone), formatBytes(x.size), percent(x.bytesDone, x.size), formatSince(x.startedAt)
@@ -118,7 +119,7 @@ export const peersCommand = defineQuery({
       ? 'no peers\n'
       : table(['NAME', 'KEY', 'ADDRESS', 'PATH', 'FILES', 'SENT', 'RECEIVED', 'RTT', 'FAULTS', 'CONNECTED', 'LAST SEEN'], peers.map((x) => [
         x.name || '?', shortKey(x.publicKey), x.address ?? '-', x.path, String(x.files), formatBytes(x.bytesSent), formatBytes(x.bytesReceived),
-        formatRtt(x.rttMs ?? null), String(x.faults), formatSince(x.connectedAt, now), x.lastSeenAt ? formatSince(x.lastSeenAt, now) : '-'
+        formatRtt(x.rttMs ?? null /* older agent */), String(x.faults), formatSince(x.connectedAt, now), x.lastSeenAt ? formatSince(x.lastSeenAt, now) : '-'
       ]), { right: [4, 5, 6, 7, 8], header: p.bold }))
   }
 })
@@ -268,7 +269,7 @@ export const fetchCommand = defineQuery({
       const now = Date.now()
       for (const [i, t] of tracked) {
         const item = items[i]!
-        t.transfer = transferOf(s.transfers ?? [], item.query, item.name)
+        t.transfer = transferOf(s.transfers ?? [] /* older agent: no bars */, item.query, item.name)
         if (t.transfer && !t.first) t.first = { at: now, done: t.transfer.bytesDone }
       }
       redraw()
