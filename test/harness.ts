@@ -2,7 +2,7 @@
  * Real `distswarm` processes for tests, on a LocalNet that is closed (every
  * process stopped, every dir removed) when the test ends, pass or fail.
  */
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
@@ -32,6 +32,21 @@ export async function cli (args: string[], opts: { env?: NodeJS.ProcessEnv, time
   const [code] = await once(child, 'close') as [number | null] // 'close': after stdout and stderr are read to the end
   clearTimeout(timer)
   return { code, stdout, stderr }
+}
+
+/** A CLI command whose stdout and stderr are a terminal (util-linux `script` gives it a pseudo-terminal), killed when the test ends. */
+export function cliTTY (args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): { output: () => string, exited: Promise<number | null>, child: ChildProcess } {
+  const quote = (w: string): string => `'${w.replaceAll("'", "'\\''")}'`
+  // -e: script exits with the command's code; -f: output as it comes; the typescript file is thrown away
+  const child = spawn('script', ['-qefc', [process.execPath, BIN, ...args].map(quote).join(' '), '/dev/null'], {
+    env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { output += d })
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { output += d })
+  const exited = once(child, 'exit').then(([code]) => code as number | null)
+  onTestFinished(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  return { output: () => output, exited, child }
 }
 
 /** `cli … --json` that must exit 0. */

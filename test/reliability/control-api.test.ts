@@ -74,6 +74,11 @@ it('the control API answers bad input with stable error codes and keeps working'
     [line({ id: 18, method: 'fetch', params: { query: ['a.tar.gz'] } }), 18, 'ERR_BAD_REQUEST'],
     [line({ id: 19, method: 'fetch', params: { query: 'a.tar.gz', sha512: 1 } }), 19, 'ERR_BAD_REQUEST'],
     [line({ id: 20, method: 'fetch', params: { query: 'a.tar.gz', name: null } }), 20, 'ERR_BAD_REQUEST'],
+    [line({ id: 30, method: 'ls', params: { peer: 5 } }), 30, 'ERR_BAD_REQUEST'],
+    [line({ id: 31, method: 'upstream', params: { name: 'a.tar.gz', bytes: -1 } }), 31, 'ERR_BAD_REQUEST'],
+    [line({ id: 32, method: 'upstream', params: { name: 'a.tar.gz', bytes: 1.5 } }), 32, 'ERR_BAD_REQUEST'],
+    [line({ id: 33, method: 'upstream', params: { name: 'a.tar.gz', bytes: '5' } }), 33, 'ERR_BAD_REQUEST'],
+    [line({ id: 34, method: 'upstream', params: { bytes: 5 } }), 34, 'ERR_BAD_REQUEST'],
     ['\u0000\u00ff\ufffd binary\n', null, 'ERR_BAD_REQUEST']
   ]
   const c = await raw(agent.control)

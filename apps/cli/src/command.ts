@@ -61,7 +61,7 @@ export function parse (cmd: Command, argv: string[]): { values: Record<string, u
 
 export function helpText (cmd: Command): string {
   const opts = Object.entries(cmd.options).map(([name, o]) => {
-    const flag = `--${name}${o.type === 'string' ? ` ${o.valueName ?? 'VALUE'}` : ''}${o.multiple ? ' (repeatable)' : ''}`
+    const flag = `${o.short ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ` ${o.valueName ?? 'VALUE'}` : ''}${o.multiple ? ' (repeatable)' : ''}`
     return `  ${(flag + '  ').padEnd(34)}${o.description ?? ''}`
   })
   return [
@@ -74,8 +74,8 @@ export function helpText (cmd: Command): string {
 
 /** Shared options of the commands that talk to a running agent. */
 export const CLIENT_OPTIONS = {
-  control: { type: 'string', description: 'agent control socket (env DISTSWARM_CONTROL)' },
-  json: { type: 'boolean', description: 'print one JSON document' },
+  control: { type: 'string', valueName: 'PATH', description: 'agent control socket (env DISTSWARM_CONTROL)' },
+  json: { type: 'boolean', description: 'print one JSON document (fields: docs/cli.md)' },
   help: { type: 'boolean', short: 'h', description: 'show this help' }
 } as const
 

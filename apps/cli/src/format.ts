@@ -23,11 +23,80 @@ export function formatRate (bytes: number, ms: number): string {
   return `${formatBytes(Math.round(bytes / Math.max(ms, 1) * 1000))}/s`
 }
 
+/** How long ago, coarse enough to read at a glance: "just now", "12 s ago", "5 min ago", "3 h ago", "2 d ago". */
+export function formatAgo (ms: number): string {
+  const s = Math.floor(Math.max(ms, 0) / 1000)
+  if (s < 1) return 'just now'
+  if (s < 60) return `${s} s ago`
+  const m = Math.floor(s / 60)
+  if (m < 60) return `${m} min ago`
+  const h = Math.floor(m / 60)
+  return h < 48 ? `${h} h ago` : `${Math.floor(h / 24)} d ago`
+}
+
+/** The time since an ISO date, as formatAgo; '-' for one that does not parse. */
+export function formatSince (iso: string, now = Date.now()): string {
+  const t = Date.parse(iso)
+  return Number.isNaN(t) ? '-' : formatAgo(now - t)
+}
+
+/** A round-trip time in whole ms; UDX measures in ms, so 0 means under one. */
+export function formatRtt (ms: number | null): string {
+  if (ms === null) return '-'
+  return ms < 1 ? '<1 ms' : `${ms} ms`
+}
+
 export const shortKey = (hex: string): string => hex.slice(0, 12)
 
-/** Left-aligned columns, two spaces apart. */
-export function table (header: string[], rows: string[][]): string {
+export interface TableOptions {
+  /** Columns (by index) aligned right: numbers and sizes. */
+  right?: number[]
+  /** Applied to the header line once it is padded (colour codes must not count towards widths). */
+  header?: (line: string) => string
+}
+
+/** Columns two spaces apart, left-aligned unless listed in `right`. */
+export function table (header: string[], rows: string[][], opts: TableOptions = {}): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()
-  return [line(header), ...rows.map(line)].join('\n') + '\n'
+  const right = new Set(opts.right ?? [])
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => right.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()
+  const head = line(header)
+  return [opts.header ? opts.header(head) : head, ...rows.map(line)].join('\n') + '\n'
+}
+
+/** `key value` lines with the keys in one column. */
+export function keyValues (rows: Array<[string, string]>, key: (k: string) => string = (k) => k): string {
+  const width = Math.max(0, ...rows.map(([k]) => k.length))
+  return rows.map(([k, v]) => `${key(k.padEnd(width))}  ${v}`).join('\n') + '\n'
+}
+
+export interface Paint {
+  bold: (s: string) => string
+  dim: (s: string) => string
+  red: (s: string) => string
+  green: (s: string) => string
+  yellow: (s: string) => string
+}
+
+const sgr = (open: number, close: number) => (s: string): string => `\x1b[${open}m${s}\x1b[${close}m`
+const PLAIN: Paint = { bold: String, dim: String, red: String, green: String, yellow: String }
+const COLOUR: Paint = { bold: sgr(1, 22), dim: sgr(2, 22), red: sgr(31, 39), green: sgr(32, 39), yellow: sgr(33, 39) }
+
+/**
+ * Colour for a stream: only a terminal, and never with NO_COLOR set to
+ * anything but the empty string (https://no-color.org).
+ */
+export function paintFor (stream: unknown, env: NodeJS.ProcessEnv): Paint {
+  const tty = (stream as { isTTY?: boolean }).isTTY === true
+  return tty && !env.NO_COLOR ? COLOUR : PLAIN
+}
+
+export const isTTY = (stream: unknown): boolean => (stream as { isTTY?: boolean }).isTTY === true
+
+/** `[#####-----]` of `width` cells, at least one: `done` of `total` (an empty file is done). */
+export function bar (done: number, total: number, width: number): string {
+  const cells = Math.max(1, width)
+  const filled = total > 0 ? Math.min(cells, Math.floor(done / total * cells)) : cells
+  return `[${'#'.repeat(filled)}${'-'.repeat(cells - filled)}]`
 }

@@ -1,15 +1,16 @@
 import { exitCodeOf, helpText, parse, type Command, type IO } from './command.js'
 import { agentCommand, seedCommand } from './commands/agent.js'
 import { bootstrapCommand } from './commands/bootstrap.js'
+import { completionCommand } from './commands/completion.js'
 import { demoCommand } from './commands/demo.js'
 import { gcCommand } from './commands/gc.js'
 import { initCommand } from './commands/init.js'
 import { portageConfigCommand, portageFetchCommand } from './commands/portage.js'
-import { fetchCommand, peersCommand, statusCommand, verifyCommand, whereCommand } from './commands/query.js'
+import { fetchCommand, lsCommand, peersCommand, statusCommand, verifyCommand, whereCommand } from './commands/query.js'
 
-const COMMANDS: Command[] = [
-  initCommand, agentCommand, seedCommand, bootstrapCommand, statusCommand, peersCommand, whereCommand, fetchCommand, verifyCommand, gcCommand,
-  portageFetchCommand, portageConfigCommand, demoCommand
+export const COMMANDS: Command[] = [
+  initCommand, agentCommand, seedCommand, bootstrapCommand, statusCommand, peersCommand, lsCommand, whereCommand, fetchCommand, verifyCommand, gcCommand,
+  portageFetchCommand, portageConfigCommand, demoCommand, completionCommand(() => COMMANDS)
 ]
 
 function usage (): string {

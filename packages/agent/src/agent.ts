@@ -2,13 +2,16 @@ import { EventEmitter } from 'node:events'
 import { rm } from 'node:fs/promises'
 import type { Server as HttpServer } from 'node:http'
 import type { Server } from 'node:net'
+import { dirname, resolve } from 'node:path'
 import createDebug from 'debug'
 import { isHexDigest, isValidName, toHex, type FileEntry } from '@distswarm/protocol'
 import {
   ManifestIndex, planEviction, Store, StoreError, watchRepos, type Download, type EvictionPlan, type LocalFile, type ManifestEntry, type ManifestWatcher
 } from '@distswarm/store'
 import { DistSwarm, sourcesOf, type LocalSource, type Peer, type PieceSource } from '@distswarm/swarm'
-import type { FetchParams, FetchResult, FileInfo, GcParams, GcResult, PeerInfo, StatusResult, VerifyParams, VerifyResult, WhereResult } from './api.js'
+import type {
+  FetchParams, FetchResult, FileInfo, GcParams, GcResult, LsParams, LsResult, PeerInfo, StatusResult, TransferInfo, UpstreamParams, VerifyParams, VerifyResult, WhereResult
+} from './api.js'
 import { findRepos, type AgentConfig } from './config.js'
 import { startControlServer } from './control.js'
 import { AgentError } from './errors.js'
@@ -47,7 +50,7 @@ function matchesManifest (e: ManifestEntry, f: FileInfo): boolean {
     (e.sha512 === null || f.sha512 === '' || e.sha512 === f.sha512)
 }
 
-function peerInfo (p: Peer, faults: number, path: PeerInfo['path'], traffic: { sent: number, received: number }): PeerInfo {
+function peerInfo (p: Peer, faults: number, path: PeerInfo['path'], traffic: { sent: number, received: number }, lastSeen: number | null): PeerInfo {
   return {
     name: p.name,
     publicKey: p.publicKeyHex,
@@ -57,9 +60,13 @@ function peerInfo (p: Peer, faults: number, path: PeerInfo['path'], traffic: { s
     bytesReceived: traffic.received,
     connectedAt: new Date(p.connectedAt).toISOString(),
     faults,
-    path
+    path,
+    rttMs: p.rttMs,
+    lastSeenAt: new Date(lastSeen ?? p.lastReceivedAt).toISOString()
   }
 }
+
+const byName = (a: { name: string }, b: { name: string }): number => a.name < b.name ? -1 : a.name > b.name ? 1 : 0
 
 /**
  * One box's agent: indexes its distfiles, advertises them to the network,
@@ -78,6 +85,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly inFlight = new Map<string, Promise<FetchResult>>()
   private readonly startedAt = Date.now()
   private readonly counters = { completed: 0, failed: 0, bytesFetched: 0 }
+  /** What portage-fetch reported downloading upstream through its fallback. */
+  private readonly upstreamCounters = { files: 0, bytes: 0 }
+  /** The downloads under way, by hex digest, for status (entries leave with their inFlight entry). */
+  private readonly transfers = new Map<string, { name: string, blake2b: string, size: number, startedAt: number, download: Download | null }>()
   private closed = false
   private manifest: ManifestIndex | null = null
   /** When each digest was last re-hashed on a peer's report. */
@@ -153,7 +164,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       seeder: this.config.seed,
       source: this.advertised
     })
-    const info = (p: Peer): PeerInfo => peerInfo(p, swarm.faultsOf(p.publicKeyHex), swarm.pathTo(p.publicKeyHex), swarm.traffic(p.publicKeyHex))
+    const info = (p: Peer): PeerInfo =>
+      peerInfo(p, swarm.faultsOf(p.publicKeyHex), swarm.pathTo(p.publicKeyHex), swarm.traffic(p.publicKeyHex), swarm.lastSeen(p.publicKeyHex))
     swarm.on('peer-ready', (p) => {
       this.peersMet.add(p.publicKeyHex)
       this.emit('peer-ready', info(p))
@@ -168,7 +180,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       where: async (params) => this.where(params.query),
       fetch: (params) => this.fetch(params),
       verify: (params) => this.verify(params),
-      gc: (params) => this.gc(params)
+      gc: (params) => this.gc(params),
+      ls: async (params) => this.ls(params),
+      upstream: async (params) => this.upstream(params)
     })
     if (this.config.metrics) {
       const { server, address } = await startMetricsServer(this.config.metrics, () => this.metrics.render(this.metricsSnapshot()))
@@ -202,6 +216,15 @@ export class Agent extends EventEmitter<AgentEvents> {
       cache: { bytes: this.store.cacheBytes, maxBytes: this.config.cacheMaxBytes },
       peers: swarm.readyPeers().length,
       fetches: { inFlight: this.inFlight.size, ...this.counters },
+      transfers: [...this.transfers.values()].map((t): TransferInfo => ({
+        name: t.name, blake2b: t.blake2b, size: t.size, bytesDone: t.download?.written ?? 0, startedAt: new Date(t.startedAt).toISOString()
+      })),
+      traffic: {
+        servedToPeers: swarm.servedBytes(),
+        fetchedFromPeers: this.counters.bytesFetched,
+        fetchedUpstream: this.upstreamCounters.bytes,
+        upstreamFiles: this.upstreamCounters.files
+      },
       manifest: {
         repos: [...(this.manifest?.repos ?? [])],
         names: this.manifest?.size ?? 0,
@@ -243,6 +266,42 @@ export class Agent extends EventEmitter<AgentEvents> {
         holders: r.holders.map((p) => ({ name: p.name, publicKey: p.publicKeyHex }))
       }))
     }
+  }
+
+  /** This box's inventory, or the files a peer (its name, a key prefix or a name prefix) advertises. */
+  ls (params: LsParams): LsResult {
+    if (params.peer === undefined) {
+      const cacheDir = resolve(this.config.cacheDir)
+      const files = [...this.store.entries()].map((f) => ({
+        ...fileInfo(f), where: dirname(f.path) === cacheDir ? 'cache' as const : 'distdir' as const, path: f.path
+      }))
+      return { peer: null, files: files.sort(byName) }
+    }
+    const q = params.peer
+    const peers = this.requireSwarm().readyPeers()
+    // the exact name, else a key prefix, else a name prefix: whichever matches first
+    const tries = [
+      (p: Peer) => p.name === q,
+      (p: Peer) => /^[0-9a-f]+$/i.test(q) && p.publicKeyHex.startsWith(q.toLowerCase()),
+      (p: Peer) => q !== '' && p.name.startsWith(q)
+    ]
+    const matches = tries.map((t) => peers.filter(t)).find((m) => m.length > 0) ?? []
+    if (matches.length > 1) throw AgentError.AMBIGUOUS_PEER(q, matches.map((p) => p.publicKeyHex))
+    const peer = matches[0]
+    if (!peer) throw AgentError.NO_SUCH_PEER(q)
+    return {
+      peer: { name: peer.name, publicKey: peer.publicKeyHex },
+      files: [...peer.files.values()].map((e) => ({ ...fileInfo(e), where: 'peer' as const, path: null })).sort(byName)
+    }
+  }
+
+  /** portage-fetch says its fallback downloaded a file upstream: counted for status, nothing else. */
+  upstream (params: UpstreamParams): { fetchedUpstream: number } {
+    if (!isValidName(params.name)) throw AgentError.BAD_REQUEST(`invalid file name ${JSON.stringify(params.name.slice(0, 300))}`)
+    this.upstreamCounters.files++
+    this.upstreamCounters.bytes += params.bytes
+    log('portage-fetch fetched %s upstream: %d bytes', params.name, params.bytes)
+    return { fetchedUpstream: this.upstreamCounters.bytes }
   }
 
   /**
@@ -320,8 +379,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       swarm.report(key, entry.blake2b)
       excluded.add(key)
     }
+    const transfer = { name: want.name, blake2b: target.blake2b, size: entry.size, startedAt: want.started, download: null as Download | null }
+    this.transfers.set(target.blake2b, transfer)
     try {
-      const download = await this.store.begin(expected)
+      const download = transfer.download = await this.store.begin(expected)
       let kept = false
       try {
         // Gone without for one round when holders split evenly over some pieces (see Verdict.suspect).
@@ -381,6 +442,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       const e = err as { code?: string, message?: string }
       this.emit('fetch-failed', { query: want.name, code: e.code ?? 'ERR_INTERNAL', message: e.message ?? String(err) })
       throw err
+    } finally {
+      this.transfers.delete(target.blake2b)
     }
   }
 

@@ -37,6 +37,19 @@ export interface StatusResult {
   cache: { bytes: number, maxBytes: number | null }
   peers: number
   fetches: { inFlight: number, completed: number, failed: number, bytesFetched: number }
+  /** fetches from peers under way, one entry a file (at most one download a file) */
+  transfers: TransferInfo[]
+  /** file bytes moved since the agent started */
+  traffic: {
+    /** uploaded to peers */
+    servedToPeers: number
+    /** fetched from peers: sizes of the files fetched (as fetches.bytesFetched) */
+    fetchedFromPeers: number
+    /** downloaded from upstream by portage-fetch's fallback (as it reported them; best effort) */
+    fetchedUpstream: number
+    /** files portage-fetch reported fetching upstream */
+    upstreamFiles: number
+  }
   /** the Manifest index: repos read, distinct distfile names, lines skipped as malformed */
   manifest: { repos: string[], names: number, problems: number }
   uptimeMs: number
@@ -54,6 +67,41 @@ export interface PeerInfo {
   faults: number
   /** how transfers travel: over the fast TCP link, or the hyperswarm stream */
   path: 'tcp' | 'hyperswarm'
+  /** smoothed round-trip time of the hyperswarm (UDX) connection, whole ms; null when the peer is reached over TCP only (no measure) */
+  rttMs: number | null
+  /** when bytes from this peer last arrived (ISO 8601) */
+  lastSeenAt: string
+}
+
+/** A fetch from peers under way. */
+export interface TransferInfo {
+  name: string
+  /** hex */
+  blake2b: string
+  size: number
+  /** bytes written so far, counting those a resumed attempt started from */
+  bytesDone: number
+  /** ISO 8601 */
+  startedAt: string
+}
+
+export interface LsParams {
+  /** a peer's name, public key (a hex prefix will do) or a prefix of its name: list its advertised files instead of this box's */
+  peer?: string
+}
+
+export interface LsResult {
+  /** the peer listed; null for this box */
+  peer: { name: string, publicKey: string } | null
+  /** sorted by name; `where` is 'distdir' or 'cache' on this box, 'peer' for a peer's (then path is null) */
+  files: Array<FileInfo & { where: 'distdir' | 'cache' | 'peer', path: string | null }>
+}
+
+export interface UpstreamParams {
+  /** the file portage-fetch's fallback downloaded */
+  name: string
+  /** bytes it downloaded */
+  bytes: number
 }
 
 export interface WhereResult {
@@ -133,7 +181,10 @@ export interface ControlMethods {
   where: { params: { query: string }, result: WhereResult }
   fetch: { params: FetchParams, result: FetchResult }
   verify: { params: VerifyParams, result: VerifyResult }
-  gc: { params: GcParams, result: GcResult }
+  gc: { params: GcParams, result: GcResult },
+  ls: { params: LsParams, result: LsResult }
+  /** portage-fetch reports a fallback download; the result is the new total */
+  upstream: { params: UpstreamParams, result: { fetchedUpstream: number } }
 }
 
 export type Method = keyof ControlMethods

@@ -33,14 +33,16 @@ const DEFAULTS: Required<ControlServerInit> = { maxLineBytes: 64 * 1024, maxInFl
 interface Request { id: number, method: Method, params: Record<string, unknown> }
 
 /** The type of each param a method takes, '?' when optional. Any other param is refused. */
-type ParamType = 'string' | 'string?' | 'boolean?'
+type ParamType = 'string' | 'string?' | 'boolean?' | 'number'
 const PARAMS: { [M in Method]: Record<string, ParamType> } = {
   status: {},
   peers: {},
   where: { query: 'string' },
   fetch: { query: 'string', sha512: 'string?', name: 'string?' },
   verify: { remove: 'boolean?' },
-  gc: { dryRun: 'boolean?' }
+  gc: { dryRun: 'boolean?' },
+  ls: { peer: 'string?' },
+  upstream: { name: 'string', bytes: 'number' }
 }
 
 function errorBody (err: unknown): { code: string, message: string } {
@@ -63,6 +65,9 @@ function paramsProblem (method: Method, params: Record<string, unknown>): string
       if (type === want) return `${method} needs param ${key}`
     } else if (typeof params[key] !== want) {
       return `${method} param ${key} must be a ${want}`
+    } else if (want === 'number' && !(Number.isSafeInteger(params[key]) && (params[key] as number) >= 0)) {
+      // every number param counts something
+      return `${method} param ${key} must be a non-negative integer`
     }
   }
   return null

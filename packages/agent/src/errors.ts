@@ -22,6 +22,14 @@ export class AgentError extends DistswarmError {
     return new AgentError('ERR_NOT_FOUND', `no connected peer has ${query}`)
   }
 
+  static NO_SUCH_PEER (query: string): AgentError {
+    return new AgentError('ERR_NOT_FOUND', `no connected peer has the key prefix or name ${JSON.stringify(query.slice(0, 128))}`)
+  }
+
+  static AMBIGUOUS_PEER (query: string, keys: string[]): AgentError {
+    return new AgentError('ERR_AMBIGUOUS', `${JSON.stringify(query.slice(0, 128))} matches ${keys.length} peers (${keys.map((k) => k.slice(0, 12)).join(', ')}); give more of the key`)
+  }
+
   static AMBIGUOUS (name: string, digests: string[]): AgentError {
     return new AgentError('ERR_AMBIGUOUS', `${name}: peers hold ${digests.length} different files of that name (BLAKE2B ${digests.map((d) => d.slice(0, 16)).join(', ')}…); ask by digest`)
   }

@@ -26,7 +26,9 @@ async function server (handlers: Partial<Handlers>, init: ControlServerInit): Pr
     where: async ({ query }) => ({ query, local: [], remote: [] }),
     fetch: async () => { throw new Error('not here') },
     verify: async () => ({ cacheDir: '', checked: 0, bytes: 0, bad: [] }),
-    gc: async () => ({ cacheDir: '', dryRun: true, maxBytes: null, bytesBefore: 0, filesBefore: 0, bytesAfter: 0, filesAfter: 0, overBy: 0, files: [] })
+    gc: async () => ({ cacheDir: '', dryRun: true, maxBytes: null, bytesBefore: 0, filesBefore: 0, bytesAfter: 0, filesAfter: 0, overBy: 0, files: [] }),
+    ls: async () => ({ peer: null, files: [] }),
+    upstream: async () => ({ fetchedUpstream: 0 })
   }
   const srv: Server = await startControlServer(path, { ...quick, ...handlers }, init)
   onTestFinished(async () => {

@@ -98,6 +98,10 @@ export class Peer {
   state: 'opening' | 'ready' | 'closed' = 'opening'
   bytesSent = 0
   bytesReceived = 0
+  /** File bytes uploaded to the remote (Data payloads), for the agent's totals. */
+  bytesServed = 0
+  /** When the last bytes from the remote arrived (ms since the epoch). */
+  lastReceivedAt = Date.now()
   /** The remote's inventory, by hex BLAKE2B digest. */
   readonly files = new Map<string, FileEntry>()
   /** Hex digests of the remote's files, by name: a lookup by name must not scan every entry. */
@@ -160,6 +164,12 @@ export class Peer {
   get remoteAddress (): string | null {
     const host = this.remoteHost
     return host ? `${host}:${this.stream.rawStream?.remotePort ?? 0}` : null
+  }
+
+  /** The connection's smoothed round-trip time in ms as UDX measures it; null on TCP, which has no such measure. */
+  get rttMs (): number | null {
+    const rtt = this.stream.rawStream?.rtt
+    return typeof rtt === 'number' ? rtt : null
   }
 
   get closed (): boolean {
@@ -326,6 +336,7 @@ export class Peer {
   private onData (chunk: Buffer): void {
     if (this.state === 'closed') return
     this.bytesReceived += chunk.byteLength
+    this.lastReceivedAt = Date.now()
     let frames: Buffer[]
     try {
       frames = this.decoder.push(chunk)
@@ -545,6 +556,7 @@ export class Peer {
           ? this.sendFrame(frame)
           : this.send({ type: 'data', id: req.id, offset: pos, bytes: body.subarray(0, bytesRead) })
         pos += bytesRead
+        this.bytesServed += bytesRead
         if (!flowing && !await this.drained()) {
           this.fail('BUSY', SwarmError.TIMEOUT('upload waiting for the peer to read', this.limits.uploadStallMs))
           return

@@ -117,6 +117,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private readonly faults = new Map<string, { count: number, bannedUntil: number }>()
   /** Bytes of closed connections, by peer key, for traffic(). */
   private readonly pastTraffic = new Map<string, { sent: number, received: number }>()
+  /** File bytes uploaded over connections that have closed, for servedBytes(). */
+  private pastServed = 0
 
   constructor (init: SwarmInit) {
     super()
@@ -219,6 +221,19 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       if (p && !p.closed) { t.sent += p.bytesSent; t.received += p.bytesReceived }
     }
     return t
+  }
+
+  /** File bytes uploaded to peers since we started, over every connection. */
+  servedBytes (): number {
+    let n = this.pastServed
+    for (const p of this.connections) n += p.bytesServed
+    return n
+  }
+
+  /** When bytes from this peer last arrived, over its member connection or its fast-path link (ms since the epoch); null when not connected. */
+  lastSeen (publicKeyHex: string): number | null {
+    const times = [this.peers.get(publicKeyHex), this.dataPath?.link(publicKeyHex)].filter((p) => p !== undefined).map((p) => p.lastReceivedAt)
+    return times.length ? Math.max(...times) : null
   }
 
   /** Verification faults of a peer so far (0 when none). */
@@ -338,6 +353,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       onReport: (p, blake2b) => this.emit('report', p, blake2b),
       onClose: (p, reason) => {
         this.connections.delete(p)
+        this.pastServed += p.bytesServed
         const past = this.pastTraffic.get(p.publicKeyHex) ?? { sent: 0, received: 0 }
         this.pastTraffic.set(p.publicKeyHex, { sent: past.sent + p.bytesSent, received: past.received + p.bytesReceived })
         this.dataPath?.release(p)

@@ -30,7 +30,8 @@ export interface SecretStream {
   readonly publicKey: Buffer
   readonly remotePublicKey: Buffer
   readonly handshakeHash: Buffer
-  readonly rawStream?: { remoteHost?: string, remoteAddress?: string, remotePort?: number }
+  /** A UDX stream (hyperswarm) has remoteHost and rtt (its smoothed round-trip time, ms); a TCP socket remoteAddress. */
+  readonly rawStream?: { remoteHost?: string, remoteAddress?: string, remotePort?: number, rtt?: number }
   write (data: Uint8Array): boolean
   end (): void
   destroy (err?: Error): void

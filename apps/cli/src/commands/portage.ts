@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { createReadStream } from 'node:fs'
-import { link, open, rename, rm } from 'node:fs/promises'
+import { link, open, rename, rm, stat } from 'node:fs/promises'
 import { isAbsolute, join } from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -65,6 +65,30 @@ async function runFallback (template: string, vars: Record<string, string>, io: 
   return code ?? 1
 }
 
+/** Longest wait for the agent to take a report of upstream bytes: emerge must not wait on a stuck agent. */
+const REPORT_TIMEOUT_MS = 2000
+
+const sizeOf = async (path: string): Promise<number> => (await stat(path).catch(() => null))?.size ?? 0
+
+/** Tells the agent how many bytes the fallback downloaded, for its status; best effort, silent on failure. */
+async function reportUpstream (control: string, name: string, bytes: number): Promise<void> {
+  const clients: ControlClient[] = []
+  let timer: NodeJS.Timeout | undefined
+  const report = async (): Promise<void> => {
+    const client = await ControlClient.connect(control)
+    clients.push(client)
+    await client.call('upstream', { name, bytes })
+  }
+  try {
+    await Promise.race([report(), new Promise((resolve) => { timer = setTimeout(resolve, REPORT_TIMEOUT_MS) })])
+  } catch {
+    // no agent, or an old one: the download itself is done and fine
+  } finally {
+    clearTimeout(timer)
+    for (const c of clients) c.close()
+  }
+}
+
 export const portageFetchCommand = defineCommand({
   name: 'portage-fetch',
   summary: "Portage's FETCHCOMMAND/RESUMECOMMAND: from the swarm when a peer has the file, else the normal download",
@@ -87,10 +111,11 @@ export const portageFetchCommand = defineCommand({
     const digests = parseDigests(digestText)
     const say = (line: string): void => { io.stderr.write(`>>> distswarm: ${line}\n`) }
 
+    const control = (values.control as string | undefined) ?? defaultControlPath(io.env)
     // Any failure on the swarm path means the normal download: emerge must behave as without distswarm.
     try {
       const started = Date.now()
-      const client = await ControlClient.connect((values.control as string | undefined) ?? defaultControlPath(io.env))
+      const client = await ControlClient.connect(control)
       let result: FetchResult
       try {
         // The digest is the address: a peer's file of the same name but other content is never used.
@@ -105,7 +130,12 @@ export const portageFetchCommand = defineCommand({
       say(`${name}: not from the swarm (${(err as Error).message}); normal download`)
     }
     const template = (values.fallback as string | undefined) ?? io.env.DISTSWARM_FALLBACK ?? (values.resume ? PORTAGE_RESUMECOMMAND : PORTAGE_FETCHCOMMAND)
-    return runFallback(template, { URI: uri, DISTDIR: distdir, FILE: file, DIGESTS: digestText }, io)
+    const target = join(distdir, file)
+    // wget -c continues what is there; a fresh fetch writes the file anew
+    const before = values.resume ? await sizeOf(target) : 0
+    const code = await runFallback(template, { URI: uri, DISTDIR: distdir, FILE: file, DIGESTS: digestText }, io)
+    if (code === 0) await reportUpstream(control, name, Math.max(0, await sizeOf(target) - before))
+    return code
   }
 })
 

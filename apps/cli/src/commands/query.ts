@@ -1,7 +1,10 @@
 import { readFile } from 'node:fs/promises'
-import { ControlClient, defaultControlPath, type FetchParams, type FetchResult } from '@distswarm/agent'
+import { ControlClient, defaultControlPath, type FetchParams, type FetchResult, type StatusResult } from '@distswarm/agent'
 import { CLIENT_OPTIONS, defineCommand, exitCodeOf, UsageError, writeJson, type Command, type IO } from '../command.js'
-import { formatBytes, formatDuration, formatRate, shortKey, table } from '../format.js'
+import {
+  formatBytes, formatDuration, formatRate, formatRtt, formatSince, isTTY, keyValues, paintFor, shortKey, table, type Paint
+} from '../format.js'
+import { LiveLines, progressLine, transferOf, type Tracked } from '../progress.js'
 
 interface QuerySpec<R> {
   name: string
@@ -46,44 +49,100 @@ export function defineQuery<R> (spec: QuerySpec<R>): Command {
   })
 }
 
+/** The `cache` field another part of the agent may add to status: shown when there, fine when not. */
+type CacheUse = { bytes?: unknown, maxBytes?: unknown }
+
+function cacheLine (cache: CacheUse | undefined): string | null {
+  if (!cache || typeof cache.bytes !== 'number') return null
+  const max = cache.maxBytes
+  return typeof max === 'number' && max > 0
+    ? `${formatBytes(cache.bytes)} of ${formatBytes(max)} (${Math.round(cache.bytes / max * 100)}%)`
+    : `${formatBytes(cache.bytes)} (no limit)`
+}
+
+function percent (done: number, total: number): string {
+  return total > 0 ? `${Math.floor(done / total * 100)}%` : '100%'
+}
+
 export const statusCommand = defineQuery({
   name: 'status',
-  summary: "show this box's agent: identity, network, inventory, peers, fetches",
+  summary: "show this box's agent: identity, network, inventory, cache, transfers in flight, traffic totals",
   usage: 'distswarm status [--control PATH] [--json]',
-  examples: ['distswarm status', 'distswarm status --json | jq .peers'],
+  examples: ['distswarm status', 'distswarm status --json | jq .traffic', 'distswarm status --json | jq ".transfers[] | {name, bytesDone, size}"'],
   ask: (c) => c.call('status', {}),
   show (s, io) {
+    const p = paintFor(io.stdout, io.env)
     const f = s.fetches
-    const rows = [
-      ['agent', `${s.name} (${shortKey(s.publicKey)})${s.seed ? ', seed: serves, never fetches' : ''}`],
+    // An agent older than this CLI lacks traffic and transfers: left out then.
+    const t = s.traffic as StatusResult['traffic'] | undefined
+    const cache = cacheLine((s as { cache?: CacheUse }).cache)
+    const rows: Array<[string, string]> = [
+      ['agent', `${p.bold(s.name)} (${shortKey(s.publicKey)})${s.seed ? ', seed: serves, never fetches' : ''}`],
       ['network', s.network],
       ['dht', s.dhtAddress ?? '-'],
       ['data port', s.dataPort === null ? 'off (transfers over hyperswarm)' : String(s.dataPort)],
       ['control', s.control],
       ['cache dir', s.cacheDir],
       ['distdirs', s.distdirs.join(' ') || '-'],
-      ['files', `${s.files} (${formatBytes(s.bytes)})`],
+      ['inventory', `${s.files} files, ${formatBytes(s.bytes)}`],
+      ...(cache === null ? [] : [['cache', cache] as [string, string]]),
       ['manifests', s.manifest.repos.length ? `${s.manifest.names} distfiles in ${s.manifest.repos.join(' ')}${s.manifest.problems ? `, ${s.manifest.problems} lines skipped` : ''}` : 'none'],
       ['peers', String(s.peers)],
-      ['fetches', `${f.completed} done, ${f.failed} failed, ${f.inFlight} in flight, ${formatBytes(f.bytesFetched)} fetched`],
+      ['fetches', `${f.completed} done, ${f.failed ? p.red(`${f.failed} failed`) : '0 failed'}, ${f.inFlight} in flight`],
+      ...(t
+        ? [['traffic', `${formatBytes(t.servedToPeers)} served to peers, ${formatBytes(t.fetchedFromPeers)} fetched from peers, ` +
+          `${formatBytes(t.fetchedUpstream)} upstream (${t.upstreamFiles} file${t.upstreamFiles === 1 ? '' : 's'} by portage-fetch)`] as [string, string]]
+        : []),
       ['uptime', formatDuration(s.uptimeMs)]
     ]
-    io.stdout.write(rows.map(([k, v]) => `${k!.padEnd(10)} ${v}`).join('\n') + '\n')
+    let out = keyValues(rows, p.dim)
+    const transfers = s.transfers ?? [] // (older agent)
+    if (transfers.length) {
+      out += `\n${p.bold('transfers in flight')}\n` + table(['NAME', 'DONE', 'SIZE', '%', 'STARTED'], transfers.map((x) => [
+        x.name, formatBytes(x.bytesDone), formatBytes(x.size), percent(x.bytesDone, x.size), formatSince(x.startedAt)
+      ]), { right: [1, 2, 3], header: p.bold })
+    }
+    io.stdout.write(out)
   }
 })
 
 export const peersCommand = defineQuery({
   name: 'peers',
-  summary: 'list the authenticated peers this agent is connected to',
+  summary: 'list the authenticated peers this agent is connected to: address, path, files, traffic, round-trip time',
   usage: 'distswarm peers [--control PATH] [--json]',
-  examples: ['distswarm peers'],
+  examples: ['distswarm peers', 'distswarm peers --json | jq -r ".[] | [.name, .rttMs] | @tsv"'],
   ask: (c) => c.call('peers', {}),
   show (peers, io) {
+    const p = paintFor(io.stdout, io.env)
+    const now = Date.now()
     io.stdout.write(peers.length === 0
       ? 'no peers\n'
-      : table(['NAME', 'KEY', 'ADDRESS', 'PATH', 'FILES', 'SENT', 'RECEIVED', 'FAULTS', 'CONNECTED'], peers.map((p) => [
-        p.name || '?', shortKey(p.publicKey), p.address ?? '-', p.path, String(p.files), formatBytes(p.bytesSent), formatBytes(p.bytesReceived), String(p.faults), p.connectedAt
-      ])))
+      : table(['NAME', 'KEY', 'ADDRESS', 'PATH', 'FILES', 'SENT', 'RECEIVED', 'RTT', 'FAULTS', 'CONNECTED', 'LAST SEEN'], peers.map((x) => [
+        x.name || '?', shortKey(x.publicKey), x.address ?? '-', x.path, String(x.files), formatBytes(x.bytesSent), formatBytes(x.bytesReceived),
+        formatRtt(x.rttMs ?? null /* older agent */), String(x.faults), formatSince(x.connectedAt, now), x.lastSeenAt ? formatSince(x.lastSeenAt, now) : '-'
+      ]), { right: [4, 5, 6, 7, 8], header: p.bold }))
+  }
+})
+
+export const lsCommand = defineQuery({
+  name: 'ls',
+  summary: "list this box's distfiles (in a distdir or the cache dir), or the files a peer advertises",
+  usage: 'distswarm ls [--peer KEY|NAME] [--control PATH] [--json]',
+  examples: [
+    'distswarm ls',
+    'distswarm ls --peer 4b095f        # what the peer whose key starts with 4b095f advertises',
+    'distswarm ls --peer build         # by name, or the start of it',
+    'distswarm ls --json | jq -r \'.files[] | select(.where == "cache") | .name\''
+  ],
+  options: { peer: { type: 'string', valueName: 'KEY|NAME', description: "a connected peer's name or key (a prefix of either will do): list its files instead" } },
+  ask: (c, _, values) => c.call('ls', values.peer === undefined ? {} : { peer: values.peer as string }),
+  show (r, io) {
+    const p = paintFor(io.stdout, io.env)
+    const bytes = r.files.reduce((n, f) => n + f.size, 0)
+    const whose = r.peer ? `${r.peer.name || '?'} (${shortKey(r.peer.publicKey)})` : 'this box'
+    io.stdout.write((r.files.length
+      ? table(['NAME', 'SIZE', 'WHERE', 'BLAKE2B'], r.files.map((f) => [f.name, formatBytes(f.size), f.where, f.blake2b.slice(0, 16)]), { right: [1], header: p.bold })
+      : '') + p.dim(`${r.files.length} file${r.files.length === 1 ? '' : 's'}, ${formatBytes(bytes)}, on ${whose}`) + '\n')
   }
 })
 
@@ -91,15 +150,16 @@ export const whereCommand = defineQuery({
   name: 'where',
   summary: 'show which boxes hold a distfile, by name or BLAKE2B digest; exits 1 when none does',
   usage: 'distswarm where NAME|DIGEST [--control PATH] [--json]',
-  examples: ['distswarm where firefox-128.0esr.source.tar.xz'],
+  examples: ['distswarm where firefox-128.0esr.source.tar.xz', 'distswarm where 1f3a…(128 hex characters)  # by BLAKE2B digest'],
   positionals: [1, 1],
   ask: (c, [query]) => c.call('where', { query: query! }),
   show (w, io) {
+    const p = paintFor(io.stdout, io.env)
     const rows = [
       ...w.local.map((f) => ['this box', f.name, formatBytes(f.size), f.blake2b.slice(0, 16), f.path]),
-      ...w.remote.flatMap((f) => f.holders.map((h) => [`${h.name || '?'} (${shortKey(h.publicKey)})`, f.name, formatBytes(f.size), f.blake2b.slice(0, 16), '']))
+      ...w.remote.flatMap((f) => f.holders.map((h) => [`${h.name || '?'} (${shortKey(h.publicKey)})`, f.name, formatBytes(f.size), f.blake2b.slice(0, 16), '-']))
     ]
-    io.stdout.write(rows.length ? table(['HOLDER', 'NAME', 'SIZE', 'BLAKE2B', 'PATH'], rows) : `nobody has ${w.query}\n`)
+    io.stdout.write(rows.length ? table(['HOLDER', 'NAME', 'SIZE', 'BLAKE2B', 'PATH'], rows, { right: [2], header: p.bold }) : `nobody has ${w.query}\n`)
   },
   exitCode: (w) => w.local.length + w.remote.length > 0 ? 0 : 1
 })
@@ -129,17 +189,27 @@ async function readStdin (): Promise<string> {
 }
 
 const PREFETCH_CONCURRENCY = 4
+/** How often the progress display asks the agent how its transfers stand. */
+const POLL_MS = 250
+
+/** The line an outcome prints: successes to stdout, failures to stderr. */
+function outcomeLine (o: Outcome, p: Paint): string {
+  if (!o.ok) return `distswarm: fetch ${o.query}: ${p.red(o.error.message)}\n`
+  const r = o.result
+  const how = r.source === 'local' ? 'already here' : p.green(`fetched in ${formatDuration(r.durationMs)} (${formatRate(r.size, r.durationMs)})`)
+  return `${r.name}  ${formatBytes(r.size)}  ${how}  ${r.path}\n`
+}
 
 export const fetchCommand = defineQuery({
   name: 'fetch',
   summary: 'fetch distfiles from peers into the cache dir, verified; exits 0 only when all are in place',
   usage: 'distswarm fetch NAME|DIGEST… | --from-file LIST [--control PATH] [--json]',
   examples: [
-    'distswarm fetch linux-6.6.tar.xz',
+    'distswarm fetch linux-6.6.tar.xz      # a progress bar per file on a terminal',
     'distswarm fetch --json gcc-14.2.0.tar.xz binutils-2.43.tar.xz',
     "emerge -pf @world 2>&1 | grep -o '[^/ ]*$' | sort -u | distswarm fetch --from-file -   # prefetch before a big emerge"
   ],
-  options: { 'from-file': { type: 'string', description: 'fetch every file listed (one "name" or "name digest" a line; - for stdin)' } },
+  options: { 'from-file': { type: 'string', valueName: 'LIST', description: 'fetch every file listed (one "name" or "name digest" a line; - for stdin)' } },
   positionals: [0, Infinity],
   check (queries, values) {
     if (queries.length === 0 && values['from-file'] === undefined) throw new UsageError('fetch: name a file or digest, or give --from-file LIST')
@@ -149,37 +219,79 @@ export const fetchCommand = defineQuery({
     if (values['from-file'] !== undefined) items.push(...await readList(values['from-file'] as string))
     if (items.length === 0) throw new UsageError('fetch: the list names no file')
     const outcomes: Outcome[] = new Array<Outcome>(items.length)
-    const progress = items.length > 1 && (io.stderr as { isTTY?: boolean }).isTTY === true && !values.json
+    // Without --json each file's line is printed as it finishes; on a terminal, above progress bars polled from the agent's status.
+    const live = !values.json && isTTY(io.stderr) ? new LiveLines(io.stderr) : null
+    const paint = { stdout: paintFor(io.stdout, io.env), stderr: paintFor(io.stderr, io.env) }
+    const tracked = new Map<number, Tracked>()
     let done = 0
+    const redraw = (): void => {
+      if (!live) return
+      const now = Date.now()
+      const lines = [...tracked.values()].map((t) => progressLine(t, now, live.columns))
+      if (items.length > 1) {
+        const inPlace = outcomes.filter((o) => o?.ok).length
+        lines.push(paint.stderr.dim(`${done}/${items.length} done: ${inPlace} in place, ${done - inPlace} missed or failed`))
+      }
+      live.draw(lines)
+    }
+    const report = (o: Outcome): void => {
+      if (values.json) return
+      const text = outcomeLine(o, o.ok ? paint.stdout : paint.stderr)
+      const to = o.ok ? io.stdout : io.stderr
+      if (live) live.above(to, text)
+      else to.write(text)
+    }
     let next = 0
     const worker = async (): Promise<void> => {
       for (let i = next++; i < items.length; i = next++) {
         const item = items[i]!
+        const query = item.name ?? item.query
+        tracked.set(i, { label: query })
+        redraw()
+        let outcome: Outcome
         try {
-          outcomes[i] = { query: item.name ?? item.query, ok: true, result: await c.call('fetch', item) }
+          outcome = { query, ok: true, result: await c.call('fetch', item) }
         } catch (err) {
           if (exitCodeOf(err) === 3) throw err
           const e = err as { code?: string, message?: string }
-          outcomes[i] = { query: item.name ?? item.query, ok: false, error: { code: e.code ?? 'ERR_INTERNAL', message: e.message ?? String(err) } }
+          outcome = { query, ok: false, error: { code: e.code ?? 'ERR_INTERNAL', message: e.message ?? String(err) } }
+        } finally {
+          tracked.delete(i)
         }
+        outcomes[i] = outcome
         done++
-        if (progress) io.stderr.write(`\rfetching ${done}/${items.length}  ${outcomes.filter((o) => o?.ok).length} in place  ${outcomes.filter((o) => o && !o.ok).length} missed`)
+        report(outcome)
+        redraw()
       }
     }
-    await Promise.all(Array.from({ length: Math.min(PREFETCH_CONCURRENCY, items.length) }, worker))
-    if (progress) io.stderr.write('\n')
+    const poll = async (): Promise<void> => {
+      const s = await c.call('status', {})
+      const now = Date.now()
+      for (const [i, t] of tracked) {
+        const item = items[i]!
+        t.transfer = transferOf(s.transfers ?? [] /* older agent: no bars */, item.query, item.name)
+        if (t.transfer && !t.first) t.first = { at: now, done: t.transfer.bytesDone }
+      }
+      redraw()
+    }
+    let polling = false
+    const timer = live
+      ? setInterval(() => {
+        if (polling) return // one status request at a time
+        polling = true
+        poll().catch(() => {}).finally(() => { polling = false })
+      }, POLL_MS)
+      : null
+    try {
+      await Promise.all(Array.from({ length: Math.min(PREFETCH_CONCURRENCY, items.length) }, worker))
+    } finally {
+      if (timer) clearInterval(timer)
+      live?.clear()
+    }
     return outcomes
   },
   show (outcomes, io) {
-    for (const o of outcomes) {
-      if (o.ok) {
-        const r = o.result
-        const how = r.source === 'local' ? 'already here' : `fetched in ${formatDuration(r.durationMs)} (${formatRate(r.size, r.durationMs)})`
-        io.stdout.write(`${r.name}  ${formatBytes(r.size)}  ${how}  ${r.path}\n`)
-      } else {
-        io.stderr.write(`distswarm: fetch ${o.query}: ${o.error.message}\n`)
-      }
-    }
+    // each file's line went out as it finished; the sum up of a list
     if (outcomes.length > 1) {
       const fetched = outcomes.filter((o) => o.ok && o.result.source === 'swarm')
       const here = outcomes.filter((o) => o.ok && o.result.source === 'local').length
@@ -200,8 +312,9 @@ export const verifyCommand = defineQuery({
   options: { remove: { type: 'boolean', description: 'delete each bad file from the cache dir (never from DISTDIR) and withdraw it from peers' } },
   ask: (c, _, values) => c.call('verify', values.remove === true ? { remove: true } : {}),
   show (r, io) {
+    const p = paintFor(io.stdout, io.env)
     for (const b of r.bad) {
-      io.stdout.write(`${b.removed ? 'REMOVED' : 'BAD'}  ${b.path}  ${b.reason}: ${b.detail}\n` +
+      io.stdout.write(`${p.red(b.removed ? 'REMOVED' : 'BAD')}  ${b.path}  ${b.reason}: ${b.detail}\n` +
         `  expected BLAKE2B ${b.expected ?? '-'}\n  actual   BLAKE2B ${b.actual ?? '-'}\n`)
     }
     const removed = r.bad.filter((b) => b.removed).length
