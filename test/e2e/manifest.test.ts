@@ -44,6 +44,8 @@ it('Manifests are the trust anchor: a mismatching copy is not advertised, a fetc
 
   // Old Portage passes no ${DIGESTS}: the adaptor asks by name, the agent pins the Manifest digest.
   const conf = (await cli(['portage-config', '--control', box.control])).stdout
+  // The running agent's cache dir, not a default.
+  expect(conf).toContain(`PORTAGE_RO_DISTDIRS="${box.cacheDir}"`)
   for (const [f, fromSwarm] of [[hit, true], [wanted, false]] as const) {
     const file = `${f.name}.__download__`
     const argv = portageArgv(conf, 'FETCHCOMMAND', { URI: up.url(f.name), DISTDIR: box.distdir, FILE: file })

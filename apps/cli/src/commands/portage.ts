@@ -139,18 +139,31 @@ export const portageFetchCommand = defineCommand({
   }
 })
 
+/** The running agent's cache dir, or null when no agent answers at `control`. */
+async function agentCacheDir (control: string): Promise<string | null> {
+  const client = await ControlClient.connect(control).catch(() => null)
+  if (!client) return null
+  try {
+    return (await client.call('status', {})).cacheDir
+  } catch {
+    return null
+  } finally {
+    client.close()
+  }
+}
+
 export const portageConfigCommand = defineCommand({
   name: 'portage-config',
   summary: 'print the make.conf lines that make emerge take distfiles from the swarm first',
   usage: 'distswarm portage-config [--cache-dir DIR] [--control PATH]',
   examples: ['distswarm portage-config >> /etc/portage/make.conf'],
   options: {
-    'cache-dir': { type: 'string', description: "the agent's cache dir (default: the agent's default)" },
+    'cache-dir': { type: 'string', description: "the agent's cache dir (default: what the running agent says, else the agent's default)" },
     control: { type: 'string', description: 'control socket to bake into the commands (default: found at run time)' },
     help: { type: 'boolean', short: 'h', description: 'show this help' }
   },
   async run ({ values }, io) {
-    const cacheDir = (values['cache-dir'] as string | undefined) ?? defaultCacheDir(io.env)
+    const cacheDir = (values['cache-dir'] as string | undefined) ?? await agentCacheDir((values.control as string | undefined) ?? defaultControlPath(io.env)) ?? defaultCacheDir(io.env)
     const prefix = [process.execPath, BIN, 'portage-fetch']
     if (values.control) prefix.push('--control', values.control as string)
     const words = prefix.map(makeConfWord)
