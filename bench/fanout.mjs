@@ -5,7 +5,7 @@
 // Usage: node bench/fanout.mjs [--quick] [--json FILE]
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { MiB, call, main, row, startNet, syncFs, timed, traffic, waitHolders, waitLocal, writeRandomFile } from './lib.mjs'
+import { MiB, call, main, row, speedup, startNet, syncFs, timed, traffic, waitHolders, waitLocal, writeRandomFile } from './lib.mjs'
 
 
 export async function bench ({ quick, onCleanup }) {
@@ -58,9 +58,7 @@ export async function bench ({ quick, onCleanup }) {
       title: '4. Fan-out',
       config: { agents: AGENTS, bytes: size, runs: RUNS, pathsToSeeder: paths },
       rows: [
-        row(`${AGENTS} agents fetch ${size / MiB} MiB at once from 1 seeder: wall until the last has it`, 's', m.par, {
-          ratio: { samples: m.seq.map((s, i) => s / m.par[i]), of: 'vs one after another' }
-        }),
+        row(`${AGENTS} agents fetch ${size / MiB} MiB at once from 1 seeder: wall until the last has it`, 's', m.par, { ratio: speedup(m.seq, m.par, 'vs one after another') }),
         row(`  one agent's fetch within that (${AGENTS}×${RUNS} fetches)`, 's', m.perAgent),
         row(`baseline: the ${AGENTS} fetching one after another from the seeder alone: sum of walls`, 's', m.seq),
         row('bytes sent by the seeder during the concurrent fetch', 'MiB', m.seedSent),

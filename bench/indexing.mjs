@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Store } from '@distswarm/store'
-import { MiB, hashFiles, main, row, syncFs, timed, writeRandomFile } from './lib.mjs'
+import { MiB, hashFiles, main, row, speedup, syncFs, timed, wallAndCpu, writeRandomFile } from './lib.mjs'
 
 const RUNS = 3
 
@@ -57,7 +57,7 @@ export async function bench ({ quick, onCleanup }) {
     }
     await syncFs(root)
     const bytes = sizes.reduce((a, b) => a + b, 0)
-    const m = { ours: [], oursCpu: [], hashed: [], seq: [], seqCpu: [], b2: [], sha: [], par: [], parCpu: [] }
+    const m = { ours: [], oursCpu: [], hashed: [], seq: [], b2: [], b2Cpu: [], sha: [], shaCpu: [], par: [], parCpu: [] }
     for (let i = 0; i < RUNS; i++) {
       const cpu0 = process.cpuUsage()
       const [wall, stats] = await timed(async () => {
@@ -75,10 +75,8 @@ export async function bench ({ quick, onCleanup }) {
 
       const [b2, b2Cpu] = await hashFiles('b2sum', files)
       const [sha, shaCpu] = await hashFiles('sha512sum', files)
-      m.b2.push(b2)
-      m.sha.push(sha)
+      Object.entries({ b2, b2Cpu, sha, shaCpu }).forEach(([k, v]) => m[k].push(v))
       m.seq.push(b2 + sha)
-      m.seqCpu.push(b2Cpu + shaCpu)
 
       const [par, cpus] = await timed(() => Promise.all([hashFiles('b2sum', files), hashFiles('sha512sum', files)]))
       m.par.push(par)
@@ -90,18 +88,13 @@ export async function bench ({ quick, onCleanup }) {
       title: '2. Indexing',
       config: { files: n, bytes, runs: RUNS },
       rows: [
-        row(`store first index, ${n} files / ${(bytes / MiB).toFixed(0)} MiB: wall`, 's', m.ours, {
-          ratio: { samples: m.seq.map((t, i) => t / m.ours[i]), of: 'vs b2sum then sha512sum', target: { op: '>=', value: 1.5, text: '≥ 1.5× the baseline\'s speed' } }
-        }),
+        row(`store first index, ${n} files / ${(bytes / MiB).toFixed(0)} MiB: wall`, 's', m.ours, { ratio: speedup(m.seq, m.ours, 'vs b2sum then sha512sum', 1.5) }),
         row('  store: CPU (every thread)', 's CPU', m.oursCpu),
         row('  store: bytes hashed', 'MiB', m.hashed),
         row('baseline: b2sum, then sha512sum, over the same files: wall', 's', m.seq),
-        row('  b2sum: wall', 's', m.b2),
-        row('  sha512sum: wall', 's', m.sha),
-        row('  b2sum + sha512sum: CPU', 's CPU', m.seqCpu),
-        row('reference: b2sum and sha512sum at once (2 processes): wall', 's', m.par, {
-          ratio: { samples: m.par.map((t, i) => t / m.ours[i]), of: 'vs both at once' }
-        }),
+        ...wallAndCpu('  b2sum', m.b2, m.b2Cpu),
+        ...wallAndCpu('  sha512sum', m.sha, m.shaCpu),
+        row('reference: b2sum and sha512sum at once (2 processes): wall', 's', m.par, { ratio: speedup(m.par, m.ours, 'vs both at once') }),
         row('  both at once: CPU', 's CPU', m.parCpu)
       ],
       notes: [

@@ -182,6 +182,18 @@ export function row (measure, unit, samples, opts = {}) {
   return r
 }
 
+/** A command's two rows: wall and CPU seconds. */
+export function wallAndCpu (label, walls, cpus) {
+  return [row(`${label}: wall`, 's', walls), row(`${label}: CPU`, 's CPU', cpus)]
+}
+
+/** Per-run ratios baseline / ours (above 1: ours is faster), for row()'s `ratio`; with `min`, the target "≥ min×". */
+export function speedup (baseline, ours, of, min) {
+  const ratio = { samples: baseline.map((t, i) => t / ours[i]), of }
+  if (min) ratio.target = { op: '>=', value: min, text: `≥ ${min}× the baseline's speed` }
+  return ratio
+}
+
 const num = (v, unit) => {
   if (v === undefined || Number.isNaN(v)) return '–'
   const digits = unit === 'files' || unit === 'bytes' || unit === 'peers' ? 0 : Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2

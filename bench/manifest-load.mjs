@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ManifestIndex } from '@distswarm/store'
-import { MiB, main, row, timed } from './lib.mjs'
+import { MiB, main, row, speedup, timed } from './lib.mjs'
 
 const RUNS = 3
 
@@ -50,9 +50,7 @@ export async function bench ({ quick, onCleanup }) {
       title: 'Manifest index',
       config: { manifests: PACKAGES, distLines: ENTRIES, names, runs: RUNS },
       rows: [
-        row(`ManifestIndex.load, ${PACKAGES} Manifests / ${ENTRIES} DIST lines`, 's', m.load, {
-          ratio: { samples: m.read.map((r, i) => r / m.load[i]), of: 'vs reading the files only' }
-        }),
+        row(`ManifestIndex.load, ${PACKAGES} Manifests / ${ENTRIES} DIST lines`, 's', m.load, { ratio: speedup(m.read, m.load, 'vs reading the files only') }),
         row('baseline: read the Manifest files only', 's', m.read),
         row(`memory held by the index (heap + array buffers after GC${globalThis.gc ? '' : '; no --expose-gc, approximate'}, 1 sample)`, 'MiB', [bytes / MiB])
       ],

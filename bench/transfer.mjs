@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs'
 import { rm, stat } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
-import { MiB, call, cpuOf, main, memOf, row, run, startNet, syncFs, timed, waitHolders, waitLocal, writeRandomFile } from './lib.mjs'
+import { MiB, call, cpuOf, main, memOf, row, speedup, run, startNet, syncFs, timed, waitHolders, waitLocal, wallAndCpu, writeRandomFile } from './lib.mjs'
 
 const RUNS = 3
 
@@ -58,26 +58,20 @@ export async function bench ({ quick, onCleanup }) {
       m.theirs.push(curl + b2 + sha)
     }
     const path = (await call(receiver, 'peers')).find((p) => p.name === 'seeder')?.path ?? '?'
-    const vs = 'vs curl+b2sum+sha512sum'
     return {
       id: 'transfer',
       title: '1. Verified transfer',
       config: { bytes: size, runs: RUNS, path },
       rows: [
-        row(`distswarm fetch ${size / MiB} MiB, agent to agent (${path} path), verified + published: wall`, 's', m.ours, {
-          ratio: { samples: m.theirs.map((t, i) => t / m.ours[i]), of: vs, target: { op: '>=', value: 1.5, text: '≥ 1.5× the baseline\'s speed' } }
-        }),
+        row(`distswarm fetch ${size / MiB} MiB, agent to agent (${path} path), verified + published: wall`, 's', m.ours, { ratio: speedup(m.theirs, m.ours, 'vs curl+b2sum+sha512sum', 1.5) }),
         row('  receiving agent: CPU', 's CPU', m.recvCpu),
         row('  seeding agent: CPU', 's CPU', m.seedCpu),
         row('  receiving agent: peak RSS (VmHWM)', 'MiB', m.hwm),
         row('baseline: curl from a node HTTP server, then b2sum, then sha512sum: wall', 's', m.theirs),
-        row('  curl: wall', 's', m.curl),
-        row('  curl: CPU', 's CPU', m.curlCpu),
+        ...wallAndCpu('  curl', m.curl, m.curlCpu),
         row('  HTTP server (node, in the bench process): CPU during curl', 's CPU', m.srvCpu),
-        row('  b2sum: wall', 's', m.b2),
-        row('  b2sum: CPU', 's CPU', m.b2Cpu),
-        row('  sha512sum: wall', 's', m.sha),
-        row('  sha512sum: CPU', 's CPU', m.shaCpu)
+        ...wallAndCpu('  b2sum', m.b2, m.b2Cpu),
+        ...wallAndCpu('  sha512sum', m.sha, m.shaCpu)
       ],
       notes: [
         `${size / MiB} MiB of random bytes, ${RUNS} runs, distswarm and the baseline alternating; ratio = baseline wall / distswarm wall of the same run.`,
