@@ -55,7 +55,7 @@ try {
 const cmd = `npm run bench${quick ? ' -- --quick' : ''}`
 const head = `\`${cmd}\`, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC, Node ${process.version}, ${cpus().length} cores, ` +
   `${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM; 1-minute load average ${loadStart} at the start, ${load()} at the end ` +
-  '(the machine is shared); pass/MISS judged on the median unless the target says otherwise'
+  '(the machine is shared; the figure includes the benchmarks\' own processes); pass/MISS judged on the median unless the target says otherwise'
 const loads = results.map((r) => `${r.title} ${r.load.before}→${r.load.after} (${r.seconds.toFixed(0)} s)`).join(', ')
 console.log(`${head}\n\n${table(results)}\n\nLoad average before→after each benchmark: ${loads}.\n\n${notes(results)}`)
 if (failures.length) console.log(`\nFAILED: ${failures.map((f) => `${f.id} (${f.error})`).join(', ')}`)
