@@ -122,8 +122,8 @@ export class CacheDir {
   }
 }
 
-/** Bytes written between two hand-overs to the hash workers. */
-const FEED_STEP = 1024 * 1024
+/** Bytes written between two hand-overs to the hash workers: each is a message to both. */
+const FEED_STEP = 8 * 1024 * 1024
 
 /**
  * One download in progress: bytes appended in order, hashed off the main

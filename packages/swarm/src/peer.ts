@@ -5,6 +5,7 @@ import {
   ProtocolError, toHex,
   type DataMessage, type ErrorCodeName, type FileEntry, type HashRequestMessage, type HelloMessage, type InventoryMessage, type Message, type RequestMessage
 } from '@distswarm/protocol'
+import { EntryPool } from './entries.js'
 import { SwarmError } from './errors.js'
 import { membershipProof, verifyMembershipProof } from './membership.js'
 import type { LocalSource, SecretStream } from './types.js'
@@ -52,6 +53,8 @@ export interface PeerInit {
   dataOnly?: boolean
   /** We are a seeder: told to the remote in hello, so it asks us first. Default false. */
   seeder?: boolean
+  /** Where remote entries are kept, shared with the other peers. Default: a pool of this peer's own. */
+  entries?: EntryPool
   /** How the connection travels, for display and path choice. Default 'hyperswarm'. */
   transport?: 'hyperswarm' | 'tcp'
   /** The remote proved membership; it may now see our inventory. */
@@ -102,10 +105,9 @@ export class Peer {
   bytesServed = 0
   /** When the last bytes from the remote arrived (ms since the epoch). */
   lastReceivedAt = Date.now()
-  /** The remote's inventory, by hex BLAKE2B digest. */
+  /** The remote's inventory, by hex BLAKE2B digest (entries shared with other peers through the EntryPool). */
   readonly files = new Map<string, FileEntry>()
-  /** Hex digests of the remote's files, by name: a lookup by name must not scan every entry. */
-  private readonly digestsByName = new Map<string, Set<string>>()
+  private readonly pool: EntryPool
 
   private readonly stream: SecretStream
   private readonly init: PeerInit
@@ -130,6 +132,7 @@ export class Peer {
     this.init = init
     this.stream = init.stream
     this.limits = { ...DEFAULTS, ...init.limits }
+    this.pool = init.entries ?? new EntryPool()
     this.requestTokens = 2 * this.limits.requestsPerSecond
     this.publicKey = init.stream.remotePublicKey
     this.publicKeyHex = toHex(this.publicKey)
@@ -191,30 +194,26 @@ export class Peer {
 
   /** The remote's files of this name (usually one). */
   filesNamed (name: string): FileEntry[] {
-    return [...this.digestsByName.get(name) ?? []].map((hex) => this.files.get(hex)!)
+    // The pool's name index, not one of our own: it is shared by every peer, and a lookup must not scan every entry.
+    return this.pool.named(name).filter(({ hex, entry }) => this.files.get(hex) === entry).map(({ entry }) => entry)
   }
 
   private addFile (e: FileEntry): void {
-    const hex = toHex(e.blake2b)
+    const { hex, entry } = this.pool.acquire(e)
     const old = this.files.get(hex)
     if (old) this.removeFile(hex, old)
-    this.files.set(hex, e)
-    let names = this.digestsByName.get(e.name)
-    if (!names) this.digestsByName.set(e.name, names = new Set())
-    names.add(hex)
+    this.files.set(hex, entry)
   }
 
   private removeFile (hex: string, e: FileEntry | undefined = this.files.get(hex)): void {
     if (!e) return
     this.files.delete(hex)
-    const names = this.digestsByName.get(e.name)
-    names?.delete(hex)
-    if (names?.size === 0) this.digestsByName.delete(e.name)
+    this.pool.release(hex, e)
   }
 
   private clearFiles (): void {
+    for (const [hex, e] of this.files) this.pool.release(hex, e)
     this.files.clear()
-    this.digestsByName.clear()
   }
 
   /**

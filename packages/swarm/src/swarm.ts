@@ -5,6 +5,7 @@ import Hyperswarm, { type PeerDiscovery } from 'hyperswarm'
 import { toHex, type FileEntry } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
 import { DataPath } from './datapath.js'
+import { EntryPool } from './entries.js'
 import { resolvePort } from './dht.js'
 import { NETWORK_KEY_BYTES, topicOf } from './membership.js'
 import { Peer, type PeerLimits } from './peer.js'
@@ -115,6 +116,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private readonly redialTimers = new Set<() => void>()
   /** Faults by peer key; a ban outlives the connection (hyperswarm's firewall refuses the key). */
   private readonly faults = new Map<string, { count: number, bannedUntil: number }>()
+  /** Remote file entries, one copy for all peers that advertise one. */
+  private readonly entryPool = new EntryPool()
   /** Bytes of closed connections, by peer key, for traffic(). */
   private readonly pastTraffic = new Map<string, { sent: number, received: number }>()
   /** File bytes uploaded over connections that have closed, for servedBytes(). */
@@ -330,6 +333,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       transport: via.transport,
       dataOnly: via.dataOnly,
       seeder: this.init.seeder ?? false,
+      entries: this.entryPool,
       stream,
       networkKey: this.init.networkKey,
       localName: this.init.name ?? '',
