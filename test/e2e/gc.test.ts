@@ -15,9 +15,13 @@ const fetchOne = async (agent: AgentProc, query: string): Promise<FetchResult> =
   return o!.result
 }
 
-/** Names of the peers `agent` sees holding `f`. */
-const holders = async (agent: AgentProc, f: Distfile): Promise<string[]> =>
-  (await cliJson<WhereResult>(['where', f.blake2b, '--control', agent.control])).remote.flatMap((r) => r.holders.map((h) => h.name))
+/** Names of the peers `agent` sees holding `f` (none: `where` exits 1, which polling must outlast). */
+const holders = async (agent: AgentProc, f: Distfile): Promise<string[]> => {
+  const r = await cli(['where', f.blake2b, '--control', agent.control, '--json'])
+  if (r.code === 1) return []
+  if (r.code !== 0) throw new Error(`distswarm where exited ${r.code}: ${r.stderr}`)
+  return (JSON.parse(r.stdout) as WhereResult).remote.flatMap((h) => h.holders.map((p) => p.name))
+}
 
 const cacheNames = async (agent: AgentProc): Promise<string[]> => (await readdir(agent.cacheDir)).filter((n) => n !== '.partial').sort()
 
