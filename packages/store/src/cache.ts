@@ -283,9 +283,7 @@ export class Download {
    * bytes were wrong (that is abort()). Idempotent.
    */
   async suspend (): Promise<void> {
-    this.stream.close()
-    const fh = this.fh
-    this.fh = null
+    const fh = this.letGo()
     await fh?.sync().catch(() => {})
     await fh?.close().catch(() => {})
     this.release()
@@ -293,12 +291,18 @@ export class Download {
 
   /** Discards the download. Idempotent. */
   async abort (): Promise<void> {
-    this.stream.close()
-    const fh = this.fh
-    this.fh = null
+    const fh = this.letGo()
     await fh?.close().catch(() => {})
     await rm(this.tempPath, { force: true })
     this.release()
+  }
+
+  /** Stops hashing and takes the file handle away (null when it was gone already), for suspend() and abort(). */
+  private letGo (): FileHandle | null {
+    this.stream.close()
+    const fh = this.fh
+    this.fh = null
+    return fh
   }
 
   private handle (): FileHandle {
