@@ -9,7 +9,10 @@ it('agents keep each other across a bootstrap node restart, and a new agent find
   const net = await localNet()
   // Their next scheduled look for peers is 5 min away, as for agents up for a while.
   const settled = ['--rediscover-ms', '300000']
-  const [a, b] = await Promise.all([net.startAgent({ name: 'a', args: settled }), net.startAgent({ name: 'b', args: settled })])
+  // One after the other: b's first lookup then finds a's announcement. (Started at the same
+  // moment, two agents can miss each other until a rediscovery, here 5 min away.)
+  const a = await net.startAgent({ name: 'a', args: settled })
+  const b = await net.startAgent({ name: 'b', args: settled })
   await waitFor(async () => (await peerNames(a)).join() === 'b', 30_000, 'a and b to meet')
 
   // kill -9, then the same address again: a DHT that starts empty, none of the old announcements
