@@ -188,10 +188,6 @@ export class Peer {
     return this.init.transport ?? 'hyperswarm'
   }
 
-  has (blake2b: Uint8Array): boolean {
-    return this.files.has(toHex(blake2b))
-  }
-
   /** The remote's files of this name (usually one). */
   filesNamed (name: string): FileEntry[] {
     // The pool's name index, not one of our own: it is shared by every peer, and a lookup must not scan every entry.

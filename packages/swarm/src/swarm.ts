@@ -239,6 +239,11 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     return times.length ? Math.max(...times) : null
   }
 
+  /** Ready peers that advertise this hex digest, banned ones left out: whom a download or a diagnosis may ask. */
+  private holdersOf (hex: string): Peer[] {
+    return this.readyPeers().filter((p) => p.files.has(hex) && !this.isBanned(p.publicKeyHex))
+  }
+
   /** Verification faults of a peer so far (0 when none). */
   faultsOf (publicKeyHex: string): number {
     return this.faults.get(publicKeyHex)?.count ?? 0
@@ -287,7 +292,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     const hex = toHex(entry.blake2b)
     const exclude = opts.exclude ?? new Set<string>()
     const transfer = new Transfer(entry, sink, {
-      holders: () => this.readyPeers().filter((p) => p.files.has(hex) && !exclude.has(p.publicKeyHex) && !this.isBanned(p.publicKeyHex)),
+      holders: () => this.holdersOf(hex).filter((p) => !exclude.has(p.publicKeyHex)),
       via: (peer) => this.dataPath?.link(peer.publicKeyHex) ?? peer
     }, { rangeSize, window, maxAhead, hedgeAfterMs }, opts.ranges)
     return await transfer.run()
@@ -311,7 +316,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     const claims = new Map<string, Buffer[]>()
     const [ours] = await Promise.all([
       hashOurs(range),
-      ...this.readyPeers().filter((p) => p.files.has(hex) && !this.isBanned(p.publicKeyHex)).map(async (p) => {
+      ...this.holdersOf(hex).map(async (p) => {
         try {
           claims.set(p.publicKeyHex, await p.requestHashes(entry.blake2b, range.offset, range.length, range.pieceSize))
         } catch (err) {
