@@ -239,13 +239,13 @@ export class Download {
     const { size, blake2b, sha512 } = this.expected
     this.stream.feed(this.size)
     const got = await this.stream.digest()
-    // Hashing again (after a repair) needs a fresh stream.
-    this.stream = this.hasher.open(this.tempPath)
     let problem: string | null = null
     if (got.size !== size) problem = `size is ${got.size}, expected ${size}`
     else if (!got.blake2b.equals(blake2b)) problem = 'BLAKE2B digest does not match'
     else if (sha512 && sha512.byteLength > 0 && !got.sha512.equals(sha512)) problem = 'SHA512 digest does not match'
     this.verified = problem === null ? got : null
+    // A repair hashes again, from the start; a verified file is not hashed again (the workers would hold it open).
+    if (problem !== null) this.stream = this.hasher.open(this.tempPath)
     return problem
   }
 

@@ -124,6 +124,23 @@ describe('cache dir', () => {
     expect(await dl.verify()).toBeNull()
   })
 
+  it('leaves no file open in the hash workers once downloads are committed', async () => {
+    const { store } = await setup()
+    const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).length
+    const commitOne = async (i: number): Promise<void> => {
+      const data = randomBytes(10_000 + i)
+      const dl = await store.begin({ name: `n-${i}.tar.gz`, size: data.length, blake2b: b2(data), sha512: s512(data) })
+      await dl.write(data)
+      await store.commit(dl)
+    }
+    await commitOne(0) // the workers' own descriptors exist from here on
+    const before = await openFds()
+    for (let i = 1; i <= 20; i++) await commitOne(i)
+    // A worker opens a download's file when told to; give it time to have acted on every message.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(await openFds()).toBeLessThan(before + 5)
+  })
+
   it('refuses bytes past the expected size as they arrive', async () => {
     const { store, data, expected } = await setup()
     const dl = await store.begin(expected)
