@@ -2,6 +2,7 @@ import { mkdir, unlink } from 'node:fs/promises'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { dirname } from 'node:path'
 import createDebug from 'debug'
+import { isCode } from '@distswarm/protocol'
 import { AgentError } from './errors.js'
 import { LineReader } from './lines.js'
 import type { ControlMethods, Method } from './api.js'
@@ -276,7 +277,11 @@ export class ControlClient {
     const p = msg.id === undefined ? undefined : this.pending.get(msg.id)
     if (!p) return
     this.pending.delete(msg.id!)
-    if (msg.error) p.reject(new AgentError(msg.error.code, msg.error.message))
+    // A code this CLI does not know (a newer agent's) keeps its name in the message.
+    if (msg.error) {
+      const { code, message } = msg.error
+      p.reject(isCode(code) ? new AgentError(code, message) : new AgentError('ERR_INTERNAL', `${String(code)}: ${message}`))
+    }
     else p.resolve(msg.result)
   }
 

@@ -1,11 +1,13 @@
+import type { Code } from './codes.js'
+
 /**
  * Base of every distswarm error: `code` is stable and is what callers and
  * tests branch on; `message` is for people and may change.
  */
 export class DistswarmError extends Error {
-  readonly code: string
+  readonly code: Code
 
-  constructor (code: string, message: string, options?: ErrorOptions) {
+  constructor (code: Code, message: string, options?: ErrorOptions) {
     super(message, options)
     this.code = code
     this.name = new.target.name

@@ -1,4 +1,8 @@
 export { DistswarmError, ProtocolError } from './errors.js'
+export { CODES, REMOTE_CODES, isCode } from './codes.js'
+export type { Code } from './codes.js'
+export { debugLogger, eventText } from './log.js'
+export type { Logger, LogLevel, LogFields } from './log.js'
 export * from './limits.js'
 export { encodeFrame, FrameDecoder } from './framing.js'
 export { allocDataFrame, encodeMessage, decodeMessage, ErrorCode } from './messages.js'

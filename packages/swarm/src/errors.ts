@@ -1,4 +1,4 @@
-import { DistswarmError } from '@distswarm/protocol'
+import { DistswarmError, REMOTE_CODES, type ErrorCodeName } from '@distswarm/protocol'
 
 export class SwarmError extends DistswarmError {
   static INVALID_NETWORK_KEY (why: string): SwarmError {
@@ -17,8 +17,8 @@ export class SwarmError extends DistswarmError {
     return new SwarmError('ERR_PEER_CLOSED', 'peer connection closed')
   }
 
-  static REMOTE (code: string, message: string): SwarmError {
-    return new SwarmError(`ERR_REMOTE_${code}`, `peer answered ${code}${message ? `: ${message}` : ''}`)
+  static REMOTE (code: ErrorCodeName, message: string): SwarmError {
+    return new SwarmError(REMOTE_CODES[code], `peer answered ${code}${message ? `: ${message}` : ''}`)
   }
 
   static PROTOCOL_VIOLATION (why: string): SwarmError {
