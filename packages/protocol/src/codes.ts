@@ -61,6 +61,8 @@ export const CODES = {
   ERR_LINE_TOO_LONG: 'a control line longer than the bound',
   ERR_CONTROL_CLOSED: 'the agent closed the control connection before answering',
   ERR_INTERNAL: 'an unexpected failure inside the agent',
+  // any library: an option handed to a constructor
+  ERR_INVALID_OPTION: 'an option handed to a library constructor is out of range or of the wrong type',
   // cli
   ERR_USAGE: 'a command line the command does not accept'
 } as const satisfies Record<`ERR_${string}`, string>
