@@ -91,11 +91,17 @@ export class Agent extends EventEmitter<AgentEvents> {
    */
   start (): Promise<void> {
     if (this.stopping) return Promise.reject(AgentError.NOT_STARTED())
-    this.starting ??= this.bringUp().catch(async (err: unknown) => {
+    this.starting ??= this.startOnce()
+    return this.starting
+  }
+
+  private async startOnce (): Promise<void> {
+    try {
+      await this.bringUp()
+    } catch (err) {
       await this.teardown()
       throw err
-    })
-    return this.starting
+    }
   }
 
   private async bringUp (): Promise<void> {
