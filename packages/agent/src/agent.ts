@@ -109,7 +109,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const keyPair = await loadOrCreateIdentity(config.stateDir)
     await this.policy.start()
     await this.store.open()
-    this.log.info('store.indexed', { files: this.store.size })
+    this.log.debug('store.indexed', { files: this.store.size })
     const swarm = this.swarm = new DistSwarm({
       networkKey: config.networkKey,
       keyPair,

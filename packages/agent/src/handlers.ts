@@ -154,7 +154,7 @@ export class ControlHandlers {
     if (!isValidName(params.name)) throw AgentError.BAD_REQUEST(`invalid file name ${JSON.stringify(params.name.slice(0, 300))}`)
     this.upstreamCounters.files++
     this.upstreamCounters.bytes += params.bytes
-    this.p.log.info('upstream.fetched', { name: params.name, bytes: params.bytes })
+    this.p.log.debug('upstream.fetched', { name: params.name, bytes: params.bytes })
     return { fetchedUpstream: this.upstreamCounters.bytes }
   }
 

@@ -114,4 +114,13 @@ describe('Agent lifecycle', () => {
     await expect(agent.start()).rejects.toMatchObject({ code: 'ERR_AGENT_NOT_STARTED' })
     expect(() => agent.status()).toThrow(expect.objectContaining({ code: 'ERR_AGENT_NOT_STARTED' }))
   })
+
+  it('stops an agent that never started, which then does not start', async () => {
+    const cfg = await config()
+    const before = await running()
+    const agent = new Agent(cfg)
+    await agent.stop()
+    await expect(agent.start()).rejects.toMatchObject({ code: 'ERR_AGENT_NOT_STARTED' })
+    expect(await running()).toEqual(before)
+  })
 })
