@@ -61,9 +61,9 @@
     const s = Math.floor(ms / 1000)
     if (s < 60) return `${s} s`
     const m = Math.floor(s / 60)
-    if (m < 60) return `${m} min ${s % 60} s`
+    if (m < 60) return s % 60 ? `${m} min ${s % 60} s` : `${m} min`
     const h = Math.floor(m / 60)
-    if (h < 24) return `${h} h ${m % 60} min`
+    if (h < 24) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`
     return `${Math.floor(h / 24)} d ${h % 24} h`
   }
   /** @param {string | undefined} iso @param {number} now */
@@ -179,7 +179,7 @@
     const sorted = [...peers].sort((a, b) => (a.name || '').localeCompare(b.name || '') || a.publicKey.localeCompare(b.publicKey))
     $('peer-rows').replaceChildren(...sorted.map((p) => {
       const tr = row([
-        [p.name || '?', 'Name', '', p.publicKey],
+        [p.name || '?', 'Name', 'wrap', p.publicKey],
         [p.address ?? '-', 'Address', 'mono'],
         [p.path, 'Path'],
         [String(p.files), 'Files', 'num'],
@@ -194,6 +194,7 @@
     }))
     $('peers-count').textContent = peers.length ? `(${peers.length})` : ''
     $('peers-none').hidden = peers.length > 0
+    $('peer-table').hidden = peers.length === 0
   }
 
   /** @type {Record<string, string>} */
@@ -205,7 +206,7 @@
       const outcome = OUTCOMES[f.outcome] ?? 'failed'
       const tr = row([
         [since(f.at, now), 'When'],
-        [f.name, 'File'],
+        [f.name, 'File', 'wrap'],
         // the error code (from the agent) as the badge's tooltip
         [el('span', { class: `badge o-${outcome}`, title: f.code ?? null }, outcome), 'From'],
         [f.bytes === null ? '-' : bytes(f.bytes), 'Size', 'num'],
@@ -214,6 +215,7 @@
       return tr
     }))
     $('fetches-none').hidden = fetches.length > 0
+    $('fetch-table').hidden = fetches.length === 0
   }
 
   // ---- traffic chart ----
@@ -268,9 +270,9 @@
       label.textContent = rate(yMax * f)
       parts.push(label)
     }
-    for (const [t, text, anchor] of /** @type {Array<[number, string, string]>} */ ([[start, '60 min ago', 'start'], [start + span / 2, '30 min ago', 'middle'], [end, 'now', 'end']])) {
+    for (const [t, text, anchor] of /** @type {Array<[number, string, string]>} */ ([[start, `${duration(span)} ago`, 'start'], [start + span / 2, `${duration(span / 2)} ago`, 'middle'], [end, 'now', 'end']])) {
       const label = svg('text', { x: X(t), y: H - 4, 'text-anchor': anchor })
-      label.textContent = span === 3600000 ? text : text.replace('60 min', duration(span)).replace('30 min', duration(span / 2))
+      label.textContent = text
       parts.push(label)
     }
     for (const [k] of SERIES) {
@@ -303,6 +305,7 @@
       if (line) parts.push(svg('path', { class: `s ${cls}`, d: line }))
     }
     chart.replaceChildren(...parts)
+    $('traffic-h').textContent = `Traffic, last ${span === 3600000 ? 'hour' : duration(span)}`
 
     $('legend').replaceChildren(...[...SERIES].reverse().map(([k, label]) => {
       const total = samples.reduce((sum, s) => sum + s[k], 0)
