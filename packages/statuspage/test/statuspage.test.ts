@@ -208,6 +208,21 @@ describe('live updates', () => {
     open[1]!.destroy()
   })
 
+  it('a client that stops reading is cut once 1 MiB waits for it: a stalled tab does not grow the agent', async () => {
+    const big = 'x'.repeat(256 * 1024)
+    const { base, page } = await serve({ status: async () => fakeStatus({ name: big }), liveIntervalMs: 10 })
+    const r = request(base + '/api/events')
+    r.end()
+    const [res] = await once(r, 'response')
+    res.pause() // reads nothing more: the kernel's buffers fill, then the server's
+    const closed = once(r.socket!, 'close')
+    const deadline = Date.now() + 20_000
+    while (page.clients > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(page.clients).toBe(0)
+    res.resume()
+    await closed
+  }, 30_000)
+
   it('stop() ends every stream', async () => {
     const { base, page } = await serve({ liveIntervalMs: 20 })
     const r = request(base + '/api/events')
