@@ -136,9 +136,31 @@ describe.skipIf(!hasChromium)('the status page in a real browser', () => {
     await page.waitForSelector('#fetch-rows .badge.o-peers', { timeout: 30_000 })
     expect(await page.locator('#fetch-rows tr').first().locator('td').nth(1).innerText()).toBe(name)
     await waitFor(async () => await shownDone(page) === null, 30_000, 'the transfer to leave the page')
+    await page.screenshot({ path: join(dir, 'statuspage-done.png'), fullPage: true })
+    await copyFile(join(dir, 'statuspage-done.png'), '/tmp/statuspage-done.png')
 
     expect(problems).toEqual([])
     expect(requests.length).toBeGreaterThan(1)
     expect(requests.filter((u) => !u.startsWith(base + '/'))).toEqual([])
+
+    // No room for another live client: the stream is refused (503) and the page polls the snapshot instead.
+    const full = createStatusPage({ status: () => client.call('status', {}), peers: () => client.call('peers', {}), maxClients: 0 })
+    await full.start()
+    onTestFinished(() => full.stop())
+    const server2 = createServer((req, res) => { if (!full.handle(req, res)) { res.writeHead(404); res.end() } })
+    server2.listen(0, '127.0.0.1')
+    await once(server2, 'listening')
+    onTestFinished(() => new Promise<void>((resolve) => { server2.closeAllConnections(); server2.close(() => resolve()) }))
+    const base2 = `http://127.0.0.1:${(server2.address() as AddressInfo).port}`
+    const polled = await context.newPage()
+    const polledProblems: string[] = []
+    polled.on('console', (m) => { if (m.type() === 'error') polledProblems.push(m.text()) })
+    polled.on('pageerror', (e) => { polledProblems.push(`page error: ${e.message}`) })
+    await polled.goto(base2 + '/')
+    await polled.waitForSelector(`#peer-rows tr[data-key="${seederKey}"]`, { timeout: 30_000 })
+    expect(await polled.locator('#conn').innerText()).toBe('polling')
+    expect(await polled.locator('#f-key').innerText()).toBe(status.publicKey)
+    // the only complaint is the browser's about the refused stream
+    expect(polledProblems.filter((t) => !/EventSource|503/.test(t))).toEqual([])
   })
 })

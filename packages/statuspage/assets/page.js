@@ -12,6 +12,8 @@
   /** @typedef {{ at: string, status: any, peers: Peer[], fetches: Fetch[] }} Snapshot */
 
   const POLL_MS = 2000
+  /** No new status for this long: the page says its numbers are stale. */
+  const STALE_MS = 6000
   const HISTORY_POLL_MS = 10000
   const SERIES = /** @type {const} */ ([['served', 'served to peers'], ['upstream', 'upstream'], ['fromPeers', 'from peers']])
   const SVG = 'http://www.w3.org/2000/svg'
@@ -132,7 +134,7 @@
       seen.add(x.blake2b)
       let t = transfers.get(x.blake2b)
       if (!t) {
-        const progress = /** @type {HTMLProgressElement} */ (el('progress', { max: x.size || 1, value: 0 }))
+        const progress = /** @type {HTMLProgressElement} */ (el('progress', { max: x.size || 1, value: 0, 'aria-label': x.name }))
         const detail = el('div', { class: 'detail' })
         const li = el('li', { 'data-blake2b': x.blake2b }, el('div', { class: 'name', title: x.blake2b }, x.name), progress, detail)
         t = { li, progress, detail, done: x.bytesDone, at: now, rate: null }
@@ -315,8 +317,14 @@
 
   // ---- data ----
 
+  let lastUpdate = 0
+  /** the agent's failure is on show: the stale notice does not replace it */
+  let failing = false
+
   /** @param {Snapshot} snap */
   function render (snap) {
+    lastUpdate = Date.now()
+    failing = false
     const now = Date.parse(snap.at) || Date.now()
     renderBox(snap.status)
     renderTransfers(snap.status.transfers ?? [], now)
@@ -348,7 +356,7 @@
 
   /** The stream was refused (too many clients) or is gone for good: ask now and then instead. */
   function poll () {
-    const once = () => getJson('/api/snapshot').then((s) => { render(s); connection('polling', 'live') }, (err) => connection(err.message, 'bad'))
+    const once = () => getJson('/api/snapshot').then((s) => { render(s); connection('polling', 'live') }, (err) => { failing = true; connection(err.message, 'bad') })
     const hist = () => getJson('/api/history').then(setHistory, () => {})
     once()
     hist()
@@ -369,7 +377,10 @@
       render(JSON.parse(/** @type {MessageEvent} */ (e).data))
       connection('live', 'live')
     })
-    es.addEventListener('failure', (e) => connection(`agent unreachable: ${JSON.parse(/** @type {MessageEvent} */ (e).data).message}`, 'bad'))
+    es.addEventListener('failure', (e) => {
+      failing = true
+      connection(`agent unreachable: ${JSON.parse(/** @type {MessageEvent} */ (e).data).message}`, 'bad')
+    })
     es.addEventListener('error', () => {
       if (es.readyState === EventSource.CLOSED) poll()
       else connection('reconnecting…', 'bad')
@@ -381,6 +392,9 @@
     cancelAnimationFrame(resizing)
     resizing = requestAnimationFrame(renderChart)
   })
+  setInterval(() => {
+    if (!failing && lastUpdate > 0 && Date.now() - lastUpdate > STALE_MS) connection(`no update for ${duration(Date.now() - lastUpdate)}`, 'bad')
+  }, 1000)
   renderChart()
   live()
 })()

@@ -1,4 +1,4 @@
-export { createStatusPage, totalsOf, SAMPLE_INTERVAL_MS, LIVE_INTERVAL_MS, MAX_CLIENTS } from './statuspage.js'
+export { createStatusPage, totalsOf, SAMPLE_INTERVAL_MS, LIVE_INTERVAL_MS, MAX_CLIENTS, ANSWER_TIMEOUT_MS } from './statuspage.js'
 export type { StatusPage, StatusPageInit, SampledStatus, FetchEventSource, Snapshot } from './statuspage.js'
 export { TrafficHistory, HISTORY_SAMPLES } from './history.js'
 export type { TrafficSample, TrafficTotals, TrafficHistoryInit } from './history.js'

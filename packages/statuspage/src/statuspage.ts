@@ -8,6 +8,8 @@ import { TrafficHistory, type TrafficSample, type TrafficTotals } from './histor
 export const SAMPLE_INTERVAL_MS = 10_000
 export const LIVE_INTERVAL_MS = 1000
 export const MAX_CLIENTS = 16
+/** How long the agent may take to answer before a request gets 503: a hung agent must not hang the page's requests. */
+export const ANSWER_TIMEOUT_MS = 10_000
 /** Bytes a live client may leave unread before it is cut: a stalled tab must not grow the agent's memory. */
 const MAX_CLIENT_BACKLOG = 1024 * 1024
 /** How long a browser waits before it reconnects a dropped event stream. */
@@ -42,6 +44,8 @@ export interface StatusPageInit<S extends SampledStatus = SampledStatus> {
   liveIntervalMs?: number
   /** Event-stream clients at a time; more get 503. Default MAX_CLIENTS. */
   maxClients?: number
+  /** How long status() and peers() may take; past it the request gets 503. Default ANSWER_TIMEOUT_MS. */
+  answerTimeoutMs?: number
   logger?: Logger
 }
 
@@ -116,6 +120,19 @@ function sendError (req: IncomingMessage, res: ServerResponse, status: number, m
   sendJson(req, res, status, { error: code === undefined ? { message } : { code, message } }, headers)
 }
 
+/** `p`, or a rejection once `ms` pass first. */
+async function inTime<T> (p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([p, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /** The path of a request target, or null for one that is not an origin-form path. */
 function pathOf (url: string | undefined): string | null {
   if (url === undefined || !url.startsWith('/')) return null
@@ -137,6 +154,7 @@ export function createStatusPage<S extends SampledStatus> (init: StatusPageInit<
   const sampleMs = intOption('sampleIntervalMs', init.sampleIntervalMs, SAMPLE_INTERVAL_MS, 10, 3_600_000)
   const liveMs = intOption('liveIntervalMs', init.liveIntervalMs, LIVE_INTERVAL_MS, 10, 600_000)
   const maxClients = intOption('maxClients', init.maxClients, MAX_CLIENTS, 0, 10_000)
+  const answerMs = intOption('answerTimeoutMs', init.answerTimeoutMs, ANSWER_TIMEOUT_MS, 10, 600_000)
   const log = init.logger ?? debugLogger('distswarm:statuspage')
   const history = init.history ?? new TrafficHistory()
   const fetches = init.fetches ?? new RecentFetches()
@@ -164,7 +182,7 @@ export function createStatusPage<S extends SampledStatus> (init: StatusPageInit<
   /** Status (and peers), with the first failure after a success logged as a warning. */
   const ask = async (): Promise<{ status: S, peers: unknown[] }> => {
     try {
-      const [s, p] = await Promise.all([status(), peers ? peers() : Promise.resolve([])])
+      const [s, p] = await inTime(Promise.all([status(), peers ? peers() : Promise.resolve([])]), answerMs)
       if (failing) log.info('status.recovered')
       failing = false
       return { status: s, peers: [...p] }
@@ -189,7 +207,7 @@ export function createStatusPage<S extends SampledStatus> (init: StatusPageInit<
 
   const sample = async (): Promise<void> => {
     try {
-      const s = await status()
+      const s = await inTime(status(), answerMs)
       const added = history.record(totalsOf(s), Date.now())
       if (added) broadcast('sample', added)
     } catch (err) {

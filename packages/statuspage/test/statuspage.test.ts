@@ -147,6 +147,13 @@ describe('routes', () => {
     expect(warned).toEqual(['status.failed'])
   })
 
+  it('an agent that never answers: 503 once answerTimeoutMs pass, not a request left hanging', async () => {
+    const { base } = await serve({ status: () => new Promise(() => {}), answerTimeoutMs: 50 })
+    const r = await get(base + '/api/status')
+    expect(r.status).toBe(503)
+    expect(JSON.parse(r.body).error.message).toMatch(/no answer within 50 ms/)
+  })
+
   it('before start() and after stop(): 503 for its own paths, still false for the others', async () => {
     const page = createStatusPage({ status: async () => fakeStatus() })
     const server = createServer((req, res) => { if (!page.handle(req, res)) { res.writeHead(404); res.end() } })
@@ -167,7 +174,7 @@ describe('routes', () => {
   it('refuses bad options with ERR_INVALID_OPTION', () => {
     const status = async () => fakeStatus()
     const bad: Array<Partial<StatusPageInit>> = [
-      { status: undefined }, { sampleIntervalMs: 0 }, { liveIntervalMs: 1.5 }, { maxClients: -1 },
+      { status: undefined }, { sampleIntervalMs: 0 }, { answerTimeoutMs: 0 }, { liveIntervalMs: 1.5 }, { maxClients: -1 },
       { peers: 'x' as unknown as StatusPageInit['peers'] }, { events: {} as StatusPageInit['events'] }
     ]
     for (const b of bad) {
