@@ -162,5 +162,5 @@ describe.skipIf(!hasChromium)('the status page in a real browser', () => {
     expect(await polled.locator('#f-key').innerText()).toBe(status.publicKey)
     // the only complaint is the browser's about the refused stream
     expect(polledProblems.filter((t) => !/EventSource|503/.test(t))).toEqual([])
-  })
+  }, 300_000) // 256 MiB written, then fetched over hyperswarm's stream on a loaded machine
 })

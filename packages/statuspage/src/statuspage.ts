@@ -196,6 +196,7 @@ export function createStatusPage<S extends SampledStatus> (init: StatusPageInit<
   const broadcast = (event: string, data: unknown): void => {
     const frame = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`
     for (const res of clients) {
+      if (res.destroyed) continue // gone; its 'close' removes it
       if (res.writableLength > MAX_CLIENT_BACKLOG) {
         log.debug('client.cut', { backlog: res.writableLength })
         res.destroy()
