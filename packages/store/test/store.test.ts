@@ -10,7 +10,7 @@ const stores: Store[] = []
 const track = (store: Store): Store => { stores.push(store); return store }
 beforeEach(async () => { root = await mkdtemp(join(tmpdir(), 'distswarm-store-')) })
 afterEach(async () => {
-  await Promise.all(stores.splice(0).map((s) => s.close()))
+  await Promise.all(stores.splice(0).map((s) => s.stop()))
   await rm(root, { recursive: true, force: true })
 })
 
@@ -42,7 +42,7 @@ describe('scanning', () => {
     await writeFile(join(root, 'secret'), 'not a distfile')
     await symlink(join(root, 'secret'), join(dist, 'link.tar.gz'))
     const store = track(new Store({ distdirs: [dist, join(root, 'missing')], cacheDir: join(root, 'cache') }))
-    await store.open()
+    await store.start()
     expect([...store.entries()].map((e) => e.name)).toEqual(['good-1.tar.gz'])
     expect(isDistfileName('a.tar.gz.__download__')).toBe(false)
   })
@@ -53,7 +53,7 @@ describe('scanning', () => {
     await writeFile(join(a, 'same.tar'), 'one'); await writeFile(join(b, 'same.tar'), 'two')
     await writeFile(join(a, 'dup.tar'), 'x'); await writeFile(join(b, 'dup-copy.tar'), 'x')
     const store = track(new Store({ distdirs: [a, b], cacheDir: join(root, 'cache') }))
-    await store.open()
+    await store.start()
     expect(store.size).toBe(3)
     expect(store.findByName('same.tar')).toHaveLength(2)
     expect(store.get(b2(Buffer.from('x')))?.name).toBe('dup.tar')
@@ -63,7 +63,7 @@ describe('scanning', () => {
 describe('cache dir', () => {
   async function setup () {
     const store = track(new Store({ cacheDir: join(root, 'cache') }))
-    await store.open()
+    await store.start()
     const data = randomBytes(200_000)
     return { store, data, expected: { name: 'pkg-1.0.tar.xz', size: data.length, blake2b: b2(data), sha512: s512(data) } }
   }
@@ -176,8 +176,8 @@ describe('cache dir', () => {
     await utimes(join(partial, old), new Date(2020, 0, 1), new Date(2020, 0, 1))
     await writeFile(join(partial, 'junk.tmp'), 'not ours')
     const store = new Store({ cacheDir: cache })
-    onTestFinished(() => store.close())
-    await store.open()
+    onTestFinished(() => store.stop())
+    await store.start()
     expect(await readdir(partial)).toEqual([fresh])
     expect(store.size).toBe(0)
   })
@@ -187,10 +187,10 @@ describe('cache dir', () => {
     const first = await store.begin(expected)
     await first.write(data.subarray(0, 123_456))
     await first.suspend()
-    await store.close()
+    await store.stop()
     const again = new Store({ cacheDir: store.cache.dir })
-    onTestFinished(() => again.close())
-    await again.open()
+    onTestFinished(() => again.stop())
+    await again.start()
     const dl = await again.begin(expected)
     expect(dl.resumedFrom).toBe(123_456)
     expect(dl.written).toBe(123_456)
