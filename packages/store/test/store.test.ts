@@ -122,6 +122,7 @@ describe('cache dir', () => {
     await new Promise((resolve) => setTimeout(resolve, 300))
     await dl.write(data.subarray(0, 1000), 0)
     expect(await dl.verify()).toBeNull()
+    await dl.abort()
   })
 
   it('leaves no file open in the hash workers once downloads are committed', async () => {
@@ -155,6 +156,28 @@ describe('cache dir', () => {
     await dl.write(data)
     expect(await codeOf(store.commit(dl))).toBe('ERR_NAME_TAKEN')
     expect(await readFile(join(store.cache.dir, expected.name), 'utf8')).toBe('someone else')
+  })
+
+  it('a same-name file of another size is refused unread; one of the same size is hashed (BLAKE2B only) in the worker pool', async () => {
+    const store = track(new Store({ cacheDir: join(root, 'cache'), watch: false }))
+    await store.start()
+    const data = randomBytes(300_000)
+    const expected = { name: 'same-1.tar.gz', size: data.length, blake2b: b2(data), sha512: s512(data) }
+    const commitWith = async (existing: Buffer): Promise<string | undefined> => {
+      await writeFile(join(store.cache.dir, expected.name), existing)
+      const dl = await store.begin(expected)
+      await dl.write(data)
+      return await codeOf(store.commit(dl))
+    }
+    expect(await commitWith(data.subarray(1))).toBe('ERR_NAME_TAKEN')
+    expect(store.stats.bytesHashed).toBe(0)
+    const other = Buffer.from(data)
+    other[7]! ^= 1
+    expect(await commitWith(other)).toBe('ERR_NAME_TAKEN')
+    expect(store.stats.bytesHashed).toBe(data.length)
+    expect(await commitWith(data)).toBeUndefined()
+    expect(store.stats.bytesHashed).toBe(2 * data.length)
+    expect(store.get(expected.blake2b)?.path).toBe(join(store.cache.dir, expected.name))
   })
 
   it('allows one download per digest at a time', async () => {
