@@ -137,7 +137,7 @@ export class CacheDir {
       // its BLAKE2B (the one digest compared) is computed in a hash worker.
       const existing = await statFile(final)
       if (existing === null || existing.size !== BigInt(expected.size)) throw StoreError.NAME_TAKEN(expected.name, this.dir)
-      const blake2b = await this.pool.digest(final, 'blake2b512', existing)
+      const blake2b = await this.pool.blake2b(final, existing)
       if (!blake2b.equals(expected.blake2b)) throw StoreError.NAME_TAKEN(expected.name, this.dir)
     } finally {
       await rm(tempPath, { force: true })

@@ -60,15 +60,12 @@ export class DirWatcher {
   private stopped = false
 
   constructor (init: DirWatcherInit) {
-    this.indexer = init.indexer
-    this.inventory = init.inventory
+    // Taken as they are: the Store checked them.
+    ;({
+      indexer: this.indexer, inventory: this.inventory, watch: this.enabled, settleMs: this.settleMs,
+      rescanIntervalMs: this.rescanIntervalMs, maxPending: this.maxPending, window: this.window, logger: this.logger
+    } = init)
     this.dirs = init.indexer.dirs.map((path) => ({ path, watcher: null, ident: null }))
-    this.enabled = init.watch
-    this.settleMs = init.settleMs
-    this.rescanIntervalMs = init.rescanIntervalMs
-    this.maxPending = init.maxPending
-    this.window = init.window
-    this.logger = init.logger
   }
 
   /** Dirs watched by fs.watch now. */

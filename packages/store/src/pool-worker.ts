@@ -45,19 +45,20 @@ function hash (job) {
     fd = opened.fd
     const before = opened.st
     const b2 = createHash('blake2b512')
-    const s512 = createHash('sha512')
+    // blake2bOnly: a caller that compares with a BLAKE2B and needs no SHA512.
+    const s512 = job.blake2bOnly ? null : createHash('sha512')
     for (;;) {
       if (Atomics.load(stop, 0) !== 0) throw fail('ECANCELED', 'hashing was cancelled')
       const n = fs.readSync(fd, chunk, 0, chunk.length, bytes)
       if (n === 0) break
       const view = chunk.subarray(0, n)
       b2.update(view)
-      s512.update(view)
+      s512?.update(view)
       bytes += n
     }
     const after = fs.fstatSync(fd, { bigint: true })
     if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || BigInt(bytes) !== after.size) throw fail('ECHANGED', 'changed while it was read')
-    return { ok: true, bytes, blake2b: b2.digest(), sha512: s512.digest(), stat: { dev: after.dev, ino: after.ino, size: after.size, mtimeNs: after.mtimeNs } }
+    return { ok: true, bytes, blake2b: b2.digest(), sha512: s512?.digest(), stat: { dev: after.dev, ino: after.ino, size: after.size, mtimeNs: after.mtimeNs } }
   } catch (err) {
     return { ok: false, bytes, code: String(err.code || 'EIO'), message: String(err.message) }
   } finally {
@@ -91,26 +92,6 @@ function pieces (job) {
     if (fd >= 0) try { fs.closeSync(fd) } catch {}
   }
 }
-function digest (job) {
-  let bytes = 0
-  let fd = -1
-  try {
-    fd = openListed(job).fd
-    const h = createHash(job.algo)
-    for (;;) {
-      if (Atomics.load(stop, 0) !== 0) throw fail('ECANCELED', 'hashing was cancelled')
-      const n = fs.readSync(fd, chunk, 0, chunk.length, bytes)
-      if (n === 0) break
-      h.update(chunk.subarray(0, n))
-      bytes += n
-    }
-    return { ok: true, bytes, digest: h.digest() }
-  } catch (err) {
-    return { ok: false, bytes, code: String(err.code || 'EIO'), message: String(err.message) }
-  } finally {
-    if (fd >= 0) try { fs.closeSync(fd) } catch {}
-  }
-}
 function scan (job) {
   try {
     const files = []
@@ -126,6 +107,6 @@ function scan (job) {
     return { ok: false, bytes: 0, code: String(err.code || 'EIO'), message: String(err.message) }
   }
 }
-const jobs = { hash, scan, pieces, digest }
+const jobs = { hash, scan, pieces }
 parentPort.on('message', (job) => parentPort.postMessage({ id: job.id, ...jobs[job.kind](job) }))
 `

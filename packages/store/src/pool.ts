@@ -51,14 +51,12 @@ interface Reply {
   stat?: StatKey
   files?: ListedFile[]
   hashes?: Uint8Array[]
-  digest?: Uint8Array
 }
 
 type Request =
-  | { kind: 'hash', path: string, dev?: bigint, ino?: bigint }
+  | { kind: 'hash', path: string, dev?: bigint, ino?: bigint, blake2bOnly?: boolean }
   | { kind: 'scan', path: string }
   | { kind: 'pieces', path: string, offset: number, length: number, pieceSize: number, dev?: bigint, ino?: bigint }
-  | { kind: 'digest', path: string, algo: 'blake2b512', dev?: bigint, ino?: bigint }
 
 interface Job {
   id: number
@@ -139,10 +137,10 @@ export class HashPool {
     throw Object.assign(new Error(`cannot hash pieces of ${path}: ${reply.message}`), { code: reply.code })
   }
 
-  /** One digest of the whole of `path` (with `expect`, only when it is still that dev/inode); rejects with the errno-style code when it cannot be read. */
-  async digest (path: string, algo: 'blake2b512', expect?: { dev: bigint, ino: bigint }): Promise<Buffer> {
-    const reply = await this.submit({ kind: 'digest', path, algo, ...expect })
-    if (reply.ok) return asBuffer(reply.digest!)
+  /** The BLAKE2B of `path` alone (with `expect`, only when it is still that dev/inode); rejects with the errno-style code when it cannot be read whole. */
+  async blake2b (path: string, expect?: { dev: bigint, ino: bigint }): Promise<Buffer> {
+    const reply = await this.submit({ kind: 'hash', path, blake2bOnly: true, ...expect })
+    if (reply.ok) return asBuffer(reply.blake2b!)
     throw Object.assign(new Error(`cannot hash ${path}: ${reply.message}`), { code: reply.code })
   }
 
