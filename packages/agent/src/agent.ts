@@ -79,7 +79,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     super()
     this.config = config
     this.log = init.logger ?? debugLogger('distswarm:agent')
-    this.store = new Store({ distdirs: config.distdirs, cacheDir: config.cacheDir, stateDir: config.stateDir })
+    this.store = new Store({ distdirs: config.distdirs, cacheDir: config.cacheDir, stateDir: config.stateDir, logger: this.log.child('store') })
     this.policy = new ManifestPolicy(config.repos, this.log.child('manifest'))
     this.advertised = new Advertised({ store: this.store, agrees: (f) => this.policy.agrees(f), logger: this.log.child('advertised') })
   }
@@ -108,7 +108,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const config = this.config
     const keyPair = await loadOrCreateIdentity(config.stateDir)
     await this.policy.start()
-    await this.store.open()
+    await this.store.start()
     this.log.debug('store.indexed', { files: this.store.size })
     const swarm = this.swarm = new DistSwarm({
       networkKey: config.networkKey,
@@ -258,7 +258,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       await this.quota?.stop()
       this.fetcher?.stop()
       await this.swarm?.destroy()
-      await this.store.close()
+      await this.store.stop()
     })()
     return this.tearingDown
   }

@@ -19,7 +19,7 @@ async function parts (): Promise<{ store: Store, swarm: FetchSwarm }> {
   const swarm = new DistSwarm({ networkKey: randomBytes(32), keyPair: createKeyPair(), bootstrap: [], dataPort: null, source: { entries: () => store.entries(), get: (d) => store.get(d) } })
   onTestFinished(async () => {
     await swarm.destroy()
-    await store.close()
+    await store.stop()
     await rm(dir, { recursive: true, force: true })
   })
   return { store, swarm }
