@@ -79,7 +79,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     super()
     this.config = config
     this.log = init.logger ?? debugLogger('distswarm:agent')
-    this.store = new Store({ distdirs: config.distdirs, cacheDir: config.cacheDir, stateDir: config.stateDir })
+    this.store = new Store({ distdirs: config.distdirs, cacheDir: config.cacheDir, stateDir: config.stateDir, logger: this.log.child('store') })
     this.policy = new ManifestPolicy(config.repos, this.log.child('manifest'))
     this.advertised = new Advertised({ store: this.store, agrees: (f) => this.policy.agrees(f), logger: this.log.child('advertised') })
   }
