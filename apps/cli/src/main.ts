@@ -14,11 +14,11 @@ export const COMMANDS: Command[] = [
 ]
 
 function usage (): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length))
+  const width = Math.max(...COMMANDS.map((c) => c.meta.name.length))
   return [
     'distswarm: a peer-to-peer cache of Gentoo distfiles for the boxes of one LAN', '',
     'usage: distswarm COMMAND [options]   (distswarm COMMAND --help for more)', '',
-    'commands:', ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`), '',
+    'commands:', ...COMMANDS.map((c) => `  ${c.meta.name.padEnd(width)}  ${c.meta.summary}`), '',
     'exit codes: 0 success, 1 operation failed, 2 usage or configuration error, 3 agent unreachable', ''
   ].join('\n')
 }
@@ -37,7 +37,7 @@ export async function run (argv: string[], io: IO = processIO()): Promise<number
     (name === undefined ? io.stderr : io.stdout).write(usage())
     return name === undefined ? 2 : 0
   }
-  const cmd = COMMANDS.find((c) => c.name === name)
+  const cmd: Command | undefined = COMMANDS.find((c) => c.meta.name === name)
   if (!cmd) {
     io.stderr.write(`distswarm: unknown command ${JSON.stringify(name)}\n\n${usage()}`)
     return 2
@@ -50,7 +50,7 @@ export async function run (argv: string[], io: IO = processIO()): Promise<number
     }
     return await cmd.run(args, io)
   } catch (err) {
-    io.stderr.write(`distswarm ${cmd.name}: ${(err as Error).message}\n`)
+    io.stderr.write(`distswarm ${cmd.meta.name}: ${(err as Error).message}\n`)
     return exitCodeOf(err)
   }
 }
