@@ -4,7 +4,7 @@ import type { Server as HttpServer } from 'node:http'
 import type { Server } from 'node:net'
 import { dirname, resolve } from 'node:path'
 import createDebug from 'debug'
-import { isHexDigest, isValidName, toHex, type FileEntry } from '@distswarm/protocol'
+import { byName, isHexDigest, isValidName, toHex, type FileEntry } from '@distswarm/protocol'
 import {
   ManifestIndex, planEviction, Store, StoreError, watchRepos, type Download, type EvictionPlan, type LocalFile, type ManifestEntry, type ManifestWatcher
 } from '@distswarm/store'
@@ -65,8 +65,6 @@ function peerInfo (p: Peer, faults: number, path: PeerInfo['path'], traffic: { s
     lastSeenAt: new Date(lastSeen ?? p.lastReceivedAt).toISOString()
   }
 }
-
-const byName = (a: { name: string }, b: { name: string }): number => a.name < b.name ? -1 : a.name > b.name ? 1 : 0
 
 /**
  * One box's agent: indexes its distfiles, advertises them to the network,
@@ -611,7 +609,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   private requireSwarm (): DistSwarm {
-    if (!this.swarm) throw AgentError.CONFIG('agent not started')
+    if (!this.swarm) throw AgentError.NOT_STARTED()
     return this.swarm
   }
 

@@ -66,6 +66,14 @@ export class AgentError extends DistswarmError {
     return new AgentError('ERR_LINE_TOO_LONG', `control line longer than ${max} bytes; connection closed`)
   }
 
+  static BAD_REPLY (why: string): AgentError {
+    return new AgentError('ERR_BAD_REPLY', `bad reply from the agent: ${why}`)
+  }
+
+  static NOT_STARTED (): AgentError {
+    return new AgentError('ERR_AGENT_NOT_STARTED', 'the agent is not running yet (or has stopped); try again once it has started')
+  }
+
   static CONTROL_CLOSED (): AgentError {
     return new AgentError('ERR_CONTROL_CLOSED', 'the agent closed the control connection before answering')
   }
