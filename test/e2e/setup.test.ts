@@ -86,6 +86,24 @@ describe('distswarm init', () => {
     await waitFor(async () => (await cliJson<WhereResult>(['where', f.name, '--control', b.control])).remote.length === 1, 15_000, "a's file to show at b")
     const [r] = await cliJson<Array<{ ok: boolean, result: FetchResult }>>(['fetch', f.name, '--control', b.control])
     expect((await readFile(r!.result.path)).equals(f.data)).toBe(true)
+    // The query commands find each agent from its config file alone, as `distswarm agent --config` did.
+    const peers = await cliJson<Array<{ name: string }>>(['peers', '--config', b.config])
+    expect(peers.map((p) => p.name)).toEqual(['a'])
+    expect((await cliJson<StatusResult>(['status', '--config', a.config])).name).toBe('a')
+    expect((await cli(['ls', '--config', a.config])).stdout).toContain(f.name)
+  })
+
+  it('init --bootstrap with an address of this box prints how to run the bootstrap node here; with another box\'s, not', async () => {
+    const root = await tempDir()
+    const here = await cli(['init', ...where(await box(root, 'here')), '--bootstrap', '127.0.0.1:40999'])
+    expect(here.code, here.stderr).toBe(0)
+    expect(here.stdout).toContain("This box runs the network's bootstrap node")
+    expect(here.stdout).toMatch(/^ {2}distswarm bootstrap --host 127\.0\.0\.1 --port 40999$/m)
+    // 192.0.2.1: TEST-NET-1, no box's address (init only writes a file: nothing is sent)
+    const elsewhere = await cli(['init', ...where(await box(root, 'elsewhere')), '--bootstrap', '192.0.2.1:49737'])
+    expect(elsewhere.code, elsewhere.stderr).toBe(0)
+    expect(elsewhere.stdout).not.toContain('bootstrap node')
+    expect(elsewhere.stdout).not.toContain('distswarm bootstrap')
   })
 
   it('refuses to overwrite a config without --force; --force replaces it and its key', async () => {

@@ -3,6 +3,7 @@ import { agentCommand, seedCommand } from './commands/agent.js'
 import { bootstrapCommand } from './commands/bootstrap.js'
 import { completionCommand } from './commands/completion.js'
 import { demoCommand } from './commands/demo.js'
+import { doctorCommand } from './commands/doctor.js'
 import { gcCommand } from './commands/gc.js'
 import { initCommand } from './commands/init.js'
 import { portageConfigCommand, portageFetchCommand } from './commands/portage.js'
@@ -10,7 +11,7 @@ import { fetchCommand, lsCommand, peersCommand, statusCommand, verifyCommand, wh
 
 export const COMMANDS: Command[] = [
   initCommand, agentCommand, seedCommand, bootstrapCommand, statusCommand, peersCommand, lsCommand, whereCommand, fetchCommand, verifyCommand, gcCommand,
-  portageFetchCommand, portageConfigCommand, demoCommand, completionCommand(() => COMMANDS)
+  portageFetchCommand, portageConfigCommand, doctorCommand, demoCommand, completionCommand(() => COMMANDS)
 ]
 
 function usage (): string {
