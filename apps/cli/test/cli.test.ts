@@ -7,16 +7,9 @@ import { formatAgo, formatBytes, formatRtt, formatSince, paintFor, table } from 
 import { createLogger, routeDebugLogs } from '../src/log.js'
 import { COMMANDS, run } from '../src/main.js'
 import { LiveLines, progressLine, transferOf } from '../src/progress.js'
+import { testIO } from './fake-agent.js'
 
-function io () {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  let out = ''
-  let err = ''
-  stdout.on('data', (d: Buffer) => { out += d.toString() })
-  stderr.on('data', (d: Buffer) => { err += d.toString() })
-  return { io: { stdout, stderr, env: {}, signal: new AbortController().signal }, out: () => out, err: () => err }
-}
+const io = () => testIO()
 
 describe('cli', () => {
   it('maps error codes to the exit code contract', () => {
