@@ -42,6 +42,11 @@ export class AgentError extends DistswarmError {
     return new AgentError('ERR_BAD_IDENTITY', `${path}: ${why}; move it away to create a new identity`)
   }
 
+  /** A call before start() or after stop(). */
+  static NOT_STARTED (what = 'the agent'): AgentError {
+    return new AgentError('ERR_AGENT_NOT_STARTED', `${what} has not started (or has stopped)`)
+  }
+
   static CONTROL_IN_USE (path: string): AgentError {
     return new AgentError('ERR_CONTROL_IN_USE', `another agent already answers on ${path}`)
   }
@@ -68,10 +73,6 @@ export class AgentError extends DistswarmError {
 
   static BAD_REPLY (why: string): AgentError {
     return new AgentError('ERR_BAD_REPLY', `bad reply from the agent: ${why}`)
-  }
-
-  static NOT_STARTED (): AgentError {
-    return new AgentError('ERR_AGENT_NOT_STARTED', 'the agent is not running yet (or has stopped); try again once it has started')
   }
 
   static CONTROL_CLOSED (): AgentError {

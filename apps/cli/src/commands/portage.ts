@@ -106,7 +106,7 @@ export const portageFetchCommand = defineCommand({
   },
   positionals: [3, 4],
   async run ({ values, positionals }, io) {
-    const [uri, distdir, file, digestText = ''] = positionals as [string, string, string, string?]
+    const [uri = '', distdir = '', file = '', digestText = ''] = positionals // parse() checked there are 3 or 4
     if (!isAbsolute(distdir)) throw new UsageError(`DISTDIR must be an absolute path, got ${JSON.stringify(distdir)}`)
     const name = file.endsWith(DOWNLOAD_SUFFIX) ? file.slice(0, -DOWNLOAD_SUFFIX.length) : file
     if (!isValidName(file) || !isValidName(name)) throw new UsageError(`FILE must be a plain file name, got ${JSON.stringify(file)}`)
