@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import type { ControlClient, FetchParams, FetchResult, StatusResult } from '@distswarm/agent'
+import { DistswarmError } from '@distswarm/protocol'
 import { CLIENT_ARGS, defineCommand, exitCodeOf, UsageError, writeJson, type Args, type Command, type CommandMeta, type IO, type Values } from '../command.js'
 import { findControl, withClient } from '../control.js'
 import {
@@ -268,8 +269,8 @@ export const fetchCommand = defineQuery({
           outcome = { query, ok: true, result: await c.call('fetch', item) }
         } catch (err) {
           if (exitCodeOf(err) === 3) throw err
-          const e = err as { code?: string, message?: string }
-          outcome = { query, ok: false, error: { code: e.code ?? 'ERR_INTERNAL', message: e.message ?? String(err) } }
+          const error = err instanceof DistswarmError ? { code: err.code, message: err.message } : { code: 'ERR_INTERNAL', message: String(err) }
+          outcome = { query, ok: false, error }
         } finally {
           tracked.delete(i)
         }
