@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import type { ControlClient, FetchParams, FetchResult, StatusResult } from '@distswarm/agent'
 import { DistswarmError } from '@distswarm/protocol'
-import { CLIENT_ARGS, defineCommand, exitCodeOf, UsageError, writeJson, type Args, type Command, type CommandMeta, type IO, type Values } from '../command.js'
+import { CLIENT_ARGS, defineCommand, exitCodeOf, UsageError, writeJson, type Args, type CommandMeta, type IO, type Values } from '../command.js'
 import { findControl, withClient } from '../control.js'
 import {
   formatBytes, formatDuration, formatRtt, movedText, formatSince, isTTY, keyValues, paintFor, shortKey, table, type Paint
@@ -27,7 +27,6 @@ interface QuerySpec<R, A extends Args> {
 }
 
 /** A command that asks the running agent one thing and prints the answer, as text or with --json. */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export function defineQuery<R, const A extends Args = {}> (spec: QuerySpec<R, A>) {
   const args: QueryArgs<A> = { ...spec.args as A, ...CLIENT_ARGS }
   return defineCommand({
