@@ -4,7 +4,7 @@ import type { Server as HttpServer } from 'node:http'
 import type { Server } from 'node:net'
 import { dirname, resolve } from 'node:path'
 import createDebug from 'debug'
-import { byName, isHexDigest, isValidName, toHex, type FileEntry } from '@distswarm/protocol'
+import { isHexDigest, isValidName, toHex, type FileEntry } from '@distswarm/protocol'
 import {
   ManifestIndex, planEviction, Store, StoreError, watchRepos, type Download, type EvictionPlan, type LocalFile, type ManifestEntry, type ManifestWatcher
 } from '@distswarm/store'
@@ -65,6 +65,8 @@ function peerInfo (p: Peer, faults: number, path: PeerInfo['path'], traffic: { s
     lastSeenAt: new Date(lastSeen ?? p.lastReceivedAt).toISOString()
   }
 }
+
+const byName = (a: { name: string }, b: { name: string }): number => a.name < b.name ? -1 : a.name > b.name ? 1 : 0
 
 /**
  * One box's agent: indexes its distfiles, advertises them to the network,

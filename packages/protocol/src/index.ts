@@ -11,4 +11,4 @@ export type {
   HashRequestMessage, HashesMessage,
   FileEntry, ErrorCodeName
 } from './messages.js'
-export { nameProblem, isValidName, assertValidName, isHexDigest, parseHexDigest, toHex, byName } from './names.js'
+export { nameProblem, isValidName, assertValidName, isHexDigest, parseHexDigest, toHex } from './names.js'

@@ -50,8 +50,3 @@ export function parseHexDigest (text: string): Buffer {
 export function toHex (bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
 }
-
-/** Orders things by name, byte order of UTF-16 code units (as `<`), the same on every box and locale. */
-export function byName (a: { name: string }, b: { name: string }): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0
-}

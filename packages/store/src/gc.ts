@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import createDebug from 'debug'
-import { byName, isHexDigest } from '@distswarm/protocol'
+import { isHexDigest } from '@distswarm/protocol'
 import { writeFileAtomic } from './hashindex.js'
 
 const log = createDebug('distswarm:store:gc')
@@ -56,7 +56,7 @@ export interface EvictionPlan {
  */
 export function compareForEviction (a: EvictionCandidate, b: EvictionCandidate): number {
   const rank = (c: EvictionCandidate): number => (c.peers === 0 ? 2 : 0) + (c.referenced ? 1 : 0)
-  return rank(a) - rank(b) || a.usedAt - b.usedAt || byName(a, b)
+  return rank(a) - rank(b) || a.usedAt - b.usedAt || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
 }
 
 /** The files to remove, in order, until the candidates fit in `maxBytes`; pinned ones are skipped. */

@@ -1,5 +1,5 @@
 import { lstat, unlink } from 'node:fs/promises'
-import { byName, isValidName } from '@distswarm/protocol'
+import { isValidName } from '@distswarm/protocol'
 
 /** Portage's in-progress download suffix (`${FILE}` of FETCHCOMMAND). */
 const DOWNLOAD_SUFFIX = '.__download__'
@@ -62,7 +62,7 @@ export async function forEachBounded<T> (items: Iterable<T>, limit: number, fn: 
  * following one could serve a file that is no distfile.
  */
 export function pickDistfiles (listed: ListedFile[]): ListedFile[] {
-  return listed.filter((f) => isDistfileName(f.name)).sort(byName)
+  return listed.filter((f) => isDistfileName(f.name)).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
 }
 
 /**

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import createDebug from 'debug'
-import { byName, toHex, type FileEntry } from '@distswarm/protocol'
+import { toHex, type FileEntry } from '@distswarm/protocol'
 import { LOOK_AGAIN, type HashOutcome, type HashPool } from './pool.js'
 import { forEachBounded, pickDistfiles, statFile, unlinkIfSame } from './scan.js'
 
@@ -101,7 +101,7 @@ export async function verifyCacheDir (ctx: VerifyContext, options: VerifyOptions
     log('%s: %s (%s)', path, bad.reason, bad.detail)
     report.bad.push({ ...bad, removed: options.remove === true && await remove(ctx, path, out) })
   })
-  report.bad.sort(byName)
+  report.bad.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
   return report
 }
 
