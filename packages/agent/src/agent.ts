@@ -17,6 +17,7 @@ import { startControlServer } from './control.js'
 import { AgentError } from './errors.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { formatHostPort, Metrics, startMetricsServer, stopMetricsServer, type MetricsSnapshot } from './metrics.js'
+import { startGateway, type Gateway } from './http.js'
 
 const log = createDebug('distswarm:agent')
 
@@ -79,6 +80,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private control: Server | null = null
   private metricsServer: HttpServer | null = null
   private metricsAddress: string | null = null
+  private gateway: Gateway | null = null
   private readonly metrics = new Metrics()
   /** Every peer key met: what traffic() is summed over, closed connections included. */
   private readonly peersMet = new Set<string>()
@@ -189,6 +191,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.metricsServer = server
       this.metricsAddress = formatHostPort(address)
     }
+    this.gateway = await startGateway(this, this.config, { metrics: () => this.metrics.render(this.metricsSnapshot()) })
     await swarm.listen()
     if (this.config.cacheMaxBytes !== null) {
       this.gcTimer = setInterval(() => { void this.enforceQuota() }, GC_INTERVAL_MS)
@@ -209,6 +212,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       dataPort: swarm.dataPort,
       control: this.config.control,
       metricsAddress: this.metricsAddress,
+      httpAddress: this.gateway?.address ?? null,
+      url: this.gateway?.url ?? null,
       cacheDir: this.config.cacheDir,
       distdirs: this.config.distdirs,
       files: this.store.size,
@@ -565,6 +570,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     log('%s reported bad bytes for %s: %d copies had changed', peer.label, hex.slice(0, 16), changed)
   }
 
+  /** What fetch() looks a query up by: a name the Manifests pin becomes their BLAKE2B; anything else stays. */
+  pinnedQuery (query: string): string {
+    return (isHexDigest(query.toLowerCase()) ? undefined : this.manifestPin(query))?.blake2b ?? query
+  }
+
   /**
    * The Manifest entry to fetch a name by: the only one with a BLAKE2B, or,
    * when repos disagree, the only one some box holds. Undefined when no
@@ -626,6 +636,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       await rm(this.config.control, { force: true })
     }
     if (this.metricsServer) await stopMetricsServer(this.metricsServer)
+    await this.gateway?.stop()
     this.manifestWatcher?.close()
     await this.gcQueue
     await this.swarm?.destroy()

@@ -7,7 +7,8 @@ import { isAbsolute, join } from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { fileURLToPath } from 'node:url'
-import { ControlClient, defaultControlPath, defaultCacheDir, type FetchResult } from '@distswarm/agent'
+import { ControlClient, defaultControlPath, defaultCacheDir, type FetchResult, type StatusResult } from '@distswarm/agent'
+import { gentooMirrorsLine } from '../mirrors.js'
 import { isValidName } from '@distswarm/protocol'
 import { defineCommand, UsageError, type IO } from '../command.js'
 import { formatBytes, formatDuration, formatRate } from '../format.js'
@@ -139,12 +140,12 @@ export const portageFetchCommand = defineCommand({
   }
 })
 
-/** The running agent's cache dir, or null when no agent answers at `control`. */
-async function agentCacheDir (control: string): Promise<string | null> {
+/** The running agent's status, or null when no agent answers at `control`. */
+async function agentStatus (control: string): Promise<StatusResult | null> {
   const client = await ControlClient.connect(control).catch(() => null)
   if (!client) return null
   try {
-    return (await client.call('status', {})).cacheDir
+    return await client.call('status', {})
   } catch {
     return null
   } finally {
@@ -163,7 +164,8 @@ export const portageConfigCommand = defineCommand({
     help: { type: 'boolean', short: 'h', description: 'show this help' }
   },
   async run ({ values }, io) {
-    const cacheDir = (values['cache-dir'] as string | undefined) ?? await agentCacheDir((values.control as string | undefined) ?? defaultControlPath(io.env)) ?? defaultCacheDir(io.env)
+    const status = await agentStatus((values.control as string | undefined) ?? defaultControlPath(io.env))
+    const cacheDir = (values['cache-dir'] as string | undefined) ?? status?.cacheDir ?? defaultCacheDir(io.env)
     const prefix = [process.execPath, BIN, 'portage-fetch']
     if (values.control) prefix.push('--control', values.control as string)
     const words = prefix.map(makeConfWord)
@@ -177,6 +179,7 @@ export const portageConfigCommand = defineCommand({
       `PORTAGE_RO_DISTDIRS="${cacheDir}"`,
       `FETCHCOMMAND="${cmd(false)}"`,
       `RESUMECOMMAND="${cmd(true)}"`,
+      ...await gentooMirrorsLine(status, io.env),
       ''
     ].join('\n'))
     return 0
