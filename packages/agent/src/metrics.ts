@@ -108,7 +108,9 @@ export class Metrics {
       collectDefaultMetrics({ register: this.registry })
     }
     this.snapshot = s
-    return await this.registry.metrics()
+    // prom-client puts an empty line between families and writes NaN as "Nan" (an event-loop
+    // mean before its first sample): both valid for Prometheus, both made plain for stricter parsers.
+    return (await this.registry.metrics()).replace(/\n{2,}/g, '\n').replace(/ Nan$/gm, ' NaN')
   }
 }
 

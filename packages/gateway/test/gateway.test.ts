@@ -284,7 +284,7 @@ describe('Gateway bad input', () => {
     ]
     for (const path of paths) {
       const r = await raw(fx.url, get(path))
-      expect([400, 404], path).toContain(r.status)
+      expect(r.status, path).toBe(400)
       expect(r.text, path).not.toContain('secret')
     }
     // A raw NUL in the request line is refused by the parser itself.
