@@ -74,6 +74,15 @@ async function gatewayUrl (agent: AgentProc): Promise<string> {
   return s.url!
 }
 
+/** A seeder holding `f` in its DISTDIR and a box that sees it; the box's gateway URL. */
+async function seederAndBox (f: { name: string, data: Buffer }): Promise<{ seeder: AgentProc, box: AgentProc, url: string }> {
+  const net = await localNet()
+  await writeFile(join((await net.dirs('seeder')).distdir, f.name), f.data)
+  const [seeder, box] = await Promise.all([net.startAgent({ name: 'seeder' }), net.startAgent({ name: 'box' })])
+  await waitFor(async () => (await cli(['where', f.name, '--control', box.control])).code === 0, 30_000, 'the seeder\'s inventory at box')
+  return { seeder, box, url: await gatewayUrl(box) }
+}
+
 describe('HTTP gateway', () => {
   it('serves a peer\'s file to wget at the path Portage builds from a Manifest line, then locally; by name to curl; an unknown digest is a 404', async () => {
     const net = await localNet()
@@ -134,13 +143,8 @@ describe('HTTP gateway', () => {
   })
 
   it('ten concurrent requests for one file: one swarm download; wget -c resumes a cut download with 206', async () => {
-    const net = await localNet()
     const f = distfile('gw-shared-3.0.tar.xz', Buffer.alloc(24 * 1024 * 1024 + 11, 0x42))
-    const seed = await net.dirs('seeder')
-    await writeFile(join(seed.distdir, f.name), f.data)
-    const [seeder, box] = await Promise.all([net.startAgent({ name: 'seeder' }), net.startAgent({ name: 'box' })])
-    await waitFor(async () => (await cli(['where', f.name, '--control', box.control])).code === 0, 30_000, 'the seeder\'s inventory at box')
-    const url = await gatewayUrl(box)
+    const { seeder, box, url } = await seederAndBox(f)
     const dir = await tempDir()
     const path = `${f.blake2b.slice(0, 2)}/${f.blake2b.slice(2, 6)}/${f.blake2b}`
     const servedBefore = (await seeder.status()).traffic.servedToPeers
@@ -165,13 +169,8 @@ describe('HTTP gateway', () => {
   })
 
   it('a client that leaves while its file is fetched: the fetch completes and is published for the next caller', async () => {
-    const net = await localNet()
     const f = distfile('gw-left-1.0.tar.xz', Buffer.alloc(32 * 1024 * 1024, 0x17))
-    const seed = await net.dirs('seeder')
-    await writeFile(join(seed.distdir, f.name), f.data)
-    const [, box] = await Promise.all([net.startAgent({ name: 'seeder' }), net.startAgent({ name: 'box' })])
-    await waitFor(async () => (await cli(['where', f.name, '--control', box.control])).code === 0, 30_000, 'the seeder\'s inventory at box')
-    const url = await gatewayUrl(box)
+    const { box, url } = await seederAndBox(f)
     const controller = new AbortController()
     const pending = fetch(`${url}/distfiles/${f.name}`, { signal: controller.signal }).catch((e: unknown) => e)
     await waitFor(async () => (await box.status()).fetches.inFlight === 1 || (await box.status()).fetches.completed === 1, 30_000, 'the fetch to start')
