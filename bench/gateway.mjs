@@ -84,7 +84,8 @@ export async function bench ({ quick, onCleanup }) {
     await writeRandomFile(join(boxDirs.distdir, localName), size)
     await writeRandomFile(join(seedDirs.distdir, peerName), size)
     await syncFs(net.root)
-    const [, box] = await Promise.all([net.startAgent({ name: 'seeder' }), net.startAgent({ name: 'box' })])
+    // the box hashes its 1 GiB file at start: on a loaded machine that takes a while
+    const [, box] = await Promise.all([net.startAgent({ name: 'seeder' }, 300_000), net.startAgent({ name: 'box' }, 300_000)])
     await waitHolders(box, peerName, ['seeder'])
     const gw = (await call(box, 'status')).url
     // nginx serves the same two files, from a dir of hard links

@@ -196,6 +196,11 @@ describe('HTTP gateway', () => {
     }
     const api = await (await fetch(`${url}/api/status`)).json() as StatusResult
     expect([api.name, api.url]).toEqual(['box', url])
+    // the status page, mounted on the gateway
+    const page = await fetch(`${url}/`)
+    expect([page.status, page.headers.get('content-type')?.startsWith('text/html')]).toEqual([200, true])
+    await page.text()
+    expect(await (await fetch(`${url}/api/peers`)).json()).toEqual([])
 
     const human = await cli(['status', '--control', box.control])
     expect(human.stdout).toContain(`${url}/`)

@@ -17,7 +17,7 @@ import { startControlServer } from './control.js'
 import { AgentError } from './errors.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { formatHostPort, Metrics, startMetricsServer, stopMetricsServer, type MetricsSnapshot } from './metrics.js'
-import { startGateway, type Gateway } from './http.js'
+import { startGateway, type AgentHttp } from './http.js'
 
 const log = createDebug('distswarm:agent')
 
@@ -80,7 +80,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private control: Server | null = null
   private metricsServer: HttpServer | null = null
   private metricsAddress: string | null = null
-  private gateway: Gateway | null = null
+  private gateway: AgentHttp | null = null
   private readonly metrics = new Metrics()
   /** Every peer key met: what traffic() is summed over, closed connections included. */
   private readonly peersMet = new Set<string>()
@@ -191,7 +191,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.metricsServer = server
       this.metricsAddress = formatHostPort(address)
     }
-    this.gateway = await startGateway(this, this.config, { metrics: () => this.metrics.render(this.metricsSnapshot()) })
+    this.gateway = await startGateway(this, this.config, { metrics: () => this.metrics.render(this.metricsSnapshot()), peers: async () => swarm.readyPeers().map(info), events: this })
     await swarm.listen()
     if (this.config.cacheMaxBytes !== null) {
       this.gcTimer = setInterval(() => { void this.enforceQuota() }, GC_INTERVAL_MS)

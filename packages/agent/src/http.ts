@@ -1,12 +1,13 @@
 /**
  * The agent's side of the HTTP gateway (@distswarm/gateway): a GatewaySource
  * over the agent's public methods (inventory, Manifest pins, the swarm, the
- * verified fetch), and starting the gateway with the agent.
+ * verified fetch), and starting the gateway with the agent, with the status
+ * page (@distswarm/statuspage) mounted on it for `/` and `/api/*`.
  */
-export type { Gateway } from '@distswarm/gateway'
-import { Gateway, type FileKey, type GatewaySource, type PageHandler, type ServedFile } from '@distswarm/gateway'
+import { Gateway, type FileKey, type GatewaySource, type ServedFile } from '@distswarm/gateway'
 import { debugLogger, type Logger } from '@distswarm/protocol'
-import type { FetchParams, FetchResult, StatusResult, WhereResult } from './api.js'
+import { createStatusPage, type FetchEventSource, type StatusPage } from '@distswarm/statuspage'
+import type { FetchParams, FetchResult, PeerInfo, StatusResult, WhereResult } from './api.js'
 import type { AgentConfig } from './config.js'
 import { METRICS_CONTENT_TYPE } from './metrics.js'
 
@@ -58,9 +59,25 @@ export function gatewaySource (agent: GatewayHost): GatewaySource {
 export interface StartGatewayInit {
   /** renders /metrics (the agent's Metrics over its current state) */
   metrics: () => Promise<string>
-  /** the status page; none yet: `/` is a 404 and `/api/status` answers the status JSON */
-  page?: PageHandler
+  /** the connected peers, for the status page (as `distswarm peers --json`) */
+  peers?: () => Promise<PeerInfo[]>
+  /** the agent's fetch events, for the status page's recent fetches */
+  events?: FetchEventSource
   logger?: Logger
+}
+
+/** The gateway with the status page mounted on it: stopped together. */
+export class AgentHttp {
+  constructor (readonly gateway: Gateway, readonly page: StatusPage) {}
+
+  get url (): string | null { return this.gateway.url }
+  get address (): string | null { return this.gateway.address }
+
+  /** Ends the page's event streams, then the server. Idempotent. */
+  async stop (): Promise<void> {
+    await this.page.stop()
+    await this.gateway.stop()
+  }
 }
 
 /**
@@ -69,16 +86,17 @@ export interface StartGatewayInit {
  * an address given explicitly that cannot be bound fails the start with
  * ERR_HTTP_LISTEN).
  */
-export async function startGateway (agent: GatewayHost, config: Pick<AgentConfig, 'http' | 'httpAllow'>, init: StartGatewayInit): Promise<Gateway | null> {
+export async function startGateway (agent: GatewayHost, config: Pick<AgentConfig, 'http' | 'httpAllow'>, init: StartGatewayInit): Promise<AgentHttp | null> {
   if (config.http === null) return null
   const logger = init.logger ?? debugLogger('distswarm:gateway')
+  const page = createStatusPage({ status: async () => agent.status(), peers: init.peers, events: init.events, logger: logger.child('page') })
   const gateway = new Gateway({
     host: config.http.host,
     port: config.http.port,
     allow: config.httpAllow,
     source: gatewaySource(agent),
     metrics: { contentType: METRICS_CONTENT_TYPE, render: init.metrics },
-    page: init.page,
+    page: (req, res) => page.handle(req, res),
     logger
   })
   try {
@@ -88,5 +106,12 @@ export async function startGateway (agent: GatewayHost, config: Pick<AgentConfig
     logger.warn('http.default-port-taken', { address: `${config.http.host}:${config.http.port}`, fix: 'set http = "127.0.0.1:PORT" (or "off") for this agent', why: (err as Error).message })
     return null
   }
-  return gateway
+  try {
+    await page.start()
+  } catch (err) {
+    // a failed start stops what it started
+    await gateway.stop()
+    throw err
+  }
+  return new AgentHttp(gateway, page)
 }
