@@ -224,6 +224,19 @@ describe('Gateway /distfiles/', () => {
     expect((await r.text()).length).toBeLessThan(200)
   })
 
+  it('a fetch that outlasts the header and idle timeouts still gets its answer', async () => {
+    const fx = await fixture({ gate: true, headersTimeoutMs: 300, idleTimeoutMs: 300 })
+    const data = Buffer.alloc(50_000, 5)
+    const hex = fx.remote('slow-1.0.tar.xz', data)
+    const pending = fetch(`${fx.url}/distfiles/${contentHashPath(hex)}`)
+    // several of either timeout, and of the server's checks of them
+    await sleep(1500)
+    fx.release()
+    const r = await pending
+    expect(r.status).toBe(200)
+    expect(Buffer.from(await r.arrayBuffer()).equals(data)).toBe(true)
+  })
+
   it('a client that disconnects while its file is fetched does not stop the fetch: the file is published', async () => {
     const fx = await fixture({ gate: true })
     const data = Buffer.alloc(200_000, 9)
