@@ -151,7 +151,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (before) this.readvertise(before)
       })
     }
-    await this.store.open()
+    await this.store.start()
     log('indexed %d files', this.store.size)
     const swarm = this.swarm = new DistSwarm({
       networkKey: this.config.networkKey,
@@ -637,9 +637,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     if (this.metricsServer) await stopMetricsServer(this.metricsServer)
     await this.gateway?.stop()
-    this.manifestWatcher?.close()
+    this.manifestWatcher?.stop()
     await this.gcQueue
     await this.swarm?.destroy()
-    await this.store.close()
+    await this.store.stop()
   }
 }
