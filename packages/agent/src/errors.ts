@@ -68,6 +68,10 @@ export class AgentError extends DistswarmError {
     return new AgentError('ERR_LINE_TOO_LONG', `control line longer than ${max} bytes; connection closed`)
   }
 
+  static BAD_REPLY (why: string): AgentError {
+    return new AgentError('ERR_BAD_REPLY', `bad reply from the agent: ${why}`)
+  }
+
   static CONTROL_CLOSED (): AgentError {
     return new AgentError('ERR_CONTROL_CLOSED', 'the agent closed the control connection before answering')
   }
