@@ -189,7 +189,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.metricsServer = server
       this.metricsAddress = formatHostPort(address)
     }
-    await swarm.listen()
+    await swarm.start()
     if (this.config.cacheMaxBytes !== null) {
       this.gcTimer = setInterval(() => { void this.enforceQuota() }, GC_INTERVAL_MS)
       this.gcTimer.unref()
@@ -628,7 +628,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.metricsServer) await stopMetricsServer(this.metricsServer)
     this.manifestWatcher?.close()
     await this.gcQueue
-    await this.swarm?.destroy()
+    await this.swarm?.stop()
     await this.store.close()
   }
 }

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import createDebug from 'debug'
+import type { PieceRange } from '@distswarm/protocol'
 import { StoreError } from './errors.js'
 import type { ListedFile, StatKey } from './scan.js'
 
@@ -120,12 +121,7 @@ const jobs = { hash, scan, pieces }
 parentPort.on('message', (job) => parentPort.postMessage({ id: job.id, ...jobs[job.kind](job) }))
 `
 
-/** Pieces of `pieceSize` bytes from `offset` up to `offset + length`; the last may be shorter. */
-export interface PieceRange {
-  offset: number
-  length: number
-  pieceSize: number
-}
+export type { PieceRange }
 
 /** Digests of a whole file and the stat of the version that was read. */
 export interface HashedFile {

@@ -1,13 +1,13 @@
 import { open } from 'node:fs/promises'
-import createDebug from 'debug'
 import {
-  allocDataFrame, decodeMessage, encodeMessage, FrameDecoder, MAX_DATA_CHUNK, MAX_INVENTORY_BATCH, PROTOCOL_VERSION,
+  allocDataFrame, debugLogger, decodeMessage, encodeMessage, FrameDecoder, MAX_DATA_CHUNK, MAX_INVENTORY_BATCH, PROTOCOL_VERSION,
   ProtocolError, toHex,
-  type DataMessage, type ErrorCodeName, type FileEntry, type HashRequestMessage, type HelloMessage, type InventoryMessage, type Message, type RequestMessage
+  type DataMessage, type ErrorCodeName, type FileEntry, type HashRequestMessage, type HelloMessage, type InventoryMessage, type Logger, type Message, type RequestMessage
 } from '@distswarm/protocol'
 import { EntryPool } from './entries.js'
 import { SwarmError } from './errors.js'
 import { membershipProof, verifyMembershipProof } from './membership.js'
+import { intOption } from './options.js'
 import type { LocalSource, SecretStream } from './types.js'
 
 /** Tunables of one connection. Every field has a default. */
@@ -30,15 +30,38 @@ export interface PeerLimits {
   uploadStallMs?: number
   /** Requests accepted per second, on average (bursts of twice that); more are answered BUSY. Default 100. */
   requestsPerSecond?: number
+  /**
+   * While requests of ours are out on a hyperswarm (UDX) connection, the
+   * remote must show life this often: any packet, if only the acknowledgement
+   * of the keepalive we send every third of it. A remote silent this long is
+   * dead (killed, frozen, unplugged): the connection is dropped with
+   * ERR_PEER_DEAD, so a transfer moves on at once instead of waiting for the
+   * stream's own timeout (~15 s). TCP connections are left to the kernel,
+   * which resets them when the remote process dies. Default 3 s.
+   */
+  deadAfterMs?: number
 }
 
-const DEFAULTS: Required<PeerLimits> = {
+export const DEFAULT_LIMITS: Readonly<Required<PeerLimits>> = {
   helloTimeoutMs: 5_000,
   requestTimeoutMs: 30_000,
   maxQueuedUploads: 16,
   maxRemoteEntries: 1_000_000,
   uploadStallMs: 30_000,
-  requestsPerSecond: 100
+  requestsPerSecond: 100,
+  deadAfterMs: 3_000
+}
+
+/** Checks connection limits, filling defaults (ERR_INVALID_OPTION naming a bad one). */
+export function peerLimits (limits: PeerLimits = {}): Required<PeerLimits> {
+  const out = { ...DEFAULT_LIMITS }
+  for (const key of Object.keys(DEFAULT_LIMITS) as Array<keyof PeerLimits>) {
+    const value = limits[key]
+    if (value !== undefined) out[key] = intOption(`limits.${key}`, value, 1)
+  }
+  // A third of it is the keepalive interval: below that timers would spin.
+  intOption('limits.deadAfterMs', out.deadAfterMs, 300)
+  return out
 }
 
 export interface PeerInit {
@@ -57,6 +80,8 @@ export interface PeerInit {
   entries?: EntryPool
   /** How the connection travels, for display and path choice. Default 'hyperswarm'. */
   transport?: 'hyperswarm' | 'tcp'
+  /** Default: debug output under distswarm:peer. */
+  logger?: Logger
   /** The remote proved membership; it may now see our inventory. */
   onReady: (peer: Peer) => void
   onInventory: (peer: Peer) => void
@@ -81,8 +106,6 @@ interface PendingHashes {
   timer: NodeJS.Timeout
 }
 
-const log = createDebug('distswarm:peer')
-
 /**
  * One authenticated connection to another agent: the hello exchange, the
  * remote's inventory, our requests to it and its requests to us.
@@ -103,6 +126,8 @@ export class Peer {
   bytesReceived = 0
   /** File bytes uploaded to the remote (Data payloads), for the agent's totals. */
   bytesServed = 0
+  /** Why we refused the remote's hello, when it is a mistake the user must hear of (not an attack on the protocol). */
+  refusal: 'wrong-network-key' | 'other-version' | null = null
   /** When the last bytes from the remote arrived (ms since the epoch). */
   lastReceivedAt = Date.now()
   /** The remote's inventory, by hex BLAKE2B digest (entries shared with other peers through the EntryPool). */
@@ -112,6 +137,7 @@ export class Peer {
   private readonly stream: SecretStream
   private readonly init: PeerInit
   private readonly limits: Required<PeerLimits>
+  private readonly log: Logger
   private readonly decoder = new FrameDecoder()
   private readonly requests = new Map<number, PendingRequest>()
   private readonly hashRequests = new Map<number, PendingHashes>()
@@ -127,18 +153,24 @@ export class Peer {
   private heldDeltas: Array<{ added: FileEntry[], removed: Buffer[] }> | null = null
   private requestTokens: number
   private tokensAt = Date.now()
+  /** Runs while requests of ours are out on a UDX connection: see PeerLimits.deadAfterMs. */
+  private watchdog: NodeJS.Timeout | null = null
+  /** When the remote last showed life, and the raw packet count then. */
+  private heardAt = 0
+  private packetsSeen = 0
 
   constructor (init: PeerInit) {
     this.init = init
     this.stream = init.stream
-    this.limits = { ...DEFAULTS, ...init.limits }
+    this.limits = peerLimits(init.limits)
+    this.log = init.logger ?? debugLogger('distswarm:peer')
     this.pool = init.entries ?? new EntryPool()
     this.requestTokens = 2 * this.limits.requestsPerSecond
     this.publicKey = init.stream.remotePublicKey
     this.publicKeyHex = toHex(this.publicKey)
     this.stream.on('data', (chunk: Buffer) => this.onData(chunk))
     this.stream.on('drain', () => this.flushDrainWaiters())
-    this.stream.on('error', (err: Error) => log('%s stream error: %s', this.label, err.message))
+    this.stream.on('error', (err: Error) => this.log.debug('peer.stream-error', { peer: this.label, why: err.message }))
     this.stream.on('close', () => this.close(null))
     this.helloTimer = setTimeout(() => {
       this.fail('AUTH_FAILED', SwarmError.TIMEOUT('waiting for hello', this.limits.helloTimeoutMs))
@@ -271,6 +303,7 @@ export class Peer {
         timer
       })
       this.send({ type: 'request', id, blake2b, offset, length })
+      this.watch()
     })
   }
 
@@ -289,6 +322,7 @@ export class Peer {
       }, this.limits.requestTimeoutMs)
       this.hashRequests.set(id, { count: Math.ceil(length / pieceSize), resolve, reject, timer })
       this.send({ type: 'hash-request', id, blake2b, offset, length, pieceSize })
+      this.watch()
     })
   }
 
@@ -296,6 +330,46 @@ export class Peer {
     const id = this.nextRequestId++
     if (this.nextRequestId > 0xffffffff) this.nextRequestId = 1
     return id
+  }
+
+  /** Packets the connection received, acknowledgements included: a UDX stream counts them; undefined on TCP. */
+  private get packetsReceived (): number | undefined {
+    const n = this.stream.rawStream?.packetsReceived
+    return typeof n === 'number' ? n : undefined
+  }
+
+  /**
+   * Starts the watchdog, if not running, when requests of ours are out on a
+   * UDX connection: the keepalive it sends every third of deadAfterMs is
+   * acknowledged by a live remote's UDX stack, so a remote that neither
+   * sends nor acknowledges anything for deadAfterMs is gone.
+   */
+  private watch (): void {
+    if (this.watchdog || this.closed || this.packetsReceived === undefined) return
+    this.heardAt = Date.now()
+    this.packetsSeen = this.packetsReceived
+    this.stream.sendKeepAlive?.()
+    this.watchdog = setInterval(() => this.checkAlive(), Math.floor(this.limits.deadAfterMs / 3))
+    this.watchdog.unref()
+  }
+
+  private checkAlive (): void {
+    if (this.requests.size === 0 && this.hashRequests.size === 0) {
+      if (this.watchdog) clearInterval(this.watchdog)
+      this.watchdog = null
+      return
+    }
+    const now = Date.now()
+    const packets = this.packetsReceived ?? 0
+    if (packets !== this.packetsSeen || this.lastReceivedAt > this.heardAt) {
+      this.packetsSeen = packets
+      this.heardAt = now
+    } else if (now - this.heardAt >= this.limits.deadAfterMs) {
+      this.log.debug('peer.dead', { peer: this.label, silentMs: now - this.heardAt })
+      this.close(SwarmError.PEER_DEAD(now - this.heardAt))
+      return
+    }
+    this.stream.sendKeepAlive?.()
   }
 
   /** Tells the remote that bytes it sent for this digest failed verification. */
@@ -382,10 +456,12 @@ export class Peer {
 
   private onHello ({ version, proof, name, dataPort, dataOnly, seeder }: HelloMessage): void {
     if (version !== PROTOCOL_VERSION) {
+      this.refusal = 'other-version'
       this.fail('UNSUPPORTED_VERSION', SwarmError.PROTOCOL_VIOLATION(`speaks protocol version ${version}, we speak ${PROTOCOL_VERSION}`))
       return
     }
     if (!verifyMembershipProof(this.init.networkKey, this.stream.handshakeHash, this.publicKey, proof)) {
+      this.refusal = 'wrong-network-key'
       this.fail('AUTH_FAILED', SwarmError.AUTH_FAILED('wrong network key proof'))
       return
     }
@@ -396,7 +472,7 @@ export class Peer {
     this.remoteDataOnly = dataOnly
     this.remoteSeeder = seeder
     this.state = 'ready'
-    log('%s authenticated%s', this.label, this.isLink ? ' (data link)' : '')
+    this.log.debug('peer.authenticated', { peer: this.label, link: this.isLink })
     if (!this.isLink) void this.sendInventory(this.init.source.entries())
     this.init.onReady(this)
   }
@@ -459,7 +535,7 @@ export class Peer {
       if (hashes) this.send({ type: 'hashes', id: msg.id, hashes })
       else this.send({ type: 'error', code: 'NOT_FOUND', id: msg.id, message: '' })
     } catch (err) {
-      log('%s: hashing pieces failed: %s', this.label, (err as Error).message)
+      this.log.warn('peer.hashing-failed', { peer: this.label, why: (err as Error).message })
       this.send({ type: 'error', code: 'INTERNAL', id: msg.id, message: 'hashing failed' })
     } finally {
       this.hashing = false
@@ -475,7 +551,7 @@ export class Peer {
       req.reject(SwarmError.REMOTE(code, message))
       return
     }
-    log('%s reported %s: %s', this.label, code, message)
+    this.log.debug('peer.reported', { peer: this.label, code, why: message })
   }
 
   /** The request rate limit: false (and BUSY sent) when the remote asks faster than requestsPerSecond. */
@@ -515,7 +591,7 @@ export class Peer {
       try {
         await this.upload(req)
       } catch (err) {
-        log('%s upload failed: %s', this.label, (err as Error).message)
+        this.log.warn('peer.upload-failed', { peer: this.label, why: (err as Error).message })
         this.send({ type: 'error', code: 'INTERNAL', id: req.id, message: 'read failed' })
       }
     }
@@ -583,7 +659,7 @@ export class Peer {
   /** Tells the remote why, then ends the connection. */
   private fail (code: ErrorCodeName, err: Error): void {
     if (this.state === 'closed') return
-    log('%s dropped: %s', this.label, err.message)
+    this.log.debug('peer.dropped', { peer: this.label, code, why: err.message })
     this.send({ type: 'error', code, id: 0, message: err.message })
     this.close(err)
   }
@@ -593,6 +669,7 @@ export class Peer {
     const wasReady = this.state === 'ready'
     this.state = 'closed'
     if (this.helloTimer) clearTimeout(this.helloTimer)
+    if (this.watchdog) clearInterval(this.watchdog)
     for (const req of this.requests.values()) {
       clearTimeout(req.timer)
       req.reject(reason ?? SwarmError.PEER_CLOSED())
