@@ -31,9 +31,10 @@ export interface PeerLimits {
   /** Requests accepted per second, on average (bursts of twice that); more are answered BUSY. Default 100. */
   requestsPerSecond?: number
   /**
-   * While requests of ours are out on a hyperswarm (UDX) connection, the
-   * remote must show life this often: any packet, if only the acknowledgement
-   * of the keepalive we send every third of it. A remote silent this long is
+   * While requests of ours are out on a hyperswarm (UDX) connection (and
+   * after, until the remote next shows life), the remote must show life this
+   * often: any packet, if only the acknowledgement of the keepalive we send
+   * every third of it. A remote silent this long is
    * dead (killed, frozen, unplugged): the connection is dropped with
    * ERR_PEER_DEAD, so a transfer moves on at once instead of waiting for the
    * stream's own timeout (~15 s). TCP connections are left to the kernel,
@@ -332,6 +333,15 @@ export class Peer {
     return id
   }
 
+  /**
+   * While requests of ours are out on a UDX connection: ms since the remote
+   * last showed life (sampled every third of deadAfterMs); 0 otherwise. A
+   * transfer stops waiting on a source silent for a second or so.
+   */
+  get silentMs (): number {
+    return this.watchdog ? Date.now() - Math.max(this.heardAt, this.lastReceivedAt) : 0
+  }
+
   /** Packets the connection received, acknowledgements included: a UDX stream counts them; undefined on TCP. */
   private get packetsReceived (): number | undefined {
     const n = this.stream.rawStream?.packetsReceived
@@ -354,16 +364,20 @@ export class Peer {
   }
 
   private checkAlive (): void {
-    if (this.requests.size === 0 && this.hashRequests.size === 0) {
-      if (this.watchdog) clearInterval(this.watchdog)
-      this.watchdog = null
-      return
-    }
     const now = Date.now()
     const packets = this.packetsReceived ?? 0
-    if (packets !== this.packetsSeen || this.lastReceivedAt > this.heardAt) {
+    const heard = packets !== this.packetsSeen || this.lastReceivedAt > this.heardAt
+    if (heard) {
       this.packetsSeen = packets
       this.heardAt = now
+      // Stops only once the remote showed life: a transfer that gave up on
+      // a silent source (hedged its pieces elsewhere) must not make it look
+      // fresh again when it next asks.
+      if (this.requests.size === 0 && this.hashRequests.size === 0) {
+        if (this.watchdog) clearInterval(this.watchdog)
+        this.watchdog = null
+        return
+      }
     } else if (now - this.heardAt >= this.limits.deadAfterMs) {
       this.log.debug('peer.dead', { peer: this.label, silentMs: now - this.heardAt })
       this.close(SwarmError.PEER_DEAD(now - this.heardAt))

@@ -73,6 +73,8 @@ interface Source {
 
 interface Attempt {
   source: Source
+  /** The connection asked: the source's fast-path link, or its member connection. */
+  conn: Peer
   chunks: Buffer[]
   startedAt: number
   abort: AbortController
@@ -92,6 +94,13 @@ const BUSY_BACKOFF_MS = 1000
 const MAX_BUSY = 30
 /** How often the scheduler looks for pieces to hedge while it waits. */
 const TICK_MS = 200
+/**
+ * A source that has sent nothing (not even an acknowledgement) for this long
+ * while it owes us bytes gets no new pieces while others can take them, and
+ * its pieces are hedged at once: a live one streams without pause, a dead one
+ * is dropped after PeerLimits.deadAfterMs.
+ */
+const SILENT_SOURCE_MS = 1000
 
 /** How much a source is preferred: its measured rate (unknown: first), doubled for a seeder, whose serving costs no one's work. */
 function score (s: Source): number {
@@ -187,10 +196,11 @@ export class Transfer {
   private assign (): void {
     const now = Date.now()
     const usable = [...this.sources.values()].filter((s) => !s.failed && !s.peer.closed)
-    // A source whose link just died is asked only when no other source is left.
-    const trusted = usable.some((s) => !s.linkLost)
+    // A source whose link just died, or that went silent, is asked only when no other source is left.
+    const doubtful = (s: Source): boolean => s.linkLost || this.deps.via(s.peer).silentMs >= SILENT_SOURCE_MS
+    const trusted = usable.some((s) => !doubtful(s))
     const ready = usable
-      .filter((s) => (!trusted || !s.linkLost) && s.busyUntil <= now && s.inflight < this.opts.window)
+      .filter((s) => (!trusted || !doubtful(s)) && s.busyUntil <= now && s.inflight < this.opts.window)
       // Faster sources first, seeders counting double; one not yet measured
       // is tried early, so it gets measured; among equals, seeders first.
       .sort((a, b) => score(b) - score(a) || Number(b.peer.remoteSeeder) - Number(a.peer.remoteSeeder))
@@ -223,16 +233,16 @@ export class Transfer {
       const only = p.attempts.values().next().value!
       if (only.source === source) continue
       const expected = only.source.rate > 0 ? 2 * p.length / only.source.rate : 0
-      if (now - only.startedAt > Math.max(this.opts.hedgeAfterMs, expected)) return p
+      if (now - only.startedAt > Math.max(this.opts.hedgeAfterMs, expected) || only.conn.silentMs >= SILENT_SOURCE_MS) return p
     }
     return undefined
   }
 
   private start (piece: Piece, source: Source): void {
-    const attempt: Attempt = { source, chunks: [], startedAt: Date.now(), abort: new AbortController() }
+    const conn = this.deps.via(source.peer)
+    const attempt: Attempt = { source, conn, chunks: [], startedAt: Date.now(), abort: new AbortController() }
     piece.attempts.add(attempt)
     source.inflight++
-    const conn = this.deps.via(source.peer)
     const hedged = piece.attempts.size > 1
     if (hedged) this.log.debug('transfer.hedge', { name: this.entry.name, offset: piece.offset, peer: source.peer.label })
     conn.request(this.entry.blake2b, piece.offset, piece.length, (bytes) => attempt.chunks.push(bytes), attempt.abort.signal)

@@ -1,6 +1,6 @@
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { connect, createServer, type Socket } from 'node:net'
-import { DistSwarm, createKeyPair, generateNetworkKey, type SwarmInit } from '../src/index.js'
+import { DistSwarm, createKeyPair, generateNetworkKey, type Peer, type SwarmInit } from '../src/index.js'
 import { DataPath } from '../src/datapath.js'
 import { Transfer } from '../src/transfer.js'
 import { BufferSink, MemorySource, tempDir, testnet, until } from './helpers.js'
@@ -23,7 +23,7 @@ async function settles (p: Promise<unknown>, ms = 5000): Promise<boolean> {
 
 describe('options are refused at construction', () => {
   const entry = { name: 'f', size: 10 * MiB, blake2b: Buffer.alloc(64), sha512: Buffer.alloc(0) }
-  const deps = { holders: () => [], via: (p: never) => p }
+  const deps = { holders: (): Peer[] => [], via: (p: Peer): Peer => p }
 
   it.each([
     ['maxAhead', { maxAhead: 0 }],
