@@ -159,6 +159,7 @@ export class Peer {
   /** When the remote last showed life, and the raw packet count then. */
   private heardAt = 0
   private packetsSeen = 0
+  private tickedAt = 0
 
   constructor (init: PeerInit) {
     this.init = init
@@ -356,7 +357,7 @@ export class Peer {
    */
   private watch (): void {
     if (this.watchdog || this.closed || this.packetsReceived === undefined) return
-    this.heardAt = Date.now()
+    this.heardAt = this.tickedAt = Date.now()
     this.packetsSeen = this.packetsReceived
     this.stream.sendKeepAlive?.()
     this.watchdog = setInterval(() => this.checkAlive(), Math.floor(this.limits.deadAfterMs / 3))
@@ -365,6 +366,11 @@ export class Peer {
 
   private checkAlive (): void {
     const now = Date.now()
+    const interval = Math.floor(this.limits.deadAfterMs / 3)
+    // Our own event loop was held up: the packets that came meanwhile are not
+    // counted yet (timers run before I/O). Start the count again, not blame the remote.
+    if (now - this.tickedAt > 2 * interval) this.heardAt = now
+    this.tickedAt = now
     const packets = this.packetsReceived ?? 0
     const heard = packets !== this.packetsSeen || this.lastReceivedAt > this.heardAt
     if (heard) {
@@ -379,7 +385,7 @@ export class Peer {
         return
       }
     } else if (now - this.heardAt >= this.limits.deadAfterMs) {
-      this.log.debug('peer.dead', { peer: this.label, silentMs: now - this.heardAt })
+      this.log.info('peer.dead', { peer: this.label, address: this.remoteAddress, silentMs: now - this.heardAt })
       this.close(SwarmError.PEER_DEAD(now - this.heardAt))
       return
     }

@@ -115,6 +115,12 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private readonly transferOpts: TransferOptions
   private readonly limits: Required<PeerLimits>
   private readonly host: string
+  private readonly port: number
+  private readonly dataPortOption: number | null
+  private readonly staticPeers: readonly HostPort[]
+  private readonly name: string
+  private readonly seeder: boolean
+  private readonly firewalled: boolean
   private readonly maxPeers: number
   private state: 'new' | 'starting' | 'started' | 'stopped' = 'new'
   private starting: Promise<void> | null = null
@@ -158,6 +164,12 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     if (init.bootstrap.length === 0 && (init.staticPeers ?? []).length === 0 && init.dataPort === null) throw SwarmError.NO_WAY_IN()
     this.init = init
     this.host = init.host ?? DEFAULT_HOST
+    this.port = init.port ?? 0
+    this.dataPortOption = init.dataPort === undefined ? 0 : init.dataPort
+    this.staticPeers = [...init.staticPeers ?? []]
+    this.name = init.name ?? ''
+    this.seeder = init.seeder ?? false
+    this.firewalled = init.firewalled ?? false
     this.maxPeers = intOption('maxPeers', init.maxPeers ?? DEFAULT_MAX_PEERS, 1)
     this.rediscoverMs = intOption('rediscoverMs', init.rediscoverMs ?? DEFAULT_REDISCOVER_MS, 1)
     this.transferOpts = transferOptions(init)
@@ -190,8 +202,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   }
 
   private async join (): Promise<void> {
-    const { bootstrap, port = 0, keyPair, firewalled = false, dataPort = 0 } = this.init
-    const staticPeers = this.init.staticPeers ?? []
+    const { bootstrap, keyPair } = this.init
+    const { staticPeers, dataPortOption: dataPort } = this
     if (dataPort !== null || staticPeers.length > 0) {
       this.dataPath = new DataPath({
         keyPair,
@@ -208,9 +220,9 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       this.log.info('swarm.no-dht', { why: 'no bootstrap node: static peers only' })
       return
     }
-    const dhtPort = await resolvePort(this.host, port)
+    const dhtPort = await resolvePort(this.host, this.port)
     if (this.destroyed) return
-    this.dht = new HyperDHT({ bootstrap, host: this.host, port: dhtPort, keyPair, firewalled })
+    this.dht = new HyperDHT({ bootstrap, host: this.host, port: dhtPort, keyPair, firewalled: this.firewalled })
     this.hyperswarm = new Hyperswarm({ dht: this.dht, keyPair, maxPeers: this.maxPeers, firewall: (key) => this.isBanned(toHex(key)) })
     this.hyperswarm.on('connection', (stream: SecretStream) => this.onConnection(stream))
     void this.checkBootstrap()
@@ -426,11 +438,11 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     const peer = new Peer({
       transport: via.transport,
       dataOnly: via.dataOnly,
-      seeder: this.init.seeder ?? false,
+      seeder: this.seeder,
       entries: this.entryPool,
       stream,
       networkKey: this.init.networkKey,
-      localName: this.init.name ?? '',
+      localName: this.name,
       source: this.init.source,
       limits: this.limits,
       logger: this.log.child('peer'),
