@@ -1,14 +1,11 @@
-import { lookup } from 'node:dns/promises'
+// Over ~400 lines only until the fault, ban and diagnosis code below moves to the agent's Fetcher (issue 11); the rest is wiring.
 import { EventEmitter } from 'node:events'
-import { isIP } from 'node:net'
 import createDebug from 'debug'
-import HyperDHT from 'hyperdht'
-import Hyperswarm, { type PeerDiscovery } from 'hyperswarm'
 import { debugLogger, toHex, type FileEntry, type Logger, type PieceRange } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
 import { DataPath } from './datapath.js'
 import { EntryPool } from './entries.js'
-import { resolvePort } from './dht.js'
+import { Discovery } from './discovery.js'
 import { NETWORK_KEY_BYTES, topicOf } from './membership.js'
 import { intOption, portOption } from './options.js'
 import { peerLimits, type PeerLimits } from './limits.js'
@@ -95,15 +92,6 @@ export const DEFAULT_REDISCOVER_MS = 2000
 const MAX_FAULTS = 3
 const BAN_MS = 10 * 60_000
 
-// Look for peers again after 2 s, 4 s, … then every this often: agents that
-// start at the same moment can miss each other's announcements, and meeting
-// one of them says nothing about the others.
-const MAX_REDISCOVER_MS = 5 * 60_000
-
-// How often an agent checks that the DHT still lists it under the topic (and that its bootstrap nodes answer).
-const ANNOUNCEMENT_CHECK_MS = 10_000
-
-const BOOTSTRAP_UNREACHABLE = 'no answer from the bootstrap node: a wrong --bootstrap address or port, the node is not running (distswarm bootstrap), or a firewall drops UDP'
 const WRONG_NETWORK_KEY = 'it does not know our network key: the two boxes were given different network keys'
 const OTHER_VERSION = 'it speaks another protocol version: update the older agent'
 
@@ -128,13 +116,9 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private stopping: Promise<void> | null = null
   private readonly peers = new Map<string, Peer>()
   private readonly connections = new Set<Peer>()
-  private dht: HyperDHT | null = null
   private dataPath: DataPath | null = null
-  private hyperswarm: Hyperswarm | null = null
-  private discovery: PeerDiscovery | null = null
-  private rediscoverTimer: NodeJS.Timeout | null = null
-  private rediscoverMs: number
-  private announcementTimer: NodeJS.Timeout | null = null
+  private discovery: Discovery | null = null
+  private readonly rediscoverMs: number
   private destroyed = false
   /** Wakers of static-peer redial waits, so destroy() ends them at once. */
   private readonly redialTimers = new Set<() => void>()
@@ -221,17 +205,21 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       this.log.info('swarm.no-dht', { why: 'no bootstrap node: static peers only' })
       return
     }
-    const dhtPort = await resolvePort(this.host, this.port)
-    if (this.destroyed) return
-    this.dht = new HyperDHT({ bootstrap, host: this.host, port: dhtPort, keyPair, firewalled: this.firewalled })
-    this.hyperswarm = new Hyperswarm({ dht: this.dht, keyPair, maxPeers: this.maxPeers, firewall: (key) => this.isBanned(toHex(key)) })
-    this.hyperswarm.on('connection', (stream: SecretStream) => this.onConnection(stream))
-    void this.checkBootstrap()
-    this.discovery = this.hyperswarm.join(this.topic, { server: true, client: true })
-    await this.discovery.flushed()
-    this.scheduleRediscover()
-    this.watchAnnouncement()
-    this.log.debug('swarm.joined', { topic: toHex(this.topic).slice(0, 16), key: toHex(this.publicKey).slice(0, 16) })
+    this.discovery = new Discovery({
+      bootstrap,
+      host: this.host,
+      port: this.port,
+      keyPair,
+      firewalled: this.firewalled,
+      maxPeers: this.maxPeers,
+      topic: this.topic,
+      rediscoverMs: this.rediscoverMs,
+      firewall: (key) => this.isBanned(toHex(key)),
+      onConnection: (stream) => this.onConnection(stream),
+      logger: this.log,
+      problems: this.problemList
+    })
+    await this.discovery.start()
   }
 
   /**
@@ -243,27 +231,9 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     return this.problemList.list()
   }
 
-  /** Pings every bootstrap node; one that does not answer is a problem. */
-  private async checkBootstrap (): Promise<void> {
-    const dht = this.dht
-    await Promise.all(this.init.bootstrap.map(async (node) => {
-      const address = `${node.host}:${node.port}`
-      try {
-        const host = isIP(node.host) ? node.host : (await lookup(node.host)).address
-        if (this.destroyed) return
-        await dht?.ping({ host, port: node.port })
-      } catch (err) {
-        if (this.destroyed) return
-        const code = (err as { code?: string }).code
-        const cause = code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'the name does not resolve: a typo in --bootstrap, or no DNS for it' : BOOTSTRAP_UNREACHABLE
-        this.problemList.report('bootstrap.unreachable', address, cause)
-      }
-    }))
-  }
-
   /** The DHT socket's address. */
   address (): HostPort | null {
-    return this.dht ? this.dht.address() : null
+    return this.discovery?.address() ?? null
   }
 
   /** How transfers with this peer travel: over TCP (a fast-path link, or a static peer's connection), else hyperswarm. */
@@ -485,59 +455,15 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     this.connections.add(peer)
   }
 
-  private scheduleRediscover (): void {
-    if (this.destroyed) return
-    this.rediscoverTimer = setTimeout(() => {
-      // Both flags: a session's refresh sets its mode, and server: false would unannounce us.
-      this.discovery?.refresh({ client: true, server: true }).catch((err: Error) => this.log.debug('swarm.rediscovery-failed', { why: err.message }))
-      this.rediscoverMs = Math.min(this.rediscoverMs * 2, MAX_REDISCOVER_MS)
-      this.scheduleRediscover()
-    }, this.rediscoverMs)
-    this.rediscoverTimer.unref()
-  }
-
-  /**
-   * Every ANNOUNCEMENT_CHECK_MS, looks ourselves up under the topic; when the
-   * DHT no longer lists us, announces and looks for peers at once. A
-   * bootstrap node that was restarted brings up an empty DHT (the nodes that
-   * held the announcements are gone), and the next scheduled rediscovery may
-   * be MAX_REDISCOVER_MS away: until then an agent that joins finds nobody.
-   */
-  private watchAnnouncement (): void {
-    if (this.destroyed) return
-    this.announcementTimer = setTimeout(() => {
-      void Promise.all([this.reannounceIfForgotten(), this.checkBootstrap()]).finally(() => this.watchAnnouncement())
-    }, ANNOUNCEMENT_CHECK_MS)
-    this.announcementTimer.unref()
-  }
-
-  private async reannounceIfForgotten (): Promise<void> {
-    const dht = this.dht
-    if (this.destroyed || !dht) return
-    try {
-      for await (const reply of dht.lookup(this.topic)) {
-        if (reply.peers.some((p) => p.publicKey.equals(this.publicKey))) return
-      }
-    } catch (err) {
-      this.log.debug('swarm.announcement-check-failed', { why: (err as Error).message })
-    }
-    if (this.destroyed) return
-    this.log.info('swarm.reannounce', { why: 'the DHT no longer lists us under the topic' })
-    await this.discovery?.refresh({ client: true, server: true }).catch((err: Error) => this.log.warn('swarm.reannounce-failed', { why: err.message }))
-  }
-
   /** Leaves the network and closes every connection. Idempotent; a swarm once stopped does not start again. */
   stop (): Promise<void> {
     this.stopping ??= (async () => {
       this.destroyed = true
       this.state = 'stopped'
-      if (this.rediscoverTimer) clearTimeout(this.rediscoverTimer)
-      if (this.announcementTimer) clearTimeout(this.announcementTimer)
       for (const wake of this.redialTimers) wake()
       for (const peer of this.connections) peer.destroy(SwarmError.DESTROYED())
       await this.dataPath?.close()
-      await this.hyperswarm?.destroy()
-      await this.dht?.destroy()
+      await this.discovery?.stop()
     })()
     return this.stopping
   }
