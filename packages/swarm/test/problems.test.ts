@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { createSocket } from 'node:dgram'
-import { generateNetworkKey } from '../src/index.js'
+import { connect } from 'node:net'
+import NoiseSecretStream from '@hyperswarm/secret-stream'
+import { encodeMessage } from '@distswarm/protocol'
+import { createKeyPair, generateNetworkKey, membershipProof } from '../src/index.js'
 import { captureLogger, closedPort, MemorySource, startSwarm, tempDir, until, type LogLine } from './helpers.js'
 
 const warned = (lines: LogLine[], event: string): LogLine[] => lines.filter((l) => l.level === 'warn' && l.event === event)
@@ -47,5 +50,20 @@ describe('mistakes are warnings naming the address and the likely cause', () => 
     await until(() => warned(log.lines, 'bootstrap.unreachable').length > 0, 30_000, 'the warning')
     expect(warned(log.lines, 'bootstrap.unreachable')[0]!.fields).toMatchObject({ address: `127.0.0.1:${port}`, cause: expect.stringContaining('bootstrap') })
     expect(s.problems()[0]).toMatchObject({ event: 'bootstrap.unreachable', address: `127.0.0.1:${port}` })
+  })
+
+  it('a peer of another protocol version: a warning naming its host', async () => {
+    const networkKey = generateNetworkKey()
+    const log = captureLogger()
+    const a = await startSwarm([], { networkKey, source: new MemorySource(await tempDir()), logger: log })
+    const stream = new NoiseSecretStream(true, connect({ host: '127.0.0.1', port: a.dataPort! }), { keyPair: createKeyPair() })
+    stream.on('error', () => {})
+    expect(await stream.opened).toBe(true)
+    stream.write(encodeMessage({
+      type: 'hello', version: 99, name: 'future', dataPort: 0, dataOnly: false, seeder: false, proof: membershipProof(networkKey, stream.handshakeHash, stream.publicKey)
+    }))
+    await until(() => warned(log.lines, 'peer.incompatible').length > 0, 10_000, 'the warning')
+    expect(warned(log.lines, 'peer.incompatible')[0]!.fields).toMatchObject({ address: '127.0.0.1', cause: expect.stringContaining('version') })
+    stream.destroy()
   })
 })
