@@ -124,7 +124,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       name: config.name,
       seeder: config.seed,
       source: this.advertised,
-      isBanned: (key) => this.fetcher?.isBanned(key) ?? false
+      isBanned: (key) => this.fetcher?.isBanned(key) ?? false,
+      logger: this.log.child('swarm')
     })
     const fetcher: Fetcher = this.fetcher = new Fetcher({
       store: this.store,
@@ -160,7 +161,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       events: this,
       logger: this.log.child('http')
     })
-    await swarm.listen()
+    await swarm.start()
     quota.start()
   }
 
@@ -272,7 +273,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.policy.stop()
       await this.quota?.stop()
       this.fetcher?.stop()
-      await this.swarm?.destroy()
+      await this.swarm?.stop()
       await this.store.stop()
     })()
     return this.tearingDown

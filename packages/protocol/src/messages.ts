@@ -30,6 +30,13 @@ export interface ReportMessage { type: 'report', blake2b: Buffer }
 export interface HashRequestMessage { type: 'hash-request', id: number, blake2b: Buffer, offset: number, length: number, pieceSize: number }
 export interface HashesMessage { type: 'hashes', id: number, hashes: Buffer[] }
 
+/** Pieces of `pieceSize` bytes from `offset` up to `offset + length`, the last maybe shorter: what a HashRequest covers. */
+export interface PieceRange {
+  offset: number
+  length: number
+  pieceSize: number
+}
+
 /** Every message of the protocol, validated: a decoded Message obeys every bound in limits.ts. */
 export type Message =
   | HelloMessage | InventoryMessage | RequestMessage | DataMessage | CancelMessage | ErrorMessage | ReportMessage
