@@ -162,6 +162,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       rediscoverMs: this.config.rediscoverMs,
       name: this.config.name,
       seeder: this.config.seed,
+      lanDiscovery: this.config.lanDiscovery,
       source: this.advertised
     })
     const info = (p: Peer): PeerInfo =>

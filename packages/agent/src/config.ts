@@ -47,6 +47,8 @@ export interface AgentOptions {
   rediscoverMs?: number | string
   /** "ip:port" to serve Prometheus metrics at (port 0: any free port), or 'off'. Default off. */
   metrics?: string
+  /** LAN discovery by multicast beacon: 'on' or 'off' (or a boolean). Default on, but off when bound to loopback. */
+  lanDiscovery?: boolean | string
 }
 
 /** Where each option's value came from ("file:line", "--flag", "DISTSWARM_…"), for error messages. */
@@ -76,6 +78,8 @@ export interface AgentConfig {
   rediscoverMs: number | undefined
   /** where /metrics is served; null: nowhere */
   metrics: HostPort | null
+  /** beacons on the LAN (on loopback only when bound there) */
+  lanDiscovery: boolean
 }
 
 const isRoot = (): boolean => process.getuid?.() === 0
@@ -280,11 +284,15 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
   const staticPeers = get('peers', addresses) ?? []
   const given = get('dataPort', dataPort)
   const data = given === undefined ? 0 : given // not `?? 0`: null ("off") stays null
-  // Without a DHT an agent needs someone to dial, or a fixed port others dial.
-  if (bootstrap.length === 0 && staticPeers.length === 0 && !data) {
-    throw AgentError.BAD_OPTION(null, null, 'no way to meet other agents: pass --bootstrap HOST:PORT (run `distswarm bootstrap` on one box of the LAN), or --peer HOST:PORT, or a fixed --data-port for others to dial')
-  }
   const all = [...bootstrap, ...staticPeers]
+  // Bound to loopback, hyperdht neither announces nor probes other interfaces.
+  const host = get('host', ipAddress) ?? (all.length > 0 && all.every((b) => isLoopback(b.host)) ? '127.0.0.1' : '0.0.0.0')
+  // On loopback (a test swarm on one machine) only when asked; beacons then stay on loopback.
+  const lan = (get('lanDiscovery', boolean) ?? !isLoopback(host)) && data !== null
+  // Without a DHT or LAN discovery an agent needs someone to dial, or a fixed port others dial.
+  if (bootstrap.length === 0 && staticPeers.length === 0 && !data && !lan) {
+    throw AgentError.BAD_OPTION(null, null, 'no way to meet other agents: pass --bootstrap HOST:PORT (run `distswarm bootstrap` on one box of the LAN), or --peer HOST:PORT, or a fixed --data-port for others to dial, or leave --lan-discovery on')
+  }
   return {
     distdirs: get('distdirs', paths) ?? ['/var/cache/distfiles'],
     cacheDir: get('cacheDir', absolutePath) ?? defaultCacheDir(),
@@ -294,8 +302,7 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
     networkKey: key,
     control: get('control', (v) => absolutePath(v, MAX_SOCKET_PATH_BYTES)) ?? defaultControlPath(),
     name: get('name', agentName) ?? hostname(),
-    // Bound to loopback, hyperdht neither announces nor probes other interfaces.
-    host: get('host', ipAddress) ?? (all.length > 0 && all.every((b) => isLoopback(b.host)) ? '127.0.0.1' : '0.0.0.0'),
+    host,
     port: get('port', port) ?? 0,
     repos: get('repos', paths) ?? null,
     dataPort: data,
@@ -303,7 +310,8 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
     seed: get('seed', boolean) ?? false,
     logLevel: get('logLevel', logLevel) ?? 'info',
     rediscoverMs: get('rediscoverMs', milliseconds),
-    metrics: get('metrics', bindAddress) ?? null
+    metrics: get('metrics', bindAddress) ?? null,
+    lanDiscovery: lan
   }
 }
 

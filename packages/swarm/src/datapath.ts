@@ -70,10 +70,10 @@ export class DataPath {
    * rejects when it cannot be made), for the caller to dial again. When we
    * are already connected to that agent some other way, this becomes a link.
    */
-  dial (to: HostPort): Promise<void> {
+  dial (to: HostPort, onConnect?: () => void): Promise<void> {
     return new Promise((resolve, reject) => {
       const socket = connect({ host: to.host, port: to.port })
-      socket.once('connect', () => socket.once('close', () => resolve()))
+      socket.once('connect', () => { onConnect?.(); socket.once('close', () => resolve()) })
       socket.once('error', reject)
       this.attach(socket, true)
     })

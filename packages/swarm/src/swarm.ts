@@ -11,6 +11,7 @@ import { NETWORK_KEY_BYTES, topicOf } from './membership.js'
 import { Peer, type PeerLimits } from './peer.js'
 import { judge, type Verdict } from './diagnose.js'
 import { Transfer, type PieceSource } from './transfer.js'
+import { Mesh } from './mesh.js'
 import type { HostPort, KeyPair, LocalSource, SecretStream, Sink } from './types.js'
 
 const log = createDebug('distswarm:swarm')
@@ -61,6 +62,13 @@ export interface SwarmInit {
   /** A piece in flight at least this long (and twice what its source's rate predicts) is also asked of another source. Default 2000 ms. */
   hedgeAfterMs?: number
   limits?: PeerLimits
+  /**
+   * LAN discovery (lan.ts): beacons on a link-local multicast group, on
+   * loopback only when `host` is a loopback address. Needs a data port.
+   * true: the default UDP port and group; an object to choose them.
+   * Default false. Peer exchange (mesh.ts) is always on.
+   */
+  lanDiscovery?: boolean | { port?: number, group?: string, intervalMs?: number }
 }
 
 export interface SwarmEvents {
@@ -112,6 +120,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private rediscoverMs: number
   private announcementTimer: NodeJS.Timeout | null = null
   private destroyed = false
+  /** LAN discovery and peer exchange; null without a data path. */
+  private mesh: Mesh | null = null
   /** Wakers of static-peer redial waits, so destroy() ends them at once. */
   private readonly redialTimers = new Set<() => void>()
   /** Faults by peer key; a ban outlives the connection (hyperswarm's firewall refuses the key). */
@@ -143,6 +153,21 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         onStream: (stream, opts) => this.onConnection(stream, { transport: 'tcp', dataOnly: opts.dataOnly })
       })
       if (dataPort !== null) await this.dataPath.listen(host, dataPort)
+      const dataPath = this.dataPath
+      const lan = this.init.lanDiscovery ?? false
+      this.mesh = new Mesh({
+        publicKey: this.publicKey,
+        networkKey: this.init.networkKey,
+        host,
+        dataPort: () => dataPath.port,
+        members: () => this.peers.values(),
+        dial: (to) => new Promise((resolve, reject) => {
+          // Counted as a dial until connected; the connection then lives on its own.
+          dataPath.dial(to, resolve).catch(reject)
+        }),
+        lan: lan === true ? {} : lan
+      })
+      await this.mesh.start()
     }
     for (const to of staticPeers) void this.keepDialing(to)
     if (bootstrap.length === 0) {
@@ -357,7 +382,9 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         // One side dials a fast-path link: the one with the smaller key; a TCP member connection is fast already.
         if (p.transport === 'hyperswarm' && Buffer.compare(this.publicKey, p.publicKey) < 0) this.dataPath?.connect(p)
         this.emit('peer-ready', p)
+        this.mesh?.changed()
       },
+      onPeerAddresses: (p, addresses) => { if (!p.isLink) this.mesh?.onAddresses(p, addresses) },
       onInventory: (p) => this.emit('inventory', p),
       onReport: (p, blake2b) => this.emit('report', p, blake2b),
       onClose: (p, reason) => {
@@ -425,6 +452,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     if (this.rediscoverTimer) clearTimeout(this.rediscoverTimer)
     if (this.announcementTimer) clearTimeout(this.announcementTimer)
     for (const wake of this.redialTimers) wake()
+    this.mesh?.stop()
     for (const peer of this.connections) peer.destroy(SwarmError.DESTROYED())
     await this.dataPath?.close()
     await this.hyperswarm?.destroy()
