@@ -14,7 +14,7 @@
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { rmSync } from 'node:fs'
+import { readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startProc, untilAnswering, type AgentProc, type Proc } from './proc.js'
@@ -104,14 +104,22 @@ function removeNamespace (ns: string): void {
   quietly(['ip', 'netns', 'del', ns])
 }
 
-/** Removes the namespaces of lab runs whose process is gone (a crash, a kill -9). */
+/** The pid in a name of the lab's making, when that process is gone. */
+function deadRun (name: string): boolean {
+  const m = new RegExp(`^${LAB_PREFIX}(\\d+)-`).exec(name)
+  return m !== null && !alive(Number(m[1]))
+}
+
+/** Removes the namespaces and dirs of lab runs whose process is gone (a crash, a kill -9). */
 export function removeLeftovers (): string[] {
   const gone: string[] = []
-  for (const ns of namespaces()) {
-    const m = new RegExp(`^${LAB_PREFIX}(\\d+)-`).exec(ns)
-    if (!m || alive(Number(m[1]))) continue
+  for (const ns of namespaces().filter(deadRun)) {
     removeNamespace(ns)
     gone.push(ns)
+  }
+  for (const dir of readdirSync(tmpdir()).filter(deadRun)) {
+    rmSync(join(tmpdir(), dir), { recursive: true, force: true })
+    gone.push(dir)
   }
   return gone
 }
@@ -188,7 +196,7 @@ export class LanLab {
   /** Makes the namespaces, the bridge and the links. A failure removes what was made. */
   static async create (init: LanLabInit): Promise<LanLab> {
     removeLeftovers()
-    const root = await mkdtemp(join(tmpdir(), LAB_PREFIX))
+    const root = await mkdtemp(join(tmpdir(), `${LAB_PREFIX}${process.pid}-`))
     const lab = new LanLab(init, root)
     live.add(lab)
     installHandlers()
