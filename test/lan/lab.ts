@@ -16,7 +16,7 @@ if (!LAB.ok) process.stderr.write(`LAN lab tests skipped: ${LAB.reason}\n`)
 export const skipped = (reason: string): string => reason ? ` (skipped: ${reason})` : ''
 
 /** A lab with these boxes, closed when the test ends. */
-export async function lab (boxes: BoxSpec[] | string[], opts: Partial<LanLabInit> = {}): Promise<LanLab> {
+export async function lab (boxes: Array<BoxSpec | string>, opts: Partial<LanLabInit> = {}): Promise<LanLab> {
   const specs = boxes.map((b) => typeof b === 'string' ? { name: b } : b)
   const l = await LanLab.create({ bin: BIN, boxes: specs, ...opts })
   onTestFinished(() => l.close())

@@ -20,6 +20,7 @@ import { networkInterfaces } from 'node:os'
 import b4a from 'b4a'
 import sodium from 'sodium-universal'
 import { debugLogger, type Logger } from '@distswarm/protocol'
+import { TokenBucket } from './rate.js'
 import type { HostPort } from './types.js'
 
 /** UDP port every agent of a LAN listens on for beacons (next to the bootstrap node's 49737 and the data port's 49738). */
@@ -44,10 +45,6 @@ const ANSWER_BURST = 4
 const ANSWERS_PER_S = 2
 /** Packets looked at per second (bursts of twice that); the rest are dropped unread. */
 const PACKETS_PER_S = 200
-/** Addresses remembered (when each was last dialled); the oldest is forgotten first. */
-const MAX_REMEMBERED = 256
-/** An address heard again is not dialled again sooner than this. */
-const REDIAL_MS = 3_000
 
 function keyedHash (key: Uint8Array, ...parts: Uint8Array[]): Buffer {
   const out = b4a.alloc(32)
@@ -118,7 +115,7 @@ export interface LanDiscoveryInit {
   intervalMs?: number
   /** True when we hold a member connection to this data port; no dial then. */
   isConnected: (to: HostPort) => boolean
-  /** Connect to an agent heard at this address. */
+  /** Connect to an agent heard at this address (the caller bounds how often one address is dialled). */
   dial: (to: HostPort) => void
   logger?: Logger
   /** The clock, for tests. */
@@ -137,11 +134,8 @@ export class LanDiscovery {
   /** Our instance per epoch: the current one and the one before, to know our own beacons. */
   private readonly instances = new Map<number, Buffer>()
   private readonly joined = new Set<string>()
-  private readonly dialled = new Map<string, number>()
-  private answerTokens = ANSWER_BURST
-  private answersAt = 0
-  private packetTokens = 2 * PACKETS_PER_S
-  private packetsAt = 0
+  private readonly answers: TokenBucket
+  private readonly packets: TokenBucket
   /** Beacons heard that matched, for status and tests. */
   heard = 0
 
@@ -150,6 +144,8 @@ export class LanDiscovery {
     this.lanKey = lanKeyOf(init.networkKey)
     this.logger = init.logger ?? debugLogger('distswarm:lan')
     this.now = init.now ?? Date.now
+    this.answers = new TokenBucket(ANSWER_BURST, ANSWERS_PER_S, this.now)
+    this.packets = new TokenBucket(2 * PACKETS_PER_S, PACKETS_PER_S, this.now)
   }
 
   async start (): Promise<void> {
@@ -225,25 +221,9 @@ export class LanDiscovery {
     }
   }
 
-  private take (bucket: 'answer' | 'packet'): boolean {
-    const now = this.now()
-    if (bucket === 'packet') {
-      this.packetTokens = Math.min(2 * PACKETS_PER_S, this.packetTokens + (now - this.packetsAt) * PACKETS_PER_S / 1000)
-      this.packetsAt = now
-      if (this.packetTokens < 1) return false
-      this.packetTokens--
-      return true
-    }
-    this.answerTokens = Math.min(ANSWER_BURST, this.answerTokens + (now - this.answersAt) * ANSWERS_PER_S / 1000)
-    this.answersAt = now
-    if (this.answerTokens < 1) return false
-    this.answerTokens--
-    return true
-  }
-
   /** Exposed for tests: what a packet from `from` leads to. */
-  onPacket (packet: Buffer, from: string): 'ignored' | 'connected' | 'dial' | 'answer' | 'wait' {
-    if (this.stopped || !this.take('packet')) return 'ignored'
+  onPacket (packet: Buffer, from: string): 'ignored' | 'connected' | 'dial' | 'answer' {
+    if (this.stopped || !this.packets.take()) return 'ignored'
     const now = this.now()
     const beacon = decodeBeacon(this.lanKey, packet, now)
     if (!beacon || isIP(from) !== 4) return 'ignored'
@@ -257,16 +237,10 @@ export class LanDiscovery {
     if (this.init.isConnected(to)) return 'connected'
     // The lower instance dials; the higher answers with its own beacon, so the lower one hears it now, not at its next round.
     if (Buffer.compare(ours, beacon.instance) > 0) {
-      if (this.take('answer')) this.announce()
+      if (this.answers.take()) this.announce()
       return 'answer'
     }
-    const key = `${to.host}:${to.port}`
-    const last = this.dialled.get(key)
-    if (last !== undefined && now - last < REDIAL_MS) return 'wait'
-    this.dialled.delete(key)
-    this.dialled.set(key, now)
-    if (this.dialled.size > MAX_REMEMBERED) this.dialled.delete(this.dialled.keys().next().value!)
-    this.logger.debug('lan.heard', { address: key })
+    this.logger.debug('lan.heard', { address: `${to.host}:${to.port}` })
     this.init.dial(to)
     return 'dial'
   }

@@ -6,9 +6,9 @@
  * connection proves membership like any other.
  */
 import { isIP } from 'node:net'
-import { debugLogger, type Logger, type PeerAddress } from '@distswarm/protocol'
-import { MAX_PEER_ADDRESSES } from '@distswarm/protocol'
+import { debugLogger, MAX_PEER_ADDRESSES, type Logger, type PeerAddress } from '@distswarm/protocol'
 import { isLoopbackHost, LanDiscovery } from './lan.js'
+import { TokenBucket } from './rate.js'
 import type { Peer } from './peer.js'
 import type { HostPort } from './types.js'
 
@@ -78,7 +78,7 @@ export class Mesh {
   private debounce: NodeJS.Timeout | null = null
   /** What each member has been told, by its key: keys of members sent. */
   private readonly told = new WeakMap<Peer, Set<string>>()
-  private readonly tokens = new WeakMap<Peer, { n: number, at: number }>()
+  private readonly buckets = new WeakMap<Peer, TokenBucket>()
   private stopped = false
 
   constructor (init: MeshInit) {
@@ -149,16 +149,12 @@ export class Mesh {
   /** Addresses a member told us: checked, rate-limited, and dialled when new. */
   onAddresses (from: Peer, addresses: readonly PeerAddress[]): void {
     if (this.stopped) return
-    const now = Date.now()
-    const t = this.tokens.get(from) ?? { n: PEX_BURST, at: now }
-    t.n = Math.min(PEX_BURST, t.n + (now - t.at) * PEX_PER_S / 1000)
-    t.at = now
-    this.tokens.set(from, t)
-    if (t.n < 1) {
+    let bucket = this.buckets.get(from)
+    if (!bucket) this.buckets.set(from, bucket = new TokenBucket(PEX_BURST, PEX_PER_S))
+    if (!bucket.take()) {
       this.logger.debug('pex.rate-limited', { peer: from.label })
       return
     }
-    t.n--
     const loopbackOk = isLoopbackHost(this.init.host) || isLoopbackHost(plainHost(from.remoteHost ?? ''))
     const connected = new Set([...this.init.members()].map((p) => p.publicKeyHex))
     for (const a of addresses.slice(0, MAX_PEER_ADDRESSES)) {
