@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LanLab } from '@distswarm/localnet'
-import type { PeerInfo } from '@distswarm/agent'
+import type { PeerInfo, WhereResult } from '@distswarm/agent'
 import { cliJson, waitFor } from '../harness.js'
 import { distfile } from '../gentoo.js'
 import { fetchVia, LAB, lab, newNetworkKey, skipped } from './lab.js'
@@ -45,6 +45,23 @@ describe.skipIf(!LAB.ok)(`faults in the LAN lab${skipped(LAB.reason)}`, () => {
       expect(got.source).toBe('swarm')
       expect((await readFile(got.path)).equals(f.data)).toBe(true)
     }
+  })
+
+  it('a box partitioned for 30 s, then healed: it rejoins, and the others see what it gained meanwhile', { timeout: SLOW }, async () => {
+    const l = await lab(['buildhost', 'laptop', 'nas'])
+    const key = newNetworkKey()
+    const [buildhost, laptop, nas] = await Promise.all(['buildhost', 'laptop', 'nas'].map((name) => l.startAgent(name, { networkKey: key })))
+    await waitFor(async () => (await Promise.all([buildhost!, laptop!, nas!].map(async (a) => (await a.status()).peers))).every((n) => n === 2), 30_000, 'a full mesh')
+    l.cut('nas')
+    const f = distfile('while-apart-1.0.tar.gz')
+    await writeFile(join(nas!.distdir, f.name), f.data)
+    await new Promise((resolve) => setTimeout(resolve, 30_000))
+    l.heal('nas')
+    const healedAt = Date.now()
+    const holders = async (a: typeof laptop): Promise<number> => (await cliJson<WhereResult>(['where', f.name, '--control', a!.control])).remote.length
+    await waitFor(async () => (await holders(laptop)) === 1 && (await holders(buildhost)) === 1 && (await nas!.status()).peers === 2, 60_000, 'nas back, with its new file seen by the others')
+    process.stderr.write(`partition: nas rejoined with its inventory current ${Date.now() - healedAt} ms after the heal\n`)
+    expect((await fetchVia(laptop!.control, f.name)).source).toBe('swarm')
   })
 
   it('an agent kill -9ed: the others drop it, and keep each other', { timeout: SLOW }, async () => {
