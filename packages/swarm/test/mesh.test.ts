@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { EventEmitter } from 'node:events'
-import { decodeMessage, encodeMessage, FrameDecoder, PROTOCOL_VERSION, type Message, type PeerAddress } from '@distswarm/protocol'
-import { generateNetworkKey, membershipProof, type HostPort, type SecretStream } from '../src/index.js'
-import { Peer } from '../src/peer.js'
+import type { PeerAddress } from '@distswarm/protocol'
+import { generateNetworkKey, type HostPort } from '../src/index.js'
+import type { Peer } from '../src/peer.js'
 import { BEACON_BYTES, decodeBeacon, encodeBeacon, EPOCH_MS, LanDiscovery, lanKeyOf, lanTag } from '../src/lan.js'
 import { addressProblem, Mesh } from '../src/mesh.js'
 import { MemorySource, startSwarm, tempDir, until } from './helpers.js'
@@ -132,53 +131,5 @@ describe('peer exchange', () => {
     await until(() => a.readyPeers().length === 2 && b.readyPeers().length === 2, 20_000, 'a and b to meet through the hub')
     expect(a.readyPeers().map((p) => p.name).sort()).toEqual(['b', 'hub'])
     expect(b.readyPeers().map((p) => p.name).sort()).toEqual(['a', 'hub'])
-  })
-})
-
-/** A stream that keeps what is written to it, as the remote would read it. */
-class Recorder extends EventEmitter {
-  readonly publicKey = randomBytes(32)
-  readonly remotePublicKey = randomBytes(32)
-  readonly handshakeHash = randomBytes(64)
-  readonly sent: Message[] = []
-  private readonly decoder = new FrameDecoder()
-  write (data: Uint8Array): boolean {
-    for (const f of this.decoder.push(data)) this.sent.push(decodeMessage(f))
-    return true
-  }
-
-  end (): void {}
-  destroy (): void {}
-}
-
-describe('PeerAddresses on a connection', () => {
-  it('reaches onPeerAddresses; an older peer answering UNKNOWN_TYPE does not end the connection', async () => {
-    const networkKey = generateNetworkKey()
-    const stream = new Recorder()
-    const heard: PeerAddress[][] = []
-    let closed = false
-    const peer = new Peer({
-      stream: stream as unknown as SecretStream,
-      networkKey,
-      localName: 'new',
-      source: new MemorySource(await tempDir()),
-      onReady: () => {},
-      onInventory: () => {},
-      onPeerAddresses: (_, addresses) => heard.push(addresses),
-      onClose: () => { closed = true }
-    })
-    stream.emit('data', encodeMessage({
-      type: 'hello', version: PROTOCOL_VERSION, name: 'old', dataPort: 0, dataOnly: false, seeder: false, proof: membershipProof(networkKey, stream.handshakeHash, stream.remotePublicKey)
-    }))
-    expect(peer.state).toBe('ready')
-    const addresses = [{ publicKey: randomBytes(32), host: '10.77.0.11', port: 49738 }]
-    peer.sendPeerAddresses(addresses)
-    expect(stream.sent.at(-1)).toEqual({ type: 'peer-addresses', addresses })
-    stream.emit('data', encodeMessage({ type: 'error', code: 'UNKNOWN_TYPE', id: 0, message: 'unknown message type' }))
-    expect(peer.state).toBe('ready')
-    expect(closed).toBe(false)
-    stream.emit('data', encodeMessage({ type: 'peer-addresses', addresses }))
-    expect(heard).toEqual([addresses])
-    peer.destroy()
   })
 })
