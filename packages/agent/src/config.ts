@@ -288,7 +288,10 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
   // Bound to loopback, hyperdht neither announces nor probes other interfaces.
   const host = get('host', ipAddress) ?? (all.length > 0 && all.every((b) => isLoopback(b.host)) ? '127.0.0.1' : '0.0.0.0')
   // On loopback (a test swarm on one machine) only when asked; beacons then stay on loopback.
-  const lan = (get('lanDiscovery', boolean) ?? !isLoopback(host)) && data !== null
+  const lanAsked = get('lanDiscovery', boolean)
+  // Beacons carry the data port: without one there is nothing to announce.
+  if (lanAsked === true && data === null) throw AgentError.BAD_OPTION('lan-discovery', origins.lanDiscovery ?? null, 'LAN discovery needs the data path: set data-port to a port (0 for any), not "off"')
+  const lan = (lanAsked ?? !isLoopback(host)) && data !== null
   // Without a DHT or LAN discovery an agent needs someone to dial, or a fixed port others dial.
   if (bootstrap.length === 0 && staticPeers.length === 0 && !data && !lan) {
     throw AgentError.BAD_OPTION(null, null, 'no way to meet other agents: pass --bootstrap HOST:PORT (run `distswarm bootstrap` on one box of the LAN), or --peer HOST:PORT, or a fixed --data-port for others to dial, or leave --lan-discovery on')

@@ -113,6 +113,7 @@ describe('resolveConfig refuses hostile values, naming the option', () => {
     expect(resolveConfig({ networkKey: KEY, lanDiscovery: 'off', dataPort: 49738 }).lanDiscovery).toBe(false)
     expect(resolveConfig({ networkKey: KEY, dataPort: 'off', bootstrap: ['10.0.0.1:1'] }).lanDiscovery).toBe(false) // no data port to announce
     expect(refusal({ ...BASE, lanDiscovery: 'sometimes' }).message).toContain('lan-discovery')
+    expect(refusal({ ...BASE, lanDiscovery: 'on', dataPort: 'off' }).message).toMatch(/lan-discovery.*data-port/)
   })
 
   it('accepts the text forms flags and variables give, and fills the defaults', () => {
