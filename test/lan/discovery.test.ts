@@ -3,10 +3,10 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { cli, waitFor } from '../harness.js'
 import { distfile } from '../gentoo.js'
-import { fetchVia, LAB, lab, newNetworkKey, skipped } from './lab.js'
+import { fetchVia, LAB, lab, SLOW, newNetworkKey, skipped } from './lab.js'
 
 describe.skipIf(!LAB.ok)(`zero-config LAN discovery${skipped(LAB.reason)}`, () => {
-  it('init --join KEY alone: boxes find each other by multicast, and a file on one is fetched by another; another network is ignored', async () => {
+  it('init --join KEY alone: boxes find each other by multicast, and a file on one is fetched by another; another network is ignored', { timeout: SLOW }, async () => {
     const l = await lab(['buildhost', 'laptop', 'nas', 'stranger'])
     const key = newNetworkKey()
     const f = distfile('zero-config-1.0.tar.gz')

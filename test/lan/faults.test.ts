@@ -5,11 +5,9 @@ import { LanLab } from '@distswarm/localnet'
 import type { PeerInfo, WhereResult } from '@distswarm/agent'
 import { cliJson, waitFor } from '../harness.js'
 import { distfile } from '../gentoo.js'
-import { fetchVia, LAB, lab, newNetworkKey, skipped } from './lab.js'
+import { fetchVia, LAB, lab, newNetworkKey, skipped, SLOW } from './lab.js'
 
 const LOSS = LanLab.lossAvailable()
-// Whole agents on shaped links of a loaded machine: bounded, but not seconds.
-const SLOW = 240_000
 
 describe.skipIf(!LAB.ok)(`faults in the LAN lab${skipped(LAB.reason)}`, () => {
   it('a link cut mid-transfer with a second holder: the fetch completes from it, with nothing partial visible', { timeout: SLOW }, async () => {

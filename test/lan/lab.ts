@@ -9,6 +9,9 @@ import { LanLab, type BoxSpec, type LanLabInit } from '@distswarm/localnet'
 import type { FetchResult } from '@distswarm/agent'
 import { BIN, cliJson } from '../harness.js'
 
+/** A lab test's time bound: whole agents in namespaces, on shaped links of a loaded machine; bounded, but not seconds. */
+export const SLOW = 240_000
+
 export const LAB = LanLab.available()
 if (!LAB.ok) process.stderr.write(`LAN lab tests skipped: ${LAB.reason}\n`)
 

@@ -4,10 +4,10 @@ import { join } from 'node:path'
 import type { PeerInfo } from '@distswarm/agent'
 import { cliJson, waitFor } from '../harness.js'
 import { distfile } from '../gentoo.js'
-import { fetchVia, LAB, lab, newNetworkKey, skipped } from './lab.js'
+import { fetchVia, LAB, lab, SLOW, newNetworkKey, skipped } from './lab.js'
 
 describe.skipIf(!LAB.ok)(`peer exchange${skipped(LAB.reason)}`, () => {
-  it('with --peer buildhost:PORT only (no DHT, no LAN discovery), laptop and nas meet each other and share files; the build host can go', async () => {
+  it('with --peer buildhost:PORT only (no DHT, no LAN discovery), laptop and nas meet each other and share files; the build host can go', { timeout: SLOW }, async () => {
     const l = await lab(['buildhost', 'laptop', 'nas'])
     const key = newNetworkKey()
     const f = distfile('on-laptop-1.0.tar.gz')

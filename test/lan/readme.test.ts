@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { PeerInfo, WhereResult } from '@distswarm/agent'
 import { cliJson, waitFor } from '../harness.js'
 import { digestsOf, distfile, portageArgv } from '../gentoo.js'
-import { fetchVia, LAB, lab, skipped } from './lab.js'
+import { fetchVia, LAB, lab, SLOW, skipped } from './lab.js'
 
 /** The `distswarm …` commands a command printed, indented on lines of their own, as argv (no word of ours has a space or a quote). */
 function printedCommands (stdout: string): string[][] {
@@ -12,7 +12,7 @@ function printedCommands (stdout: string): string[][] {
 }
 
 describe.skipIf(!LAB.ok)(`the README's "Setting up three boxes", on three boxes${skipped(LAB.reason)}`, () => {
-  it('init, the bootstrap node on the build host, init --join on the others, peers, fetch and portage-fetch, with the commands the README prints', async () => {
+  it('init, the bootstrap node on the build host, init --join on the others, peers, fetch and portage-fetch, with the commands the README prints', { timeout: SLOW }, async () => {
     const l = await lab(['buildhost', 'laptop', 'nas'])
     const f = distfile('linux-6.6.tar.xz', Buffer.alloc(3 * 1024 * 1024 + 17, 7))
     const g = distfile('firefox-128.0.source.tar.xz')
