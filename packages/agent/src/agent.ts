@@ -123,6 +123,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       rediscoverMs: config.rediscoverMs,
       name: config.name,
       seeder: config.seed,
+      lanDiscovery: config.lanDiscovery,
       source: this.advertised,
       isBanned: (key) => this.fetcher?.isBanned(key) ?? false,
       logger: this.log.child('swarm')

@@ -110,7 +110,7 @@ export class DataPath {
    * we are already connected to that agent some other way, this becomes a
    * link. A failure to connect is reported as a problem naming the address.
    */
-  dial (to: HostPort): Promise<void> {
+  dial (to: HostPort, onConnect?: () => void): Promise<void> {
     const address = `${to.host}:${to.port}`
     return new Promise((resolve, reject) => {
       const socket = connect({ host: to.host, port: to.port })
@@ -122,6 +122,7 @@ export class DataPath {
       socket.once('connect', () => {
         connected = true
         socket.setTimeout(0)
+        onConnect?.()
       })
       socket.once('error', (err) => { error = err })
       // 'close' comes however the socket ends: failed, refused by attach() (which emits no error), or ended after working.

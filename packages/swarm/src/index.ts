@@ -12,3 +12,4 @@ export type { LocalSource, LocalFile, Sink, SecretStream, KeyPair, HostPort } fr
 export { topicOf, membershipProof, verifyMembershipProof, parseNetworkKey, generateNetworkKey, NETWORK_KEY_BYTES } from './membership.js'
 export { createKeyPair, startBootstrapNode } from './dht.js'
 export type { BootstrapNode, BootstrapInit } from './dht.js'
+export { LAN_DISCOVERY_PORT, LAN_DISCOVERY_GROUP } from './lan.js'

@@ -1,6 +1,6 @@
 import {
   debugLogger, decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, ProtocolError, toHex,
-  type DataMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message
+  type DataMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message, type PeerAddress
 } from '@distswarm/protocol'
 import { EntryPool } from './entries.js'
 import { SwarmError } from './errors.js'
@@ -33,6 +33,8 @@ export interface PeerInit {
   onInventory: (peer: Peer) => void
   /** The remote says bytes we sent it for this digest failed its verification. */
   onReport?: (peer: Peer, blake2b: Buffer) => void
+  /** Peer exchange: members the remote is connected to (see mesh.ts). */
+  onPeerAddresses?: (peer: Peer, addresses: PeerAddress[]) => void
   onClose: (peer: Peer, reason: Error | null) => void
 }
 
@@ -295,6 +297,11 @@ export class Peer {
     this.send({ type: 'report', blake2b })
   }
 
+  /** Peer exchange: where members we are connected to listen. A peer without this message type answers UNKNOWN_TYPE, which is only logged. */
+  sendPeerAddresses (addresses: PeerAddress[]): void {
+    this.send({ type: 'peer-addresses', addresses })
+  }
+
   /** Ends the connection. Idempotent. */
   destroy (reason?: Error): void {
     this.close(reason ?? null)
@@ -369,6 +376,7 @@ export class Peer {
       case 'report': return this.init.onReport?.(this, msg.blake2b)
       case 'hash-request': return void this.uploads.onHashRequest(msg)
       case 'hashes': return this.onHashes(msg.id, msg.hashes)
+      case 'peer-addresses': return this.init.onPeerAddresses?.(this, msg.addresses)
     }
   }
 

@@ -11,6 +11,7 @@ import { peerLimits, type PeerLimits } from './limits.js'
 import { Peer } from './peer.js'
 import { Problems, type Problem } from './problems.js'
 import { Transfer, transferOptions, type PieceSource, type TransferOptions } from './transfer.js'
+import { Mesh } from './mesh.js'
 import type { HostPort, KeyPair, LocalSource, SecretStream, Sink } from './types.js'
 
 export interface SwarmInit {
@@ -67,6 +68,13 @@ export interface SwarmInit {
   limits?: PeerLimits
   /** Where events go; parts get children (peer, datapath, transfer). Default: debug output under distswarm:swarm. */
   logger?: Logger
+  /**
+   * LAN discovery (lan.ts): beacons on a link-local multicast group, on
+   * loopback only when `host` is a loopback address. Needs a data port.
+   * true: the default UDP port and group; an object to choose them.
+   * Default false. Peer exchange (mesh.ts) is always on.
+   */
+  lanDiscovery?: boolean | { port?: number, group?: string, intervalMs?: number }
 }
 
 export interface SwarmEvents {
@@ -118,6 +126,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private discovery: Discovery | null = null
   private readonly rediscoverMs: number
   private destroyed = false
+  /** LAN discovery and peer exchange; null without a data path. */
+  private mesh: Mesh | null = null
   /** Wakers of static-peer redial waits, so destroy() ends them at once. */
   private readonly redialTimers = new Set<() => void>()
   /** Whether a peer is refused; a ban outlives the connection (hyperswarm's firewall refuses the key). */
@@ -197,6 +207,23 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         onStream: (stream, opts) => this.onConnection(stream, { transport: 'tcp', dataOnly: opts.dataOnly, inbound: !opts.initiator })
       })
       if (dataPort !== null) await this.dataPath.listen(this.host, dataPort)
+      if (this.destroyed) return
+      const dataPath = this.dataPath
+      const lan = this.init.lanDiscovery ?? false
+      this.mesh = new Mesh({
+        publicKey: this.publicKey,
+        networkKey: this.init.networkKey,
+        host: this.host,
+        dataPort: () => dataPath.port,
+        members: () => this.peers.values(),
+        dial: (to) => new Promise((resolve, reject) => {
+          // Counted as a dial until connected; the connection then lives on its own.
+          dataPath.dial(to, resolve).catch(reject)
+        }),
+        lan: lan === true ? {} : lan,
+        logger: this.log.child('mesh')
+      })
+      await this.mesh.start()
       if (this.destroyed) return
     }
     for (const to of staticPeers) void this.keepDialing(to)
@@ -401,7 +428,9 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         // One side dials a fast-path link: the one with the smaller key; a TCP member connection is fast already.
         if (p.transport === 'hyperswarm' && Buffer.compare(this.publicKey, p.publicKey) < 0) this.dataPath?.connect(p)
         this.emit('peer-ready', p)
+        this.mesh?.changed()
       },
+      onPeerAddresses: (p, addresses) => { if (!p.isLink) this.mesh?.onAddresses(p, addresses) },
       onInventory: (p) => this.emit('inventory', p),
       onReport: (p, blake2b) => this.emit('report', p, blake2b),
       onClose: (p, reason) => {
@@ -432,6 +461,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       this.destroyed = true
       this.state = 'stopped'
       for (const wake of this.redialTimers) wake()
+      this.mesh?.stop()
       for (const peer of this.connections) peer.destroy(SwarmError.DESTROYED())
       await this.dataPath?.close()
       await this.discovery?.stop()
