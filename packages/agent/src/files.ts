@@ -6,8 +6,6 @@ export function fileInfo (e: FileEntry): FileInfo {
   return { name: e.name, size: e.size, blake2b: toHex(e.blake2b), sha512: toHex(e.sha512) }
 }
 
-export const byName = (a: { name: string }, b: { name: string }): number => a.name < b.name ? -1 : a.name > b.name ? 1 : 0
-
 /** What the control API says of a connected peer. */
 export function peerInfo (p: Peer, faults: number, path: PeerInfo['path'], traffic: { sent: number, received: number }, lastSeen: number | null): PeerInfo {
   return {

@@ -5,7 +5,7 @@
  */
 import { dirname, resolve } from 'node:path'
 import { isHexDigest, isValidName, toHex, type Logger } from '@distswarm/protocol'
-import type { LocalFile, Store } from '@distswarm/store'
+import { byName, type LocalFile, type Store } from '@distswarm/store'
 import { SwarmError, type DistSwarm, type Peer } from '@distswarm/swarm'
 import type {
   FetchParams, FetchResult, FileInfo, GcParams, GcResult, LsParams, LsResult, PeerInfo, StatusResult, UpstreamParams, VerifyParams, VerifyResult, WhereResult
@@ -14,7 +14,7 @@ import type { AgentConfig } from './config.js'
 import type { Handlers } from './control.js'
 import { AgentError } from './errors.js'
 import type { Fetcher } from './fetcher.js'
-import { byName, fileInfo, peerInfo } from './files.js'
+import { fileInfo, peerInfo } from './files.js'
 import { matchesManifest, type ManifestPolicy, type PinnedEntry } from './manifest-policy.js'
 import type { Metrics } from './metrics.js'
 import type { Quota } from './quota.js'

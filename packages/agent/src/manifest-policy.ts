@@ -56,11 +56,11 @@ export class ManifestPolicy extends EventEmitter<ManifestPolicyEvents> {
     if (this.index !== null || this.stopped) return
     const repos = await findRepos(this.configured)
     if (repos.length === 0 || this.stopped) return
-    const index = this.index = await ManifestIndex.load(repos)
-    this.log.info('manifest.loaded', { distfiles: index.size, repos: repos.join(' '), skipped: index.problemCount || undefined })
+    // The load logs what it read (manifests.loaded); the first problems only at debug.
+    const index = this.index = await ManifestIndex.load(repos, { logger: this.log })
     for (const p of index.problems.slice(0, PROBLEMS_LOGGED)) this.log.debug('manifest.problem', { file: p.file, line: p.line, why: p.reason })
     if (this.stopped) return
-    this.watcher = watchRepos(index)
+    this.watcher = watchRepos(index, { logger: this.log })
     this.watcher.on('reload', (next) => {
       const before = this.index
       this.index = next

@@ -16,7 +16,7 @@ import { Fetcher, type FetchSwarm } from '../src/index.js'
 async function parts (): Promise<{ store: Store, swarm: FetchSwarm }> {
   const dir = await mkdtemp(join(tmpdir(), 'distswarm-fetcher-'))
   const store = new Store({ cacheDir: join(dir, 'cache'), stateDir: join(dir, 'state') })
-  const swarm = new DistSwarm({ networkKey: randomBytes(32), keyPair: createKeyPair(), bootstrap: [], dataPort: null, source: { entries: () => store.entries(), get: (d) => store.get(d) } })
+  const swarm = new DistSwarm({ networkKey: randomBytes(32), keyPair: createKeyPair(), bootstrap: [], dataPort: 0, source: { entries: () => store.entries(), get: (d) => store.get(d) } })
   onTestFinished(async () => {
     await swarm.stop()
     await store.stop()
