@@ -9,7 +9,6 @@ import { EntryPool } from './entries.js'
 import { resolvePort } from './dht.js'
 import { NETWORK_KEY_BYTES, topicOf } from './membership.js'
 import { Peer, type PeerLimits } from './peer.js'
-import { judge, type Verdict } from './diagnose.js'
 import { Transfer, type PieceSource } from './transfer.js'
 import type { HostPort, KeyPair, LocalSource, SecretStream, Sink } from './types.js'
 
@@ -50,6 +49,12 @@ export interface SwarmInit {
    * from the start like one that has been up for a quarter of an hour.
    */
   rediscoverMs?: number
+  /**
+   * Peers refused: not connected to, their connections dropped on arrival,
+   * never asked for a file. The caller keeps the book (the agent's Fetcher
+   * bans a peer after repeated verification faults). Default: nobody.
+   */
+  isBanned?: (publicKeyHex: string) => boolean
   /** Connections at most. Default 64. */
   maxPeers?: number
   /** Bytes asked for in one request. Default 4 MiB. */
@@ -86,10 +91,6 @@ export interface PieceRange {
   pieceSize: number
 }
 
-/** Verification faults before a peer is banned, and for how long. */
-const MAX_FAULTS = 3
-const BAN_MS = 10 * 60_000
-
 // Look for peers again after 2 s, 4 s, … then every this often: agents that
 // start at the same moment can miss each other's announcements, and meeting
 // one of them says nothing about the others.
@@ -114,8 +115,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private destroyed = false
   /** Wakers of static-peer redial waits, so destroy() ends them at once. */
   private readonly redialTimers = new Set<() => void>()
-  /** Faults by peer key; a ban outlives the connection (hyperswarm's firewall refuses the key). */
-  private readonly faults = new Map<string, { count: number, bannedUntil: number }>()
+  /** Whether a peer is refused; a ban outlives the connection (hyperswarm's firewall refuses the key). */
+  private readonly isBanned: (publicKeyHex: string) => boolean
   /** Remote file entries, one copy for all peers that advertise one. */
   private readonly entryPool = new EntryPool()
   /** Bytes of closed connections, by peer key, for traffic(). */
@@ -127,6 +128,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     super()
     if (init.networkKey.byteLength !== NETWORK_KEY_BYTES) throw SwarmError.INVALID_NETWORK_KEY(`must be ${NETWORK_KEY_BYTES} bytes`)
     this.init = init
+    this.isBanned = init.isBanned ?? (() => false)
     this.rediscoverMs = init.rediscoverMs ?? 2000
     this.topic = topicOf(init.networkKey)
     this.publicKey = init.keyPair.publicKey
@@ -244,28 +246,9 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     return this.readyPeers().filter((p) => p.files.has(hex) && !this.isBanned(p.publicKeyHex))
   }
 
-  /** Verification faults of a peer so far (0 when none). */
-  faultsOf (publicKeyHex: string): number {
-    return this.faults.get(publicKeyHex)?.count ?? 0
-  }
-
-  isBanned (publicKeyHex: string): boolean {
-    return (this.faults.get(publicKeyHex)?.bannedUntil ?? 0) > Date.now()
-  }
-
-  /**
-   * Records that bytes from this peer failed verification. After MAX_FAULTS
-   * the peer is disconnected and refused for BAN_MS.
-   */
-  penalize (publicKeyHex: string, why: string): void {
-    const f = this.faults.get(publicKeyHex) ?? { count: 0, bannedUntil: 0 }
-    f.count++
-    this.faults.set(publicKeyHex, f)
-    log('peer %s fault %d: %s', publicKeyHex.slice(0, 8), f.count, why)
-    if (f.count >= MAX_FAULTS) {
-      f.bannedUntil = Date.now() + BAN_MS
-      this.peers.get(publicKeyHex)?.destroy(SwarmError.BANNED(publicKeyHex, f.count))
-    }
+  /** Closes the member connection of a peer (a ban: `isBanned` keeps it out afterwards). */
+  disconnect (publicKeyHex: string, reason: Error): void {
+    this.peers.get(publicKeyHex)?.destroy(reason)
   }
 
   /** Tells a peer that its bytes for this digest failed verification, so it can check its copy. */
@@ -298,35 +281,26 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     return await transfer.run()
   }
 
+  /** Bytes asked for in one request: downloads cut their pieces at this size from their first offset. */
+  get rangeSize (): number {
+    return this.init.rangeSize ?? DEFAULT_RANGE_SIZE
+  }
+
   /**
-   * For a download whose whole-file check failed: asks every holder for the
-   * piece hashes of its own copy, hashes ours alike (`hashOurs`), and judges
-   * which pieces were wrong and which sources sent them (see judge()). Null
-   * when the pieces were not cut at rangeSize from the first one, so there
-   * is nothing to compare.
+   * Each holder's piece hashes of its own copy of `entry` over `range`, by
+   * peer key (for a diagnosis: see the agent's Fetcher and judge()). Holders
+   * that fail to answer are left out.
    */
-  async diagnose (entry: FileEntry, pieces: readonly PieceSource[], hashOurs: (range: PieceRange) => Promise<Buffer[]>): Promise<Verdict | null> {
-    const { rangeSize = DEFAULT_RANGE_SIZE } = this.init
-    const first = pieces[0]
-    if (!first) return null
-    const even = pieces.every((p, i) => p.offset === first.offset + i * rangeSize && p.length === Math.min(rangeSize, entry.size - p.offset))
-    if (!even || first.offset + pieces.length * rangeSize < entry.size) return null
-    const range = { offset: first.offset, length: entry.size - first.offset, pieceSize: rangeSize }
-    const hex = toHex(entry.blake2b)
+  async pieceHashes (entry: FileEntry, range: PieceRange): Promise<Map<string, Buffer[]>> {
     const claims = new Map<string, Buffer[]>()
-    const [ours] = await Promise.all([
-      hashOurs(range),
-      ...this.holdersOf(hex).map(async (p) => {
-        try {
-          claims.set(p.publicKeyHex, await p.requestHashes(entry.blake2b, range.offset, range.length, range.pieceSize))
-        } catch (err) {
-          log('%s: no piece hashes from %s: %s', entry.name, p.label, (err as Error).message)
-        }
-      })
-    ])
-    const verdict = judge(pieces, ours, claims)
-    log('%s: %d holders answered; %d bad pieces; liars %o, suspect %s', entry.name, claims.size, verdict.bad.length, verdict.liars, verdict.suspect)
-    return verdict
+    await Promise.all(this.holdersOf(toHex(entry.blake2b)).map(async (p) => {
+      try {
+        claims.set(p.publicKeyHex, await p.requestHashes(entry.blake2b, range.offset, range.length, range.pieceSize))
+      } catch (err) {
+        log('%s: no piece hashes from %s: %s', entry.name, p.label, (err as Error).message)
+      }
+    }))
+    return claims
   }
 
   private onConnection (stream: SecretStream, via: { transport: 'hyperswarm' | 'tcp', dataOnly: boolean } = { transport: 'hyperswarm', dataOnly: false }): void {
