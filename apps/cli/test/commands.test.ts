@@ -17,7 +17,9 @@ const KEY = 'ab'.repeat(32)
 
 const STATUS: StatusResult = {
   name: 'box', seed: false, publicKey: 'cd'.repeat(32), network: 'ef'.repeat(8), dhtAddress: '0.0.0.0:40001', dataPort: 49738,
-  control: '/run/distswarm/control.sock', metricsAddress: null, cacheDir: '/var/cache/distswarm', distdirs: ['/var/cache/distfiles'],
+  control: '/run/distswarm/control.sock', metricsAddress: null,
+  httpAddress: '127.0.0.1:49740',
+  url: 'http://127.0.0.1:49740/', cacheDir: '/var/cache/distswarm', distdirs: ['/var/cache/distfiles'],
   files: 0, bytes: 0, cache: { bytes: 0, maxBytes: null }, peers: 0, fetches: { inFlight: 0, completed: 0, failed: 0, bytesFetched: 0 },
   transfers: [], traffic: { servedToPeers: 0, fetchedFromPeers: 0, fetchedUpstream: 0, upstreamFiles: 0 },
   manifest: { repos: [], names: 0, problems: 0 }, uptimeMs: 1000

@@ -16,6 +16,7 @@ import { Fetcher } from './fetcher.js'
 import { ControlHandlers, inventory } from './handlers.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { ManifestPolicy } from './manifest-policy.js'
+import { startGateway, type AgentHttp } from './http.js'
 import { formatHostPort, Metrics, startMetricsServer, stopMetricsServer, type MetricsSnapshot } from './metrics.js'
 import { Quota } from './quota.js'
 
@@ -71,6 +72,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private control: Server | null = null
   private metricsServer: HttpServer | null = null
   private metricsAddress: string | null = null
+  private gateway: AgentHttp | null = null
   private starting: Promise<void> | null = null
   private stopping: Promise<void> | null = null
   private tearingDown: Promise<void> | null = null
@@ -140,7 +142,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       logger: this.log.child('quota')
     })
     const handlers = new ControlHandlers({
-      config, store: this.store, swarm, fetcher, policy: this.policy, quota, metrics: this.metrics, log: this.log, startedAt: this.startedAt, metricsAddress: () => this.metricsAddress
+      config, store: this.store, swarm, fetcher, policy: this.policy, quota, metrics: this.metrics, log: this.log, startedAt: this.startedAt, metricsAddress: () => this.metricsAddress, http: () => this.gateway
     })
     this.wire(swarm, fetcher, handlers)
     fetcher.start()
@@ -151,6 +153,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.metricsAddress = formatHostPort(address)
     }
     this.running = { swarm, fetcher, quota, handlers }
+    // After `running`: the gateway's first request may come at once.
+    this.gateway = await startGateway(this, config, {
+      metrics: () => this.metrics.render(this.metricsSnapshot(swarm)),
+      peers: async () => handlers.peers(),
+      events: this,
+      logger: this.log.child('http')
+    })
     await swarm.listen()
     quota.start()
   }
@@ -219,6 +228,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.parts().handlers.upstream(params)
   }
 
+  /** What fetch() looks a query up by: a name the Manifests pin becomes their BLAKE2B; anything else stays. */
+  pinnedQuery (query: string): string {
+    return this.parts().handlers.pinnedQuery(query)
+  }
+
   async fetch (params: FetchParams): Promise<FetchResult> {
     return await this.parts().handlers.fetch(params)
   }
@@ -254,6 +268,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         await rm(this.config.control, { force: true })
       }
       if (this.metricsServer) await stopMetricsServer(this.metricsServer)
+      await this.gateway?.stop()
       this.policy.stop()
       await this.quota?.stop()
       this.fetcher?.stop()

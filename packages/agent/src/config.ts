@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises'
 import { homedir, hostname } from 'node:os'
 import { isAbsolute, join, resolve } from 'node:path'
 import { isIP } from 'node:net'
+import { AllowList, DEFAULT_ALLOW, DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT } from '@distswarm/gateway'
 import { MAX_AGENT_NAME_BYTES } from '@distswarm/protocol'
 import { NETWORK_KEY_BYTES, parseNetworkKey, type HostPort } from '@distswarm/swarm'
 import { AgentError } from './errors.js'
@@ -47,6 +48,10 @@ export interface AgentOptions {
   rediscoverMs?: number | string
   /** "ip:port" to serve Prometheus metrics at (port 0: any free port), or 'off'. Default off. */
   metrics?: string
+  /** "ip:port" of the HTTP gateway (port 0: any free port), or 'off'. Default 127.0.0.1:49740 (DEFAULT_HTTP_PORT). */
+  http?: string
+  /** Client addresses (IP or ADDR/PREFIX) the gateway answers. Default loopback only. */
+  httpAllow?: string[]
 }
 
 /** Where each option's value came from ("file:line", "--flag", "DISTSWARM_…"), for error messages. */
@@ -76,6 +81,10 @@ export interface AgentConfig {
   rediscoverMs: number | undefined
   /** where /metrics is served; null: nowhere */
   metrics: HostPort | null
+  /** where the HTTP gateway listens; `given` false for the default (then a taken port is a warning, not a failure); null: off */
+  http: (HostPort & { given: boolean }) | null
+  /** client addresses the gateway answers */
+  httpAllow: string[]
 }
 
 const isRoot = (): boolean => process.getuid?.() === 0
@@ -233,6 +242,24 @@ function bindAddress (v: unknown): HostPort | null {
   return a && isIP(a.host) !== 0 ? a : bad()
 }
 
+function allowList (v: unknown): string[] {
+  const list = Array.isArray(v) ? v.map(text) : invalid(`expected a list of IP addresses or ADDR/PREFIX subnets, got ${show(v)}`)
+  try {
+    void new AllowList(list)
+  } catch (err) {
+    invalid((err as Error).message)
+  }
+  return list
+}
+
+/** The gateway's settings: the default address unless one was given (or "off"). */
+function httpConfig (given: HostPort | null | undefined, allow: string[] | undefined): Pick<AgentConfig, 'http' | 'httpAllow'> {
+  return {
+    http: given === null ? null : given === undefined ? { host: DEFAULT_HTTP_HOST, port: DEFAULT_HTTP_PORT, given: false } : { ...given, given: true },
+    httpAllow: allow ?? [...DEFAULT_ALLOW]
+  }
+}
+
 const BOOLEANS: Record<string, boolean> = { true: true, false: false, yes: true, no: false, on: true, off: false, 1: true, 0: false }
 
 function boolean (v: unknown): boolean {
@@ -303,7 +330,8 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
     seed: get('seed', boolean) ?? false,
     logLevel: get('logLevel', logLevel) ?? 'info',
     rediscoverMs: get('rediscoverMs', milliseconds),
-    metrics: get('metrics', bindAddress) ?? null
+    metrics: get('metrics', bindAddress) ?? null,
+    ...httpConfig(get('http', bindAddress), get('httpAllow', allowList))
   }
 }
 

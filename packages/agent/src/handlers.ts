@@ -15,7 +15,7 @@ import type { Handlers } from './control.js'
 import { AgentError } from './errors.js'
 import type { Fetcher } from './fetcher.js'
 import { fileInfo, peerInfo } from './files.js'
-import { matchesManifest, type ManifestPolicy } from './manifest-policy.js'
+import { matchesManifest, type ManifestPolicy, type PinnedEntry } from './manifest-policy.js'
 import type { Metrics } from './metrics.js'
 import type { Quota } from './quota.js'
 
@@ -31,6 +31,8 @@ export interface AgentParts {
   log: Logger
   startedAt: number
   metricsAddress: () => string | null
+  /** The HTTP gateway's address and URL, null when it is off. */
+  http: () => { address: string | null, url: string | null } | null
 }
 
 /** Files indexed and their bytes. */
@@ -87,6 +89,21 @@ export class ControlHandlers {
     return this.p.swarm.readyPeers().map((peer) => this.peerInfo(peer))
   }
 
+  /** The Manifest entry a name is fetched by (its digest and size, whatever peers call theirs); undefined for a digest or an unknown name. */
+  private pinned (query: string): PinnedEntry | undefined {
+    if (isHexDigest(query.toLowerCase())) return undefined
+    const held = (blake2b: string): boolean => {
+      const w = this.where(blake2b)
+      return w.local.length + w.remote.length > 0
+    }
+    return this.p.policy.pin(query, held)
+  }
+
+  /** What fetch() looks a query up by: a name the Manifests pin becomes their BLAKE2B; anything else stays. Throws ERR_AMBIGUOUS. */
+  pinnedQuery (query: string): string {
+    return this.pinned(query)?.blake2b ?? query
+  }
+
   status (): StatusResult {
     const { config, store, swarm, fetcher } = this.p
     const dht = swarm.address()
@@ -99,6 +116,8 @@ export class ControlHandlers {
       dataPort: swarm.dataPort,
       control: config.control,
       metricsAddress: this.p.metricsAddress(),
+      httpAddress: this.p.http()?.address ?? null,
+      url: this.p.http()?.url ?? null,
       cacheDir: config.cacheDir,
       distdirs: config.distdirs,
       files: store.size,
@@ -187,12 +206,7 @@ export class ControlHandlers {
     const name = typeof params.name === 'string' && params.name ? params.name : undefined
     if (name !== undefined && !isValidName(name)) throw AgentError.BAD_REQUEST(`invalid file name ${JSON.stringify(name.slice(0, 300))}`)
 
-    // A name the Manifests know is fetched by their digest and size, whatever peers call theirs.
-    const held = (blake2b: string): boolean => {
-      const w = this.where(blake2b)
-      return w.local.length + w.remote.length > 0
-    }
-    const pinned = isHexDigest(query.toLowerCase()) ? undefined : this.p.policy.pin(query, held)
+    const pinned = this.pinned(query)
     const found = this.where(pinned?.blake2b ?? query)
     const wanted = (f: FileInfo): boolean =>
       (sha512 === undefined || f.sha512 === '' || f.sha512 === sha512) && (pinned === undefined || matchesManifest(pinned, f))

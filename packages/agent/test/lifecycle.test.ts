@@ -38,7 +38,9 @@ async function config (): Promise<AgentConfig> {
     seed: false,
     logLevel: 'info',
     rediscoverMs: undefined,
-    metrics: { host: '127.0.0.1', port: 0 }
+    metrics: { host: '127.0.0.1', port: 0 },
+    http: { host: '127.0.0.1', port: 0, given: true },
+    httpAllow: ['127.0.0.1']
   }
 }
 

@@ -163,7 +163,9 @@ export class LocalNet {
     const proc = this.spawn(spec.name, [
       // not the box's config file (/etc/distswarm/distswarm.toml as root): only what is given here
       'agent', '--config', '/dev/null', '--name', spec.name, ...(useBootstrap ? ['--bootstrap', this.bootstrap!] : []), '--distdir', d.distdir,
-      '--cache-dir', d.cacheDir, '--state-dir', d.stateDir, '--control', d.control, ...(spec.args ?? [])
+      '--cache-dir', d.cacheDir, '--state-dir', d.stateDir, '--control', d.control,
+      // its own gateway on any free port: agents of one box never race for the default one
+      ...(spec.args?.includes('--http') === true ? [] : ['--http', '127.0.0.1:0']), ...(spec.args ?? [])
     ], { ...spec.env, DISTSWARM_NETWORK_KEY: spec.networkKey ?? this.networkKey })
     const client = (): Promise<ControlClient> => ControlClient.connect(d.control)
     const status = async (): Promise<StatusResult> => {

@@ -53,6 +53,7 @@ export const CODES = {
   ERR_BAD_IDENTITY: "the agent's identity file is unreadable or malformed",
   ERR_CONTROL_IN_USE: 'another agent already answers on the control socket',
   ERR_METRICS_LISTEN: 'the metrics address cannot be bound',
+  ERR_HTTP_LISTEN: 'the HTTP gateway address cannot be bound',
   ERR_AGENT_UNREACHABLE: 'no agent answers on the control socket',
   ERR_AGENT_NOT_STARTED: 'the agent has not started (or has stopped)',
   ERR_BAD_REQUEST: 'a malformed control request',

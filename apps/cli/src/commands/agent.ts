@@ -35,7 +35,7 @@ async function runAgent (values: { config?: string | undefined } & Record<string
     await agent.start()
     const s = agent.status()
     log.info('agent.ready', {
-      name: s.name, key: shortKey(s.publicKey), network: s.network, dht: s.dhtAddress, control: s.control, files: s.files, seed: s.seed || undefined, config: loaded.configPath
+      name: s.name, key: shortKey(s.publicKey), network: s.network, dht: s.dhtAddress, control: s.control, http: s.url ?? 'off', files: s.files, seed: s.seed || undefined, config: loaded.configPath
     })
     if (!io.signal.aborted) await once(io.signal, 'abort')
     log.info('agent.stopping')

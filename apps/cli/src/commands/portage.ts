@@ -7,11 +7,12 @@ import { isAbsolute, join } from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { fileURLToPath } from 'node:url'
-import { ControlClient, defaultControlPath, defaultCacheDir, type FetchResult } from '@distswarm/agent'
+import { ControlClient, defaultControlPath, defaultCacheDir, type FetchResult, type StatusResult } from '@distswarm/agent'
 import { DistswarmError, isValidName } from '@distswarm/protocol'
 import { CONTROL_ARGS, defineCommand, UsageError, type IO } from '../command.js'
 import { findControl, withClient } from '../control.js'
 import { formatBytes, formatDuration, movedText } from '../format.js'
+import { gentooMirrorsLine } from '../mirrors.js'
 import {
   DOWNLOAD_SUFFIX, makeConfWord, parseDigests, PORTAGE_FETCHCOMMAND, PORTAGE_RESUMECOMMAND, shlexSplit, varexpand
 } from '../portage.js'
@@ -143,8 +144,9 @@ function missText (err: unknown, name: string, digest: string | undefined): stri
 }
 
 /** The running agent's cache dir, or null when no agent answers at `control`. */
-async function agentCacheDir (control: string): Promise<string | null> {
-  return await withClient(control, async (c) => (await c.call('status', {})).cacheDir).catch(() => null)
+/** The running agent's status, or null when no agent answers at `control`. */
+async function agentStatus (control: string): Promise<StatusResult | null> {
+  return await withClient(control, async (c) => await c.call('status', {})).catch(() => null)
 }
 
 /** The first lines of what portage-config prints: where PORTAGE_RO_DISTDIRS and FETCHCOMMAND point. */
@@ -166,7 +168,8 @@ export const portageConfigCommand = defineCommand({
   },
   async run ({ values }, io) {
     const control = await findControl(values, io.env)
-    const reached = await agentCacheDir(control.path)
+    const status = await agentStatus(control.path)
+    const reached = status?.cacheDir ?? null
     const cacheDir = values['cache-dir'] ?? reached ?? defaultCacheDir(io.env)
     const prefix = [process.execPath, BIN, 'portage-fetch']
     // The socket reached (or asked for): Portage runs the command as another user, with another environment and defaults.
@@ -184,6 +187,7 @@ export const portageConfigCommand = defineCommand({
       `PORTAGE_RO_DISTDIRS="${cacheDir}"`,
       `FETCHCOMMAND="${cmd(false)}"`,
       `RESUMECOMMAND="${cmd(true)}"`,
+      ...await gentooMirrorsLine(status, io.env),
       ''
     ].join('\n'))
     return 0

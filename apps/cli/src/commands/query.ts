@@ -92,6 +92,7 @@ export const statusCommand = defineQuery({
       ['dht', s.dhtAddress === null ? '-' : reachableAt(s.dhtAddress, addresses)],
       ['data port', s.dataPort === null ? 'off (transfers over hyperswarm)' : String(s.dataPort)],
       ['control', s.control],
+      ['http', s.url ? `${s.url}/  (mirror: ${s.url}/distfiles/)` : 'off'],
       ['cache dir', s.cacheDir],
       ['distdirs', s.distdirs.join(' ') || '-'],
       ['inventory', `${s.files} files, ${formatBytes(s.bytes)}`],
