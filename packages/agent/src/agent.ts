@@ -123,8 +123,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       rediscoverMs: config.rediscoverMs,
       name: config.name,
       seeder: config.seed,
+      lanDiscovery: config.lanDiscovery,
       source: this.advertised,
-      isBanned: (key) => this.fetcher?.isBanned(key) ?? false
+      isBanned: (key) => this.fetcher?.isBanned(key) ?? false,
+      logger: this.log.child('swarm')
     })
     const fetcher: Fetcher = this.fetcher = new Fetcher({
       store: this.store,
@@ -160,7 +162,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       events: this,
       logger: this.log.child('http')
     })
-    await swarm.listen()
+    await swarm.start()
     quota.start()
   }
 
@@ -272,7 +274,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.policy.stop()
       await this.quota?.stop()
       this.fetcher?.stop()
-      await this.swarm?.destroy()
+      await this.swarm?.stop()
       await this.store.stop()
     })()
     return this.tearingDown

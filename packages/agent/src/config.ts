@@ -52,6 +52,8 @@ export interface AgentOptions {
   http?: string
   /** Client addresses (IP or ADDR/PREFIX) the gateway answers. Default loopback only. */
   httpAllow?: string[]
+  /** LAN discovery by multicast beacon: 'on' or 'off' (or a boolean). Default on, but off when bound to loopback. */
+  lanDiscovery?: boolean | string
 }
 
 /** Where each option's value came from ("file:line", "--flag", "DISTSWARM_…"), for error messages. */
@@ -85,6 +87,8 @@ export interface AgentConfig {
   http: (HostPort & { given: boolean }) | null
   /** client addresses the gateway answers */
   httpAllow: string[]
+  /** beacons on the LAN (on loopback only when bound there) */
+  lanDiscovery: boolean
 }
 
 const isRoot = (): boolean => process.getuid?.() === 0
@@ -307,11 +311,18 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
   const staticPeers = get('peers', addresses) ?? []
   const given = get('dataPort', dataPort)
   const data = given === undefined ? 0 : given // not `?? 0`: null ("off") stays null
-  // Without a DHT an agent needs someone to dial, or a fixed port others dial.
-  if (bootstrap.length === 0 && staticPeers.length === 0 && !data) {
-    throw AgentError.BAD_OPTION(null, null, 'no way to meet other agents: pass --bootstrap HOST:PORT (run `distswarm bootstrap` on one box of the LAN), or --peer HOST:PORT, or a fixed --data-port for others to dial')
-  }
   const all = [...bootstrap, ...staticPeers]
+  // Bound to loopback, hyperdht neither announces nor probes other interfaces.
+  const host = get('host', ipAddress) ?? (all.length > 0 && all.every((b) => isLoopback(b.host)) ? '127.0.0.1' : '0.0.0.0')
+  // On loopback (a test swarm on one machine) only when asked; beacons then stay on loopback.
+  const lanAsked = get('lanDiscovery', boolean)
+  // Beacons carry the data port: without one there is nothing to announce.
+  if (lanAsked === true && data === null) throw AgentError.BAD_OPTION('lan-discovery', origins.lanDiscovery ?? null, 'LAN discovery needs the data path: set data-port to a port (0 for any), not "off"')
+  const lan = (lanAsked ?? !isLoopback(host)) && data !== null
+  // Without a DHT or LAN discovery an agent needs someone to dial, or a fixed port others dial.
+  if (bootstrap.length === 0 && staticPeers.length === 0 && !data && !lan) {
+    throw AgentError.BAD_OPTION(null, null, 'no way to meet other agents: pass --bootstrap HOST:PORT (run `distswarm bootstrap` on one box of the LAN), or --peer HOST:PORT, or a fixed --data-port for others to dial, or leave --lan-discovery on')
+  }
   return {
     distdirs: get('distdirs', paths) ?? ['/var/cache/distfiles'],
     cacheDir: get('cacheDir', absolutePath) ?? defaultCacheDir(),
@@ -321,8 +332,7 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
     networkKey: key,
     control: get('control', (v) => absolutePath(v, MAX_SOCKET_PATH_BYTES)) ?? defaultControlPath(),
     name: get('name', agentName) ?? hostname(),
-    // Bound to loopback, hyperdht neither announces nor probes other interfaces.
-    host: get('host', ipAddress) ?? (all.length > 0 && all.every((b) => isLoopback(b.host)) ? '127.0.0.1' : '0.0.0.0'),
+    host,
     port: get('port', port) ?? 0,
     repos: get('repos', paths) ?? null,
     dataPort: data,
@@ -331,7 +341,8 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
     logLevel: get('logLevel', logLevel) ?? 'info',
     rediscoverMs: get('rediscoverMs', milliseconds),
     metrics: get('metrics', bindAddress) ?? null,
-    ...httpConfig(get('http', bindAddress), get('httpAllow', allowList))
+    ...httpConfig(get('http', bindAddress), get('httpAllow', allowList)),
+    lanDiscovery: lan
   }
 }
 

@@ -148,6 +148,14 @@ export const OPTIONS: readonly OptionDef[] = [
     example: 49738
   }),
   def({
+    name: 'lan-discovery',
+    key: 'lanDiscovery',
+    value: 'on|off',
+    description: 'Find the agents of this network on the LAN with no bootstrap node and no `peer`: a beacon on a link-local multicast group (UDP 49736, TTL 1) carrying a tag derived from the network key (rotating every 10 minutes; never the key) and this agent\'s data port. Members also tell each other the addresses of the members they know, whatever this says.',
+    default: 'on; off when bound to loopback (`on` then beacons on loopback only)',
+    example: 'on'
+  }),
+  def({
     name: 'seed',
     key: 'seed',
     boolean: true,

@@ -18,7 +18,7 @@ async function parts (): Promise<{ store: Store, swarm: FetchSwarm }> {
   const store = new Store({ cacheDir: join(dir, 'cache'), stateDir: join(dir, 'state') })
   const swarm = new DistSwarm({ networkKey: randomBytes(32), keyPair: createKeyPair(), bootstrap: [], dataPort: null, source: { entries: () => store.entries(), get: (d) => store.get(d) } })
   onTestFinished(async () => {
-    await swarm.destroy()
+    await swarm.stop()
     await store.stop()
     await rm(dir, { recursive: true, force: true })
   })

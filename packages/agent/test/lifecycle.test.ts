@@ -40,7 +40,8 @@ async function config (): Promise<AgentConfig> {
     rediscoverMs: undefined,
     metrics: { host: '127.0.0.1', port: 0 },
     http: { host: '127.0.0.1', port: 0, given: true },
-    httpAllow: ['127.0.0.1']
+    httpAllow: ['127.0.0.1'],
+    lanDiscovery: false
   }
 }
 
