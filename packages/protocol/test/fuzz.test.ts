@@ -11,6 +11,7 @@
  * DISTSWARM_FUZZ_SEED and DISTSWARM_FUZZ_SAVE=1 for this file.
  */
 import { afterAll, describe, expect, it } from 'vitest'
+import { writeSync } from 'node:fs'
 import { encodeFrame, FrameDecoder } from '../src/index.js'
 import { expectProtocolError, HEADER, largestAllocation, PROPERTIES, thrown, type FuzzProperty } from './properties.js'
 import { REGRESSIONS_DIR, runProperty } from './runner.js'
@@ -46,7 +47,12 @@ describe(`fuzz (seed ${SEED}, ${ASKED > 0 ? ASKED : '500 × weight'} runs a prop
     describe(group, () => {
       for (const p of PROPERTIES.filter((x) => x.group === group)) {
         it(p.name, () => {
-          const r = runProperty(p, { seed: SEED, runs: runsOf(p), saveDir: SAVE_DIR })
+          // A long run says how far it got, every 100 000 inputs; straight to stderr, as vitest
+          // holds a test's console output until the event loop turns, which a property never lets it.
+          const progress = ASKED >= 100_000
+            ? (n: number, ms: number): void => { writeSync(2, `fuzz: ${p.name}: ${n} inputs, ${Math.round(n / (ms / 1000))}/s, RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB\n`) }
+            : undefined
+          const r = runProperty(p, { seed: SEED, runs: runsOf(p), saveDir: SAVE_DIR, progress })
           inputs += r.runs
           seconds += r.ms / 1000
           const rss = process.memoryUsage().rss / 2 ** 20

@@ -86,9 +86,14 @@ export interface RunResult { runs: number, skipped: number, ms: number }
  * many runs. On a failure, saves the shrunk input under `saveDir` when given,
  * and throws fast-check's report with the file's name.
  */
-export function runProperty (p: FuzzProperty, opts: { seed: number, runs: number, saveDir?: string | undefined }): RunResult {
+export function runProperty (p: FuzzProperty, opts: { seed: number, runs: number, saveDir?: string | undefined, progress?: (inputs: number, ms: number) => void, progressEvery?: number }): RunResult {
   const started = performance.now()
-  const details = fc.check(fc.property(p.input, (input) => { p.check(input) }), { seed: opts.seed, numRuns: opts.runs })
+  const every = opts.progressEvery ?? 100_000
+  let inputs = 0
+  const details = fc.check(fc.property(p.input, (input) => {
+    if (opts.progress && ++inputs % every === 0) opts.progress(inputs, performance.now() - started)
+    p.check(input)
+  }), { seed: opts.seed, numRuns: opts.runs })
   const ms = performance.now() - started
   if (!details.failed) return { runs: details.numRuns, skipped: details.numSkips, ms }
   let saved = ''
