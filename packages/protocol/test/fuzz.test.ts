@@ -13,7 +13,7 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import { writeSync } from 'node:fs'
 import { encodeFrame, FrameDecoder } from '../src/index.js'
-import { expectProtocolError, HEADER, largestAllocation, PROPERTIES, thrown, type FuzzProperty } from './properties.js'
+import { expect as fastExpect, expectProtocolError, HEADER, largestAllocation, PROPERTIES, thrown, type FuzzProperty } from './properties.js'
 import { REGRESSIONS_DIR, runProperty } from './runner.js'
 
 function envInt (name: string, fallback: number): number {
@@ -46,13 +46,13 @@ describe(`fuzz (seed ${SEED}, ${ASKED > 0 ? ASKED : '500 × weight'} runs a prop
   for (const group of GROUPS) {
     describe(group, () => {
       for (const p of PROPERTIES.filter((x) => x.group === group)) {
-        it(p.name, () => {
+        it(p.name, async () => {
           // A long run says how far it got, every 100 000 inputs; straight to stderr, as vitest
           // holds a test's console output until the event loop turns, which a property never lets it.
           const progress = ASKED >= 100_000
             ? (n: number, ms: number): void => { writeSync(2, `fuzz: ${p.name}: ${n} inputs, ${Math.round(n / (ms / 1000))}/s, RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB\n`) }
             : undefined
-          const r = runProperty(p, { seed: SEED, runs: runsOf(p), saveDir: SAVE_DIR, progress })
+          const r = await runProperty(p, { seed: SEED, runs: runsOf(p), saveDir: SAVE_DIR, progress })
           inputs += r.runs
           seconds += r.ms / 1000
           const rss = process.memoryUsage().rss / 2 ** 20
@@ -71,6 +71,24 @@ describe(`fuzz (seed ${SEED}, ${ASKED > 0 ? ASKED : '500 × weight'} runs a prop
     expect(allocated).toBeLessThanOrEqual(2 * HEADER)
     expect(dec.pending).toBe(0)
     expectProtocolError(thrown(() => dec.push(encodeFrame(Buffer.alloc(1)))), ['ERR_FRAME_TOO_LARGE'])
+  })
+
+  it('the properties\' fast expect passes and fails exactly as vitest\'s does', () => {
+    const buf = Buffer.from('ab')
+    const cases: Array<[unknown, string, unknown]> = [
+      [1, 'toBe', 1], [0, 'toBe', -0], [NaN, 'toBe', NaN], ['a', 'toBe', 'b'], [buf, 'toBe', Buffer.from('ab')],
+      [{ a: [buf] }, 'toEqual', { a: [Buffer.from('ab')] }], [{ a: 1, b: undefined }, 'toEqual', { a: 1 }], [[1], 'toEqual', [2]],
+      [buf, 'toEqual', new Uint8Array([97, 98])], [[], 'toEqual', []],
+      [1, 'toBeLessThan', 2], [2, 'toBeLessThan', 2], [2, 'toBeLessThanOrEqual', 2], [3, 'toBeLessThanOrEqual', 2],
+      [null, 'toBeNull', undefined], [undefined, 'toBeNull', undefined], [undefined, 'toBeUndefined', undefined], [0, 'toBeUndefined', undefined],
+      [['x', 'y'], 'toContain', 'y'], [['x'], 'toContain', 'z'], ['xyz', 'toContain', 'y'],
+      [new RangeError('r'), 'toBeInstanceOf', Error], [new Error('e'), 'toBeInstanceOf', RangeError],
+      [[1, 2], 'toHaveLength', 2], [[1], 'toHaveLength', 2], ['ab', 'toHaveLength', 2]
+    ]
+    for (const [actual, matcher, arg] of cases) {
+      const verdict = (make: (a: unknown) => Record<string, (x: unknown) => void>): boolean => thrown(() => make(actual)[matcher]!(arg)) === undefined
+      expect(verdict(fastExpect as never), `${matcher}(${String(actual)}, ${String(arg)})`).toBe(verdict(expect as never))
+    }
   })
 
   it('largestAllocation sees every way of making a buffer, and puts Buffer back', () => {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { PROPERTIES, thrown, type FuzzProperty } from './properties.js'
-import { fromJson, loadRegressions, REGRESSIONS_DIR, replay, runProperty, toJson } from './runner.js'
+import { batchSeed, fromJson, loadRegressions, REGRESSIONS_DIR, replay, runProperty, toJson } from './runner.js'
 
 const byName = new Map(PROPERTIES.map((p) => [p.name, p]))
 
@@ -25,7 +25,7 @@ describe('fuzz regressions', () => {
     expect(byName.size).toBe(PROPERTIES.length)
   })
 
-  it('a failing run saves its shrunk input, which replays to the same failure', () => {
+  it('a failing run saves its shrunk input, which replays to the same failure', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'distswarm-fuzz-'))
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
     const flawed: FuzzProperty<[Uint8Array, Buffer, number]> = {
@@ -35,7 +35,7 @@ describe('fuzz regressions', () => {
       input: fc.tuple(fc.uint8Array({ maxLength: 16 }), fc.uint8Array({ maxLength: 4 }).map((a) => Buffer.from(a)), fc.double()),
       check: ([bytes]) => { if (bytes.subarray(3).includes(0xff)) throw new Error('choked') }
     }
-    const err = thrown(() => runProperty(flawed, { seed: 42, runs: 10_000, saveDir: dir }))
+    const err = await runProperty(flawed, { seed: 42, runs: 10_000, saveDir: dir }).catch((e: unknown) => e)
     expect(String(err)).toMatch(/seed: 42[\s\S]*saved as/)
     const [file, ...more] = readdirSync(dir)
     expect(more).toEqual([])
@@ -50,6 +50,24 @@ describe('fuzz regressions', () => {
     expect(thrown(() => replay(flawed, saved!.regression))).toMatchObject({ message: 'choked' })
     // A fixed check passes the same case.
     expect(thrown(() => replay({ ...flawed, check: () => {} }, saved!.regression))).toBeUndefined()
+  })
+
+  it('a run goes on in batches, each from its own seed, and a failure in a later batch names that batch\'s seed', async () => {
+    const seen: number[] = []
+    const counting: FuzzProperty<number> = { group: 'test', name: 'counts', weight: 1, input: fc.integer(), check: (n) => { seen.push(n) } }
+    const r = await runProperty(counting, { seed: 7, runs: 3000, batchMs: 1 })
+    expect(r.runs).toBe(3000)
+    expect(seen).toHaveLength(3000)
+    expect(batchSeed(7, 0)).toBe(7)
+    expect(new Set(Array.from({ length: 100 }, (_, k) => batchSeed(7, k))).size).toBe(100)
+    // A check that fails on the 2500th input it sees: found in a batch after the first, and replayable from its seed.
+    let calls = 0
+    const late: FuzzProperty<number> = { group: 'test', name: 'late', weight: 1, input: fc.integer(), check: () => { if (++calls >= 2500) throw new Error('late') } }
+    const err = String(await runProperty(late, { seed: 7, runs: 3000, batchMs: 1 }).catch((e: unknown) => e))
+    const seed = Number(/seed: (\d+)/.exec(err)?.[1])
+    expect(err).toMatch(/batch [1-9]/)
+    expect(seed).not.toBe(7)
+    expect(Array.from({ length: 3000 }, (_, k) => batchSeed(7, k))).toContain(seed)
   })
 
   it('toJson keeps what JSON alone loses', () => {

@@ -81,28 +81,62 @@ export function replay (p: FuzzProperty, r: Regression): void {
 export interface RunResult { runs: number, skipped: number, ms: number }
 
 /**
- * `runs` inputs of `p` from `seed`. Nothing is kept per input (fc.check
- * without verbose holds only the current one), so memory stays flat however
- * many runs. On a failure, saves the shrunk input under `saveDir` when given,
- * and throws fast-check's report with the file's name.
+ * Wall time of one fc.check call. Between two the run yields to the event
+ * loop: vitest's worker answers its RPC only then, and fails a run it has not
+ * heard from for 60 s, however well the properties went.
  */
-export function runProperty (p: FuzzProperty, opts: { seed: number, runs: number, saveDir?: string | undefined, progress?: (inputs: number, ms: number) => void, progressEvery?: number }): RunResult {
+const BATCH_MS = 5000
+
+/** The seed of batch `k` of a run: batch 0 is the run's own seed, so a run that fits in one batch is fc.check(seed) exactly. */
+export function batchSeed (seed: number, k: number): number {
+  if (k === 0) return seed
+  let x = (seed ^ Math.imul(k, 0x9e3779b9)) >>> 0
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b) >>> 0
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35) >>> 0
+  return (x ^ (x >>> 16)) >>> 1
+}
+
+/**
+ * `runs` inputs of `p` from `seed`, in batches of BATCH_MS, each from its
+ * own seed (batchSeed). Nothing is kept per input (fc.check without verbose
+ * holds only the current one), so memory stays flat however many runs. On a
+ * failure, saves the shrunk input under `saveDir` when given, and throws
+ * fast-check's report (the seed in it is the failing batch's: with it, and
+ * as many runs as the path's first number, the same input comes back).
+ */
+export async function runProperty (p: FuzzProperty, opts: {
+  seed: number
+  runs: number
+  saveDir?: string | undefined
+  progress?: (inputs: number, ms: number) => void
+  progressEvery?: number
+  batchMs?: number
+}): Promise<RunResult> {
   const started = performance.now()
   const every = opts.progressEvery ?? 100_000
-  let inputs = 0
-  const details = fc.check(fc.property(p.input, (input) => {
-    if (opts.progress && ++inputs % every === 0) opts.progress(inputs, performance.now() - started)
-    p.check(input)
-  }), { seed: opts.seed, numRuns: opts.runs })
-  const ms = performance.now() - started
-  if (!details.failed) return { runs: details.numRuns, skipped: details.numSkips, ms }
-  let saved = ''
-  if (opts.saveDir !== undefined && details.counterexample !== null) {
-    const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)
-    const file = saveRegression(opts.saveDir, {
-      property: p.name, seed: opts.seed, path: details.counterexamplePath, error: error.slice(0, 2000), input: toJson(details.counterexample[0])
-    })
-    saved = `\nfailing input saved as ${file} (a regression case npm test replays)`
+  const property = fc.property(p.input, (input) => { p.check(input) })
+  let runs = 0
+  let skipped = 0
+  for (let k = 0; runs < opts.runs; k++) {
+    const seed = batchSeed(opts.seed, k)
+    const details = fc.check(property, { seed, numRuns: opts.runs - runs, interruptAfterTimeLimit: opts.batchMs ?? BATCH_MS, markInterruptAsFailure: false })
+    // A batch cut before its first input ends as "failed" with nothing to show: not a failure.
+    if (details.failed && !(details.interrupted && details.counterexample === null)) {
+      let saved = ''
+      if (opts.saveDir !== undefined && details.counterexample !== null) {
+        const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)
+        const file = saveRegression(opts.saveDir, {
+          property: p.name, seed, path: details.counterexamplePath, error: error.slice(0, 2000), input: toJson(details.counterexample[0])
+        })
+        saved = `\nfailing input saved as ${file} (a regression case npm test replays)`
+      }
+      throw new Error(`after ${runs} inputs of run seed ${opts.seed}, batch ${k}: ${fc.defaultReportMessage(details) ?? 'property failed'}${saved}`)
+    }
+    const before = runs
+    runs += details.numRuns
+    skipped += details.numSkips
+    if (opts.progress && Math.floor(runs / every) > Math.floor(before / every) && runs < opts.runs) opts.progress(runs, performance.now() - started)
+    await new Promise<void>((resolve) => setImmediate(resolve))
   }
-  throw new Error(`${fc.defaultReportMessage(details) ?? 'property failed'}${saved}`)
+  return { runs, skipped, ms: performance.now() - started }
 }
