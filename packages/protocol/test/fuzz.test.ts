@@ -8,7 +8,9 @@
  * second and a failing input saved as a regression case:
  *   npm run fuzz -- --runs 1000000 [--seed S]
  * which sets DISTSWARM_FUZZ_RUNS (every property runs exactly that many),
- * DISTSWARM_FUZZ_SEED and DISTSWARM_FUZZ_SAVE=1 for this file.
+ * DISTSWARM_FUZZ_SEED and DISTSWARM_FUZZ_SAVE=1 for this file. A long run goes
+ * in batches of a few seconds, each from a seed of its own (runner.ts); a
+ * failure names its batch's seed, and the saved input replays without it.
  */
 import { afterAll, describe, expect, it } from 'vitest'
 import { writeSync } from 'node:fs'
