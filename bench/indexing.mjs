@@ -62,9 +62,9 @@ export async function bench ({ quick, onCleanup }) {
       const cpu0 = process.cpuUsage()
       const [wall, stats] = await timed(async () => {
         const store = new Store({ distdirs: [dist], cacheDir: join(root, `cache-${i}`), stateDir: join(root, `state-${i}`) })
-        await store.open()
+        await store.start()
         const s = { ...store.stats, files: store.size }
-        await store.close()
+        await store.stop()
         return s
       })
       const cpu = process.cpuUsage(cpu0)
@@ -99,7 +99,7 @@ export async function bench ({ quick, onCleanup }) {
       ],
       notes: [
         `${n} files of random bytes: ${sizes.filter((s) => s <= 64 * 1024).length} of 1–64 KiB, ${sizes.filter((s) => s > 64 * 1024 && s <= 8 * MiB).length} of 64 KiB–8 MiB, ${sizes.filter((s) => s > 8 * MiB).length} of 10–200 MiB (${(sizes.filter((s) => s > 8 * MiB).reduce((a, b) => a + b, 0) / MiB).toFixed(0)} MiB).`,
-        `${RUNS} runs, the store (Store.open() with a new, empty state dir each run: scan, hash with its default 2 worker threads, save the hash index) and the baselines alternating; coreutils get 1000 paths per invocation.`,
+        `${RUNS} runs, the store (Store.start() with a new, empty state dir each run: scan, hash with its default 2 worker threads, save the hash index) and the baselines alternating; coreutils get 1000 paths per invocation.`,
         'Page cache: warm for both sides (files written and synced just before; every side reads them from memory, nothing is dropped between runs).'
       ]
     }

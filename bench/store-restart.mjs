@@ -33,11 +33,11 @@ export async function bench ({ onCleanup }) {
       lag.enable()
       const [s, r] = await timed(async () => {
         const store = new Store(init)
-        await store.open()
+        await store.start()
         return { store, files: store.size, ...store.stats }
       })
       lag.disable()
-      await r.store.close()
+      await r.store.stop()
       if (r.files !== N) throw new Error(`the store holds ${r.files} of ${N} files`)
       return { s, filesHashed: r.filesHashed, bytesHashed: r.bytesHashed, lagMs: lag.max / 1e6 }
     }

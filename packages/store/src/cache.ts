@@ -1,13 +1,12 @@
 import { constants } from 'node:fs'
 import { chmod, link, mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import createDebug from 'debug'
-import { assertValidName, isHexDigest, toHex } from '@distswarm/protocol'
+import { assertValidName, debugLogger, isHexDigest, toHex, type Logger } from '@distswarm/protocol'
 import { StoreError } from './errors.js'
-import { hashFile, type Digests } from './hash.js'
+import type { Digests } from './hash.js'
+import type { HashPool } from './pool.js'
+import { statFile } from './scan.js'
 import type { HashStream, StreamHasher } from './streamhash.js'
-
-const log = createDebug('distswarm:store')
 
 /** What a download must turn out to be before it is published. */
 export interface Expected {
@@ -25,6 +24,9 @@ export interface CacheDirInit {
   fileMode?: number
   /** Hashes downloads as they are written. */
   hasher: StreamHasher
+  /** Hashes a file already under a download's name, to tell whether it is the same content. */
+  pool: HashPool
+  logger?: Logger
 }
 
 const PARTIAL_DIR = '.partial'
@@ -59,13 +61,18 @@ export class CacheDir {
   readonly partialDir: string
   private readonly fileMode: number
   private readonly hasher: StreamHasher
-  private readonly active = new Set<string>()
+  private readonly pool: HashPool
+  private readonly logger: Logger
+  /** Downloads in progress by hex digest; null while begin() sets one up. */
+  private readonly active = new Map<string, Download | null>()
 
   constructor (init: CacheDirInit) {
     this.dir = init.dir
     this.partialDir = join(init.dir, PARTIAL_DIR)
     this.fileMode = init.fileMode ?? 0o644
     this.hasher = init.hasher
+    this.pool = init.pool
+    this.logger = init.logger ?? debugLogger('distswarm:store:cache')
   }
 
   /**
@@ -80,7 +87,7 @@ export class CacheDir {
       if (this.active.has(name)) continue
       const st = await stat(join(this.partialDir, name)).catch(() => null)
       if (isHexDigest(name) && st?.isFile() && now - st.mtimeMs < PARTIAL_MAX_AGE_MS) continue
-      log('removing stale partial download %s', name)
+      this.logger.debug('partial.removed', { name })
       await rm(join(this.partialDir, name), { recursive: true, force: true })
     }
   }
@@ -90,18 +97,31 @@ export class CacheDir {
     assertValidName(expected.name)
     const key = toHex(expected.blake2b)
     if (this.active.has(key)) throw StoreError.BUSY(expected.name)
-    this.active.add(key)
+    this.active.set(key, null)
     const path = join(this.partialDir, key)
+    let download: Download | undefined
     try {
       // Not 'a': writes go to explicit positions, and truncate() rewinds.
       const fh = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600)
-      const download = new Download(this, this.hasher, expected, path, fh, () => this.active.delete(key))
+      download = new Download(this, this.hasher, expected, path, fh, () => this.active.delete(key))
+      this.active.set(key, download)
       await download.readBack()
       return download
     } catch (err) {
+      await download?.suspend()
       this.active.delete(key)
       throw isDiskFull(err) ? StoreError.DISK_FULL(expected.name, this.dir, err) : err
     }
+  }
+
+  /** @internal */
+  logDebug (event: string, fields: Record<string, string | number>): void {
+    this.logger.debug(event, fields)
+  }
+
+  /** Suspends every download in progress (its bytes stay to be resumed) and closes its file. */
+  async suspendAll (): Promise<void> {
+    await Promise.all([...this.active.values()].map((d) => d?.suspend()))
   }
 
   /** @internal Publishes a verified temporary file under its name. */
@@ -112,9 +132,13 @@ export class CacheDir {
       await link(tempPath, final)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      // Same name already here: fine when it is the same content, never replaced otherwise.
-      const existing = await hashFile(final)
-      if (!existing.blake2b.equals(expected.blake2b)) throw StoreError.NAME_TAKEN(expected.name, this.dir)
+      // Same name already here: fine when it is the same content, never
+      // replaced otherwise. Its size tells most apart without a read; else
+      // its BLAKE2B (the one digest compared) is computed in a hash worker.
+      const existing = await statFile(final)
+      if (existing === null || existing.size !== BigInt(expected.size)) throw StoreError.NAME_TAKEN(expected.name, this.dir)
+      const blake2b = await this.pool.blake2b(final, existing)
+      if (!blake2b.equals(expected.blake2b)) throw StoreError.NAME_TAKEN(expected.name, this.dir)
     } finally {
       await rm(tempPath, { force: true })
     }
@@ -168,7 +192,7 @@ export class Download {
     if (size > this.expected.size) await this.truncate(0)
     else this.size = size
     this.stream.feed(this.size)
-    if (this.size > 0) log('resuming %s after %d bytes', this.expected.name, this.size)
+    if (this.size > 0) this.cache.logDebug('download.resumed', { name: this.expected.name, bytes: this.size })
     this.resumedFrom = this.size
   }
 

@@ -33,6 +33,10 @@ export class StoreError extends DistswarmError {
     return new StoreError('ERR_READ_FAILED', `reading the download back to hash it failed: ${why}`)
   }
 
+  static INVALID_OPTION (option: string, why: string): StoreError {
+    return new StoreError('ERR_INVALID_OPTION', `${option}: ${why}`)
+  }
+
   static STORE_CLOSED (): StoreError {
     return new StoreError('ERR_STORE_CLOSED', 'the store is closed')
   }

@@ -4,12 +4,9 @@
  * memory, saved in the state dir).
  */
 import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import createDebug from 'debug'
-import { isHexDigest } from '@distswarm/protocol'
-import { writeFileAtomic } from './hashindex.js'
-
-const log = createDebug('distswarm:store:gc')
+import { isHexDigest, type Logger } from '@distswarm/protocol'
+import { byName } from './scan.js'
+import type { StateFile, StateWriter } from './statefile.js'
 
 /** One file of the cache dir, as eviction weighs it. */
 export interface EvictionCandidate {
@@ -56,7 +53,7 @@ export interface EvictionPlan {
  */
 export function compareForEviction (a: EvictionCandidate, b: EvictionCandidate): number {
   const rank = (c: EvictionCandidate): number => (c.peers === 0 ? 2 : 0) + (c.referenced ? 1 : 0)
-  return rank(a) - rank(b) || a.usedAt - b.usedAt || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  return rank(a) - rank(b) || a.usedAt - b.usedAt || byName(a, b)
 }
 
 /** The files to remove, in order, until the candidates fit in `maxBytes`; pinned ones are skipped. */
@@ -76,48 +73,49 @@ export function planEviction (candidates: readonly EvictionCandidate[], maxBytes
 
 export const USES_FILE = 'cache-uses.json'
 const USES_VERSION = 1
-/** A use is saved at most this long after it, and no more often. */
+/** A use is saved at most this long after it. */
 const USES_SAVE_DELAY_MS = 60_000
 
 export interface UseTimesInit {
-  /** Where the use times are kept across restarts; null: memory only. */
-  stateDir: string | null
+  /** Saves the times in the state dir (or nowhere, without one). */
+  writer: StateWriter
   /** hex digests worth saving (those in the cache dir); the rest are dropped at each save. */
   live: () => Iterable<string>
+  logger: Logger
 }
 
 /**
  * When each content (hex BLAKE2B) was last used: a fetch that found it
  * local, a peer's request for it. Saved as JSON in the state dir a minute
  * after a use at most (a use lost in a crash only makes that file look as
- * old as its mtime), and at close.
+ * old as its mtime), and when the store stops.
  */
 export class UseTimes {
-  private readonly file: string | null
+  private readonly file: StateFile
   private readonly live: () => Iterable<string>
+  private readonly logger: Logger
   private readonly times = new Map<string, number>()
-  private timer: NodeJS.Timeout | null = null
-  private saving: Promise<void> = Promise.resolve()
-  private dirty = false
 
   constructor (init: UseTimesInit) {
-    this.file = init.stateDir === null ? null : join(init.stateDir, USES_FILE)
     this.live = init.live
+    this.logger = init.logger
+    this.file = init.writer.add({ name: USES_FILE, what: 'cache use times', delayMs: USES_SAVE_DELAY_MS, encode: () => this.encode() })
   }
 
   /** Reads the saved times; a missing or malformed file is an empty one. */
   async load (): Promise<void> {
-    if (this.file === null) return
+    const path = this.file.path
+    if (path === null) return
     let parsed: unknown
     try {
-      parsed = JSON.parse(await readFile(this.file, 'utf8'))
+      parsed = JSON.parse(await readFile(path, 'utf8'))
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log('ignoring %s: %s', this.file, (err as Error).message)
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn('uses.ignored', { file: path, error: (err as Error).message })
       return
     }
     const uses = (parsed as { version?: unknown, uses?: unknown } | null)?.uses
-    if ((parsed as { version?: unknown }).version !== USES_VERSION || typeof uses !== 'object' || uses === null) {
-      log('ignoring %s: not a version %d use file', this.file, USES_VERSION)
+    if ((parsed as { version?: unknown } | null)?.version !== USES_VERSION || typeof uses !== 'object' || uses === null) {
+      this.logger.warn('uses.ignored', { file: path, error: `not a version ${USES_VERSION} use file` })
       return
     }
     for (const [hex, at] of Object.entries(uses)) {
@@ -132,44 +130,18 @@ export class UseTimes {
   touch (hex: string, at = Date.now()): void {
     if ((this.times.get(hex) ?? 0) >= at) return
     this.times.set(hex, at)
-    this.dirty = true
-    if (this.file === null || this.timer) return
-    this.timer = setTimeout(() => {
-      this.timer = null
-      void this.save()
-    }, USES_SAVE_DELAY_MS)
-    this.timer.unref()
+    this.file.markDirty()
   }
 
-  /** Writes the times of live digests, when any changed; one save at a time, never rejects. */
-  save (): Promise<void> {
-    const file = this.file
-    if (file === null) return this.saving
-    this.saving = this.saving.then(async () => {
-      if (!this.dirty) return
-      this.dirty = false
-      // Only what eviction weighs is kept: uses of files long gone, or never in the cache dir, are dropped.
-      const uses: Record<string, number> = {}
-      for (const hex of this.live()) {
-        const at = this.times.get(hex)
-        if (at !== undefined) uses[hex] = at
-      }
-      this.times.clear()
-      for (const [hex, at] of Object.entries(uses)) this.times.set(hex, at)
-      try {
-        await writeFileAtomic(file, Buffer.from(JSON.stringify({ version: USES_VERSION, uses })))
-      } catch (err) {
-        this.dirty = true
-        log('cannot save %s: %s', file, (err as Error).message)
-      }
-    })
-    return this.saving
-  }
-
-  /** Stops the timer and saves what is pending. */
-  async close (): Promise<void> {
-    if (this.timer) clearTimeout(this.timer)
-    this.timer = null
-    await this.save()
+  /** The times of live digests, as JSON; only what eviction weighs is kept: uses of files long gone, or never in the cache dir, are dropped. */
+  private encode (): Buffer {
+    const uses: Record<string, number> = {}
+    for (const hex of this.live()) {
+      const at = this.times.get(hex)
+      if (at !== undefined) uses[hex] = at
+    }
+    this.times.clear()
+    for (const [hex, at] of Object.entries(uses)) this.times.set(hex, at)
+    return Buffer.from(JSON.stringify({ version: USES_VERSION, uses }))
   }
 }

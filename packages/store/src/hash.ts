@@ -8,7 +8,7 @@ export interface Digests {
 }
 
 /** BLAKE2B-512 and SHA512 of one byte stream, fed in order, in one pass. */
-export class DualHasher {
+class DualHasher {
   private readonly b2 : Hash = createHash('blake2b512')
   private readonly s512: Hash = createHash('sha512')
   size = 0

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { StatKey } from './scan.js'
 
 /** The digests of one file as it was when hashed. */
@@ -137,31 +137,5 @@ export async function loadIndex (stateDir: string): Promise<LoadResult> {
   } catch (err) {
     if (!(err instanceof IndexFormatError) && !(err instanceof RangeError)) throw err
     return { state: 'rebuilt', problem: err.message }
-  }
-}
-
-/** Replaces the index in `stateDir` atomically: a reader sees the old file or the new one, never half of one. */
-export async function saveIndex (stateDir: string, dirs: ReadonlyMap<string, IndexDir>): Promise<number> {
-  const buf = encodeIndex(dirs)
-  await writeFileAtomic(join(stateDir, INDEX_FILE), buf)
-  return buf.length
-}
-
-/** Replaces `final` (mode 0600, its dir made if need be) by way of a synced temporary file and rename(2). */
-export async function writeFileAtomic (final: string, buf: Buffer): Promise<void> {
-  await mkdir(dirname(final), { recursive: true })
-  const temp = `${final}.tmp-${process.pid}`
-  try {
-    const fh = await open(temp, 'w', 0o600)
-    try {
-      await fh.writeFile(buf)
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(temp, final)
-  } catch (err) {
-    await rm(temp, { force: true })
-    throw err
   }
 }

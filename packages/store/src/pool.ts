@@ -1,124 +1,11 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
-import createDebug from 'debug'
+import { debugLogger, type Logger } from '@distswarm/protocol'
 import { StoreError } from './errors.js'
+import { WORKER_SOURCE } from './pool-worker.js'
 import type { ListedFile, StatKey } from './scan.js'
 
-const log = createDebug('distswarm:store:hash')
-
 const READ_CHUNK = 1024 * 1024
-
-/**
- * The worker's source, run with `eval: true`. A string rather than a file next
- * to this module because vitest runs the .ts sources and production the
- * compiled dist/: a `new URL('./x.js', import.meta.url)` worker would only
- * exist in one of them. Plain CommonJS, no imports of ours, so nothing to build.
- *
- * One synchronous read pass per file feeds both hashes; the file is opened
- * with O_NOFOLLOW (a symlink swapped in after the lstat fails with ELOOP) and
- * O_NONBLOCK (a FIFO swapped in cannot hang the thread), then fstat'ed to be
- * the very file that was listed. Its stat before and after the read must agree,
- * or the digests would describe no version of the file.
- *
- * Listing a dir (readdir, then lstat of each regular file) runs here too:
- * synchronous calls in a worker are about four times faster than 20 000
- * async lstats through libuv's pool, and a hung NFS distdir stalls a worker,
- * not the threads the rest of the agent's fs calls need.
- */
-const WORKER_SOURCE = `'use strict'
-const { parentPort, workerData } = require('node:worker_threads')
-const { createHash } = require('node:crypto')
-const fs = require('node:fs')
-const { join } = require('node:path')
-const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants
-const stop = workerData.stop
-const chunk = Buffer.allocUnsafe(workerData.chunk)
-function fail (code, message) { const e = new Error(message); e.code = code; return e }
-// Opens the file the job names, and only if it is still the regular file that was listed.
-function openListed (job) {
-  const fd = fs.openSync(job.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK)
-  try {
-    const st = fs.fstatSync(fd, { bigint: true })
-    if (!st.isFile()) throw fail('ENOTFILE', 'not a regular file')
-    if (job.dev !== undefined && (st.dev !== job.dev || st.ino !== job.ino)) throw fail('ECHANGED', 'replaced since it was listed')
-    return { fd, st }
-  } catch (err) {
-    fs.closeSync(fd)
-    throw err
-  }
-}
-function hash (job) {
-  let bytes = 0
-  let fd = -1
-  try {
-    const opened = openListed(job)
-    fd = opened.fd
-    const before = opened.st
-    const b2 = createHash('blake2b512')
-    const s512 = createHash('sha512')
-    for (;;) {
-      if (Atomics.load(stop, 0) !== 0) throw fail('ECANCELED', 'hashing was cancelled')
-      const n = fs.readSync(fd, chunk, 0, chunk.length, bytes)
-      if (n === 0) break
-      const view = chunk.subarray(0, n)
-      b2.update(view)
-      s512.update(view)
-      bytes += n
-    }
-    const after = fs.fstatSync(fd, { bigint: true })
-    if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || BigInt(bytes) !== after.size) throw fail('ECHANGED', 'changed while it was read')
-    return { ok: true, bytes, blake2b: b2.digest(), sha512: s512.digest(), stat: { dev: after.dev, ino: after.ino, size: after.size, mtimeNs: after.mtimeNs } }
-  } catch (err) {
-    return { ok: false, bytes, code: String(err.code || 'EIO'), message: String(err.message) }
-  } finally {
-    if (fd >= 0) try { fs.closeSync(fd) } catch {}
-  }
-}
-function pieces (job) {
-  let bytes = 0
-  let fd = -1
-  try {
-    fd = openListed(job).fd
-    const hashes = []
-    const end = job.offset + job.length
-    for (let start = job.offset; start < end; start += job.pieceSize) {
-      const h = createHash('blake2b512')
-      const last = Math.min(end, start + job.pieceSize)
-      for (let pos = start; pos < last;) {
-        if (Atomics.load(stop, 0) !== 0) throw fail('ECANCELED', 'hashing was cancelled')
-        const n = fs.readSync(fd, chunk, 0, Math.min(chunk.length, last - pos), pos)
-        if (n === 0) throw fail('ECHANGED', 'ended at ' + pos)
-        h.update(chunk.subarray(0, n))
-        pos += n
-        bytes += n
-      }
-      hashes.push(h.digest().subarray(0, 32))
-    }
-    return { ok: true, bytes, hashes }
-  } catch (err) {
-    return { ok: false, bytes, code: String(err.code || 'EIO'), message: String(err.message) }
-  } finally {
-    if (fd >= 0) try { fs.closeSync(fd) } catch {}
-  }
-}
-function scan (job) {
-  try {
-    const files = []
-    for (const d of fs.readdirSync(job.path, { withFileTypes: true })) {
-      if (!d.isFile()) continue
-      if (Atomics.load(stop, 0) !== 0) throw fail('ECANCELED', 'listing was cancelled')
-      let st
-      try { st = fs.lstatSync(join(job.path, d.name), { bigint: true }) } catch { continue }
-      if (st.isFile()) files.push({ name: d.name, stat: { dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs } })
-    }
-    return { ok: true, bytes: 0, files }
-  } catch (err) {
-    return { ok: false, bytes: 0, code: String(err.code || 'EIO'), message: String(err.message) }
-  }
-}
-const jobs = { hash, scan, pieces }
-parentPort.on('message', (job) => parentPort.postMessage({ id: job.id, ...jobs[job.kind](job) }))
-`
 
 /** Pieces of `pieceSize` bytes from `offset` up to `offset + length`; the last may be shorter. */
 export interface PieceRange {
@@ -150,6 +37,7 @@ export interface HashPoolInit {
   size?: number
   /** An idle worker exits after this long and is started again on demand. Default 30 000 ms. */
   idleMs?: number
+  logger?: Logger
 }
 
 interface Reply {
@@ -166,7 +54,7 @@ interface Reply {
 }
 
 type Request =
-  | { kind: 'hash', path: string, dev?: bigint, ino?: bigint }
+  | { kind: 'hash', path: string, dev?: bigint, ino?: bigint, blake2bOnly?: boolean }
   | { kind: 'scan', path: string }
   | { kind: 'pieces', path: string, offset: number, length: number, pieceSize: number, dev?: bigint, ino?: bigint }
 
@@ -189,6 +77,21 @@ export function defaultHashWorkers (): number {
   return Math.min(2, availableParallelism())
 }
 
+/** Fewest threads a Store hashes with: one for files, one for downloads. */
+export const MIN_HASH_WORKERS = 2
+
+/**
+ * How a Store's `hashWorkers` (its total hash threads) are shared: downloads
+ * get one thread when the total is under 4 (both digests then on one), else
+ * two (one per digest, so both keep pace with the network); files being
+ * indexed get the rest. The default total, twice defaultHashWorkers(), gives
+ * each side what it had when each took the count for itself.
+ */
+export function splitHashWorkers (total = 2 * defaultHashWorkers()): { files: number, streams: number } {
+  const streams = total >= 4 ? 2 : 1
+  return { files: Math.max(1, total - streams), streams }
+}
+
 /**
  * Hashes files (and lists dirs) in worker threads, one job per worker at a
  * time, so a big DISTDIR never ties up the event loop. Jobs wait in FIFO
@@ -202,6 +105,7 @@ export class HashPool {
   /** Bytes read from files, including reads that were abandoned because the file changed. */
   bytesHashed = 0
   private readonly idleMs: number
+  private readonly logger: Logger
   private readonly stop = new Int32Array(new SharedArrayBuffer(4))
   private readonly slots = new Set<Slot>()
   private readonly queue: Job[] = []
@@ -211,6 +115,7 @@ export class HashPool {
   constructor (init: HashPoolInit = {}) {
     this.size = Math.max(1, Math.floor(init.size ?? defaultHashWorkers()))
     this.idleMs = init.idleMs ?? 30_000
+    this.logger = init.logger ?? debugLogger('distswarm:store:hash')
   }
 
   /** Hashes `path`; with `expect`, only when it is still that dev/inode. Rejects ERR_STORE_CLOSED after close(). */
@@ -230,6 +135,13 @@ export class HashPool {
     const reply = await this.submit({ kind: 'pieces', path, ...range, ...expect })
     if (reply.ok) return reply.hashes!.map(asBuffer)
     throw Object.assign(new Error(`cannot hash pieces of ${path}: ${reply.message}`), { code: reply.code })
+  }
+
+  /** The BLAKE2B of `path` alone (with `expect`, only when it is still that dev/inode); rejects with the errno-style code when it cannot be read whole. */
+  async blake2b (path: string, expect?: { dev: bigint, ino: bigint }): Promise<Buffer> {
+    const reply = await this.submit({ kind: 'hash', path, blake2bOnly: true, ...expect })
+    if (reply.ok) return asBuffer(reply.blake2b!)
+    throw Object.assign(new Error(`cannot hash ${path}: ${reply.message}`), { code: reply.code })
   }
 
   /**
@@ -291,7 +203,7 @@ export class HashPool {
           slot = this.spawn()
         } catch (err) {
           // No thread to be had (EAGAIN and the like): fail the waiting jobs rather than strand them.
-          log('cannot start a hash worker: %s', (err as Error).message)
+          this.logger.error('hash.worker-failed', { error: (err as Error).message, workers: this.slots.size })
           if (this.slots.size === 0) for (const job of this.queue.splice(0)) job.reject(err)
           return
         }
@@ -315,11 +227,12 @@ export class HashPool {
     this.slots.add(slot)
     worker.on('message', (reply: Reply) => this.settle(slot, reply))
     worker.on('error', (err) => {
-      log('hash worker failed: %s', err.message)
+      this.logger.error('hash.worker-failed', { error: err.message })
       this.fail(slot, err)
     })
     worker.on('exit', (code) => {
-      if (code !== 0 && !this.closing) log('hash worker exited with code %d', code)
+      // A retired (idle) worker is out of the set already: its exit is no news.
+      if (!this.closing && this.slots.has(slot)) this.logger.error('hash.worker-exited', { code })
       this.fail(slot, StoreError.STORE_CLOSED())
     })
     return slot

@@ -1,8 +1,8 @@
 import { lstat, unlink } from 'node:fs/promises'
-import { isValidName } from '@distswarm/protocol'
+import { isValidName, type Logger } from '@distswarm/protocol'
 
 /** Portage's in-progress download suffix (`${FILE}` of FETCHCOMMAND). */
-const DOWNLOAD_SUFFIX = '.__download__'
+export const DOWNLOAD_SUFFIX = '.__download__'
 /** Portage renames a file that failed its checksum to `<name>._checksum_failure_.<random>`. */
 const CHECKSUM_FAILURE = '._checksum_failure_.'
 
@@ -62,22 +62,27 @@ export async function forEachBounded<T> (items: Iterable<T>, limit: number, fn: 
  * following one could serve a file that is no distfile.
  */
 export function pickDistfiles (listed: ListedFile[]): ListedFile[] {
-  return listed.filter((f) => isDistfileName(f.name)).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  return listed.filter((f) => isDistfileName(f.name)).sort(byName)
+}
+
+/** Orders by name, code unit by code unit (not by locale): the one order of file names everywhere. */
+export function byName (a: { name: string }, b: { name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0
 }
 
 /**
  * Deletes the file at `path` unless it is gone or another file took its name
  * since it was looked at (`seen`: its dev and inode then; null: any file).
- * True when deleted; an unlink that fails is logged through `log` and false.
+ * True when deleted; an unlink that fails is logged (warn) and false.
  */
-export async function unlinkIfSame (path: string, seen: { dev: bigint, ino: bigint } | null, log: (format: string, ...args: unknown[]) => void): Promise<boolean> {
+export async function unlinkIfSame (path: string, seen: { dev: bigint, ino: bigint } | null, logger: Logger): Promise<boolean> {
   const now = await statFile(path)
   if (now === null) return false
   if (seen !== null && (now.dev !== seen.dev || now.ino !== seen.ino)) return false
   try {
     await unlink(path)
   } catch (err) {
-    log('cannot remove %s: %s', path, (err as Error).message)
+    logger.warn('file.remove-failed', { path, error: (err as Error).message })
     return false
   }
   return true

@@ -1,10 +1,8 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
-import createDebug from 'debug'
+import { debugLogger, type Logger } from '@distswarm/protocol'
 import { StoreError } from './errors.js'
 import type { Digests } from './hash.js'
-
-const log = createDebug('distswarm:store:hash')
 
 /**
  * The worker's source (see pool.ts for why a string). A worker keeps running
@@ -67,12 +65,19 @@ interface Reply { id: number, error?: string, bytes?: number, digest?: Uint8Arra
 export class StreamHasher {
   private readonly workers: Worker[] = []
   private readonly size: number
+  private readonly logger: Logger
   private readonly waiting = new Map<number, { resolve: (r: Reply) => void, reject: (e: unknown) => void }>()
   private nextId = 1
   private closed = false
 
-  constructor (init: { workers?: number } = {}) {
+  constructor (init: { workers?: number, logger?: Logger } = {}) {
     this.size = Math.max(1, Math.min(2, init.workers ?? availableParallelism()))
+    this.logger = init.logger ?? debugLogger('distswarm:store:hash')
+  }
+
+  /** Worker threads it starts at most: one, or one per digest. */
+  get threads (): number {
+    return this.size
   }
 
   /** Starts hashing the file at `path` (bytes are fed as they land, with HashStream.feed). */
@@ -118,7 +123,7 @@ export class StreamHasher {
     })
     const died = (err: unknown): void => {
       if (this.workers[i] === w) this.workers[i] = undefined as unknown as Worker
-      log('stream hash worker ended: %s', (err as Error).message)
+      this.logger.error('hash.stream-worker-failed', { error: (err as Error).message, waiting: this.waiting.size })
       // Its states are gone with it: every digest waited for fails.
       for (const [id, waiter] of this.waiting) { this.waiting.delete(id); waiter.reject(err) }
     }

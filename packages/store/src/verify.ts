@@ -1,10 +1,7 @@
 import { join } from 'node:path'
-import createDebug from 'debug'
-import { toHex, type FileEntry } from '@distswarm/protocol'
+import { toHex, type FileEntry, type Logger } from '@distswarm/protocol'
 import { LOOK_AGAIN, type HashOutcome, type HashPool } from './pool.js'
-import { forEachBounded, pickDistfiles, statFile, unlinkIfSame } from './scan.js'
-
-const log = createDebug('distswarm:store:verify')
+import { byName, forEachBounded, pickDistfiles, statFile, unlinkIfSame } from './scan.js'
 
 /** Reads of one file that keep finding it written to before it is called unreadable. */
 const HASH_ATTEMPTS = 3
@@ -54,6 +51,7 @@ export interface VerifyContext {
   recorded: (path: string) => FileEntry | undefined
   /** A path deleted by verify: drop it from the inventory now, not at its fs event. */
   forget: (path: string) => void
+  logger: Logger
 }
 
 /** Hashes one listed file, reading again when it changes under the read; null when it is gone. */
@@ -98,16 +96,16 @@ export async function verifyCacheDir (ctx: VerifyContext, options: VerifyOptions
       else if (judged) bad = { path, name, expected: judged.expected, actual, reason: 'manifest', detail: judged.detail }
     }
     if (bad === null) return
-    log('%s: %s (%s)', path, bad.reason, bad.detail)
+    ctx.logger.warn('verify.bad-file', { path, reason: bad.reason, detail: bad.detail })
     report.bad.push({ ...bad, removed: options.remove === true && await remove(ctx, path, out) })
   })
-  report.bad.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  report.bad.sort(byName)
   return report
 }
 
 /** Deletes a bad file, unless another file took its name since it was read. */
 async function remove (ctx: VerifyContext, path: string, read: HashOutcome): Promise<boolean> {
-  if (!await unlinkIfSame(path, read.ok ? read.stat : null, log)) return false
+  if (!await unlinkIfSame(path, read.ok ? read.stat : null, ctx.logger)) return false
   ctx.forget(path)
   return true
 }

@@ -80,7 +80,7 @@ describe('Store quota support', () => {
     await utimes(join(cache, 'b-1.tar.gz'), 1_020_000_000, 1_020_000_000)
     const init = { cacheDir: cache, distdirs: [dist], stateDir: state, watch: false, rescanIntervalMs: 3_600_000 }
     const store = t.makeStore(init)
-    await store.open()
+    await store.start()
     expect(store.cacheBytes).toBe(10)
     const usedAt = (): Record<string, number> => Object.fromEntries(store.cacheFiles().map((f) => [f.name, f.usedAt]))
     expect(usedAt()).toEqual({ 'a-1.tar.gz': 1_000_000_000_000, 'b-1.tar.gz': 1_020_000_000_000 })
@@ -90,12 +90,12 @@ describe('Store quota support', () => {
     store.touch(b2('p'.repeat(1000))) // a distdir file: not the quota's business, not saved
     expect(usedAt()['a-1.tar.gz']).toBeGreaterThanOrEqual(before)
     const touched = usedAt()['a-1.tar.gz']
-    await store.close()
+    await store.stop()
     const saved = JSON.parse(await readFile(join(state, USES_FILE), 'utf8')) as { uses: Record<string, number> }
     expect(Object.keys(saved.uses)).toEqual([b2('aaaa').toString('hex')])
 
     const again = t.makeStore(init)
-    await again.open()
+    await again.start()
     expect(Object.fromEntries(again.cacheFiles().map((f) => [f.name, f.usedAt]))).toEqual({ 'a-1.tar.gz': touched, 'b-1.tar.gz': 1_020_000_000_000 })
   })
 
@@ -106,7 +106,7 @@ describe('Store quota support', () => {
     await link(join(cache, 'b-1.tar.gz'), join(dist, 'b-1.tar.gz'))
     await writeFile(join(dist, 'portage-1.tar.gz'), 'pppp')
     const store = t.makeStore({ cacheDir: cache, distdirs: [dist], watch: false, rescanIntervalMs: 3_600_000 })
-    await store.open()
+    await store.start()
     const removed: LocalFile[] = []
     store.on('removed', (f) => removed.push(f))
 
@@ -124,7 +124,7 @@ describe('Store quota support', () => {
     const { cache } = await setup()
     await writeFile(join(cache, 'a-1.tar.gz'), 'aaaa')
     const store = t.makeStore({ cacheDir: cache, watch: false, rescanIntervalMs: 3_600_000 })
-    await store.open()
+    await store.start()
     // A new inode under the same name, behind the store's back.
     await writeFile(join(cache, 'new.tmp'), 'aaaa')
     await rename(join(cache, 'new.tmp'), join(cache, 'a-1.tar.gz'))

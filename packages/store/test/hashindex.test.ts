@@ -19,21 +19,21 @@ describe('persistent hash index', () => {
     const init = { distdirs: [dist], cacheDir: join(t.root, 'cache'), stateDir: state }
 
     const first = t.makeStore(init)
-    await first.open()
+    await first.start()
     expect(first.size).toBe(5000)
     expect(first.stats).toMatchObject({ index: 'missing', filesHashed: 5000, bytesHashed: totalBytes })
-    await first.close()
-    await first.close()
+    await first.stop()
+    await first.stop()
 
     const second = t.makeStore(init)
     const started = Date.now()
-    await second.open()
+    await second.start()
     const restartMs = Date.now() - started
     expect(second.stats).toMatchObject({ index: 'loaded', indexEntries: 5000, filesHashed: 0, bytesHashed: 0 })
     expect(second.size).toBe(5000)
     expect(second.get(b2(content(names[42]!, 42)))?.path).toBe(join(dist, names[42]!))
     expect(restartMs).toBeLessThan(10_000) // generous: the point is zero bytes read, timing is in the report
-    await second.close()
+    await second.stop()
 
     // While no store runs: pkg-0 gets new content of the same size; its mtime
     // is left to the kernel (now, well after it was indexed) rather than
@@ -51,15 +51,15 @@ describe('persistent hash index', () => {
     await rm(join(dist, names[1]!))
 
     const third = t.makeStore(init)
-    await third.open()
+    await third.start()
     expect(third.stats).toMatchObject({ index: 'loaded', indexEntries: 5000, filesHashed: 1, bytesHashed: Buffer.byteLength(newContent) })
     expect(third.size).toBe(4999)
     expect(third.get(b2(newContent))?.path).toBe(changed)
     expect(third.get(b2(oldContent))).toBeUndefined()
-    await third.close()
+    await third.stop()
 
     const fourth = t.makeStore(init)
-    await fourth.open()
+    await fourth.start()
     expect(fourth.stats).toMatchObject({ index: 'loaded', indexEntries: 4999, filesHashed: 0 })
   }, 120_000)
 
@@ -72,15 +72,15 @@ describe('persistent hash index', () => {
     await utimes(file, whole, whole)
     const init = { distdirs: [dist], cacheDir: join(t.root, 'cache'), stateDir: join(t.root, 'state'), watch: false }
     const first = t.makeStore(init)
-    await first.open()
-    await first.close()
+    await first.start()
+    await first.stop()
     await writeFile(file, 'bbbb')
     // libuv sets times to the microsecond; 10 µs is well inside one millisecond.
     await utimes(file, whole, whole + 0.000_01)
     const step = (await stat(file, { bigint: true })).mtimeNs - BigInt(whole) * 1_000_000_000n
     expect(step > 0n && step < 1_000_000n).toBe(true)
     const second = t.makeStore(init)
-    await second.open()
+    await second.start()
     expect(second.stats.filesHashed).toBe(1)
     expect(second.get(b2('bbbb'))?.path).toBe(file)
   })
@@ -106,20 +106,20 @@ describe('persistent hash index', () => {
     for (const n of ['a.tar', 'b.tar', 'c.tar']) await writeFile(join(dist, n), n.repeat(1000))
     const init = { distdirs: [dist], cacheDir: join(t.root, 'cache'), stateDir: state, watch: false }
     const first = t.makeStore(init)
-    await first.open()
-    await first.close()
+    await first.start()
+    await first.stop()
     await damage(join(state, INDEX_FILE))
 
     const second = t.makeStore(init)
-    const lines = await captureLog(() => second.open())
+    const lines = await captureLog(() => second.start())
     expect(lines.some((l) => l.includes('unusable') && reason.test(l))).toBe(true)
     expect(second.stats).toMatchObject({ index: 'rebuilt', filesHashed: 3 })
     expect(second.stats.indexProblem).toMatch(reason)
     expect(second.size).toBe(3)
-    await second.close()
+    await second.stop()
 
     const third = t.makeStore(init)
-    await third.open()
+    await third.start()
     expect(third.stats).toMatchObject({ index: 'loaded', indexEntries: 3, filesHashed: 0 })
   })
 
@@ -130,9 +130,9 @@ describe('persistent hash index', () => {
     const init = { distdirs: [dist], cacheDir: join(t.root, 'cache'), watch: false }
     for (let i = 0; i < 2; i++) {
       const store = t.makeStore(init)
-      await store.open()
+      await store.start()
       expect(store.stats).toMatchObject({ index: 'off', filesHashed: 1 })
-      await store.close()
+      await store.stop()
     }
   })
 })

@@ -290,7 +290,7 @@ describe('watchRepos', () => {
     const index = await ManifestIndex.load([repo])
     // Checks only when the test asks, unless it sets a short interval.
     const watcher = watchRepos(index, { intervalMs: 3_600_000, ...opts })
-    onTestFinished(() => watcher.close())
+    onTestFinished(() => watcher.stop())
     return { repo, a, index, watcher }
   }
 
@@ -331,7 +331,7 @@ describe('watchRepos', () => {
     const index = await ManifestIndex.load([repo, join(root, 'missing')])
     expect(index.problems.map((p) => p.code)).toEqual(['ERR_NO_REPO', 'ERR_NOT_A_FILE', 'ERR_NOT_A_FILE'])
     const watcher = watchRepos(index, { intervalMs: 3_600_000 })
-    onTestFinished(() => watcher.close())
+    onTestFinished(() => watcher.stop())
     expect(await watcher.check()).toBe(false)
     expect(await watcher.check()).toBe(false)
     // The missing repo appears: its first sync.
@@ -357,8 +357,8 @@ describe('watchRepos', () => {
     await writeFile(join(repo, 'dev-libs/b/Manifest'), dist(e))
     const [next] = await once(watcher, 'reload', { signal: AbortSignal.timeout(10_000) }) as [ManifestIndex]
     expect(next.get(e.name)).toEqual([entry(e)])
-    watcher.close()
-    expect(watcher.closed).toBe(true)
+    watcher.stop()
+    expect(watcher.stopped).toBe(true)
     await writeFile(join(repo, 'dev-libs/b/Manifest'), '')
     expect(await watcher.check()).toBe(false)
     expect(watcher.index).toBe(next)

@@ -10,7 +10,7 @@ const stores: Store[] = []
 const track = (store: Store): Store => { stores.push(store); return store }
 beforeEach(async () => { root = await mkdtemp(join(tmpdir(), 'distswarm-store-')) })
 afterEach(async () => {
-  await Promise.all(stores.splice(0).map((s) => s.close()))
+  await Promise.all(stores.splice(0).map((s) => s.stop()))
   await rm(root, { recursive: true, force: true })
 })
 
@@ -42,7 +42,7 @@ describe('scanning', () => {
     await writeFile(join(root, 'secret'), 'not a distfile')
     await symlink(join(root, 'secret'), join(dist, 'link.tar.gz'))
     const store = track(new Store({ distdirs: [dist, join(root, 'missing')], cacheDir: join(root, 'cache') }))
-    await store.open()
+    await store.start()
     expect([...store.entries()].map((e) => e.name)).toEqual(['good-1.tar.gz'])
     expect(isDistfileName('a.tar.gz.__download__')).toBe(false)
   })
@@ -53,7 +53,7 @@ describe('scanning', () => {
     await writeFile(join(a, 'same.tar'), 'one'); await writeFile(join(b, 'same.tar'), 'two')
     await writeFile(join(a, 'dup.tar'), 'x'); await writeFile(join(b, 'dup-copy.tar'), 'x')
     const store = track(new Store({ distdirs: [a, b], cacheDir: join(root, 'cache') }))
-    await store.open()
+    await store.start()
     expect(store.size).toBe(3)
     expect(store.findByName('same.tar')).toHaveLength(2)
     expect(store.get(b2(Buffer.from('x')))?.name).toBe('dup.tar')
@@ -63,7 +63,7 @@ describe('scanning', () => {
 describe('cache dir', () => {
   async function setup () {
     const store = track(new Store({ cacheDir: join(root, 'cache') }))
-    await store.open()
+    await store.start()
     const data = randomBytes(200_000)
     return { store, data, expected: { name: 'pkg-1.0.tar.xz', size: data.length, blake2b: b2(data), sha512: s512(data) } }
   }
@@ -122,6 +122,7 @@ describe('cache dir', () => {
     await new Promise((resolve) => setTimeout(resolve, 300))
     await dl.write(data.subarray(0, 1000), 0)
     expect(await dl.verify()).toBeNull()
+    await dl.abort()
   })
 
   it('leaves no file open in the hash workers once downloads are committed', async () => {
@@ -157,6 +158,28 @@ describe('cache dir', () => {
     expect(await readFile(join(store.cache.dir, expected.name), 'utf8')).toBe('someone else')
   })
 
+  it('a same-name file of another size is refused unread; one of the same size is hashed (BLAKE2B only) in the worker pool', async () => {
+    const store = track(new Store({ cacheDir: join(root, 'cache'), watch: false }))
+    await store.start()
+    const data = randomBytes(300_000)
+    const expected = { name: 'same-1.tar.gz', size: data.length, blake2b: b2(data), sha512: s512(data) }
+    const commitWith = async (existing: Buffer): Promise<string | undefined> => {
+      await writeFile(join(store.cache.dir, expected.name), existing)
+      const dl = await store.begin(expected)
+      await dl.write(data)
+      return await codeOf(store.commit(dl))
+    }
+    expect(await commitWith(data.subarray(1))).toBe('ERR_NAME_TAKEN')
+    expect(store.stats.bytesHashed).toBe(0)
+    const other = Buffer.from(data)
+    other[7]! ^= 1
+    expect(await commitWith(other)).toBe('ERR_NAME_TAKEN')
+    expect(store.stats.bytesHashed).toBe(data.length)
+    expect(await commitWith(data)).toBeUndefined()
+    expect(store.stats.bytesHashed).toBe(2 * data.length)
+    expect(store.get(expected.blake2b)?.path).toBe(join(store.cache.dir, expected.name))
+  })
+
   it('allows one download per digest at a time', async () => {
     const { store, expected } = await setup()
     const dl = await store.begin(expected)
@@ -176,8 +199,8 @@ describe('cache dir', () => {
     await utimes(join(partial, old), new Date(2020, 0, 1), new Date(2020, 0, 1))
     await writeFile(join(partial, 'junk.tmp'), 'not ours')
     const store = new Store({ cacheDir: cache })
-    onTestFinished(() => store.close())
-    await store.open()
+    onTestFinished(() => store.stop())
+    await store.start()
     expect(await readdir(partial)).toEqual([fresh])
     expect(store.size).toBe(0)
   })
@@ -187,10 +210,10 @@ describe('cache dir', () => {
     const first = await store.begin(expected)
     await first.write(data.subarray(0, 123_456))
     await first.suspend()
-    await store.close()
+    await store.stop()
     const again = new Store({ cacheDir: store.cache.dir })
-    onTestFinished(() => again.close())
-    await again.open()
+    onTestFinished(() => again.stop())
+    await again.start()
     const dl = await again.begin(expected)
     expect(dl.resumedFrom).toBe(123_456)
     expect(dl.written).toBe(123_456)

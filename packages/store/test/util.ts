@@ -17,7 +17,7 @@ export function useTempRoot (): { readonly root: string, makeStore: (init: Store
   const stores: Store[] = []
   beforeEach(async () => { state.root = await mkdtemp(join(tmpdir(), 'distswarm-store-')) })
   afterEach(async () => {
-    await Promise.all(stores.splice(0).map((s) => s.close()))
+    await Promise.all(stores.splice(0).map((s) => s.stop()))
     await rm(state.root, { recursive: true, force: true })
   })
   return {

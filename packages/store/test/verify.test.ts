@@ -19,7 +19,7 @@ describe('Store.verify', () => {
     // portage-fetch hard-links cache files into DISTDIR: such a copy shares the cache file's bytes.
     for (const name of linked) await link(join(cache, name), join(dist, name))
     const store = t.makeStore({ cacheDir: cache, distdirs: [dist], watch: false, rescanIntervalMs: 3_600_000 })
-    await store.open()
+    await store.start()
     return { cache, dist, store }
   }
 

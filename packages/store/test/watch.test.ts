@@ -17,7 +17,7 @@ async function watched (init: Partial<StoreInit> = {}) {
   const record = (type: 'added' | 'removed') => (f: LocalFile) => { events.push({ type, name: f.name, hex: toHex(f.blake2b) }) }
   store.on('added', record('added'))
   store.on('removed', record('removed'))
-  await store.open()
+  await store.start()
   events.length = 0 // what open() found is not news
   return { store, dist, events }
 }
@@ -152,7 +152,7 @@ describe('without fs.watch', () => {
     const events: string[] = []
     store.on('added', (f) => events.push(`+${f.name}`))
     store.on('removed', (f) => events.push(`-${f.name}`))
-    await store.open()
+    await store.start()
     expect(store.stats.watchedDirs).toBe(0)
     await mkdir(dist)
     await writeFile(join(dist, 'late.tar'), 'late')
@@ -166,7 +166,7 @@ describe('without fs.watch', () => {
   it('watches a dir once it exists when watching is on', async () => {
     const dist = join(t.root, 'later')
     const store = t.makeStore({ distdirs: [dist], cacheDir: join(t.root, 'cache'), settleMs: 20, rescanIntervalMs: 50 })
-    await store.open()
+    await store.start()
     expect(store.stats.watchedDirs).toBe(1) // the cache dir
     await mkdir(dist)
     await waitFor('the new dir watched', () => store.stats.watchedDirs === 2)
@@ -188,12 +188,12 @@ describe('without fs.watch', () => {
 describe('close', () => {
   it('is idempotent, stops watching and refuses to open again', async () => {
     const { store, dist, events } = await watched()
-    await Promise.all([store.close(), store.close()])
-    await store.close()
+    await Promise.all([store.stop(), store.stop()])
+    await store.stop()
     expect(store.stats.watchedDirs).toBe(0)
     await writeFile(join(dist, 'after.tar'), 'after')
     await sleep(150)
     expect(events).toEqual([])
-    expect(await store.open().then(() => 'opened', (err: { code: string }) => err.code)).toBe('ERR_STORE_CLOSED')
+    expect(await store.start().then(() => 'opened', (err: { code: string }) => err.code)).toBe('ERR_STORE_CLOSED')
   })
 })

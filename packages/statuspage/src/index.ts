@@ -1,0 +1,7 @@
+export { createStatusPage, totalsOf, SAMPLE_INTERVAL_MS, LIVE_INTERVAL_MS, MAX_CLIENTS, ANSWER_TIMEOUT_MS } from './statuspage.js'
+export type { StatusPage, StatusPageInit, SampledStatus, FetchEventSource, Snapshot } from './statuspage.js'
+export { TrafficHistory, HISTORY_SAMPLES } from './history.js'
+export type { TrafficSample, TrafficTotals, TrafficHistoryInit } from './history.js'
+export { RecentFetches, RECENT_FETCHES } from './fetches.js'
+export type { FetchRecord, FetchRecordInput, FetchOutcome } from './fetches.js'
+export { StatusPageError } from './errors.js'
