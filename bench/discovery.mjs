@@ -5,13 +5,7 @@
 // Usage: node bench/discovery.mjs [--quick] [--json FILE]
 import { rename } from 'node:fs/promises'
 import { join } from 'node:path'
-import { MiB, deadline, main, row, run, startNet, waitFor, writeRandomFile } from './lib.mjs'
-
-/** The time stamp of the first line of an agent's log with this event, in ms since the epoch. */
-function logged (agent, event) {
-  const line = agent.log.find((l) => l.split(/\s+/)[3] === event)
-  return line ? Date.parse(line.split(' ')[0]) : null
-}
+import { MiB, deadline, logged, main, row, run, startNet, waitFor, writeRandomFile } from './lib.mjs'
 
 export async function bench ({ quick, onCleanup }) {
   const RUNS = quick ? 3 : 5

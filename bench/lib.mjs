@@ -131,6 +131,12 @@ export async function startNet () {
   return net
 }
 
+/** The time stamp of the first line of an agent's log with this event, in ms since the epoch. */
+export function logged (agent, event) {
+  const line = agent.log.find((l) => l.split(/\s+/)[3] === event)
+  return line ? Date.parse(line.split(' ')[0]) : null
+}
+
 /** One control call on a fresh connection, bounded in time. */
 export async function call (agent, method, params = {}, ms = 60_000) {
   const c = await agent.client()

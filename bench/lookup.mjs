@@ -27,7 +27,7 @@ export async function bench ({ quick, onCleanup }) {
 
   const net = await startNet()
   const swarms = []
-  const cleanup = async () => { await Promise.all(swarms.map((s) => s.destroy())); await net.close() }
+  const cleanup = async () => { await Promise.all(swarms.map((s) => s.stop())); await net.close() }
   onCleanup(cleanup)
   try {
     const agent = await net.startAgent({ name: 'agent' })
@@ -49,7 +49,7 @@ export async function bench ({ quick, onCleanup }) {
         source: { entries: () => entries, get: (d) => { const e = universe[indexOf.get(toHex(d))]; return held.has(e) ? e : undefined } }
       })
       swarms.push(swarm)
-      await swarm.listen()
+      await swarm.start()
     }
     await waitFor(async () => {
       const peers = await call(agent, 'peers')

@@ -17,7 +17,9 @@ const BENCHES = [
   { id: 'lookup', file: 'lookup.mjs' },
   { id: 'fanout', file: 'fanout.mjs' },
   { id: 'discovery', file: 'discovery.mjs' },
-  { id: 'manifest', file: 'manifest-load.mjs', node: ['--expose-gc'] }
+  { id: 'manifest', file: 'manifest-load.mjs', node: ['--expose-gc'] },
+  { id: 'gateway', file: 'gateway.mjs' },
+  { id: 'lan', file: 'lan.mjs' }
 ]
 const arg = (name) => { const i = process.argv.indexOf(name); return i === -1 ? undefined : process.argv[i + 1] }
 const quick = process.argv.includes('--quick')

@@ -21,9 +21,17 @@ export type { AgentProc } from '@distswarm/localnet'
 
 export interface Result { code: number | null, stdout: string, stderr: string }
 
+/**
+ * LAN discovery off for commands run on this machine's own network stack,
+ * unless a test says otherwise: an agent bound past loopback (a config that
+ * `init` wrote without --bootstrap) would beacon on the machine's interfaces.
+ * The LAN lab's boxes, in namespaces of their own, keep the default.
+ */
+const HOST_ENV: NodeJS.ProcessEnv = { DISTSWARM_LAN_DISCOVERY: 'off' }
+
 /** Runs one CLI command to completion, killed after `timeoutMs`. */
 export async function cli (args: string[], opts: { env?: NodeJS.ProcessEnv, timeoutMs?: number } = {}): Promise<Result> {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...HOST_ENV, ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d })
@@ -39,7 +47,7 @@ export function cliTTY (args: string[], opts: { env?: NodeJS.ProcessEnv } = {}):
   const quote = (w: string): string => `'${w.replaceAll("'", "'\\''")}'`
   // -e: script exits with the command's code; -f: output as it comes; the typescript file is thrown away
   const child = spawn('script', ['-qefc', [process.execPath, BIN, ...args].map(quote).join(' '), '/dev/null'], {
-    env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe']
+    env: { ...HOST_ENV, ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe']
   })
   let output = ''
   child.stdout.setEncoding('utf8').on('data', (d: string) => { output += d })

@@ -183,4 +183,19 @@ describe('distswarm for people and scripts', () => {
     expect(status.traffic).toMatchObject({ fetchedUpstream: up.data.length, upstreamFiles: 1 })
     expect((await cli(['status', '--control', box.control])).stdout).toMatch(/upstream \(1 file by portage-fetch\)/)
   })
+
+  it('portage-config writes into FETCHCOMMAND the socket it reached, also when DISTSWARM_CONTROL or the config file named it', async () => {
+    const net = await localNet()
+    const box = await net.startAgent({ name: 'box' })
+    const root = await tempDir()
+    const config = join(root, 'distswarm.toml')
+    await writeFile(config, `control = "${box.control}"\n`)
+    const fetchCommand = (text: string): string | undefined => /^FETCHCOMMAND="(.*)"$/m.exec(text)?.[1]
+    for (const [args, env] of [[[], { DISTSWARM_CONTROL: box.control }], [['--config', config], {}]] as const) {
+      const r = await cli(['portage-config', ...args], { env })
+      expect(r.code, r.stderr).toBe(0)
+      expect(fetchCommand(r.stdout)).toContain(` portage-fetch --control ${box.control} `)
+      expect(r.stdout).toContain(`PORTAGE_RO_DISTDIRS="${box.cacheDir}"`)
+    }
+  })
 })

@@ -126,9 +126,12 @@ describe('metrics', () => {
     const [boxAt, seederAt] = [await metricsAddress(box), await metricsAddress(seeder)]
     const [boxBefore, seederBefore] = [await scrape(boxAt), await scrape(seederAt)]
 
-    // Every series carries the prefix; each family its type.
-    expect([...boxBefore.series.keys()].every((k) => k.startsWith('distswarm_'))).toBe(true)
-    expect(Object.fromEntries(boxBefore.types)).toEqual({
+    // Besides prom-client's standard process_* and nodejs_* families, every series carries the prefix; each family its type.
+    expect([...boxBefore.series.keys()].every((k) => /^(distswarm|process|nodejs)_/.test(k))).toBe(true)
+    expect(boxBefore.types.get('process_cpu_seconds_total')).toBe('counter')
+    expect(boxBefore.types.get('process_resident_memory_bytes')).toBe('gauge')
+    expect(boxBefore.types.get('nodejs_eventloop_lag_seconds')).toBe('gauge')
+    expect(Object.fromEntries([...boxBefore.types].filter(([name]) => name.startsWith('distswarm_')))).toEqual({
       distswarm_peers_connected: 'gauge',
       distswarm_inventory_files: 'gauge',
       distswarm_inventory_bytes: 'gauge',

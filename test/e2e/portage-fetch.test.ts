@@ -44,6 +44,9 @@ describe('portage-fetch, run exactly as Portage runs FETCHCOMMAND', () => {
     expect(b.code, b.stderr).toBe(0)
     expect(b.placed?.equals(miss.data)).toBe(true)
     expect(up.requests.get(miss.name)).toBe(1)
+    // the miss is told by the name Portage asked for, not by the digest the agent was asked by
+    expect(b.stderr).toContain(`${miss.name}: not from the swarm (no peer has it); normal download`)
+    expect(b.stderr).not.toMatch(/[0-9a-f]{128}/)
     // Portage verifies it and renames it into place; box's agent picks it up and shares it from then on.
     await rename(join(box.distdir, `${miss.name}.__download__`), join(box.distdir, miss.name))
     await waitFor(async () => {

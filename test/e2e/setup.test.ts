@@ -55,8 +55,9 @@ async function snapshot (dirs: string[]): Promise<string[]> {
 
 describe('distswarm init', () => {
   it('makes a new network; init --join with the printed command makes a second box of it; the two agents meet and share a file', async () => {
-    const net = await localNet()
+    // the temp dir first: cleanups run in reverse, so the agents stop before their dirs go
     const root = await tempDir()
+    const net = await localNet()
     const [a, b] = [await box(root, 'a'), await box(root, 'b')]
 
     const first = await cli(['init', ...where(a), '--name', 'a', '--bootstrap', net.bootstrap!, '--json'])
@@ -86,6 +87,39 @@ describe('distswarm init', () => {
     await waitFor(async () => (await cliJson<WhereResult>(['where', f.name, '--control', b.control])).remote.length === 1, 15_000, "a's file to show at b")
     const [r] = await cliJson<Array<{ ok: boolean, result: FetchResult }>>(['fetch', f.name, '--control', b.control])
     expect((await readFile(r!.result.path)).equals(f.data)).toBe(true)
+    // The query commands find each agent from its config file alone, as `distswarm agent --config` did.
+    const peers = await cliJson<Array<{ name: string }>>(['peers', '--config', b.config])
+    expect(peers.map((p) => p.name)).toEqual(['a'])
+    expect((await cliJson<StatusResult>(['status', '--config', a.config])).name).toBe('a')
+    expect((await cli(['ls', '--config', a.config])).stdout).toContain(f.name)
+
+    // doctor on b, once its make.conf has the lines portage-config prints: every check passes
+    const portageDir = join(root, 'b', 'portage')
+    await mkdir(portageDir)
+    const doctor = ['doctor', '--config', b.config, '--portage-dir', portageDir, '--portage-user', 'root', '--json']
+    const before = await cli(doctor)
+    expect(before.code).toBe(1)
+    expect(JSON.parse(before.stdout)).toMatchObject({ ok: false, checks: expect.arrayContaining([expect.objectContaining({ name: 'make-conf', status: 'fail' })]) })
+    const conf = await cli(['portage-config', '--config', b.config])
+    expect(conf.code, conf.stderr).toBe(0)
+    await writeFile(join(portageDir, 'make.conf'), conf.stdout)
+    const after = await cli(doctor)
+    const report = JSON.parse(after.stdout) as { ok: boolean, checks: Array<{ name: string, status: string }> }
+    expect(report.checks.filter((c) => c.status !== 'ok'), after.stdout).toEqual([])
+    expect(after.code).toBe(0)
+  })
+
+  it('init --bootstrap with an address of this box prints how to run the bootstrap node here; with another box\'s, not', async () => {
+    const root = await tempDir()
+    const here = await cli(['init', ...where(await box(root, 'here')), '--bootstrap', '127.0.0.1:40999'])
+    expect(here.code, here.stderr).toBe(0)
+    expect(here.stdout).toContain("This box runs the network's bootstrap node")
+    expect(here.stdout).toMatch(/^ {2}distswarm bootstrap --host 127\.0\.0\.1 --port 40999$/m)
+    // 192.0.2.1: TEST-NET-1, no box's address (init only writes a file: nothing is sent)
+    const elsewhere = await cli(['init', ...where(await box(root, 'elsewhere')), '--bootstrap', '192.0.2.1:49737'])
+    expect(elsewhere.code, elsewhere.stderr).toBe(0)
+    expect(elsewhere.stdout).not.toContain('bootstrap node')
+    expect(elsewhere.stdout).not.toContain('distswarm bootstrap')
   })
 
   it('refuses to overwrite a config without --force; --force replaces it and its key', async () => {

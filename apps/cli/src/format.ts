@@ -100,3 +100,16 @@ export function bar (done: number, total: number, width: number): string {
   const filled = total > 0 ? Math.min(cells, Math.floor(done / total * cells)) : cells
   return `[${'#'.repeat(filled)}${'-'.repeat(cells - filled)}]`
 }
+
+/** A fetch from peers, as the agent reports it. */
+export interface Moved { size: number, durationMs: number, resumedFrom: number }
+
+/**
+ * "in 1.2 s (10.0 MiB/s)"; a resumed fetch says so, and its rate counts only
+ * the bytes moved this time: "resumed at 4.0 MiB, 8.0 MiB more in 0.8 s (10.0 MiB/s)".
+ */
+export function movedText (r: Moved): string {
+  const moved = Math.max(0, r.size - r.resumedFrom)
+  const took = `in ${formatDuration(r.durationMs)} (${formatRate(moved, r.durationMs)})`
+  return r.resumedFrom > 0 ? `resumed at ${formatBytes(r.resumedFrom)}, ${formatBytes(moved)} more ${took}` : took
+}

@@ -3,6 +3,7 @@ import { agentCommand, seedCommand } from './commands/agent.js'
 import { bootstrapCommand } from './commands/bootstrap.js'
 import { completionCommand } from './commands/completion.js'
 import { demoCommand } from './commands/demo.js'
+import { doctorCommand } from './commands/doctor.js'
 import { gcCommand } from './commands/gc.js'
 import { initCommand } from './commands/init.js'
 import { portageConfigCommand, portageFetchCommand } from './commands/portage.js'
@@ -10,15 +11,15 @@ import { fetchCommand, lsCommand, peersCommand, statusCommand, verifyCommand, wh
 
 export const COMMANDS: Command[] = [
   initCommand, agentCommand, seedCommand, bootstrapCommand, statusCommand, peersCommand, lsCommand, whereCommand, fetchCommand, verifyCommand, gcCommand,
-  portageFetchCommand, portageConfigCommand, demoCommand, completionCommand(() => COMMANDS)
+  portageFetchCommand, portageConfigCommand, doctorCommand, demoCommand, completionCommand(() => COMMANDS)
 ]
 
 function usage (): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length))
+  const width = Math.max(...COMMANDS.map((c) => c.meta.name.length))
   return [
     'distswarm: a peer-to-peer cache of Gentoo distfiles for the boxes of one LAN', '',
     'usage: distswarm COMMAND [options]   (distswarm COMMAND --help for more)', '',
-    'commands:', ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`), '',
+    'commands:', ...COMMANDS.map((c) => `  ${c.meta.name.padEnd(width)}  ${c.meta.summary}`), '',
     'exit codes: 0 success, 1 operation failed, 2 usage or configuration error, 3 agent unreachable', ''
   ].join('\n')
 }
@@ -37,7 +38,7 @@ export async function run (argv: string[], io: IO = processIO()): Promise<number
     (name === undefined ? io.stderr : io.stdout).write(usage())
     return name === undefined ? 2 : 0
   }
-  const cmd = COMMANDS.find((c) => c.name === name)
+  const cmd: Command | undefined = COMMANDS.find((c) => c.meta.name === name)
   if (!cmd) {
     io.stderr.write(`distswarm: unknown command ${JSON.stringify(name)}\n\n${usage()}`)
     return 2
@@ -50,7 +51,7 @@ export async function run (argv: string[], io: IO = processIO()): Promise<number
     }
     return await cmd.run(args, io)
   } catch (err) {
-    io.stderr.write(`distswarm ${cmd.name}: ${(err as Error).message}\n`)
+    io.stderr.write(`distswarm ${cmd.meta.name}: ${(err as Error).message}\n`)
     return exitCodeOf(err)
   }
 }

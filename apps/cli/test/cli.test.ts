@@ -7,16 +7,9 @@ import { formatAgo, formatBytes, formatRtt, formatSince, paintFor, table } from 
 import { createLogger, routeDebugLogs } from '../src/log.js'
 import { COMMANDS, run } from '../src/main.js'
 import { LiveLines, progressLine, transferOf } from '../src/progress.js'
+import { testIO } from './fake-agent.js'
 
-function io () {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  let out = ''
-  let err = ''
-  stdout.on('data', (d: Buffer) => { out += d.toString() })
-  stderr.on('data', (d: Buffer) => { err += d.toString() })
-  return { io: { stdout, stderr, env: {}, signal: new AbortController().signal }, out: () => out, err: () => err }
-}
+const io = () => testIO()
 
 describe('cli', () => {
   it('maps error codes to the exit code contract', () => {
@@ -31,8 +24,8 @@ describe('cli', () => {
   })
 
   it('prints help with examples for every command with exit 0, and usage errors with exit 2', async () => {
-    expect(COMMANDS.map((c) => c.name)).toEqual(expect.arrayContaining(['init', 'agent', 'seed', 'bootstrap', 'status', 'peers', 'ls', 'where', 'fetch', 'verify', 'demo', 'completion']))
-    for (const { name: cmd } of COMMANDS) {
+    expect(COMMANDS.map((c) => c.meta.name)).toEqual(expect.arrayContaining(['init', 'agent', 'seed', 'bootstrap', 'status', 'peers', 'ls', 'where', 'fetch', 'verify', 'demo', 'completion']))
+    for (const { meta: { name: cmd } } of COMMANDS) {
       const t = io()
       expect(await run([cmd, '--help'], t.io)).toBe(0)
       expect(t.out()).toContain(`usage: distswarm ${cmd}`)
@@ -137,11 +130,11 @@ COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length 
     expect(complete('distswarm', 'pe')).toEqual(['peers'])
     expect(complete('distswarm', 'portage-')).toEqual(['portage-fetch', 'portage-config'])
     expect(complete('distswarm', 'fetch', '--fr')).toEqual(['--from-file'])
-    expect(complete('distswarm', 'ls', '--')).toEqual(['--peer', '--control', '--json', '--help'])
+    expect(complete('distswarm', 'ls', '--')).toEqual(['--peer', '--control', '--config', '--json', '--help'])
     expect(complete('distswarm', 'completion', '')).toEqual(['bash'])
     // every flag of every command is offered
     for (const c of COMMANDS) {
-      expect(complete('distswarm', c.name, '-').sort()).toEqual(Object.entries(c.options).flatMap(([n, o]) => [`--${n}`, ...(o.short ? [`-${o.short}`] : [])]).sort())
+      expect(complete('distswarm', c.meta.name, '-').sort()).toEqual(Object.entries(c.args).flatMap(([n, o]) => [`--${n}`, ...(o.short ? [`-${o.short}`] : [])]).sort())
     }
   })
 })

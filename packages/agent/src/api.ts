@@ -29,6 +29,10 @@ export interface StatusResult {
   control: string
   /** "ip:port" where Prometheus metrics are served (at /metrics), null when off */
   metricsAddress: string | null
+  /** "ip:port" of the HTTP gateway (--http), null when off */
+  httpAddress: string | null
+  /** the gateway's URL, http://ip:port (the status page at /, the mirror at /distfiles/), null when off */
+  url: string | null
   cacheDir: string
   distdirs: string[]
   files: number

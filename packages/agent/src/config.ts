@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises'
 import { homedir, hostname } from 'node:os'
 import { isAbsolute, join, resolve } from 'node:path'
 import { isIP } from 'node:net'
+import { AllowList, DEFAULT_ALLOW, DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT } from '@distswarm/gateway'
 import { MAX_AGENT_NAME_BYTES } from '@distswarm/protocol'
 import { NETWORK_KEY_BYTES, parseNetworkKey, type HostPort } from '@distswarm/swarm'
 import { AgentError } from './errors.js'
@@ -47,6 +48,12 @@ export interface AgentOptions {
   rediscoverMs?: number | string
   /** "ip:port" to serve Prometheus metrics at (port 0: any free port), or 'off'. Default off. */
   metrics?: string
+  /** "ip:port" of the HTTP gateway (port 0: any free port), or 'off'. Default 127.0.0.1:49740 (DEFAULT_HTTP_PORT). */
+  http?: string
+  /** Client addresses (IP or ADDR/PREFIX) the gateway answers. Default loopback only. */
+  httpAllow?: string[]
+  /** LAN discovery by multicast beacon: 'on' or 'off' (or a boolean). Default on, but off when bound to loopback. */
+  lanDiscovery?: boolean | string
 }
 
 /** Where each option's value came from ("file:line", "--flag", "DISTSWARM_…"), for error messages. */
@@ -76,6 +83,12 @@ export interface AgentConfig {
   rediscoverMs: number | undefined
   /** where /metrics is served; null: nowhere */
   metrics: HostPort | null
+  /** where the HTTP gateway listens; `given` false for the default (then a taken port is a warning, not a failure); null: off */
+  http: (HostPort & { given: boolean }) | null
+  /** client addresses the gateway answers */
+  httpAllow: string[]
+  /** beacons on the LAN (on loopback only when bound there) */
+  lanDiscovery: boolean
 }
 
 const isRoot = (): boolean => process.getuid?.() === 0
@@ -233,6 +246,24 @@ function bindAddress (v: unknown): HostPort | null {
   return a && isIP(a.host) !== 0 ? a : bad()
 }
 
+function allowList (v: unknown): string[] {
+  const list = Array.isArray(v) ? v.map(text) : invalid(`expected a list of IP addresses or ADDR/PREFIX subnets, got ${show(v)}`)
+  try {
+    void new AllowList(list)
+  } catch (err) {
+    invalid((err as Error).message)
+  }
+  return list
+}
+
+/** The gateway's settings: the default address unless one was given (or "off"). */
+function httpConfig (given: HostPort | null | undefined, allow: string[] | undefined): Pick<AgentConfig, 'http' | 'httpAllow'> {
+  return {
+    http: given === null ? null : given === undefined ? { host: DEFAULT_HTTP_HOST, port: DEFAULT_HTTP_PORT, given: false } : { ...given, given: true },
+    httpAllow: allow ?? [...DEFAULT_ALLOW]
+  }
+}
+
 const BOOLEANS: Record<string, boolean> = { true: true, false: false, yes: true, no: false, on: true, off: false, 1: true, 0: false }
 
 function boolean (v: unknown): boolean {
@@ -280,11 +311,18 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
   const staticPeers = get('peers', addresses) ?? []
   const given = get('dataPort', dataPort)
   const data = given === undefined ? 0 : given // not `?? 0`: null ("off") stays null
-  // Without a DHT an agent needs someone to dial, or a fixed port others dial.
-  if (bootstrap.length === 0 && staticPeers.length === 0 && !data) {
-    throw AgentError.BAD_OPTION(null, null, 'no way to meet other agents: pass --bootstrap HOST:PORT (run `distswarm bootstrap` on one box of the LAN), or --peer HOST:PORT, or a fixed --data-port for others to dial')
-  }
   const all = [...bootstrap, ...staticPeers]
+  // Bound to loopback, hyperdht neither announces nor probes other interfaces.
+  const host = get('host', ipAddress) ?? (all.length > 0 && all.every((b) => isLoopback(b.host)) ? '127.0.0.1' : '0.0.0.0')
+  // On loopback (a test swarm on one machine) only when asked; beacons then stay on loopback.
+  const lanAsked = get('lanDiscovery', boolean)
+  // Beacons carry the data port: without one there is nothing to announce.
+  if (lanAsked === true && data === null) throw AgentError.BAD_OPTION('lan-discovery', origins.lanDiscovery ?? null, 'LAN discovery needs the data path: set data-port to a port (0 for any), not "off"')
+  const lan = (lanAsked ?? !isLoopback(host)) && data !== null
+  // Without a DHT or LAN discovery an agent needs someone to dial, or a fixed port others dial.
+  if (bootstrap.length === 0 && staticPeers.length === 0 && !data && !lan) {
+    throw AgentError.BAD_OPTION(null, null, 'no way to meet other agents: pass --bootstrap HOST:PORT (run `distswarm bootstrap` on one box of the LAN), or --peer HOST:PORT, or a fixed --data-port for others to dial, or leave --lan-discovery on')
+  }
   return {
     distdirs: get('distdirs', paths) ?? ['/var/cache/distfiles'],
     cacheDir: get('cacheDir', absolutePath) ?? defaultCacheDir(),
@@ -294,8 +332,7 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
     networkKey: key,
     control: get('control', (v) => absolutePath(v, MAX_SOCKET_PATH_BYTES)) ?? defaultControlPath(),
     name: get('name', agentName) ?? hostname(),
-    // Bound to loopback, hyperdht neither announces nor probes other interfaces.
-    host: get('host', ipAddress) ?? (all.length > 0 && all.every((b) => isLoopback(b.host)) ? '127.0.0.1' : '0.0.0.0'),
+    host,
     port: get('port', port) ?? 0,
     repos: get('repos', paths) ?? null,
     dataPort: data,
@@ -303,7 +340,9 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
     seed: get('seed', boolean) ?? false,
     logLevel: get('logLevel', logLevel) ?? 'info',
     rediscoverMs: get('rediscoverMs', milliseconds),
-    metrics: get('metrics', bindAddress) ?? null
+    metrics: get('metrics', bindAddress) ?? null,
+    ...httpConfig(get('http', bindAddress), get('httpAllow', allowList)),
+    lanDiscovery: lan
   }
 }
 

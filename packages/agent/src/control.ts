@@ -225,6 +225,8 @@ export class ControlClient {
   private readonly socket: Socket
   private nextId = 1
   private readonly pending = new Map<number, { resolve: (v: unknown) => void, reject: (e: Error) => void }>()
+  /** Why the connection is of no more use; calls made after fail with it at once. */
+  private broken: Error | null = null
 
   private constructor (path: string, socket: Socket) {
     this.path = path
@@ -235,13 +237,12 @@ export class ControlClient {
       try {
         lines = reader.push(chunk)
       } catch (err) {
-        this.failAll(err as Error)
-        socket.destroy()
+        this.fail(err as Error)
         return
       }
-      for (const line of lines) if (line.trim()) this.onLine(line)
+      for (const line of lines) if (line.trim() && !this.broken) this.onLine(line)
     })
-    socket.on('close', () => this.failAll(AgentError.CONTROL_CLOSED()))
+    socket.on('close', () => this.fail(AgentError.CONTROL_CLOSED()))
     socket.on('error', () => {})
   }
 
@@ -256,6 +257,7 @@ export class ControlClient {
   }
 
   call<M extends Method> (method: M, params: ControlMethods[M]['params']): Promise<ControlMethods[M]['result']> {
+    if (this.broken) return Promise.reject(this.broken)
     const id = this.nextId++
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
@@ -268,25 +270,37 @@ export class ControlClient {
   }
 
   private onLine (line: string): void {
-    let msg: { id?: number, result?: unknown, error?: { code: string, message: string } }
+    let msg: unknown
     try {
-      msg = JSON.parse(line) as typeof msg
+      msg = JSON.parse(line)
     } catch {
-      return this.failAll(AgentError.BAD_REQUEST('agent sent a line that is not JSON'))
+      return this.fail(AgentError.BAD_REPLY(`${this.path} sent a line that is not JSON`))
     }
-    const p = msg.id === undefined ? undefined : this.pending.get(msg.id)
-    if (!p) return
-    this.pending.delete(msg.id!)
-    // A code this CLI does not know (a newer agent's) keeps its name in the message.
-    if (msg.error) {
-      const { code, message } = msg.error
-      p.reject(isCode(code) ? new AgentError(code, message) : new AgentError('ERR_INTERNAL', `${String(code)}: ${message}`))
-    }
-    else p.resolve(msg.result)
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return this.fail(AgentError.BAD_REPLY(`${this.path} sent JSON that is not a reply object`))
+    const { id, result, error } = msg as { id?: unknown, result?: unknown, error?: unknown }
+    const failure = error === undefined ? null : errorOf(error)
+    if (failure === undefined) return this.fail(AgentError.BAD_REPLY(`${this.path} sent an error without a code and a message`))
+    // id null: the agent could not read a request of ours (a line too long, …); which one, it cannot say
+    if (id === null && failure) return this.fail(failure)
+    const p = typeof id === 'number' ? this.pending.get(id) : undefined
+    if (!p) return this.fail(AgentError.BAD_REPLY(`${this.path} answered a request never made (id ${JSON.stringify(id)?.slice(0, 32)})`))
+    this.pending.delete(id as number)
+    if (failure) p.reject(failure)
+    else p.resolve(result)
   }
 
-  private failAll (err: Error): void {
+  /** Fails every call waiting and every later one with `err`, and drops the connection: the replies are out of step. */
+  private fail (err: Error): void {
+    this.broken ??= err
     for (const p of this.pending.values()) p.reject(err)
     this.pending.clear()
+    this.socket.destroy()
   }
+}
+
+/** The error of an error reply; undefined when it is not one. A code this client does not know (a newer agent's) keeps its name in the message. */
+function errorOf (error: unknown): AgentError | undefined {
+  const { code, message } = (typeof error === 'object' && error !== null ? error : {}) as { code?: unknown, message?: unknown }
+  if (typeof code !== 'string' || typeof message !== 'string') return undefined
+  return isCode(code) ? new AgentError(code, message) : new AgentError('ERR_INTERNAL', `${code.slice(0, 64)}: ${message}`)
 }

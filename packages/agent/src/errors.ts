@@ -18,14 +18,6 @@ export class AgentError extends DistswarmError {
     return new AgentError('ERR_SEED_ONLY', 'this agent is a seed: it serves files but never fetches; fetch from a box not in seed mode')
   }
 
-  static NOT_FOUND (query: string): AgentError {
-    return new AgentError('ERR_NOT_FOUND', `no connected peer has ${query}`)
-  }
-
-  static NO_SUCH_PEER (query: string): AgentError {
-    return new AgentError('ERR_NOT_FOUND', `no connected peer has the key prefix or name ${JSON.stringify(query.slice(0, 128))}`)
-  }
-
   static AMBIGUOUS_PEER (query: string, keys: string[]): AgentError {
     return new AgentError('ERR_AMBIGUOUS', `${JSON.stringify(query.slice(0, 128))} matches ${keys.length} peers (${keys.map((k) => k.slice(0, 12)).join(', ')}); give more of the key`)
   }
@@ -40,6 +32,16 @@ export class AgentError extends DistswarmError {
 
   static BAD_IDENTITY (path: string, why: string): AgentError {
     return new AgentError('ERR_BAD_IDENTITY', `${path}: ${why}; move it away to create a new identity`)
+  }
+
+  /** A call before start() or after stop(). */
+  static NOT_STARTED (what = 'the agent'): AgentError {
+    return new AgentError('ERR_AGENT_NOT_STARTED', `${what} has not started (or has stopped)`)
+  }
+
+  /** An option handed to a constructor (not a user's config: that is BAD_OPTION) that is out of range or of the wrong type. */
+  static INVALID_OPTION (option: string, why: string): AgentError {
+    return new AgentError('ERR_INVALID_OPTION', `invalid option ${option}: ${why}`)
   }
 
   static CONTROL_IN_USE (path: string): AgentError {
@@ -64,6 +66,10 @@ export class AgentError extends DistswarmError {
 
   static LINE_TOO_LONG (max: number): AgentError {
     return new AgentError('ERR_LINE_TOO_LONG', `control line longer than ${max} bytes; connection closed`)
+  }
+
+  static BAD_REPLY (why: string): AgentError {
+    return new AgentError('ERR_BAD_REPLY', `bad reply from the agent: ${why}`)
   }
 
   static CONTROL_CLOSED (): AgentError {

@@ -1,11 +1,14 @@
 /**
- * The agent's Prometheus metrics: counters it keeps as things happen, gauges
- * read from its state at scrape time, written in the text exposition format
- * (version 0.0.4) and served over HTTP at /metrics.
+ * The agent's Prometheus metrics, kept with prom-client: counters it keeps as
+ * things happen, gauges read from its state at scrape time, and prom-client's
+ * standard process and Node.js metrics (CPU, memory, event-loop lag, GC).
+ * Served at /metrics by the HTTP gateway, and by a server of its own at
+ * `--metrics ADDR:PORT`.
  */
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import createDebug from 'debug'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { HostPort } from '@distswarm/swarm'
 import { AgentError } from './errors.js'
 
@@ -34,64 +37,14 @@ export interface MetricsSnapshot {
   traffic: { sent: number, received: number }
 }
 
-/** Observations counted into buckets, each an upper bound (le); the last, +Inf, takes the rest. */
-export class Histogram {
-  readonly bounds: readonly number[]
-  /** per bucket, not cumulative; one more than bounds: +Inf */
-  private readonly counts: number[]
-  sum = 0
-  count = 0
-
-  constructor (bounds: readonly number[]) {
-    this.bounds = bounds
-    this.counts = new Array<number>(bounds.length + 1).fill(0)
-  }
-
-  observe (value: number): void {
-    const i = this.bounds.findIndex((le) => value <= le)
-    this.counts[i === -1 ? this.bounds.length : i]!++
-    this.sum += value
-    this.count++
-  }
-
-  /** Cumulative counts by upper bound, +Inf last: the _bucket series. */
-  cumulative (): Array<[number, number]> {
-    let total = 0
-    return [...this.bounds, Infinity].map((le, i): [number, number] => [le, total += this.counts[i]!])
-  }
-}
-
-type Labels = Record<string, string>
-
-/** A sample value as Prometheus parses it (Go's ParseFloat, with +Inf, -Inf, NaN). */
-function formatValue (v: number): string {
-  return Number.isNaN(v) ? 'NaN' : v === Infinity ? '+Inf' : v === -Infinity ? '-Inf' : String(v)
-}
-
-// Label values and help texts are literals of this file, none with a backslash,
-// quote or newline: nothing to escape.
-function sample (name: string, labels: Labels | null, value: number): string {
-  const l = labels ? Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',') : ''
-  return `${name}${l ? `{${l}}` : ''} ${formatValue(value)}`
-}
-
-/** One metric family: its HELP and TYPE lines, then its samples. */
-function family (name: string, type: 'counter' | 'gauge' | 'histogram', help: string, samples: string[]): string[] {
-  return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...samples]
-}
-
-function simple (name: string, type: 'counter' | 'gauge', help: string, values: Array<[Labels | null, number]>): string[] {
-  const full = PREFIX + name
-  return family(full, type, help, values.map(([labels, v]) => sample(full, labels, v)))
-}
-
-function histogram (name: string, help: string, h: Histogram): string[] {
-  const full = PREFIX + name
-  return family(full, 'histogram', help, [
-    ...h.cumulative().map(([le, n]) => sample(`${full}_bucket`, { le: formatValue(le) }, n)),
-    sample(`${full}_sum`, null, h.sum),
-    sample(`${full}_count`, null, h.count)
-  ])
+/** A histogram of transfer durations, with prom-client's observe(). */
+export function transferHistogram (registers: Registry[] = []): Histogram {
+  return new Histogram({
+    name: `${PREFIX}transfer_duration_seconds`,
+    help: 'Swarm fetches that published a file: seconds from request to publish.',
+    buckets: [...TRANSFER_BUCKETS],
+    registers
+  })
 }
 
 /** The counters an agent keeps; gauges come from a MetricsSnapshot at scrape time. */
@@ -103,25 +56,61 @@ export class Metrics {
   peerFaults = 0
   /** times a peer was banned for too many faults */
   peerBans = 0
+  readonly registry = new Registry()
   /** swarm fetches that published a file, from request to publish */
-  readonly transferSeconds = new Histogram(TRANSFER_BUCKETS)
+  readonly transferSeconds = transferHistogram([this.registry])
+  readonly contentType = METRICS_CONTENT_TYPE
+  /** The snapshot of the scrape under way, read by the gauges' collect(). */
+  private snapshot: MetricsSnapshot | null = null
+  private defaults = false
 
-  /** The exposition text of these counters and the snapshot. */
-  render (s: MetricsSnapshot): string {
-    return [
-      ...simple('peers_connected', 'gauge', 'Authenticated peers connected, by how transfers with them travel.',
-        [[{ path: 'tcp' }, s.peers.tcp], [{ path: 'hyperswarm' }, s.peers.hyperswarm]]),
-      ...simple('inventory_files', 'gauge', 'Files this agent has indexed (distdirs and cache dir).', [[null, s.files]]),
-      ...simple('inventory_bytes', 'gauge', 'Bytes of the files this agent has indexed.', [[null, s.bytes]]),
-      ...simple('bytes_total', 'counter', 'Protocol bytes exchanged with peers, every connection (closed ones too).',
-        [[{ direction: 'sent' }, s.traffic.sent], [{ direction: 'received' }, s.traffic.received]]),
-      ...simple('fetches_total', 'counter', 'Fetch requests, by result: had it (local), fetched it (swarm), no peer had it (not_found), anything else (failed).',
-        FETCH_RESULTS.map((r) => [{ result: r }, this.fetches[r]])),
-      ...simple('verification_failures_total', 'counter', 'Downloaded files that failed their whole-file size and hash check.', [[null, this.verificationFailures]]),
-      ...simple('peer_faults_total', 'counter', 'Times a peer was blamed for bytes that failed verification.', [[null, this.peerFaults]]),
-      ...simple('peer_bans_total', 'counter', 'Times a peer was banned for too many faults.', [[null, this.peerBans]]),
-      ...histogram('transfer_duration_seconds', 'Swarm fetches that published a file: seconds from request to publish.', this.transferSeconds)
-    ].join('\n') + '\n'
+  constructor () {
+    const m = this
+    const registers = [this.registry]
+    const snap = (): MetricsSnapshot => m.snapshot ?? { peers: { tcp: 0, hyperswarm: 0 }, files: 0, bytes: 0, traffic: { sent: 0, received: 0 } }
+    // Values kept elsewhere are copied in at each scrape: set for gauges, reset + inc for counters.
+    const counter = (name: string, help: string, value: () => number): void => {
+      const c: Counter = new Counter({ name: PREFIX + name, help, registers, collect () { c.reset(); c.inc(value()) } })
+    }
+    new Gauge({
+      name: `${PREFIX}peers_connected`,
+      help: 'Authenticated peers connected, by how transfers with them travel.',
+      labelNames: ['path'],
+      registers,
+      collect () { for (const path of ['tcp', 'hyperswarm'] as const) this.set({ path }, snap().peers[path]) }
+    })
+    new Gauge({ name: `${PREFIX}inventory_files`, help: 'Files this agent has indexed (distdirs and cache dir).', registers, collect () { this.set(snap().files) } })
+    new Gauge({ name: `${PREFIX}inventory_bytes`, help: 'Bytes of the files this agent has indexed.', registers, collect () { this.set(snap().bytes) } })
+    const bytes: Counter = new Counter({
+      name: `${PREFIX}bytes_total`,
+      help: 'Protocol bytes exchanged with peers, every connection (closed ones too).',
+      labelNames: ['direction'],
+      registers,
+      collect () { bytes.reset(); for (const direction of ['sent', 'received'] as const) bytes.inc({ direction }, snap().traffic[direction]) }
+    })
+    const fetches: Counter = new Counter({
+      name: `${PREFIX}fetches_total`,
+      help: 'Fetch requests, by result: had it (local), fetched it (swarm), no peer had it (not_found), anything else (failed).',
+      labelNames: ['result'],
+      registers,
+      collect () { fetches.reset(); for (const result of FETCH_RESULTS) fetches.inc({ result }, m.fetches[result]) }
+    })
+    counter('verification_failures_total', 'Downloaded files that failed their whole-file size and hash check.', () => m.verificationFailures)
+    counter('peer_faults_total', 'Times a peer was blamed for bytes that failed verification.', () => m.peerFaults)
+    counter('peer_bans_total', 'Times a peer was banned for too many faults.', () => m.peerBans)
+  }
+
+  /** The exposition text of these counters, the snapshot and the process metrics. */
+  async render (s: MetricsSnapshot): Promise<string> {
+    // Started at the first scrape, not in the constructor: they observe the event loop and GC.
+    if (!this.defaults) {
+      this.defaults = true
+      collectDefaultMetrics({ register: this.registry })
+    }
+    this.snapshot = s
+    // prom-client puts an empty line between families and writes NaN as "Nan" (an event-loop
+    // mean before its first sample): both valid for Prometheus, both made plain for stricter parsers.
+    return (await this.registry.metrics()).replace(/\n{2,}/g, '\n').replace(/ Nan$/gm, ' NaN')
   }
 }
 
@@ -133,8 +122,9 @@ export const formatHostPort = (a: HostPort): string => a.host.includes(':') ? `[
  * HEAD only; 404 for any other path. Resolves to the server and the address
  * it is bound to.
  */
-export async function startMetricsServer (at: HostPort, render: () => string): Promise<{ server: Server, address: HostPort }> {
-  const server = createServer((req, res) => {
+export async function startMetricsServer (at: HostPort, render: () => string | Promise<string>): Promise<{ server: Server, address: HostPort }> {
+  const server = createServer((req, res) => { void answer(req, res) })
+  const answer = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const plain = (status: number, text: string, headers: Record<string, string> = {}): void => {
       res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers }).end(`${text}\n`)
     }
@@ -142,14 +132,14 @@ export async function startMetricsServer (at: HostPort, render: () => string): P
     if (req.method !== 'GET' && req.method !== 'HEAD') return plain(405, 'method not allowed', { allow: 'GET, HEAD' })
     let body: string
     try {
-      body = render()
+      body = await render()
     } catch (err) {
       log('rendering metrics failed: %s', (err as Error).message)
       return plain(500, 'metrics unavailable')
     }
     res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
     res.end(req.method === 'HEAD' ? undefined : body)
-  })
+  }
   server.requestTimeout = REQUEST_TIMEOUT_MS
   server.headersTimeout = REQUEST_TIMEOUT_MS
   server.maxConnections = MAX_CONNECTIONS

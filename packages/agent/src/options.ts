@@ -148,6 +148,14 @@ export const OPTIONS: readonly OptionDef[] = [
     example: 49738
   }),
   def({
+    name: 'lan-discovery',
+    key: 'lanDiscovery',
+    value: 'on|off',
+    description: 'Find the agents of this network on the LAN with no bootstrap node and no `peer`: a beacon on a link-local multicast group (UDP 49736, TTL 1) carrying a tag derived from the network key (rotating every 10 minutes; never the key) and this agent\'s data port. Members also tell each other the addresses of the members they know, whatever this says.',
+    default: 'on; off when bound to loopback (`on` then beacons on loopback only)',
+    example: 'on'
+  }),
+  def({
     name: 'seed',
     key: 'seed',
     boolean: true,
@@ -160,9 +168,26 @@ export const OPTIONS: readonly OptionDef[] = [
     name: 'metrics',
     key: 'metrics',
     value: 'ADDR:PORT|off',
-    description: 'Serve Prometheus metrics over HTTP at http://ADDR:PORT/metrics, bound to that IP address only; port 0 for any free port (`distswarm status --json` shows it as metricsAddress).',
+    description: 'Serve Prometheus metrics over HTTP at http://ADDR:PORT/metrics, bound to that IP address only; port 0 for any free port (`distswarm status --json` shows it as metricsAddress). The HTTP gateway (`http`) serves the same at /metrics: this is for a separate address.',
     default: 'off',
     example: '127.0.0.1:49739'
+  }),
+  def({
+    name: 'http',
+    key: 'http',
+    value: 'ADDR:PORT|off',
+    description: 'The HTTP gateway: a Gentoo mirror backed by the network at http://ADDR:PORT/distfiles/ (for GENTOO_MIRRORS; `distswarm portage-config` prints the line), the status page at /, Prometheus metrics at /metrics. Bound to that IP address only; port 0 for any free port; "off" for none. A LAN address exposes every file the network holds, the status (names, keys, addresses of peers) and metrics to the clients `http-allow` lets in. When the default port is taken (a second agent on the box), the agent warns and runs without it.',
+    default: '127.0.0.1:49740',
+    example: '127.0.0.1:49740'
+  }),
+  def({
+    name: 'http-allow',
+    key: 'httpAllow',
+    list: true,
+    value: 'ADDR[/PREFIX]',
+    description: 'Client addresses the HTTP gateway answers (IP addresses or subnets); others get 403. List the LAN, e.g. 192.168.1.0/24, when `http` is bound to a LAN address.',
+    default: '127.0.0.0/8 and ::1 (this box only)',
+    example: ['127.0.0.0/8', '::1']
   }),
   def({
     name: 'log-level',

@@ -101,8 +101,19 @@ describe('resolveConfig refuses hostile values, naming the option', () => {
   })
 
   it('refuses a config with no way to meet other agents', () => {
-    const err = refusal({ bootstrap: [], peers: [] })
+    const err = refusal({ bootstrap: [], peers: [], lanDiscovery: 'off' })
     expect(err.code).toBe('ERR_CONFIG')
+    expect(refusal({ bootstrap: [], peers: [], dataPort: 'off' }).code).toBe('ERR_CONFIG')
+  })
+
+  it('takes LAN discovery alone as a way to meet (init --join KEY with nothing else): on by default, off on loopback unless asked', () => {
+    expect(resolveConfig({ networkKey: KEY })).toMatchObject({ lanDiscovery: true, host: '0.0.0.0', bootstrap: [], staticPeers: [] })
+    expect(resolveConfig({ ...BASE }).lanDiscovery).toBe(false) // bound to loopback
+    expect(resolveConfig({ ...BASE, lanDiscovery: 'on' }).lanDiscovery).toBe(true)
+    expect(resolveConfig({ networkKey: KEY, lanDiscovery: 'off', dataPort: 49738 }).lanDiscovery).toBe(false)
+    expect(resolveConfig({ networkKey: KEY, dataPort: 'off', bootstrap: ['10.0.0.1:1'] }).lanDiscovery).toBe(false) // no data port to announce
+    expect(refusal({ ...BASE, lanDiscovery: 'sometimes' }).message).toContain('lan-discovery')
+    expect(refusal({ ...BASE, lanDiscovery: 'on', dataPort: 'off' }).message).toMatch(/lan-discovery.*data-port/)
   })
 
   it('accepts the text forms flags and variables give, and fills the defaults', () => {

@@ -4,9 +4,10 @@
  */
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { AgentError } from '../src/errors.js'
-import { formatHostPort, Histogram, METRICS_CONTENT_TYPE, startMetricsServer, stopMetricsServer } from '../src/metrics.js'
+import { Registry } from 'prom-client'
+import { formatHostPort, METRICS_CONTENT_TYPE, startMetricsServer, stopMetricsServer, transferHistogram } from '../src/metrics.js'
 
-async function serve (render: () => string): Promise<string> {
+async function serve (render: () => string | Promise<string>): Promise<string> {
   const { server, address } = await startMetricsServer({ host: '127.0.0.1', port: 0 }, render)
   onTestFinished(() => stopMetricsServer(server))
   return `http://${formatHostPort(address)}`
@@ -46,11 +47,16 @@ describe('metrics server', () => {
   })
 })
 
-describe('Histogram', () => {
-  it('counts a value equal to a bound into that bucket, beyond the last into +Inf only; buckets are cumulative', () => {
-    const h = new Histogram([1, 5])
+describe('transfer histogram', () => {
+  it('counts a value equal to a bound into that bucket, beyond the last into +Inf only; buckets are cumulative', async () => {
+    const registry = new Registry()
+    const h = transferHistogram([registry])
     for (const v of [0.5, 1, 3, 5, 7]) h.observe(v)
-    expect(h.cumulative()).toEqual([[1, 2], [5, 4], [Infinity, 5]])
-    expect([h.count, h.sum]).toEqual([5, 16.5])
+    const { values } = await h.get()
+    const bucket = (le: number | string): number | undefined => values.find((v) => v.metricName?.endsWith('_bucket') && v.labels.le === le)?.value
+    expect([bucket(1), bucket(5), bucket('+Inf')]).toEqual([2, 4, 5])
+    const of = (suffix: string): number | undefined => values.find((v) => v.metricName?.endsWith(suffix))?.value
+    expect([of('_count'), of('_sum')]).toEqual([5, 16.5])
+    expect(await registry.metrics()).toContain('distswarm_transfer_duration_seconds_bucket{le="+Inf"} 5\n')
   })
 })

@@ -3,14 +3,16 @@
  * and agents, each agent with its own dirs under one root. The demo, the
  * end-to-end tests and the benchmarks all run on it.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes, randomFillSync } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { ControlClient, type StatusResult } from '@distswarm/agent'
+import { startProc, untilAnswering, type AgentProc, type Proc } from './proc.js'
+
+export { startProc, untilAnswering, waitFor } from './proc.js'
+export type { Proc, AgentProc } from './proc.js'
 
 export interface LocalNetInit {
   /** Path of bin/distswarm.js to run. */
@@ -21,27 +23,6 @@ export interface LocalNetInit {
   onLog?: (label: string, line: string) => void
   /** Extra environment for every process. */
   env?: NodeJS.ProcessEnv
-}
-
-export interface Proc {
-  label: string
-  child: ChildProcess
-  /** stderr lines so far */
-  log: string[]
-  /** SIGTERM, then SIGKILL after `graceMs`. Resolves once it exited. Idempotent. */
-  stop: (graceMs?: number) => Promise<void>
-}
-
-export interface AgentProc extends Proc {
-  name: string
-  dir: string
-  distdir: string
-  cacheDir: string
-  stateDir: string
-  control: string
-  /** Connects to this agent's control socket; close the client when done. */
-  client: () => Promise<ControlClient>
-  status: () => Promise<StatusResult>
 }
 
 export interface AgentSpec {
@@ -56,8 +37,6 @@ export interface AgentSpec {
   env?: NodeJS.ProcessEnv
 }
 
-const STOP_GRACE_MS = 5000
-
 /** Writes `size` random bytes to a new file, 1 MiB at a time. */
 export async function writeRandomFile (path: string, size: number): Promise<void> {
   const fh = await open(path, 'wx')
@@ -70,15 +49,6 @@ export async function writeRandomFile (path: string, size: number): Promise<void
     }
   } finally {
     await fh.close()
-  }
-}
-
-/** Polls `check` every `everyMs` until it holds; throws after `ms`. */
-export async function waitFor (check: () => Promise<boolean> | boolean, ms: number, what: string, everyMs = 100): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, everyMs))
   }
 }
 
@@ -106,27 +76,7 @@ export class LocalNet {
 
   /** Starts `distswarm ARGS…` and tracks it for close(). */
   spawn (label: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-    // The box's own DISTSWARM_* settings (a seed switch, a LAN peer, a fixed port) must not leak into a loopback net.
-    const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DISTSWARM_')))
-    const child = spawn(process.execPath, [this.init.bin, ...args], {
-      env: { ...inherited, ...this.init.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    const log: string[] = []
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      log.push(line)
-      this.init.onLog?.(label, line)
-    })
-    const exited = once(child, 'exit').then(() => undefined)
-    const stop = async (graceMs = STOP_GRACE_MS): Promise<void> => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM')
-        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
-        await exited
-        clearTimeout(timer)
-      }
-    }
-    const proc = { label, child, log, stop }
+    const proc = startProc(label, process.execPath, [this.init.bin, ...args], { ...this.init.env, ...env }, this.init.onLog)
     this.procs.push(proc)
     return proc
   }
@@ -163,23 +113,11 @@ export class LocalNet {
     const proc = this.spawn(spec.name, [
       // not the box's config file (/etc/distswarm/distswarm.toml as root): only what is given here
       'agent', '--config', '/dev/null', '--name', spec.name, ...(useBootstrap ? ['--bootstrap', this.bootstrap!] : []), '--distdir', d.distdir,
-      '--cache-dir', d.cacheDir, '--state-dir', d.stateDir, '--control', d.control, ...(spec.args ?? [])
+      '--cache-dir', d.cacheDir, '--state-dir', d.stateDir, '--control', d.control,
+      // its own gateway on any free port: agents of one box never race for the default one
+      ...(spec.args?.includes('--http') === true ? [] : ['--http', '127.0.0.1:0']), ...(spec.args ?? [])
     ], { ...spec.env, DISTSWARM_NETWORK_KEY: spec.networkKey ?? this.networkKey })
-    const client = (): Promise<ControlClient> => ControlClient.connect(d.control)
-    const status = async (): Promise<StatusResult> => {
-      const c = await client()
-      try {
-        return await c.call('status', {})
-      } finally {
-        c.close()
-      }
-    }
-    const agent: AgentProc = { ...proc, ...d, name: spec.name, client, status }
-    await waitFor(async () => {
-      if (proc.child.exitCode !== null) throw new Error(`agent ${spec.name} exited: ${proc.log.join('\n')}`)
-      return status().then(() => true, () => false)
-    }, readyMs, `agent ${spec.name} to answer`)
-    return agent
+    return { ...proc, ...d, ...await untilAnswering(proc, d.control, readyMs), name: spec.name }
   }
 
   /** Stops every process, then removes the root it made unless `keepRoot`. Idempotent. */
@@ -188,3 +126,6 @@ export class LocalNet {
     if (this.ownsRoot && !opts.keepRoot) await rm(this.root, { recursive: true, force: true })
   }
 }
+
+export { LanLab, LAB_PREFIX, LAB_SUBNET, removeLeftovers } from './lab.js'
+export type { LanLabInit, LabBox, LinkShape, BoxSpec, Result } from './lab.js'

@@ -28,3 +28,9 @@ export const PIECE_HASH_BYTES = 32
 export const BLAKE2B_BYTES = 64
 export const SHA512_BYTES = 64
 export const PROOF_BYTES = 32
+
+/** Addresses in one PeerAddresses message (peer exchange). */
+export const MAX_PEER_ADDRESSES = 64
+/** Characters of an address's host: the longest IPv6 literal (an IPv4-mapped one) is 45. */
+export const MAX_HOST_CHARS = 45
+export const PUBLIC_KEY_BYTES = 32

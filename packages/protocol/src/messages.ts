@@ -1,10 +1,11 @@
+import { isIP } from 'node:net'
 import * as wire from './generated/distswarm.cjs'
 import { ProtocolError } from './errors.js'
 import { encodeFrame } from './framing.js'
 import { nameProblem } from './names.js'
 import {
   BLAKE2B_BYTES, MAX_AGENT_NAME_BYTES, MAX_DATA_CHUNK, MAX_ERROR_MESSAGE, MAX_FILE_SIZE,
-  MAX_HASH_PIECES, MAX_INVENTORY_BATCH, MAX_PIECE_SIZE, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, PIECE_HASH_BYTES, PROOF_BYTES, SHA512_BYTES
+  MAX_HASH_PIECES, MAX_HOST_CHARS, MAX_INVENTORY_BATCH, MAX_PEER_ADDRESSES, PUBLIC_KEY_BYTES, MAX_PIECE_SIZE, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, PIECE_HASH_BYTES, PROOF_BYTES, SHA512_BYTES
 } from './limits.js'
 
 /** Error codes carried by an ErrorReply, as named in the schema. */
@@ -29,11 +30,21 @@ export interface ErrorMessage { type: 'error', code: ErrorCodeName, id: number, 
 export interface ReportMessage { type: 'report', blake2b: Buffer }
 export interface HashRequestMessage { type: 'hash-request', id: number, blake2b: Buffer, offset: number, length: number, pieceSize: number }
 export interface HashesMessage { type: 'hashes', id: number, hashes: Buffer[] }
+/** A member the sender is connected to: its key, and its data port at an IP literal. */
+export interface PeerAddress { publicKey: Buffer, host: string, port: number }
+export interface PeerAddressesMessage { type: 'peer-addresses', addresses: PeerAddress[] }
+
+/** Pieces of `pieceSize` bytes from `offset` up to `offset + length`, the last maybe shorter: what a HashRequest covers. */
+export interface PieceRange {
+  offset: number
+  length: number
+  pieceSize: number
+}
 
 /** Every message of the protocol, validated: a decoded Message obeys every bound in limits.ts. */
 export type Message =
   | HelloMessage | InventoryMessage | RequestMessage | DataMessage | CancelMessage | ErrorMessage | ReportMessage
-  | HashRequestMessage | HashesMessage
+  | HashRequestMessage | HashesMessage | PeerAddressesMessage
 
 const EMPTY = Buffer.alloc(0)
 const UINT32_MAX = 0xffff_ffff
@@ -86,6 +97,7 @@ function toEnvelope (msg: Message): wire.Envelope {
     case 'report': return { report: { blake2b: msg.blake2b } }
     case 'hash-request': return { hash_request: { id: msg.id, blake2b: msg.blake2b, offset: msg.offset, length: msg.length, piece_size: msg.pieceSize } }
     case 'hashes': return { hashes: { id: msg.id, hashes: msg.hashes } }
+    case 'peer-addresses': return { peer_addresses: { addresses: msg.addresses.map((a) => ({ public_key: a.publicKey, host: a.host, port: a.port })) } }
   }
 }
 
@@ -203,6 +215,21 @@ function fromEnvelope (env: wire.Envelope): Message {
     check(hashes.length <= MAX_HASH_PIECES, 'hashes', `more than ${MAX_HASH_PIECES} hashes`)
     check(hashes.every((h) => h.byteLength === PIECE_HASH_BYTES), 'hashes', `a hash is not ${PIECE_HASH_BYTES} bytes`)
     return { type: 'hashes', id: uint32(env.hashes.id, 'hashes', 'id'), hashes }
+  }
+  if (env.peer_addresses) {
+    const list = env.peer_addresses.addresses ?? []
+    check(list.length <= MAX_PEER_ADDRESSES, 'peer-addresses', `more than ${MAX_PEER_ADDRESSES} addresses`)
+    const addresses = list.map((a) => {
+      const publicKey = bytes(a.public_key)
+      check(publicKey.byteLength === PUBLIC_KEY_BYTES, 'peer-addresses', `public key of ${publicKey.byteLength} bytes`)
+      const host = a.host ?? ''
+      // An IP literal only: a name would make the receiver resolve what a peer chose.
+      check(host.length <= MAX_HOST_CHARS && isIP(host) !== 0, 'peer-addresses', `host ${JSON.stringify(host.slice(0, 60))} is not an IP address`)
+      const port = uint32(a.port, 'peer-addresses', 'port')
+      check(port >= 1 && port <= 65535, 'peer-addresses', `port ${port} out of range`)
+      return { publicKey, host, port }
+    })
+    return { type: 'peer-addresses', addresses }
   }
   throw ProtocolError.UNKNOWN_TYPE()
 }

@@ -6,13 +6,14 @@
  */
 import { expect as vitestExpect } from 'vitest'
 import { posix } from 'node:path'
+import { isIP } from 'node:net'
 import { isDeepStrictEqual } from 'node:util'
 import fc from 'fast-check'
 import * as wire from '../src/generated/distswarm.cjs'
 import {
   assertValidName, decodeMessage, encodeFrame, encodeMessage, ErrorCode, FrameDecoder, isHexDigest, isValidName,
   MAX_AGENT_NAME_BYTES, MAX_DATA_CHUNK, MAX_ERROR_MESSAGE, MAX_FILE_SIZE, MAX_FRAME_SIZE, MAX_INVENTORY_BATCH,
-  MAX_HASH_PIECES, MAX_NAME_BYTES, MAX_PIECE_SIZE, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, nameProblem, PIECE_HASH_BYTES, parseHexDigest, ProtocolError, toHex,
+  MAX_HASH_PIECES, MAX_NAME_BYTES, MAX_PEER_ADDRESSES, MAX_PIECE_SIZE, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, nameProblem, PIECE_HASH_BYTES, parseHexDigest, ProtocolError, toHex,
   type ErrorCodeName, type FileEntry, type Message
 } from '../src/index.js'
 
@@ -153,7 +154,11 @@ const validMessage: fc.Arbitrary<Message> = fc.oneof(
     pieceSize: fc.constant(pieceSize),
     length: fc.integer({ min: 1, max: Math.min(MAX_FILE_SIZE, pieceSize * MAX_HASH_PIECES) })
   })),
-  fc.record({ type: fc.constant('hashes' as const), id: uint32, hashes: fc.array(bytesOf(PIECE_HASH_BYTES, PIECE_HASH_BYTES), { maxLength: 8 }) })
+  fc.record({ type: fc.constant('hashes' as const), id: uint32, hashes: fc.array(bytesOf(PIECE_HASH_BYTES, PIECE_HASH_BYTES), { maxLength: 8 }) }),
+  fc.record({
+    type: fc.constant('peer-addresses' as const),
+    addresses: fc.array(fc.record({ publicKey: bytesOf(32, 32), host: fc.oneof(fc.ipV4(), fc.ipV6()), port: fc.integer({ min: 1, max: 65535 }) }), { maxLength: 4 })
+  })
 )
 
 /** A change to a valid encoding: what a buggy or hostile peer, or a bad link, would send instead. */
@@ -222,6 +227,8 @@ function boundsBroken (m: Message): string | null {
       return m.pieceSize >= MIN_PIECE_SIZE && m.pieceSize <= MAX_PIECE_SIZE && Math.ceil(m.length / m.pieceSize) <= MAX_HASH_PIECES ? null : 'pieceSize'
     case 'hashes':
       return isUint(m.id, UINT32) && m.hashes.length <= MAX_HASH_PIECES && m.hashes.every((h) => isBuf(h, PIECE_HASH_BYTES)) ? null : 'hashes'
+    case 'peer-addresses':
+      return m.addresses.length <= MAX_PEER_ADDRESSES && m.addresses.every((a) => isBuf(a.publicKey, 32) && isIP(a.host) !== 0 && a.port >= 1 && a.port <= 65535) ? null : 'peer-addresses'
   }
 }
 
@@ -270,7 +277,12 @@ const anyEnvelope: fc.Arbitrary<wire.Envelope> = fc.oneof(
   fc.record({ error: fc.record({ code: fc.integer({ min: 0, max: 20 }), id: anyNumber, message: fc.oneof(anyString, fc.constantFrom('😀'.repeat(600), 'a' + '😀'.repeat(600))) }, { requiredKeys: [] }) }),
   fc.record({ report: fc.record({ blake2b: anyBytes }, { requiredKeys: [] }) }),
   fc.record({ hash_request: fc.record({ id: anyNumber, blake2b: anyBytes, offset: anyNumber, length: anyNumber, piece_size: anyNumber }, { requiredKeys: [] }) }),
-  fc.record({ hashes: fc.record({ id: anyNumber, hashes: fc.array(anyBytes, { maxLength: 3 }) }, { requiredKeys: [] }) })
+  fc.record({ hashes: fc.record({ id: anyNumber, hashes: fc.array(anyBytes, { maxLength: 3 }) }, { requiredKeys: [] }) }),
+  fc.record({
+    peer_addresses: fc.record({
+      addresses: fc.array(fc.record({ public_key: anyBytes, host: fc.oneof(anyString, fc.ipV4(), fc.ipV6()), port: anyNumber }, { requiredKeys: [] }), { maxLength: 3 })
+    }, { requiredKeys: [] })
+  })
 )
 
 

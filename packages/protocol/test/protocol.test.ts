@@ -50,7 +50,8 @@ describe('messages', () => {
       { type: 'error', code: 'NOT_FOUND', id: 3, message: 'no such file' },
       { type: 'report', blake2b: digest() },
       { type: 'hash-request', id: 11, blake2b: digest(), offset: 4 << 20, length: 2 ** 33, pieceSize: 4 << 20 },
-      { type: 'hashes', id: 11, hashes: [randomBytes(32), randomBytes(32)] }
+      { type: 'hashes', id: 11, hashes: [randomBytes(32), randomBytes(32)] },
+      { type: 'peer-addresses', addresses: [{ publicKey: randomBytes(32), host: '10.77.0.11', port: 49738 }, { publicKey: randomBytes(32), host: 'fe80::1', port: 1 }] }
     ]
     for (const msg of msgs) expect(roundTrip(msg)).toEqual(msg)
   })
@@ -82,6 +83,11 @@ describe('messages', () => {
       { type: 'hash-request', id: 1, blake2b: digest(), offset: 0, length: 1, pieceSize: 1024 },
       { type: 'hash-request', id: 1, blake2b: digest(), offset: 0, length: 2 ** 40, pieceSize: 1 << 20 },
       { type: 'hashes', id: 1, hashes: [randomBytes(64)] },
+      { type: 'peer-addresses', addresses: [{ publicKey: randomBytes(31), host: '10.0.0.1', port: 1 }] },
+      { type: 'peer-addresses', addresses: [{ publicKey: randomBytes(32), host: 'buildhost', port: 1 }] },
+      { type: 'peer-addresses', addresses: [{ publicKey: randomBytes(32), host: '10.0.0.1', port: 0 }] },
+      { type: 'peer-addresses', addresses: [{ publicKey: randomBytes(32), host: '10.0.0.1', port: 65536 }] },
+      { type: 'peer-addresses', addresses: Array.from({ length: 65 }, () => ({ publicKey: randomBytes(32), host: '10.0.0.1', port: 1 })) },
       {
         type: 'inventory',
         reset: false,

@@ -30,6 +30,8 @@ interface WatchedDir {
   watcher: FSWatcher | null
   /** dev:ino of the dir when the watcher was set up: a dir removed and made again needs a new watcher. */
   ident: string | null
+  /** A failure to watch it was a warning already: the periodic retries are no news. */
+  warned: boolean
 }
 
 interface Pending {
@@ -65,7 +67,7 @@ export class DirWatcher {
       indexer: this.indexer, inventory: this.inventory, watch: this.enabled, settleMs: this.settleMs,
       rescanIntervalMs: this.rescanIntervalMs, maxPending: this.maxPending, window: this.window, logger: this.logger
     } = init)
-    this.dirs = init.indexer.dirs.map((path) => ({ path, watcher: null, ident: null }))
+    this.dirs = init.indexer.dirs.map((path) => ({ path, watcher: null, ident: null, warned: false }))
   }
 
   /** Dirs watched by fs.watch now. */
@@ -114,7 +116,10 @@ export class DirWatcher {
       wd.ident = `${st.dev}:${st.ino}`
       return true
     } catch (err) {
-      this.logger.warn('watch.failed', { dir: wd.path, error: (err as Error).message, rescanEveryMs: this.rescanIntervalMs })
+      const fields = { dir: wd.path, error: (err as Error).message, rescanEveryMs: this.rescanIntervalMs }
+      if (wd.warned) this.logger.debug('watch.failed', fields)
+      else this.logger.warn('watch.failed', fields)
+      wd.warned = true
       return false
     }
   }

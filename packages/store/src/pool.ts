@@ -1,18 +1,13 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
-import { debugLogger, type Logger } from '@distswarm/protocol'
+import { debugLogger, type Logger, type PieceRange } from '@distswarm/protocol'
 import { StoreError } from './errors.js'
 import { WORKER_SOURCE } from './pool-worker.js'
 import type { ListedFile, StatKey } from './scan.js'
 
 const READ_CHUNK = 1024 * 1024
 
-/** Pieces of `pieceSize` bytes from `offset` up to `offset + length`; the last may be shorter. */
-export interface PieceRange {
-  offset: number
-  length: number
-  pieceSize: number
-}
+export type { PieceRange }
 
 /** Digests of a whole file and the stat of the version that was read. */
 export interface HashedFile {

@@ -1,16 +1,32 @@
 import { connect, createServer, type Server, type Socket } from 'node:net'
-import createDebug from 'debug'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
-import { toHex } from '@distswarm/protocol'
+import { debugLogger, toHex, type Logger } from '@distswarm/protocol'
+import { SwarmError } from './errors.js'
+import { intOption } from './options.js'
 import type { Peer } from './peer.js'
+import { Problems } from './problems.js'
 import type { HostPort, KeyPair, SecretStream } from './types.js'
 
-const log = createDebug('distswarm:datapath')
-
 /** A TCP connection must finish its Noise handshake within this. */
-const HANDSHAKE_TIMEOUT_MS = 10_000
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000
 /** Connections still in their handshake at once; more are refused. */
-const MAX_HANDSHAKING = 32
+export const DEFAULT_MAX_HANDSHAKING = 32
+/** A dial (to a static peer) must connect within this: the kernel alone waits minutes for a box that is off. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000
+
+/** Why a static peer cannot be reached, in words a user can act on. */
+function unreachableCause (err: Error & { code?: string }): string {
+  switch (err.code) {
+    case 'ECONNREFUSED': return 'connection refused: nothing listens on that port (a wrong --peer port, or the agent there is not running)'
+    case 'ERR_TIMEOUT':
+    case 'ETIMEDOUT': return 'no answer: a wrong address, a firewall dropping the connection, or the box is down'
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH': return 'no route to the host: a wrong address, or the box is down'
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN': return 'the name does not resolve: a typo in --peer, or no DNS for it'
+    default: return err.message
+  }
+}
 
 export interface DataPathInit {
   keyPair: KeyPair
@@ -19,9 +35,19 @@ export interface DataPathInit {
    * is proven): the swarm runs the protocol on it, hello and membership proof
    * first. `dataOnly` when we dialled it as a fast-path link.
    */
-  onStream: (stream: SecretStream, opts: { dataOnly: boolean }) => void
+  onStream: (stream: SecretStream, opts: { dataOnly: boolean, initiator: boolean }) => void
   /** True for the key of a member we are already connected to. */
   isMember: (publicKeyHex: string) => boolean
+  /** Default DEFAULT_HANDSHAKE_TIMEOUT_MS. */
+  handshakeTimeoutMs?: number
+  /** Default DEFAULT_MAX_HANDSHAKING. */
+  maxHandshaking?: number
+  /** Default DEFAULT_CONNECT_TIMEOUT_MS. */
+  connectTimeoutMs?: number
+  /** Default: debug output under distswarm:datapath. */
+  logger?: Logger
+  /** Where a static peer that cannot be reached is reported. Default: a list of its own, logging to `logger`. */
+  problems?: Problems
 }
 
 /**
@@ -35,6 +61,11 @@ export interface DataPathInit {
  */
 export class DataPath {
   private readonly init: DataPathInit
+  private readonly log: Logger
+  private readonly problems: Problems
+  private readonly handshakeTimeoutMs: number
+  private readonly maxHandshaking: number
+  private readonly connectTimeoutMs: number
   private server: Server | null = null
   private readonly links = new Map<string, Peer>()
   private readonly sockets = new Set<Socket>()
@@ -44,6 +75,11 @@ export class DataPath {
 
   constructor (init: DataPathInit) {
     this.init = init
+    this.log = init.logger ?? debugLogger('distswarm:datapath')
+    this.problems = init.problems ?? new Problems(this.log)
+    this.handshakeTimeoutMs = intOption('handshakeTimeoutMs', init.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS, 1)
+    this.maxHandshaking = intOption('maxHandshaking', init.maxHandshaking ?? DEFAULT_MAX_HANDSHAKING, 1)
+    this.connectTimeoutMs = intOption('connectTimeoutMs', init.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, 1)
   }
 
   /** Listens on `host`:`port` (0: any free port); resolves to the bound port. */
@@ -53,6 +89,8 @@ export class DataPath {
       server.once('error', reject)
       server.listen(port, host, () => resolve())
     })
+    // close() while we were binding found no server listening yet: close it now.
+    if (this.closed) await new Promise<void>((resolve) => server.close(() => resolve()))
     const addr = server.address()
     this.port = typeof addr === 'object' && addr ? addr.port : 0
     return this.port
@@ -67,15 +105,33 @@ export class DataPath {
 
   /**
    * Connects to a static peer; resolves when that connection ends (or
-   * rejects when it cannot be made), for the caller to dial again. When we
-   * are already connected to that agent some other way, this becomes a link.
+   * rejects when it cannot be made, or we refuse it ourselves while too many
+   * connections are in their handshake), for the caller to dial again. When
+   * we are already connected to that agent some other way, this becomes a
+   * link. A failure to connect is reported as a problem naming the address.
    */
-  dial (to: HostPort): Promise<void> {
+  dial (to: HostPort, onConnect?: () => void): Promise<void> {
+    const address = `${to.host}:${to.port}`
     return new Promise((resolve, reject) => {
       const socket = connect({ host: to.host, port: to.port })
-      socket.once('connect', () => socket.once('close', () => resolve()))
-      socket.once('error', reject)
-      this.attach(socket, true)
+      let connected = false
+      let error: Error | null = null
+      socket.setTimeout(this.connectTimeoutMs, () => {
+        if (!connected) socket.destroy(SwarmError.TIMEOUT(`connecting to ${address}`, this.connectTimeoutMs))
+      })
+      socket.once('connect', () => {
+        connected = true
+        socket.setTimeout(0)
+        onConnect?.()
+      })
+      socket.once('error', (err) => { error = err })
+      // 'close' comes however the socket ends: failed, refused by attach() (which emits no error), or ended after working.
+      socket.once('close', () => {
+        if (connected) return resolve()
+        if (error) this.problems.report('static-peer.unreachable', address, unreachableCause(error), { code: (error as { code?: string }).code ?? '' })
+        reject(error ?? SwarmError.PEER_CLOSED())
+      })
+      this.attach(socket, true, undefined, address)
     })
   }
 
@@ -109,23 +165,32 @@ export class DataPath {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()))
   }
 
-  private attach (socket: Socket, initiator: boolean, link?: { dataOnly: true, expected: string }): void {
-    if (this.closed || this.handshaking >= MAX_HANDSHAKING) {
+  /** `dialled`: the static peer's address, to name in a problem. */
+  private attach (socket: Socket, initiator: boolean, link?: { dataOnly: true, expected: string }, dialled?: string): void {
+    if (this.closed || this.handshaking >= this.maxHandshaking) {
+      this.log.debug('datapath.refused', { why: this.closed ? 'closed' : 'too many connections in their handshake' })
       socket.destroy()
       return
     }
     this.handshaking++
     this.sockets.add(socket)
     socket.setNoDelay(true)
-    socket.on('error', (err) => log('data socket error: %s', err.message))
+    socket.on('error', (err) => this.log.debug('datapath.socket-error', { why: err.message }))
     socket.on('close', () => this.sockets.delete(socket))
-    const timer = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS)
+    let timedOut = false
+    const timer = setTimeout(() => { timedOut = true; socket.destroy() }, this.handshakeTimeoutMs)
     const stream = new NoiseSecretStream(initiator, socket, { keyPair: this.init.keyPair })
-    stream.on('error', (err: Error) => log('data stream error: %s', err.message))
+    stream.on('error', (err: Error) => this.log.debug('datapath.stream-error', { why: err.message }))
     void stream.opened.then((opened) => {
       this.handshaking--
       clearTimeout(timer)
-      if (!opened) return
+      if (!opened) {
+        // Connected, yet no Noise handshake: something else listens there.
+        if (dialled !== undefined && (timedOut || socket.bytesRead > 0)) {
+          this.problems.report('static-peer.no-handshake', dialled, 'connected, but it does not speak the distswarm data path: is that the agent\'s --data-port?')
+        }
+        return
+      }
       const key = toHex(stream.remotePublicKey)
       if (this.closed || (link !== undefined && key !== link.expected)) {
         stream.destroy()
@@ -133,7 +198,7 @@ export class DataPath {
       }
       // A static peer we already reach over hyperswarm only needs a link.
       const dataOnly = link !== undefined || (initiator && this.init.isMember(key))
-      this.init.onStream(stream as unknown as SecretStream, { dataOnly })
+      this.init.onStream(stream as unknown as SecretStream, { dataOnly, initiator })
     })
   }
 }

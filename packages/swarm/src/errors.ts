@@ -21,6 +21,14 @@ export class SwarmError extends DistswarmError {
     return new SwarmError(REMOTE_CODES[code], `peer answered ${code}${message ? `: ${message}` : ''}`)
   }
 
+  static PEER_DEAD (ms: number): SwarmError {
+    return new SwarmError('ERR_PEER_DEAD', `peer silent for ${ms} ms during a transfer: gone`)
+  }
+
+  static INVALID_OPTION (name: string, why: string): SwarmError {
+    return new SwarmError('ERR_INVALID_OPTION', `invalid option ${name}: ${why}`)
+  }
+
   static PROTOCOL_VIOLATION (why: string): SwarmError {
     return new SwarmError('ERR_PROTOCOL_VIOLATION', `peer broke the protocol: ${why}`)
   }

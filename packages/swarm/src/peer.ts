@@ -1,45 +1,14 @@
-import { open } from 'node:fs/promises'
-import createDebug from 'debug'
 import {
-  allocDataFrame, decodeMessage, encodeMessage, FrameDecoder, MAX_DATA_CHUNK, MAX_INVENTORY_BATCH, PROTOCOL_VERSION,
-  ProtocolError, toHex,
-  type DataMessage, type ErrorCodeName, type FileEntry, type HashRequestMessage, type HelloMessage, type InventoryMessage, type Message, type RequestMessage
+  debugLogger, decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, ProtocolError, toHex,
+  type DataMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message, type PeerAddress
 } from '@distswarm/protocol'
 import { EntryPool } from './entries.js'
 import { SwarmError } from './errors.js'
+import { peerLimits, type PeerLimits } from './limits.js'
+import { Liveness } from './liveness.js'
 import { membershipProof, verifyMembershipProof } from './membership.js'
+import { Uploads } from './uploads.js'
 import type { LocalSource, SecretStream } from './types.js'
-
-/** Tunables of one connection. Every field has a default. */
-export interface PeerLimits {
-  /**
-   * Time for the remote hello to arrive after the connection opens. Default 5 s.
-   * On a LAN it takes milliseconds. Short on purpose: should a connection go
-   * silent from the start (seen with hyperdht's firewall probing), hyperswarm
-   * refuses every newer connection between the two as a duplicate of it,
-   * until we drop it.
-   */
-  helloTimeoutMs?: number
-  /** Time a request may go without receiving a byte. Default 30 s. */
-  requestTimeoutMs?: number
-  /** Requests from the remote queued for upload; more are answered BUSY. Default 16. */
-  maxQueuedUploads?: number
-  /** Entries one peer may advertise. Default 1 000 000 (::gentoo has ~70 000 distfiles). */
-  maxRemoteEntries?: number
-  /** Time an upload may wait for the remote to read (backpressure) before we drop it: a peer that never reads would hold the upload slot forever. Default 30 s. */
-  uploadStallMs?: number
-  /** Requests accepted per second, on average (bursts of twice that); more are answered BUSY. Default 100. */
-  requestsPerSecond?: number
-}
-
-const DEFAULTS: Required<PeerLimits> = {
-  helloTimeoutMs: 5_000,
-  requestTimeoutMs: 30_000,
-  maxQueuedUploads: 16,
-  maxRemoteEntries: 1_000_000,
-  uploadStallMs: 30_000,
-  requestsPerSecond: 100
-}
 
 export interface PeerInit {
   stream: SecretStream
@@ -57,11 +26,15 @@ export interface PeerInit {
   entries?: EntryPool
   /** How the connection travels, for display and path choice. Default 'hyperswarm'. */
   transport?: 'hyperswarm' | 'tcp'
+  /** Default: debug output under distswarm:peer. */
+  logger?: Logger
   /** The remote proved membership; it may now see our inventory. */
   onReady: (peer: Peer) => void
   onInventory: (peer: Peer) => void
   /** The remote says bytes we sent it for this digest failed its verification. */
   onReport?: (peer: Peer, blake2b: Buffer) => void
+  /** Peer exchange: members the remote is connected to (see mesh.ts). */
+  onPeerAddresses?: (peer: Peer, addresses: PeerAddress[]) => void
   onClose: (peer: Peer, reason: Error | null) => void
 }
 
@@ -81,8 +54,6 @@ interface PendingHashes {
   timer: NodeJS.Timeout
 }
 
-const log = createDebug('distswarm:peer')
-
 /**
  * One authenticated connection to another agent: the hello exchange, the
  * remote's inventory, our requests to it and its requests to us.
@@ -101,8 +72,8 @@ export class Peer {
   state: 'opening' | 'ready' | 'closed' = 'opening'
   bytesSent = 0
   bytesReceived = 0
-  /** File bytes uploaded to the remote (Data payloads), for the agent's totals. */
-  bytesServed = 0
+  /** Why we refused the remote's hello, when it is a mistake the user must hear of (not an attack on the protocol). */
+  refusal: 'wrong-network-key' | 'other-version' | null = null
   /** When the last bytes from the remote arrived (ms since the epoch). */
   lastReceivedAt = Date.now()
   /** The remote's inventory, by hex BLAKE2B digest (entries shared with other peers through the EntryPool). */
@@ -112,33 +83,44 @@ export class Peer {
   private readonly stream: SecretStream
   private readonly init: PeerInit
   private readonly limits: Required<PeerLimits>
+  private readonly log: Logger
   private readonly decoder = new FrameDecoder()
   private readonly requests = new Map<number, PendingRequest>()
   private readonly hashRequests = new Map<number, PendingHashes>()
-  /** A HashRequest of the remote's is being answered: one at a time, as each reads a whole file. */
-  private hashing = false
   private nextRequestId = 1
-  private readonly uploadQueue: RequestMessage[] = []
-  private uploading: RequestMessage | null = null
-  private cancelledUpload = false
   private helloTimer: NodeJS.Timeout | null
-  private drainWaiters: Array<() => void> = []
   /** Deltas held back while the full inventory is still going out; null when none is. */
   private heldDeltas: Array<{ added: FileEntry[], removed: Buffer[] }> | null = null
-  private requestTokens: number
-  private tokensAt = Date.now()
+  private readonly uploads: Uploads
+  /** Watches the remote while requests of ours are out: see PeerLimits.deadAfterMs. */
+  private readonly liveness: Liveness
 
   constructor (init: PeerInit) {
     this.init = init
     this.stream = init.stream
-    this.limits = { ...DEFAULTS, ...init.limits }
+    this.limits = peerLimits(init.limits)
+    this.log = init.logger ?? debugLogger('distswarm:peer')
     this.pool = init.entries ?? new EntryPool()
-    this.requestTokens = 2 * this.limits.requestsPerSecond
+    this.uploads = new Uploads({
+      label: () => this.label,
+      ready: () => this.state === 'ready',
+      send: (msg) => this.send(msg),
+      sendFrame: (frame) => this.sendFrame(frame),
+      fail: (code, err) => this.fail(code, err)
+    }, init.source, this.limits, this.log)
+    this.liveness = new Liveness(init.stream, this.limits.deadAfterMs, {
+      owed: () => this.requests.size > 0 || this.hashRequests.size > 0,
+      lastReceivedAt: () => this.lastReceivedAt,
+      dead: (silentMs) => {
+        this.log.info('peer.dead', { peer: this.label, address: this.remoteAddress, silentMs })
+        this.close(SwarmError.PEER_DEAD(silentMs))
+      }
+    })
     this.publicKey = init.stream.remotePublicKey
     this.publicKeyHex = toHex(this.publicKey)
     this.stream.on('data', (chunk: Buffer) => this.onData(chunk))
-    this.stream.on('drain', () => this.flushDrainWaiters())
-    this.stream.on('error', (err: Error) => log('%s stream error: %s', this.label, err.message))
+    this.stream.on('drain', () => this.uploads.flushDrainWaiters())
+    this.stream.on('error', (err: Error) => this.log.debug('peer.stream-error', { peer: this.label, why: err.message }))
     this.stream.on('close', () => this.close(null))
     this.helloTimer = setTimeout(() => {
       this.fail('AUTH_FAILED', SwarmError.TIMEOUT('waiting for hello', this.limits.helloTimeoutMs))
@@ -152,6 +134,16 @@ export class Peer {
       dataOnly: init.dataOnly ?? false,
       seeder: init.seeder ?? false
     })
+  }
+
+  /** File bytes uploaded to the remote (Data payloads), for the agent's totals. */
+  get bytesServed (): number {
+    return this.uploads.bytesServed
+  }
+
+  /** While requests of ours are out on a UDX connection: ms since the remote last showed life; 0 otherwise. */
+  get silentMs (): number {
+    return this.liveness.silentMs
   }
 
   get label (): string {
@@ -271,6 +263,7 @@ export class Peer {
         timer
       })
       this.send({ type: 'request', id, blake2b, offset, length })
+      this.liveness.watch()
     })
   }
 
@@ -289,6 +282,7 @@ export class Peer {
       }, this.limits.requestTimeoutMs)
       this.hashRequests.set(id, { count: Math.ceil(length / pieceSize), resolve, reject, timer })
       this.send({ type: 'hash-request', id, blake2b, offset, length, pieceSize })
+      this.liveness.watch()
     })
   }
 
@@ -301,6 +295,11 @@ export class Peer {
   /** Tells the remote that bytes it sent for this digest failed verification. */
   sendReport (blake2b: Buffer): void {
     this.send({ type: 'report', blake2b })
+  }
+
+  /** Peer exchange: where members we are connected to listen. A peer without this message type answers UNKNOWN_TYPE, which is only logged. */
+  sendPeerAddresses (addresses: PeerAddress[]): void {
+    this.send({ type: 'peer-addresses', addresses })
   }
 
   /** Ends the connection. Idempotent. */
@@ -370,22 +369,25 @@ export class Peer {
     switch (msg.type) {
       case 'hello': return this.fail('BAD_MESSAGE', SwarmError.PROTOCOL_VIOLATION('second hello'))
       case 'inventory': return this.onInventory(msg)
-      case 'request': return this.onRequest(msg)
+      case 'request': return this.uploads.onRequest(msg)
       case 'data': return this.onDataMessage(msg)
-      case 'cancel': return this.onCancel(msg.id)
+      case 'cancel': return this.uploads.onCancel(msg.id)
       case 'error': return this.onErrorReply(msg.code, msg.id, msg.message)
       case 'report': return this.init.onReport?.(this, msg.blake2b)
-      case 'hash-request': return void this.onHashRequest(msg)
+      case 'hash-request': return void this.uploads.onHashRequest(msg)
       case 'hashes': return this.onHashes(msg.id, msg.hashes)
+      case 'peer-addresses': return this.init.onPeerAddresses?.(this, msg.addresses)
     }
   }
 
   private onHello ({ version, proof, name, dataPort, dataOnly, seeder }: HelloMessage): void {
     if (version !== PROTOCOL_VERSION) {
+      this.refusal = 'other-version'
       this.fail('UNSUPPORTED_VERSION', SwarmError.PROTOCOL_VIOLATION(`speaks protocol version ${version}, we speak ${PROTOCOL_VERSION}`))
       return
     }
     if (!verifyMembershipProof(this.init.networkKey, this.stream.handshakeHash, this.publicKey, proof)) {
+      this.refusal = 'wrong-network-key'
       this.fail('AUTH_FAILED', SwarmError.AUTH_FAILED('wrong network key proof'))
       return
     }
@@ -396,7 +398,7 @@ export class Peer {
     this.remoteDataOnly = dataOnly
     this.remoteSeeder = seeder
     this.state = 'ready'
-    log('%s authenticated%s', this.label, this.isLink ? ' (data link)' : '')
+    this.log.debug('peer.authenticated', { peer: this.label, link: this.isLink })
     if (!this.isLink) void this.sendInventory(this.init.source.entries())
     this.init.onReady(this)
   }
@@ -438,34 +440,6 @@ export class Peer {
     else req.reject(SwarmError.PROTOCOL_VIOLATION(`${hashes.length} piece hashes when ${req.count} were asked for`))
   }
 
-  private async onHashRequest (msg: HashRequestMessage): Promise<void> {
-    if (!this.takeRequestToken(msg.id)) return
-    const hashPieces = this.init.source.hashPieces?.bind(this.init.source)
-    if (!hashPieces || !this.init.source.get(msg.blake2b)) {
-      this.send({ type: 'error', code: 'NOT_FOUND', id: msg.id, message: '' })
-      return
-    }
-    if (msg.offset + msg.length > this.init.source.get(msg.blake2b)!.size) {
-      this.send({ type: 'error', code: 'BAD_RANGE', id: msg.id, message: 'range beyond the end of the file' })
-      return
-    }
-    if (this.hashing) {
-      this.send({ type: 'error', code: 'BUSY', id: msg.id, message: 'one hash request at a time' })
-      return
-    }
-    this.hashing = true
-    try {
-      const hashes = await hashPieces(msg.blake2b, msg.offset, msg.length, msg.pieceSize)
-      if (hashes) this.send({ type: 'hashes', id: msg.id, hashes })
-      else this.send({ type: 'error', code: 'NOT_FOUND', id: msg.id, message: '' })
-    } catch (err) {
-      log('%s: hashing pieces failed: %s', this.label, (err as Error).message)
-      this.send({ type: 'error', code: 'INTERNAL', id: msg.id, message: 'hashing failed' })
-    } finally {
-      this.hashing = false
-    }
-  }
-
   private onErrorReply (code: ErrorCodeName, id: number, message: string): void {
     for (const pending of [this.hashRequests, this.requests]) {
       const req = id === 0 ? undefined : pending.get(id)
@@ -475,115 +449,13 @@ export class Peer {
       req.reject(SwarmError.REMOTE(code, message))
       return
     }
-    log('%s reported %s: %s', this.label, code, message)
-  }
-
-  /** The request rate limit: false (and BUSY sent) when the remote asks faster than requestsPerSecond. */
-  private takeRequestToken (id: number): boolean {
-    const now = Date.now()
-    const rate = this.limits.requestsPerSecond
-    this.requestTokens = Math.min(2 * rate, this.requestTokens + (now - this.tokensAt) * rate / 1000)
-    this.tokensAt = now
-    if (this.requestTokens < 1) {
-      this.send({ type: 'error', code: 'BUSY', id, message: `more than ${rate} requests a second` })
-      return false
-    }
-    this.requestTokens--
-    return true
-  }
-
-  private onRequest (msg: RequestMessage): void {
-    if (!this.takeRequestToken(msg.id)) return
-    if (this.uploadQueue.length >= this.limits.maxQueuedUploads) {
-      this.send({ type: 'error', code: 'BUSY', id: msg.id, message: 'too many queued requests' })
-      return
-    }
-    this.uploadQueue.push(msg)
-    if (!this.uploading) void this.drainUploads()
-  }
-
-  private onCancel (id: number): void {
-    if (this.uploading?.id === id) this.cancelledUpload = true
-    const i = this.uploadQueue.findIndex((r) => r.id === id)
-    if (i !== -1) this.uploadQueue.splice(i, 1)
-  }
-
-  private async drainUploads (): Promise<void> {
-    for (let req = this.uploadQueue.shift(); req && this.state === 'ready'; req = this.uploadQueue.shift()) {
-      this.uploading = req
-      this.cancelledUpload = false
-      try {
-        await this.upload(req)
-      } catch (err) {
-        log('%s upload failed: %s', this.label, (err as Error).message)
-        this.send({ type: 'error', code: 'INTERNAL', id: req.id, message: 'read failed' })
-      }
-    }
-    this.uploading = null
-  }
-
-  /** Streams one range from disk, no faster than the remote takes it. */
-  private async upload (req: RequestMessage): Promise<void> {
-    const file = this.init.source.get(req.blake2b)
-    if (!file) {
-      this.send({ type: 'error', code: 'NOT_FOUND', id: req.id, message: '' })
-      return
-    }
-    const end = req.offset + req.length
-    if (end > file.size) {
-      this.send({ type: 'error', code: 'BAD_RANGE', id: req.id, message: `file has ${file.size} bytes` })
-      return
-    }
-    const fh = await open(file.path, 'r')
-    try {
-      if ((await fh.stat()).size !== file.size) {
-        this.send({ type: 'error', code: 'NOT_FOUND', id: req.id, message: 'file changed on disk' })
-        return
-      }
-      for (let pos = req.offset; pos < end && this.state === 'ready' && !this.cancelledUpload;) {
-        const n = Math.min(MAX_DATA_CHUNK, end - pos)
-        // Read into the frame itself: no copies between disk and encryption.
-        const { frame, body } = allocDataFrame(req.id, pos, n)
-        const { bytesRead } = await fh.read(body, 0, n, pos)
-        if (bytesRead === 0) throw new Error(`${file.path} ended at ${pos}, expected ${file.size} bytes`)
-        if (this.closed) return
-        const flowing = bytesRead === n
-          ? this.sendFrame(frame)
-          : this.send({ type: 'data', id: req.id, offset: pos, bytes: body.subarray(0, bytesRead) })
-        pos += bytesRead
-        this.bytesServed += bytesRead
-        if (!flowing && !await this.drained()) {
-          this.fail('BUSY', SwarmError.TIMEOUT('upload waiting for the peer to read', this.limits.uploadStallMs))
-          return
-        }
-      }
-    } finally {
-      await fh.close()
-    }
-  }
-
-  /** Resolves true when the stream drains (or closes), false when it stays full past uploadStallMs. */
-  private drained (): Promise<boolean> {
-    if (this.state === 'closed') return Promise.resolve(true)
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), this.limits.uploadStallMs)
-      this.drainWaiters.push(() => {
-        clearTimeout(timer)
-        resolve(true)
-      })
-    })
-  }
-
-  private flushDrainWaiters (): void {
-    const waiters = this.drainWaiters
-    this.drainWaiters = []
-    for (const w of waiters) w()
+    this.log.debug('peer.reported', { peer: this.label, code, why: message })
   }
 
   /** Tells the remote why, then ends the connection. */
   private fail (code: ErrorCodeName, err: Error): void {
     if (this.state === 'closed') return
-    log('%s dropped: %s', this.label, err.message)
+    this.log.debug('peer.dropped', { peer: this.label, code, why: err.message })
     this.send({ type: 'error', code, id: 0, message: err.message })
     this.close(err)
   }
@@ -593,6 +465,7 @@ export class Peer {
     const wasReady = this.state === 'ready'
     this.state = 'closed'
     if (this.helloTimer) clearTimeout(this.helloTimer)
+    this.liveness.stop()
     for (const req of this.requests.values()) {
       clearTimeout(req.timer)
       req.reject(reason ?? SwarmError.PEER_CLOSED())
@@ -603,8 +476,7 @@ export class Peer {
       req.reject(reason ?? SwarmError.PEER_CLOSED())
     }
     this.hashRequests.clear()
-    this.uploadQueue.length = 0
-    this.flushDrainWaiters()
+    this.uploads.clear()
     this.stream.end()
     // Give the error reply a moment to flush, then make sure the socket dies.
     setTimeout(() => this.stream.destroy(), 1000).unref()

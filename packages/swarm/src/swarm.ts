@@ -1,19 +1,18 @@
+// Over 400 lines: the one place where discovery, the data path, the peers and transfers meet; each of those lives in its own module.
 import { EventEmitter } from 'node:events'
-import createDebug from 'debug'
-import HyperDHT from 'hyperdht'
-import Hyperswarm, { type PeerDiscovery } from 'hyperswarm'
-import { toHex, type FileEntry } from '@distswarm/protocol'
+import { debugLogger, toHex, type FileEntry, type Logger, type PieceRange } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
 import { DataPath } from './datapath.js'
 import { EntryPool } from './entries.js'
-import { resolvePort } from './dht.js'
+import { Discovery } from './discovery.js'
 import { NETWORK_KEY_BYTES, topicOf } from './membership.js'
-import { Peer, type PeerLimits } from './peer.js'
-import { judge, type Verdict } from './diagnose.js'
-import { Transfer, type PieceSource } from './transfer.js'
+import { intOption, portOption } from './options.js'
+import { peerLimits, type PeerLimits } from './limits.js'
+import { Peer } from './peer.js'
+import { Problems, type Problem } from './problems.js'
+import { Transfer, transferOptions, type PieceSource, type TransferOptions } from './transfer.js'
+import { Mesh } from './mesh.js'
 import type { HostPort, KeyPair, LocalSource, SecretStream, Sink } from './types.js'
-
-const log = createDebug('distswarm:swarm')
 
 export interface SwarmInit {
   /** The 32-byte secret shared by the boxes of one network. */
@@ -50,6 +49,12 @@ export interface SwarmInit {
    * from the start like one that has been up for a quarter of an hour.
    */
   rediscoverMs?: number
+  /**
+   * Peers refused: not connected to, their connections dropped on arrival,
+   * never asked for a file. The caller keeps the book (the agent's Fetcher
+   * bans a peer after repeated verification faults). Default: nobody.
+   */
+  isBanned?: (publicKeyHex: string) => boolean
   /** Connections at most. Default 64. */
   maxPeers?: number
   /** Bytes asked for in one request. Default 4 MiB. */
@@ -61,6 +66,15 @@ export interface SwarmInit {
   /** A piece in flight at least this long (and twice what its source's rate predicts) is also asked of another source. Default 2000 ms. */
   hedgeAfterMs?: number
   limits?: PeerLimits
+  /** Where events go; parts get children (peer, datapath, transfer). Default: debug output under distswarm:swarm. */
+  logger?: Logger
+  /**
+   * LAN discovery (lan.ts): beacons on a link-local multicast group, on
+   * loopback only when `host` is a loopback address. Needs a data port.
+   * true: the default UDP port and group; an object to choose them.
+   * Default false. Peer exchange (mesh.ts) is always on.
+   */
+  lanDiscovery?: boolean | { port?: number, group?: string, intervalMs?: number }
 }
 
 export interface SwarmEvents {
@@ -77,45 +91,47 @@ export interface RemoteFile {
   holders: Peer[]
 }
 
-const DEFAULT_RANGE_SIZE = 4 * 1024 * 1024
+export type { PieceRange }
 
-/** Pieces of `pieceSize` bytes from `offset` up to `offset + length`. */
-export interface PieceRange {
-  offset: number
-  length: number
-  pieceSize: number
-}
+export const DEFAULT_HOST = '0.0.0.0'
+export const DEFAULT_MAX_PEERS = 64
+export const DEFAULT_REDISCOVER_MS = 2000
 
-/** Verification faults before a peer is banned, and for how long. */
-const MAX_FAULTS = 3
-const BAN_MS = 10 * 60_000
 
-// Look for peers again after 2 s, 4 s, … then every this often: agents that
-// start at the same moment can miss each other's announcements, and meeting
-// one of them says nothing about the others.
-const MAX_REDISCOVER_MS = 5 * 60_000
-
-// How often an agent checks that the DHT still lists it under the topic.
-const ANNOUNCEMENT_CHECK_MS = 10_000
+const WRONG_NETWORK_KEY = 'it does not know our network key: the two boxes were given different network keys'
+const OTHER_VERSION = 'it speaks another protocol version: update the older agent'
 
 export class DistSwarm extends EventEmitter<SwarmEvents> {
   readonly topic: Buffer
   readonly publicKey: Buffer
   private readonly init: SwarmInit
+  private readonly log: Logger
+  private readonly problemList: Problems
+  private readonly transferOpts: TransferOptions
+  private readonly limits: Required<PeerLimits>
+  private readonly host: string
+  private readonly port: number
+  private readonly dataPortOption: number | null
+  private readonly staticPeers: readonly HostPort[]
+  private readonly name: string
+  private readonly seeder: boolean
+  private readonly firewalled: boolean
+  private readonly maxPeers: number
+  private state: 'new' | 'starting' | 'started' | 'stopped' = 'new'
+  private starting: Promise<void> | null = null
+  private stopping: Promise<void> | null = null
   private readonly peers = new Map<string, Peer>()
   private readonly connections = new Set<Peer>()
-  private dht: HyperDHT | null = null
   private dataPath: DataPath | null = null
-  private hyperswarm: Hyperswarm | null = null
-  private discovery: PeerDiscovery | null = null
-  private rediscoverTimer: NodeJS.Timeout | null = null
-  private rediscoverMs: number
-  private announcementTimer: NodeJS.Timeout | null = null
+  private discovery: Discovery | null = null
+  private readonly rediscoverMs: number
   private destroyed = false
+  /** LAN discovery and peer exchange; null without a data path. */
+  private mesh: Mesh | null = null
   /** Wakers of static-peer redial waits, so destroy() ends them at once. */
   private readonly redialTimers = new Set<() => void>()
-  /** Faults by peer key; a ban outlives the connection (hyperswarm's firewall refuses the key). */
-  private readonly faults = new Map<string, { count: number, bannedUntil: number }>()
+  /** Whether a peer is refused; a ban outlives the connection (hyperswarm's firewall refuses the key). */
+  private readonly isBanned: (publicKeyHex: string) => boolean
   /** Remote file entries, one copy for all peers that advertise one. */
   private readonly entryPool = new EntryPool()
   /** Bytes of closed connections, by peer key, for traffic(). */
@@ -123,47 +139,127 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   /** File bytes uploaded over connections that have closed, for servedBytes(). */
   private pastServed = 0
 
+  /** Checks every option (ERR_INVALID_OPTION, ERR_INVALID_NETWORK_KEY, ERR_NO_WAY_IN); starts nothing. */
   constructor (init: SwarmInit) {
     super()
-    if (init.networkKey.byteLength !== NETWORK_KEY_BYTES) throw SwarmError.INVALID_NETWORK_KEY(`must be ${NETWORK_KEY_BYTES} bytes`)
+    if (init.networkKey?.byteLength !== NETWORK_KEY_BYTES) throw SwarmError.INVALID_NETWORK_KEY(`must be ${NETWORK_KEY_BYTES} bytes`)
+    if (init.keyPair?.publicKey?.byteLength !== 32 || init.keyPair.secretKey?.byteLength !== 64) throw SwarmError.INVALID_OPTION('keyPair', 'expected an Ed25519 key pair (createKeyPair())')
+    if (!Array.isArray(init.bootstrap)) throw SwarmError.INVALID_OPTION('bootstrap', 'expected a list of host:port (empty: no DHT)')
+    for (const [name, list] of [['bootstrap', init.bootstrap], ['staticPeers', init.staticPeers ?? []]] as const) {
+      for (const hp of list) {
+        if (typeof hp?.host !== 'string' || hp.host === '') throw SwarmError.INVALID_OPTION(name, 'an entry without a host')
+        intOption(name, hp.port, 1, 65535)
+      }
+    }
+    if (init.port !== undefined) portOption('port', init.port)
+    if (init.dataPort !== undefined && init.dataPort !== null) portOption('dataPort', init.dataPort)
+    // Without a DHT, others can still dial our data port; with neither, nobody ever meets us.
+    if (init.bootstrap.length === 0 && (init.staticPeers ?? []).length === 0 && init.dataPort === null) throw SwarmError.NO_WAY_IN()
     this.init = init
-    this.rediscoverMs = init.rediscoverMs ?? 2000
+    this.host = init.host ?? DEFAULT_HOST
+    this.port = init.port ?? 0
+    this.dataPortOption = init.dataPort === undefined ? 0 : init.dataPort
+    this.staticPeers = [...init.staticPeers ?? []]
+    this.name = init.name ?? ''
+    this.seeder = init.seeder ?? false
+    this.firewalled = init.firewalled ?? false
+    this.maxPeers = intOption('maxPeers', init.maxPeers ?? DEFAULT_MAX_PEERS, 1)
+    this.rediscoverMs = intOption('rediscoverMs', init.rediscoverMs ?? DEFAULT_REDISCOVER_MS, 1)
+    this.transferOpts = transferOptions(init)
+    this.isBanned = init.isBanned ?? (() => false)
+    this.limits = peerLimits(init.limits)
+    this.log = init.logger ?? debugLogger('distswarm:swarm')
+    this.problemList = new Problems(this.log)
     this.topic = topicOf(init.networkKey)
     this.publicKey = init.keyPair.publicKey
   }
 
-  /** Joins the network; resolves once our announcement is on the DHT. */
-  async listen (): Promise<void> {
-    const { bootstrap, host = '0.0.0.0', port = 0, keyPair, maxPeers = 64, firewalled = false, dataPort = 0 } = this.init
-    const staticPeers = this.init.staticPeers ?? []
+  /**
+   * Joins the network; resolves once our announcement is on the DHT.
+   * Idempotent (a second call waits for the first); a start that fails
+   * stops what it started, and the swarm stays stopped.
+   */
+  start (): Promise<void> {
+    if (this.state === 'stopped') return Promise.reject(SwarmError.DESTROYED())
+    this.starting ??= (async () => {
+      this.state = 'starting'
+      try {
+        await this.join()
+        if (this.destroyed) throw SwarmError.DESTROYED()
+        this.state = 'started'
+      } catch (err) {
+        await this.stop()
+        throw err
+      }
+    })()
+    return this.starting
+  }
+
+  private async join (): Promise<void> {
+    const { bootstrap, keyPair } = this.init
+    const { staticPeers, dataPortOption: dataPort } = this
     if (dataPort !== null || staticPeers.length > 0) {
       this.dataPath = new DataPath({
         keyPair,
+        logger: this.log.child('datapath'),
+        problems: this.problemList,
         isMember: (key) => this.peers.has(key),
-        onStream: (stream, opts) => this.onConnection(stream, { transport: 'tcp', dataOnly: opts.dataOnly })
+        onStream: (stream, opts) => this.onConnection(stream, { transport: 'tcp', dataOnly: opts.dataOnly, inbound: !opts.initiator })
       })
-      if (dataPort !== null) await this.dataPath.listen(host, dataPort)
+      if (dataPort !== null) await this.dataPath.listen(this.host, dataPort)
+      if (this.destroyed) return
+      const dataPath = this.dataPath
+      const lan = this.init.lanDiscovery ?? false
+      this.mesh = new Mesh({
+        publicKey: this.publicKey,
+        networkKey: this.init.networkKey,
+        host: this.host,
+        dataPort: () => dataPath.port,
+        members: () => this.peers.values(),
+        dial: (to) => new Promise((resolve, reject) => {
+          // Counted as a dial until connected; the connection then lives on its own.
+          dataPath.dial(to, resolve).catch(reject)
+        }),
+        lan: lan === true ? {} : lan,
+        logger: this.log.child('mesh')
+      })
+      await this.mesh.start()
+      if (this.destroyed) return
     }
     for (const to of staticPeers) void this.keepDialing(to)
     if (bootstrap.length === 0) {
-      // Without a DHT, others can still dial our data port; with neither, nobody ever meets us.
-      if (staticPeers.length === 0 && dataPort === null) throw SwarmError.NO_WAY_IN()
-      log('no bootstrap node: static peers only, no DHT')
+      this.log.info('swarm.no-dht', { why: 'no bootstrap node: static peers only' })
       return
     }
-    this.dht = new HyperDHT({ bootstrap, host, port: await resolvePort(host, port), keyPair, firewalled })
-    this.hyperswarm = new Hyperswarm({ dht: this.dht, keyPair, maxPeers, firewall: (key) => this.isBanned(toHex(key)) })
-    this.hyperswarm.on('connection', (stream: SecretStream) => this.onConnection(stream))
-    this.discovery = this.hyperswarm.join(this.topic, { server: true, client: true })
-    await this.discovery.flushed()
-    this.scheduleRediscover()
-    this.watchAnnouncement()
-    log('joined topic %s as %s', toHex(this.topic).slice(0, 16), toHex(this.publicKey).slice(0, 16))
+    this.discovery = new Discovery({
+      bootstrap,
+      host: this.host,
+      port: this.port,
+      keyPair,
+      firewalled: this.firewalled,
+      maxPeers: this.maxPeers,
+      topic: this.topic,
+      rediscoverMs: this.rediscoverMs,
+      firewall: (key) => this.isBanned(toHex(key)),
+      onConnection: (stream) => this.onConnection(stream),
+      logger: this.log,
+      problems: this.problemList
+    })
+    await this.discovery.start()
+  }
+
+  /**
+   * Mistakes seen lately (a peer with another network key, a static peer or
+   * bootstrap node that cannot be reached), the latest first: each was also
+   * logged as a `warn`, once a minute at most per address.
+   */
+  problems (): Problem[] {
+    return this.problemList.list()
   }
 
   /** The DHT socket's address. */
   address (): HostPort | null {
-    return this.dht ? this.dht.address() : null
+    return this.discovery?.address() ?? null
   }
 
   /** How transfers with this peer travel: over TCP (a fast-path link, or a static peer's connection), else hyperswarm. */
@@ -179,7 +275,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       try {
         await this.dataPath.dial(to)
       } catch (err) {
-        log('static peer %s:%d: %s', to.host, to.port, (err as Error).message)
+        // dial() reported what the user must see; here only the detail.
+        this.log.debug('static-peer.dial-failed', { address: `${to.host}:${to.port}`, why: (err as Error).message })
       }
       // A connection that lasted a while was good: retry soon.
       delay = Date.now() - started > 60_000 ? 1000 : Math.min(delay * 2, 60_000)
@@ -244,28 +341,9 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     return this.readyPeers().filter((p) => p.files.has(hex) && !this.isBanned(p.publicKeyHex))
   }
 
-  /** Verification faults of a peer so far (0 when none). */
-  faultsOf (publicKeyHex: string): number {
-    return this.faults.get(publicKeyHex)?.count ?? 0
-  }
-
-  isBanned (publicKeyHex: string): boolean {
-    return (this.faults.get(publicKeyHex)?.bannedUntil ?? 0) > Date.now()
-  }
-
-  /**
-   * Records that bytes from this peer failed verification. After MAX_FAULTS
-   * the peer is disconnected and refused for BAN_MS.
-   */
-  penalize (publicKeyHex: string, why: string): void {
-    const f = this.faults.get(publicKeyHex) ?? { count: 0, bannedUntil: 0 }
-    f.count++
-    this.faults.set(publicKeyHex, f)
-    log('peer %s fault %d: %s', publicKeyHex.slice(0, 8), f.count, why)
-    if (f.count >= MAX_FAULTS) {
-      f.bannedUntil = Date.now() + BAN_MS
-      this.peers.get(publicKeyHex)?.destroy(SwarmError.BANNED(publicKeyHex, f.count))
-    }
+  /** Closes the member connection of a peer (a ban: `isBanned` keeps it out afterwards). */
+  disconnect (publicKeyHex: string, reason: Error): void {
+    this.peers.get(publicKeyHex)?.destroy(reason)
   }
 
   /** Tells a peer that its bytes for this digest failed verification, so it can check its copy. */
@@ -288,48 +366,40 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
    */
   async download (entry: FileEntry, sink: Sink, opts: { exclude?: ReadonlySet<string>, ranges?: ReadonlyArray<{ offset: number, length: number }> } = {}): Promise<PieceSource[]> {
     if (this.destroyed) throw SwarmError.DESTROYED()
-    const { rangeSize = DEFAULT_RANGE_SIZE, window = 2, maxAhead = 8, hedgeAfterMs = 2000 } = this.init
     const hex = toHex(entry.blake2b)
     const exclude = opts.exclude ?? new Set<string>()
     const transfer = new Transfer(entry, sink, {
       holders: () => this.holdersOf(hex).filter((p) => !exclude.has(p.publicKeyHex)),
-      via: (peer) => this.dataPath?.link(peer.publicKeyHex) ?? peer
-    }, { rangeSize, window, maxAhead, hedgeAfterMs }, opts.ranges)
+      via: (peer) => this.dataPath?.link(peer.publicKeyHex) ?? peer,
+      logger: this.log.child('transfer')
+    }, this.transferOpts, opts.ranges)
     return await transfer.run()
   }
 
-  /**
-   * For a download whose whole-file check failed: asks every holder for the
-   * piece hashes of its own copy, hashes ours alike (`hashOurs`), and judges
-   * which pieces were wrong and which sources sent them (see judge()). Null
-   * when the pieces were not cut at rangeSize from the first one, so there
-   * is nothing to compare.
-   */
-  async diagnose (entry: FileEntry, pieces: readonly PieceSource[], hashOurs: (range: PieceRange) => Promise<Buffer[]>): Promise<Verdict | null> {
-    const { rangeSize = DEFAULT_RANGE_SIZE } = this.init
-    const first = pieces[0]
-    if (!first) return null
-    const even = pieces.every((p, i) => p.offset === first.offset + i * rangeSize && p.length === Math.min(rangeSize, entry.size - p.offset))
-    if (!even || first.offset + pieces.length * rangeSize < entry.size) return null
-    const range = { offset: first.offset, length: entry.size - first.offset, pieceSize: rangeSize }
-    const hex = toHex(entry.blake2b)
-    const claims = new Map<string, Buffer[]>()
-    const [ours] = await Promise.all([
-      hashOurs(range),
-      ...this.holdersOf(hex).map(async (p) => {
-        try {
-          claims.set(p.publicKeyHex, await p.requestHashes(entry.blake2b, range.offset, range.length, range.pieceSize))
-        } catch (err) {
-          log('%s: no piece hashes from %s: %s', entry.name, p.label, (err as Error).message)
-        }
-      })
-    ])
-    const verdict = judge(pieces, ours, claims)
-    log('%s: %d holders answered; %d bad pieces; liars %o, suspect %s', entry.name, claims.size, verdict.bad.length, verdict.liars, verdict.suspect)
-    return verdict
+  /** Bytes asked for in one request: downloads cut their pieces at this size from their first offset. */
+  get rangeSize (): number {
+    return this.transferOpts.rangeSize
   }
 
-  private onConnection (stream: SecretStream, via: { transport: 'hyperswarm' | 'tcp', dataOnly: boolean } = { transport: 'hyperswarm', dataOnly: false }): void {
+  /**
+   * Each holder's piece hashes of its own copy of `entry` over `range`, by
+   * peer key (for a diagnosis: see the agent's Fetcher and judge()). Holders
+   * that fail to answer are left out.
+   */
+  async pieceHashes (entry: FileEntry, range: PieceRange): Promise<Map<string, Buffer[]>> {
+    const claims = new Map<string, Buffer[]>()
+    await Promise.all(this.holdersOf(toHex(entry.blake2b)).map(async (p) => {
+      try {
+        claims.set(p.publicKeyHex, await p.requestHashes(entry.blake2b, range.offset, range.length, range.pieceSize))
+      } catch (err) {
+        this.log.debug('peer.no-piece-hashes', { name: entry.name, peer: p.label, why: (err as Error).message })
+      }
+    }))
+    return claims
+  }
+
+  /** `inbound`: a TCP connection that came to our data port (its remote port is an ephemeral one). */
+  private onConnection (stream: SecretStream, via: { transport: 'hyperswarm' | 'tcp', dataOnly: boolean, inbound: boolean } = { transport: 'hyperswarm', dataOnly: false, inbound: false }): void {
     if (this.destroyed || this.isBanned(toHex(stream.remotePublicKey))) {
       stream.destroy()
       return
@@ -337,13 +407,14 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     const peer = new Peer({
       transport: via.transport,
       dataOnly: via.dataOnly,
-      seeder: this.init.seeder ?? false,
+      seeder: this.seeder,
       entries: this.entryPool,
       stream,
       networkKey: this.init.networkKey,
-      localName: this.init.name ?? '',
+      localName: this.name,
       source: this.init.source,
-      limits: this.init.limits,
+      limits: this.limits,
+      logger: this.log.child('peer'),
       dataPort: this.dataPath?.port ?? 0,
       onReady: (p) => {
         if (p.isLink) {
@@ -357,10 +428,17 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         // One side dials a fast-path link: the one with the smaller key; a TCP member connection is fast already.
         if (p.transport === 'hyperswarm' && Buffer.compare(this.publicKey, p.publicKey) < 0) this.dataPath?.connect(p)
         this.emit('peer-ready', p)
+        this.mesh?.changed()
       },
+      onPeerAddresses: (p, addresses) => { if (!p.isLink) this.mesh?.onAddresses(p, addresses) },
       onInventory: (p) => this.emit('inventory', p),
       onReport: (p, blake2b) => this.emit('report', p, blake2b),
       onClose: (p, reason) => {
+        if (p.refusal) {
+          const address = (via.inbound ? p.remoteHost : p.remoteAddress) ?? '?'
+          if (p.refusal === 'wrong-network-key') this.problemList.report('peer.wrong-network-key', address, WRONG_NETWORK_KEY, { key: p.publicKeyHex.slice(0, 16) })
+          else this.problemList.report('peer.incompatible', address, OTHER_VERSION, { key: p.publicKeyHex.slice(0, 16) })
+        }
         this.connections.delete(p)
         this.pastServed += p.bytesServed
         const past = this.pastTraffic.get(p.publicKeyHex) ?? { sent: 0, received: 0 }
@@ -369,7 +447,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         if (this.peers.get(p.publicKeyHex) === p) {
           this.peers.delete(p.publicKeyHex)
           this.dataPath?.drop(p.publicKeyHex)
-          log('peer %s left%s', p.label, reason ? `: ${reason.message}` : '')
+          this.log.debug('peer.left', { peer: p.label, code: (reason as SwarmError | null)?.code, why: reason?.message })
           this.emit('peer-closed', p)
         }
       }
@@ -377,57 +455,17 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     this.connections.add(peer)
   }
 
-  private scheduleRediscover (): void {
-    if (this.destroyed) return
-    this.rediscoverTimer = setTimeout(() => {
-      // Both flags: a session's refresh sets its mode, and server: false would unannounce us.
-      this.discovery?.refresh({ client: true, server: true }).catch((err: Error) => log('rediscovery failed: %s', err.message))
-      this.rediscoverMs = Math.min(this.rediscoverMs * 2, MAX_REDISCOVER_MS)
-      this.scheduleRediscover()
-    }, this.rediscoverMs)
-    this.rediscoverTimer.unref()
-  }
-
-  /**
-   * Every ANNOUNCEMENT_CHECK_MS, looks ourselves up under the topic; when the
-   * DHT no longer lists us, announces and looks for peers at once. A
-   * bootstrap node that was restarted brings up an empty DHT (the nodes that
-   * held the announcements are gone), and the next scheduled rediscovery may
-   * be MAX_REDISCOVER_MS away: until then an agent that joins finds nobody.
-   */
-  private watchAnnouncement (): void {
-    if (this.destroyed) return
-    this.announcementTimer = setTimeout(() => {
-      void this.reannounceIfForgotten().finally(() => this.watchAnnouncement())
-    }, ANNOUNCEMENT_CHECK_MS)
-    this.announcementTimer.unref()
-  }
-
-  private async reannounceIfForgotten (): Promise<void> {
-    const dht = this.dht
-    if (this.destroyed || !dht) return
-    try {
-      for await (const reply of dht.lookup(this.topic)) {
-        if (reply.peers.some((p) => p.publicKey.equals(this.publicKey))) return
-      }
-    } catch (err) {
-      log('announcement check failed: %s', (err as Error).message)
-    }
-    if (this.destroyed) return
-    log('the DHT no longer lists us under the topic: announcing again')
-    await this.discovery?.refresh({ client: true, server: true }).catch((err: Error) => log('re-announcing failed: %s', err.message))
-  }
-
-  /** Leaves the network and closes every connection. Idempotent. */
-  async destroy (): Promise<void> {
-    if (this.destroyed) return
-    this.destroyed = true
-    if (this.rediscoverTimer) clearTimeout(this.rediscoverTimer)
-    if (this.announcementTimer) clearTimeout(this.announcementTimer)
-    for (const wake of this.redialTimers) wake()
-    for (const peer of this.connections) peer.destroy(SwarmError.DESTROYED())
-    await this.dataPath?.close()
-    await this.hyperswarm?.destroy()
-    await this.dht?.destroy()
+  /** Leaves the network and closes every connection. Idempotent; a swarm once stopped does not start again. */
+  stop (): Promise<void> {
+    this.stopping ??= (async () => {
+      this.destroyed = true
+      this.state = 'stopped'
+      for (const wake of this.redialTimers) wake()
+      this.mesh?.stop()
+      for (const peer of this.connections) peer.destroy(SwarmError.DESTROYED())
+      await this.dataPath?.close()
+      await this.discovery?.stop()
+    })()
+    return this.stopping
   }
 }

@@ -1,10 +1,13 @@
-import createDebug from 'debug'
-import type { FileEntry } from '@distswarm/protocol'
+import { debugLogger, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, type FileEntry, type Logger } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
+import { intOption } from './options.js'
 import type { Peer } from './peer.js'
 import type { Sink } from './types.js'
 
-const log = createDebug('distswarm:transfer')
+export const DEFAULT_RANGE_SIZE = 4 * 1024 * 1024
+export const DEFAULT_WINDOW = 2
+export const DEFAULT_MAX_AHEAD = 8
+export const DEFAULT_HEDGE_AFTER_MS = 2000
 
 export interface TransferOptions {
   /** Bytes of one piece: what one request asks for. */
@@ -15,6 +18,21 @@ export interface TransferOptions {
   maxAhead: number
   /** A piece in flight this long (and longer than twice what its source's rate predicts) is asked of a second source too. */
   hedgeAfterMs: number
+}
+
+/**
+ * Checks transfer options, filling defaults. A rangeSize must fit one
+ * Request (larger, and every peer drops us for a malformed message) and be
+ * a valid piece size of a HashRequest (a diagnosis cuts pieces at it); a
+ * window or maxAhead of 0 would leave the scheduler nothing to ask.
+ */
+export function transferOptions (opts: Partial<TransferOptions> = {}): TransferOptions {
+  return {
+    rangeSize: intOption('rangeSize', opts.rangeSize ?? DEFAULT_RANGE_SIZE, MIN_PIECE_SIZE, MAX_REQUEST_LENGTH),
+    window: intOption('window', opts.window ?? DEFAULT_WINDOW, 1, 1024),
+    maxAhead: intOption('maxAhead', opts.maxAhead ?? DEFAULT_MAX_AHEAD, 1, 1024),
+    hedgeAfterMs: intOption('hedgeAfterMs', opts.hedgeAfterMs ?? DEFAULT_HEDGE_AFTER_MS, 0)
+  }
 }
 
 /** Where each byte range of a download came from. */
@@ -30,6 +48,8 @@ export interface TransferDeps {
   holders: () => Peer[]
   /** The connection to send a peer's requests on: its fast-path link when there is one. */
   via: (peer: Peer) => Peer
+  /** Default: debug output under distswarm:transfer. */
+  logger?: Logger
 }
 
 interface Source {
@@ -41,10 +61,20 @@ interface Source {
   busyUntil: number
   /** BUSY answers in a row. */
   busy: number
+  /**
+   * Its fast-path link died under a request. A dead peer's link dies at once
+   * (its kernel resets the TCP connection) while its hyperswarm stream just
+   * goes silent: until the source delivers again, other sources get its
+   * pieces; alone, it is asked over its member connection, whose watchdog
+   * tells within seconds whether anyone is there (see PeerLimits.deadAfterMs).
+   */
+  linkLost: boolean
 }
 
 interface Attempt {
   source: Source
+  /** The connection asked: the source's fast-path link, or its member connection. */
+  conn: Peer
   chunks: Buffer[]
   startedAt: number
   abort: AbortController
@@ -64,6 +94,13 @@ const BUSY_BACKOFF_MS = 1000
 const MAX_BUSY = 30
 /** How often the scheduler looks for pieces to hedge while it waits. */
 const TICK_MS = 200
+/**
+ * A source that has sent nothing (not even an acknowledgement) for this long
+ * while it owes us bytes gets no new pieces while others can take them, and
+ * its pieces are hedged at once: a live one streams without pause, a dead one
+ * is dropped after PeerLimits.deadAfterMs.
+ */
+const SILENT_SOURCE_MS = 1000
 
 /** How much a source is preferred: its measured rate (unknown: first), doubled for a seeder, whose serving costs no one's work. */
 function score (s: Source): number {
@@ -83,6 +120,7 @@ export class Transfer {
   private readonly sink: Sink
   private readonly deps: TransferDeps
   private readonly opts: TransferOptions
+  private readonly log: Logger
   private readonly pieces: Piece[] = []
   private readonly sources = new Map<string, Source>()
   private readonly provenance: PieceSource[] = []
@@ -97,14 +135,15 @@ export class Transfer {
    * Fetches `ranges` (in ascending order) when given, written over what the
    * sink holds there: a repair. Else the rest of the file after sink.written.
    */
-  constructor (entry: FileEntry, sink: Sink, deps: TransferDeps, opts: TransferOptions, ranges?: ReadonlyArray<{ offset: number, length: number }>) {
+  constructor (entry: FileEntry, sink: Sink, deps: TransferDeps, opts: Partial<TransferOptions> = {}, ranges?: ReadonlyArray<{ offset: number, length: number }>) {
     this.entry = entry
     this.sink = sink
     this.deps = deps
-    this.opts = opts
+    this.opts = transferOptions(opts)
+    this.log = deps.logger ?? debugLogger('distswarm:transfer')
     const add = (offset: number, length: number): void => { this.pieces.push({ offset, length, attempts: new Set(), data: null, from: null }) }
     if (ranges) for (const r of ranges) add(r.offset, r.length)
-    else for (let offset = sink.written; offset < entry.size; offset += opts.rangeSize) add(offset, Math.min(opts.rangeSize, entry.size - offset))
+    else for (let offset = sink.written; offset < entry.size; offset += this.opts.rangeSize) add(offset, Math.min(this.opts.rangeSize, entry.size - offset))
   }
 
   /**
@@ -148,7 +187,7 @@ export class Transfer {
       const known = this.sources.get(peer.publicKeyHex)
       // A peer that reconnected is a new connection: give it a fresh chance.
       if (!known || (known.peer !== peer && known.peer.closed)) {
-        this.sources.set(peer.publicKeyHex, { peer, inflight: 0, rate: 0, failed: false, busyUntil: 0, busy: 0 })
+        this.sources.set(peer.publicKeyHex, { peer, inflight: 0, rate: 0, failed: false, busyUntil: 0, busy: 0, linkLost: false })
       }
     }
   }
@@ -156,8 +195,12 @@ export class Transfer {
   /** Gives free request slots pieces: new pieces first, in order; when none is due, a second attempt at a held-up one. */
   private assign (): void {
     const now = Date.now()
-    const ready = [...this.sources.values()]
-      .filter((s) => !s.failed && !s.peer.closed && s.busyUntil <= now && s.inflight < this.opts.window)
+    const usable = [...this.sources.values()].filter((s) => !s.failed && !s.peer.closed)
+    // A source whose link just died, or that went silent, is asked only when no other source is left.
+    const doubtful = (s: Source): boolean => s.linkLost || this.deps.via(s.peer).silentMs >= SILENT_SOURCE_MS
+    const trusted = usable.some((s) => !doubtful(s))
+    const ready = usable
+      .filter((s) => (!trusted || !doubtful(s)) && s.busyUntil <= now && s.inflight < this.opts.window)
       // Faster sources first, seeders counting double; one not yet measured
       // is tried early, so it gets measured; among equals, seeders first.
       .sort((a, b) => score(b) - score(a) || Number(b.peer.remoteSeeder) - Number(a.peer.remoteSeeder))
@@ -190,18 +233,18 @@ export class Transfer {
       const only = p.attempts.values().next().value!
       if (only.source === source) continue
       const expected = only.source.rate > 0 ? 2 * p.length / only.source.rate : 0
-      if (now - only.startedAt > Math.max(this.opts.hedgeAfterMs, expected)) return p
+      if (now - only.startedAt > Math.max(this.opts.hedgeAfterMs, expected) || only.conn.silentMs >= SILENT_SOURCE_MS) return p
     }
     return undefined
   }
 
   private start (piece: Piece, source: Source): void {
-    const attempt: Attempt = { source, chunks: [], startedAt: Date.now(), abort: new AbortController() }
+    const conn = this.deps.via(source.peer)
+    const attempt: Attempt = { source, conn, chunks: [], startedAt: Date.now(), abort: new AbortController() }
     piece.attempts.add(attempt)
     source.inflight++
-    const conn = this.deps.via(source.peer)
     const hedged = piece.attempts.size > 1
-    if (hedged) log('%s: piece at %d held up; asking %s too', this.entry.name, piece.offset, source.peer.label)
+    if (hedged) this.log.debug('transfer.hedge', { name: this.entry.name, offset: piece.offset, peer: source.peer.label })
     conn.request(this.entry.blake2b, piece.offset, piece.length, (bytes) => attempt.chunks.push(bytes), attempt.abort.signal)
       .then(() => this.finished(piece, attempt), (err: unknown) => this.failed(piece, attempt, conn, err))
       .finally(() => {
@@ -216,6 +259,7 @@ export class Transfer {
     const ms = Math.max(1, Date.now() - attempt.startedAt)
     const rate = piece.length / ms
     attempt.source.busy = 0
+    attempt.source.linkLost = false
     attempt.source.rate = attempt.source.rate === 0 ? rate : 0.7 * attempt.source.rate + 0.3 * rate
     piece.data = attempt.chunks
     piece.from = attempt.source.peer.publicKeyHex
@@ -230,12 +274,13 @@ export class Transfer {
     if (code === 'ERR_REMOTE_BUSY' && ++source.busy < MAX_BUSY) {
       source.busyUntil = Date.now() + BUSY_BACKOFF_MS
     } else if (conn !== source.peer && conn.closed && !source.peer.closed) {
-      // The fast-path link died; the member connection still works, and the next request goes over it.
-      log('%s: data link to %s lost; on over hyperswarm', this.entry.name, source.peer.label)
+      // The fast-path link died; the member connection may still work, and the next request (if any) goes over it.
+      source.linkLost = true
+      this.log.debug('transfer.link-lost', { name: this.entry.name, peer: source.peer.label })
     } else {
       source.failed = true
       this.lastError = err
-      log('%s: %s failed at %d: %s', this.entry.name, source.peer.label, piece.offset, (err as Error).message)
+      this.log.debug('transfer.source-failed', { name: this.entry.name, peer: source.peer.label, offset: piece.offset, code, why: (err as Error).message })
       // Its other pieces go back to the pool at once.
       for (const p of this.pieces) for (const a of p.attempts) if (a.source === source && a !== attempt) a.abort.abort()
     }

@@ -31,7 +31,9 @@ export interface SecretStream {
   readonly remotePublicKey: Buffer
   readonly handshakeHash: Buffer
   /** A UDX stream (hyperswarm) has remoteHost and rtt (its smoothed round-trip time, ms); a TCP socket remoteAddress. */
-  readonly rawStream?: { remoteHost?: string, remoteAddress?: string, remotePort?: number, rtt?: number }
+  readonly rawStream?: { remoteHost?: string, remoteAddress?: string, remotePort?: number, rtt?: number, packetsReceived?: number }
+  /** Sends an empty message (secret-stream's keepalive): on UDX the remote's stack acknowledges it. */
+  sendKeepAlive?: () => void
   write (data: Uint8Array): boolean
   end (): void
   destroy (err?: Error): void

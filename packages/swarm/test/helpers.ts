@@ -1,11 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { onTestFinished } from 'vitest'
 // @ts-expect-error: hyperdht ships no types
 import createTestnet from 'hyperdht/testnet.js'
-import { toHex } from '@distswarm/protocol'
+import { toHex, type LogFields, type Logger } from '@distswarm/protocol'
 import { DistSwarm, createKeyPair, generateNetworkKey, type LocalFile, type LocalSource, type SwarmInit, type HostPort, type Sink } from '../src/index.js'
 
 /** A local DHT on 127.0.0.1, torn down when the test ends. */
@@ -49,8 +50,8 @@ export async function startSwarm (bootstrap: HostPort[], init: Partial<SwarmInit
     host: '127.0.0.1',
     ...init
   })
-  onTestFinished(() => swarm.destroy())
-  await swarm.listen()
+  onTestFinished(() => swarm.stop())
+  await swarm.start()
   return swarm
 }
 
@@ -83,3 +84,20 @@ export class BufferSink implements Sink {
 }
 
 export const random = (n: number): Buffer => randomBytes(n)
+
+export interface LogLine { level: 'error' | 'warn' | 'info' | 'debug', event: string, fields: LogFields }
+
+/** A Logger that keeps every line (of its children too), for a test to look at. */
+export function captureLogger (lines: LogLine[] = []): Logger & { lines: LogLine[] } {
+  const at = (level: LogLine['level']) => (event: string, fields: LogFields = {}): void => { lines.push({ level, event, fields }) }
+  return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), child: () => captureLogger(lines) }
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on (it was free a moment ago). */
+export async function closedPort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}

@@ -1,7 +1,7 @@
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
-import { decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, type Message } from '@distswarm/protocol'
+import { decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, type Message, type PeerAddress } from '@distswarm/protocol'
 import { generateNetworkKey, membershipProof, type SecretStream } from '../src/index.js'
 import { Peer } from '../src/peer.js'
 import { MemorySource, tempDir, until } from './helpers.js'
@@ -109,5 +109,37 @@ describe('Peer request limits', () => {
     const limited = stream.sent.filter((m) => m.type === 'error' && m.code === 'BUSY' && /requests a second/.test(m.message)).length
     expect(limited).toBeGreaterThanOrEqual(95) // 300 at once against a burst of 200 (a token may refill meanwhile)
     expect(limited).toBeLessThanOrEqual(100)
+  })
+})
+
+describe('PeerAddresses on a connection', () => {
+  it('reaches onPeerAddresses; an older peer answering UNKNOWN_TYPE does not end the connection', async () => {
+    const networkKey = generateNetworkKey()
+    const stream = new RecordingStream()
+    const heard: PeerAddress[][] = []
+    let closed = false
+    const peer = new Peer({
+      stream: stream as unknown as SecretStream,
+      networkKey,
+      localName: 'new',
+      source: new MemorySource(await tempDir()),
+      onReady: () => {},
+      onInventory: () => {},
+      onPeerAddresses: (_, addresses) => heard.push(addresses),
+      onClose: () => { closed = true }
+    })
+    stream.emit('data', encodeMessage({
+      type: 'hello', version: PROTOCOL_VERSION, name: 'old', dataPort: 0, dataOnly: false, seeder: false, proof: membershipProof(networkKey, stream.handshakeHash, stream.remotePublicKey)
+    }))
+    expect(peer.state).toBe('ready')
+    const addresses = [{ publicKey: randomBytes(32), host: '10.77.0.11', port: 49738 }]
+    peer.sendPeerAddresses(addresses)
+    expect(stream.sent.at(-1)).toEqual({ type: 'peer-addresses', addresses })
+    stream.emit('data', encodeMessage({ type: 'error', code: 'UNKNOWN_TYPE', id: 0, message: 'unknown message type' }))
+    expect(peer.state).toBe('ready')
+    expect(closed).toBe(false)
+    stream.emit('data', encodeMessage({ type: 'peer-addresses', addresses }))
+    expect(heard).toEqual([addresses])
+    peer.destroy()
   })
 })

@@ -72,7 +72,7 @@ describe('downloads from many sources', () => {
     sink.onWrite = () => {
       if (!killed && sink.written >= 4 * MiB) {
         killed = true
-        void seeders[1]!.destroy()
+        void seeders[1]!.stop()
       }
     }
     const pieces = await receiver.download(receiver.find({ name: 'multi-1.0.tar.xz' })[0]!.entry, sink)
@@ -97,7 +97,7 @@ describe('downloads from many sources', () => {
     const { file, seeders, receiver } = await holders(1, 16 * MiB)
     await until(() => receiver.find({ blake2b: file.blake2b.toString('hex') }).length === 1, 20_000, 'holder')
     const sink = new BufferSink()
-    sink.onWrite = () => { if (sink.written >= 2 * MiB) void seeders[0]!.destroy() }
+    sink.onWrite = () => { if (sink.written >= 2 * MiB) void seeders[0]!.stop() }
     await expect(receiver.download(receiver.find({ name: 'multi-1.0.tar.xz' })[0]!.entry, sink)).rejects.toMatchObject({ code: 'ERR_ALL_SOURCES_FAILED' })
     expect(sink.written).toBeGreaterThanOrEqual(2 * MiB)
     expect(sink.written % MiB).toBe(0)

@@ -3,8 +3,8 @@ import { defineCommand, UsageError, type Command } from '../command.js'
 const SHELLS = ['bash']
 
 /** Every flag a command takes, long and short, as typed. */
-function flagsOf (cmd: Command): string[] {
-  return Object.entries(cmd.options).flatMap(([name, o]) => [`--${name}`, ...(o.short ? [`-${o.short}`] : [])])
+export function flagsOf (cmd: Command): string[] {
+  return Object.entries(cmd.args).flatMap(([name, a]) => [`--${name}`, ...(a.short ? [`-${a.short}`] : [])])
 }
 
 /**
@@ -15,7 +15,7 @@ function flagsOf (cmd: Command): string[] {
  */
 export function bashCompletion (commands: Command[]): string {
   // Names and flags are [a-z0-9-]: nothing in them needs quoting in a case pattern or a word list.
-  const cases = commands.map((c) => `    ${c.name}) words=${JSON.stringify(flagsOf(c).join(' '))} ;;`)
+  const cases = commands.map((c) => `    ${c.meta.name}) words=${JSON.stringify(flagsOf(c).join(' '))} ;;`)
   return [
     '# bash completion for distswarm; load it with:',
     '#   source <(distswarm completion bash)',
@@ -24,7 +24,7 @@ export function bashCompletion (commands: Command[]): string {
     '  local cur=${COMP_WORDS[COMP_CWORD]} words',
     '  COMPREPLY=()',
     '  if [[ $COMP_CWORD -eq 1 ]]; then',
-    `    COMPREPLY=($(compgen -W ${JSON.stringify(commands.map((c) => c.name).join(' '))} -- "$cur"))`,
+    `    COMPREPLY=($(compgen -W ${JSON.stringify(commands.map((c) => c.meta.name).join(' '))} -- "$cur"))`,
     '    return 0',
     '  fi',
     '  case ${COMP_WORDS[1]} in',
@@ -46,17 +46,19 @@ export function bashCompletion (commands: Command[]): string {
 /** `distswarm completion bash`; `commands` gives the full list (this one among them) when it runs. */
 export function completionCommand (commands: () => Command[]): Command {
   return defineCommand({
-    name: 'completion',
-    summary: 'print a shell completion script (bash): command names and their flags',
-    usage: 'distswarm completion bash',
-    examples: [
-      'source <(distswarm completion bash)                                    # in this shell',
-      'distswarm completion bash > /usr/share/bash-completion/completions/distswarm   # for everyone'
-    ],
-    options: { help: { type: 'boolean', short: 'h', description: 'show this help' } },
+    meta: {
+      name: 'completion',
+      summary: 'print a shell completion script (bash): command names and their flags',
+      usage: 'distswarm completion bash',
+      examples: [
+        'source <(distswarm completion bash)                                    # in this shell',
+        'distswarm completion bash > /usr/share/bash-completion/completions/distswarm   # for everyone'
+      ]
+    },
+    args: {},
     positionals: [1, 1],
     async run ({ positionals: [shell] }, io) {
-      if (!SHELLS.includes(shell!)) throw new UsageError(`completion: no completion for ${JSON.stringify(shell)} (known: ${SHELLS.join(', ')})`)
+      if (!SHELLS.includes(shell!)) throw new UsageError(`no completion for ${JSON.stringify(shell)} (known: ${SHELLS.join(', ')})`)
       io.stdout.write(bashCompletion(commands()))
       return 0
     }

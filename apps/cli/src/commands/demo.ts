@@ -15,13 +15,14 @@ const DEMO_FILES: Array<[string, number]> = [
 ]
 
 export const demoCommand = defineCommand({
-  name: 'demo',
-  summary: 'run a local demo swarm on 127.0.0.1: a bootstrap node, a seeding agent and an agent that fetches from it',
-  usage: 'distswarm demo [--keep]',
-  examples: ['distswarm demo', 'distswarm demo --keep   # leave the demo dirs for a look'],
-  options: {
-    keep: { type: 'boolean', description: 'keep the temporary dirs afterwards' },
-    help: { type: 'boolean', short: 'h', description: 'show this help' }
+  meta: {
+    name: 'demo',
+    summary: 'run a local demo swarm on 127.0.0.1: a bootstrap node, a seeding agent and an agent that fetches from it',
+    usage: 'distswarm demo [--keep]',
+    examples: ['distswarm demo', 'distswarm demo --keep   # leave the demo dirs for a look']
+  },
+  args: {
+    keep: { type: 'boolean', description: 'keep the temporary dirs afterwards' }
   },
   async run ({ values }, io) {
     const say = (line: string): void => { io.stdout.write(line + '\n') }

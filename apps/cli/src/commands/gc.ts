@@ -8,11 +8,13 @@ const REASONS: Record<GcResult['files'][number]['reason'], string> = {
 }
 
 export const gcCommand = defineQuery({
-  name: 'gc',
-  summary: "apply the cache quota (cache-max-size) now: remove cache files, least recently used first; --dry-run only lists them",
-  usage: 'distswarm gc [--dry-run] [--control PATH] [--json]',
-  examples: ['distswarm gc --dry-run', 'distswarm gc --json | jq .bytesAfter'],
-  options: { 'dry-run': { type: 'boolean', description: 'list what would be removed, remove nothing' } },
+  meta: {
+    name: 'gc',
+    summary: "apply the cache quota (cache-max-size) now: remove cache files, least recently used first; --dry-run only lists them",
+    usage: 'distswarm gc [--dry-run] [--control PATH | --config FILE] [--json]',
+    examples: ['distswarm gc --dry-run', 'distswarm gc --json | jq .bytesAfter']
+  },
+  args: { 'dry-run': { type: 'boolean', description: 'list what would be removed, remove nothing' } },
   ask: (c, _, values) => c.call('gc', values['dry-run'] === true ? { dryRun: true } : {}),
   show (r, io) {
     const sizeOf = (files: number, bytes: number): string => `${files} files, ${formatBytes(bytes)}`

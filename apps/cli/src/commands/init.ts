@@ -1,21 +1,19 @@
 import { link, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
-import { networkInterfaces } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import {
   AgentError, defaultCacheDir, defaultConfigPath, defaultControlPath, defaultStateDir, generateNetworkKey,
-  optionsFromFlags, renderConfig, resolveConfig
+  optionsFromFlags, renderConfig, resolveConfig, type HostPort
 } from '@distswarm/agent'
-import { defineCommand, UsageError, writeJson, type IO } from '../command.js'
-import { CONFIG_OPTION, optionFlags } from './agent.js'
+import { CONFIG_ARG, defineCommand, UsageError, writeJson, type IO } from '../command.js'
+import { isThisBox, lanAddresses } from '../net.js'
+import { optionFlags } from './agent.js'
 import { DEFAULT_BOOTSTRAP_PORT } from './bootstrap.js'
 
 /** init's own flags; every other one is an agent option, written into the file. */
 const OWN = ['join', 'config', 'force', 'example', 'json', 'help']
 
 /** This box's first non-loopback IPv4 address: what the other boxes of a LAN reach it at, most likely. */
-function lanAddress (): string | undefined {
-  return Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address
-}
+const lanAddress = (): string | undefined => lanAddresses()[0]
 
 /** A word as a POSIX shell reads it back. */
 const shellWord = (w: string): string => /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`
@@ -39,34 +37,35 @@ async function writeSecretFile (path: string, text: string, force: boolean): Pro
 }
 
 export const initCommand = defineCommand({
-  name: 'init',
-  summary: "write this box's config file: a new network (with a new random key), or --join an existing one",
-  usage: 'distswarm init [--join KEY] [--config FILE] [--state-dir DIR] [--bootstrap HOST:PORT]… [--force] [agent options]',
-  examples: [
-    'distswarm init                                   # a new network; this box will run the bootstrap node',
-    'distswarm init --bootstrap 192.168.1.10:49737    # a new network; the bootstrap node runs on 192.168.1.10',
-    'distswarm init --join 5f3a…e1 --bootstrap 192.168.1.10:49737   # on each other box: what init printed',
-    'distswarm init --example > distswarm.toml        # print the documented example config, write nothing'
-  ],
-  options: {
+  meta: {
+    name: 'init',
+    summary: "write this box's config file: a new network (with a new random key), or --join an existing one",
+    usage: 'distswarm init [--join KEY] [--config FILE] [--state-dir DIR] [--bootstrap HOST:PORT]… [--force] [agent options]',
+    examples: [
+      'distswarm init                                   # a new network; this box will run the bootstrap node',
+      'distswarm init --bootstrap 192.168.1.10:49737    # a new network; the bootstrap node runs on 192.168.1.10 (this box or another)',
+      'distswarm init --join 5f3a…e1 --bootstrap 192.168.1.10:49737   # on each other box: what init printed',
+      'distswarm init --example > distswarm.toml        # print the documented example config, write nothing'
+    ]
+  },
+  args: {
     join: { type: 'string', valueName: 'KEY', description: 'join the network of this key (what `distswarm init` printed on the first box)' },
-    config: { ...CONFIG_OPTION, description: 'the config file to write (default /etc/distswarm/distswarm.toml as root, else $XDG_CONFIG_HOME/distswarm/distswarm.toml)' },
+    config: { ...CONFIG_ARG, description: 'the config file to write (default /etc/distswarm/distswarm.toml as root, else $XDG_CONFIG_HOME/distswarm/distswarm.toml)' },
     force: { type: 'boolean', description: 'replace an existing config file (and its network key)' },
     example: { type: 'boolean', description: 'print the documented example config (every option commented out) and write nothing' },
     json: { type: 'boolean', description: 'print what was written as one JSON document' },
-    ...optionFlags(['network-key']),
-    help: { type: 'boolean', short: 'h', description: 'show this help' }
+    ...optionFlags(['network-key'])
   },
   async run ({ values }, io) {
     if (values.example) {
       io.stdout.write(renderConfig())
       return 0
     }
-    const path = resolve((values.config as string | undefined) ?? (io.env.DISTSWARM_CONFIG || defaultConfigPath(io.env)))
+    const path = resolve(values.config ?? (io.env.DISTSWARM_CONFIG || defaultConfigPath(io.env)))
     const force = values.force === true
     if (!force && await stat(path).then(() => true, () => false)) throw AgentError.CONFIG_EXISTS(path)
 
-    const joining = typeof values.join === 'string'
+    const joining = values.join !== undefined
     const written: Record<string, unknown> = Object.fromEntries(Object.entries(values).filter(([k, v]) => !OWN.includes(k) && v !== undefined))
     // Ports as TOML numbers, not the strings flags give.
     for (const k of ['port', 'data-port']) if (typeof written[k] === 'string' && /^\d+$/.test(written[k])) written[k] = Number(written[k])
@@ -75,11 +74,9 @@ export const initCommand = defineCommand({
     written['state-dir'] ??= defaultStateDir(io.env)
     written['cache-dir'] ??= defaultCacheDir(io.env)
     written.control ??= defaultControlPath(io.env)
-    let bootstrapHere: string | null = null
     if (!joining && written.bootstrap === undefined && written.peer === undefined && written['data-port'] === undefined) {
       const address = lanAddress()
-      if (!address) throw new UsageError("init: cannot tell this box's LAN address; pass --bootstrap HOST:PORT of the box that will run `distswarm bootstrap`")
-      bootstrapHere = address
+      if (!address) throw new UsageError("cannot tell this box's LAN address; pass --bootstrap HOST:PORT of the box that will run `distswarm bootstrap`")
       written.bootstrap = [`${address}:${DEFAULT_BOOTSTRAP_PORT}`]
     }
     // Refuse now what the agent would refuse at start.
@@ -89,6 +86,8 @@ export const initCommand = defineCommand({
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
     await writeSecretFile(path, renderConfig(written), force)
 
+    // This box runs the bootstrap node when one of the addresses is its own: the one init picked, or one given.
+    const bootstrapHere = config.bootstrap.find((b) => isThisBox(b.host)) ?? null
     const key = config.networkKey.toString('hex')
     const dialable = config.dataPort && config.bootstrap.length === 0 ? lanAddress() : undefined
     const join = [
@@ -99,7 +98,7 @@ export const initCommand = defineCommand({
     ]
     const start = ['agent', ...(path === resolve(defaultConfigPath(io.env)) ? [] : ['--config', path])]
     if (values.json) {
-      writeJson(io, { config: path, stateDir: config.stateDir, joined: joining, bootstrapHere, start, join })
+      writeJson(io, { config: path, stateDir: config.stateDir, joined: joining, bootstrapHere: bootstrapHere?.host ?? null, start, join })
       return 0
     }
     show(io, { path, stateDir: config.stateDir, joining, bootstrapHere, start, join })
@@ -107,12 +106,12 @@ export const initCommand = defineCommand({
   }
 })
 
-function show (io: IO, r: { path: string, stateDir: string, joining: boolean, bootstrapHere: string | null, start: string[], join: string[] }): void {
+function show (io: IO, r: { path: string, stateDir: string, joining: boolean, bootstrapHere: HostPort | null, start: string[], join: string[] }): void {
   const command = (argv: string[]): string => ['distswarm', ...argv].map(shellWord).join(' ')
   const lines = [
     `wrote ${r.path} (mode 0600) ${r.joining ? 'to join an existing network' : 'for a new network'}; state dir ${r.stateDir}`,
     ...(r.bootstrapHere
-      ? ['', 'This box runs the network\'s bootstrap node (the distswarm-bootstrap service, or):', `  ${command(['bootstrap', '--host', r.bootstrapHere, '--port', String(DEFAULT_BOOTSTRAP_PORT)])}`]
+      ? ['', 'This box runs the network\'s bootstrap node (the distswarm-bootstrap service, or):', `  ${command(['bootstrap', '--host', r.bootstrapHere.host, '--port', String(r.bootstrapHere.port)])}`]
       : []),
     '', 'Start the agent (the distswarm service, or):', `  ${command(r.start)}`,
     '', 'On each other box, run (keep the key secret: it is the membership of your network):', `  ${command(r.join)}`

@@ -7,10 +7,12 @@ import { isAbsolute, join } from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { fileURLToPath } from 'node:url'
-import { ControlClient, defaultControlPath, defaultCacheDir, type FetchResult } from '@distswarm/agent'
-import { isValidName } from '@distswarm/protocol'
-import { defineCommand, UsageError, type IO } from '../command.js'
-import { formatBytes, formatDuration, formatRate } from '../format.js'
+import { ControlClient, defaultControlPath, defaultCacheDir, type FetchResult, type StatusResult } from '@distswarm/agent'
+import { DistswarmError, isValidName } from '@distswarm/protocol'
+import { CONTROL_ARGS, defineCommand, UsageError, type IO } from '../command.js'
+import { findControl, withClient } from '../control.js'
+import { formatBytes, formatDuration, movedText } from '../format.js'
+import { gentooMirrorsLine } from '../mirrors.js'
 import {
   DOWNLOAD_SUFFIX, makeConfWord, parseDigests, PORTAGE_FETCHCOMMAND, PORTAGE_RESUMECOMMAND, shlexSplit, varexpand
 } from '../portage.js'
@@ -55,11 +57,11 @@ async function place (source: FetchResult, target: string, dir: string): Promise
 
 async function runFallback (template: string, vars: Record<string, string>, io: IO): Promise<number> {
   const argv = shlexSplit(varexpand(template, vars))
-  if (argv.length === 0) throw new UsageError('portage-fetch: the fallback command is empty')
+  if (argv.length === 0) throw new UsageError('the fallback command is empty')
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'], env: io.env })
   const [code, signal] = await Promise.race([
     once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>,
-    once(child, 'error').then(([err]) => { throw new UsageError(`portage-fetch: cannot run the fallback ${argv[0]}: ${(err as Error).message}`) })
+    once(child, 'error').then(([err]) => { throw new UsageError(`cannot run the fallback ${argv[0]}: ${(err as Error).message}`) })
   ])
   if (signal) return 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : 1)
   return code ?? 1
@@ -90,46 +92,41 @@ async function reportUpstream (control: string, name: string, bytes: number): Pr
 }
 
 export const portageFetchCommand = defineCommand({
-  name: 'portage-fetch',
-  summary: "Portage's FETCHCOMMAND/RESUMECOMMAND: from the swarm when a peer has the file, else the normal download",
-  usage: 'distswarm portage-fetch [--resume] [--control PATH] [--fallback CMD] URI DISTDIR FILE [DIGESTS]',
-  examples: [
-    'FETCHCOMMAND="distswarm portage-fetch \\"\\${URI}\\" \\"\\${DISTDIR}\\" \\"\\${FILE}\\" \\"\\${DIGESTS}\\""   # see distswarm portage-config'
-  ],
-  options: {
+  meta: {
+    name: 'portage-fetch',
+    summary: "Portage's FETCHCOMMAND/RESUMECOMMAND: from the swarm when a peer has the file, else the normal download",
+    usage: 'distswarm portage-fetch [--resume] [--control PATH] [--fallback CMD] URI DISTDIR FILE [DIGESTS]',
+    examples: [
+      'FETCHCOMMAND="distswarm portage-fetch \\"\\${URI}\\" \\"\\${DISTDIR}\\" \\"\\${FILE}\\" \\"\\${DIGESTS}\\""   # see distswarm portage-config'
+    ]
+  },
+  args: {
     resume: { type: 'boolean', description: "fall back to Portage's RESUMECOMMAND (wget -c) instead of FETCHCOMMAND" },
-    fallback: { type: 'string', description: 'fallback command template with ${URI} ${DISTDIR} ${FILE} ${DIGESTS} (env DISTSWARM_FALLBACK; default: Portage\'s wget line)' },
-    control: { type: 'string', description: 'agent control socket (env DISTSWARM_CONTROL)' },
-    help: { type: 'boolean', short: 'h', description: 'show this help' }
+    fallback: { type: 'string', valueName: 'CMD', description: 'fallback command template with ${URI} ${DISTDIR} ${FILE} ${DIGESTS} (env DISTSWARM_FALLBACK; default: Portage\'s wget line)' },
+    control: { type: 'string', valueName: 'PATH', description: 'agent control socket (env DISTSWARM_CONTROL; distswarm portage-config writes it in)' }
   },
   positionals: [3, 4],
   async run ({ values, positionals }, io) {
-    const [uri, distdir, file, digestText = ''] = positionals as [string, string, string, string?]
-    if (!isAbsolute(distdir)) throw new UsageError(`portage-fetch: DISTDIR must be an absolute path, got ${JSON.stringify(distdir)}`)
+    const [uri = '', distdir = '', file = '', digestText = ''] = positionals // parse() checked there are 3 or 4
+    if (!isAbsolute(distdir)) throw new UsageError(`DISTDIR must be an absolute path, got ${JSON.stringify(distdir)}`)
     const name = file.endsWith(DOWNLOAD_SUFFIX) ? file.slice(0, -DOWNLOAD_SUFFIX.length) : file
-    if (!isValidName(file) || !isValidName(name)) throw new UsageError(`portage-fetch: FILE must be a plain file name, got ${JSON.stringify(file)}`)
+    if (!isValidName(file) || !isValidName(name)) throw new UsageError(`FILE must be a plain file name, got ${JSON.stringify(file)}`)
     const digests = parseDigests(digestText)
     const say = (line: string): void => { io.stderr.write(`>>> distswarm: ${line}\n`) }
 
-    const control = (values.control as string | undefined) ?? defaultControlPath(io.env)
+    const control = values.control ?? defaultControlPath(io.env)
     // Any failure on the swarm path means the normal download: emerge must behave as without distswarm.
     try {
       const started = Date.now()
-      const client = await ControlClient.connect(control)
-      let result: FetchResult
-      try {
-        // The digest is the address: a peer's file of the same name but other content is never used.
-        result = await client.call('fetch', { query: digests.blake2b ?? name, sha512: digests.sha512, name })
-      } finally {
-        client.close()
-      }
+      // The digest is the address: a peer's file of the same name but other content is never used.
+      const result = await withClient(control, (c) => c.call('fetch', { query: digests.blake2b ?? name, sha512: digests.sha512, name }))
       const how = await place(result, join(distdir, file), distdir)
-      say(`${name}: ${result.source === 'swarm' ? `from the swarm, ${formatBytes(result.size)} in ${formatDuration(result.durationMs)} (${formatRate(result.size, result.durationMs)})` : 'already on this box'}; ${how} into DISTDIR in ${formatDuration(Date.now() - started)}`)
+      say(`${name}: ${result.source === 'swarm' ? `from the swarm, ${formatBytes(result.size)} ${movedText(result)}` : 'already on this box'}; ${how} into DISTDIR in ${formatDuration(Date.now() - started)}`)
       return 0
     } catch (err) {
-      say(`${name}: not from the swarm (${(err as Error).message}); normal download`)
+      say(`${name}: not from the swarm (${missText(err, name, digests.blake2b)}); normal download`)
     }
-    const template = (values.fallback as string | undefined) ?? io.env.DISTSWARM_FALLBACK ?? (values.resume ? PORTAGE_RESUMECOMMAND : PORTAGE_FETCHCOMMAND)
+    const template = values.fallback ?? io.env.DISTSWARM_FALLBACK ?? (values.resume ? PORTAGE_RESUMECOMMAND : PORTAGE_FETCHCOMMAND)
     const target = join(distdir, file)
     // wget -c continues what is there; a fresh fetch writes the file anew
     const before = values.resume ? await sizeOf(target) : 0
@@ -139,44 +136,58 @@ export const portageFetchCommand = defineCommand({
   }
 })
 
-/** The running agent's cache dir, or null when no agent answers at `control`. */
-async function agentCacheDir (control: string): Promise<string | null> {
-  const client = await ControlClient.connect(control).catch(() => null)
-  if (!client) return null
-  try {
-    return (await client.call('status', {})).cacheDir
-  } catch {
-    return null
-  } finally {
-    client.close()
-  }
+/** Why the swarm did not give `name`, in the words of the file Portage asked for: its name, not the digest it was asked by. */
+function missText (err: unknown, name: string, digest: string | undefined): string {
+  if (err instanceof DistswarmError && err.code === 'ERR_NOT_FOUND') return 'no peer has it'
+  const message = err instanceof Error ? err.message : String(err)
+  return digest ? message.replaceAll(digest, name) : message
 }
 
+/** The running agent's cache dir, or null when no agent answers at `control`. */
+/** The running agent's status, or null when no agent answers at `control`. */
+async function agentStatus (control: string): Promise<StatusResult | null> {
+  return await withClient(control, async (c) => await c.call('status', {})).catch(() => null)
+}
+
+/** The first lines of what portage-config prints: where PORTAGE_RO_DISTDIRS and FETCHCOMMAND point. */
+export const PORTAGE_CONFIG_HEADER = '# distswarm: take distfiles from the LAN swarm first, then the normal download.'
+
 export const portageConfigCommand = defineCommand({
-  name: 'portage-config',
-  summary: 'print the make.conf lines that make emerge take distfiles from the swarm first',
-  usage: 'distswarm portage-config [--cache-dir DIR] [--control PATH]',
-  examples: ['distswarm portage-config >> /etc/portage/make.conf'],
-  options: {
-    'cache-dir': { type: 'string', description: "the agent's cache dir (default: what the running agent says, else the agent's default)" },
-    control: { type: 'string', description: 'control socket to bake into the commands (default: found at run time)' },
-    help: { type: 'boolean', short: 'h', description: 'show this help' }
+  meta: {
+    name: 'portage-config',
+    summary: 'print the make.conf lines that make emerge take distfiles from the swarm first',
+    usage: 'distswarm portage-config [--cache-dir DIR] [--control PATH | --config FILE]',
+    examples: [
+      'distswarm portage-config >> /etc/portage/make.conf',
+      'distswarm portage-config --config /etc/distswarm/lan.toml   # the agent of that config'
+    ]
+  },
+  args: {
+    'cache-dir': { type: 'string', valueName: 'DIR', description: "the agent's cache dir (default: what the running agent says, else the agent's default)" },
+    ...CONTROL_ARGS
   },
   async run ({ values }, io) {
-    const cacheDir = (values['cache-dir'] as string | undefined) ?? await agentCacheDir((values.control as string | undefined) ?? defaultControlPath(io.env)) ?? defaultCacheDir(io.env)
+    const control = await findControl(values, io.env)
+    const status = await agentStatus(control.path)
+    const reached = status?.cacheDir ?? null
+    const cacheDir = values['cache-dir'] ?? reached ?? defaultCacheDir(io.env)
     const prefix = [process.execPath, BIN, 'portage-fetch']
-    if (values.control) prefix.push('--control', values.control as string)
+    // The socket reached (or asked for): Portage runs the command as another user, with another environment and defaults.
+    const bake = reached !== null || control.origin !== null
+    if (bake) prefix.push('--control', control.path)
     const words = prefix.map(makeConfWord)
     const bad = prefix.find((_, i) => words[i] === null)
-    if (bad !== undefined || /["$`\\]/.test(cacheDir)) throw new UsageError(`portage-config: ${JSON.stringify(bad ?? cacheDir)} has characters that cannot go into make.conf`)
+    if (bad !== undefined || /["$`\\]/.test(cacheDir)) throw new UsageError(`${JSON.stringify(bad ?? cacheDir)} has characters that cannot go into make.conf`)
     const args = '\\"\\${URI}\\" \\"\\${DISTDIR}\\" \\"\\${FILE}\\" \\"\\${DIGESTS}\\"'
     const cmd = (resume: boolean): string => [...words.slice(0, 3), ...(resume ? ['--resume'] : []), ...words.slice(3), args].join(' ')
     io.stdout.write([
-      '# distswarm: take distfiles from the LAN swarm first, then the normal download.',
+      PORTAGE_CONFIG_HEADER,
       '# If PORTAGE_RO_DISTDIRS is set already, add the cache dir to it instead.',
+      ...(reached === null ? [`# No agent answered on ${control.path}: start it, then run distswarm portage-config again.`] : []),
       `PORTAGE_RO_DISTDIRS="${cacheDir}"`,
       `FETCHCOMMAND="${cmd(false)}"`,
       `RESUMECOMMAND="${cmd(true)}"`,
+      ...await gentooMirrorsLine(status, io.env),
       ''
     ].join('\n'))
     return 0

@@ -1,23 +1,25 @@
 import { readFile } from 'node:fs/promises'
-import { ControlClient, defaultControlPath, type FetchParams, type FetchResult, type StatusResult } from '@distswarm/agent'
-import { CLIENT_OPTIONS, defineCommand, exitCodeOf, UsageError, writeJson, type Command, type IO } from '../command.js'
+import type { ControlClient, FetchParams, FetchResult, StatusResult } from '@distswarm/agent'
+import { DistswarmError } from '@distswarm/protocol'
+import { CLIENT_ARGS, defineCommand, exitCodeOf, UsageError, writeJson, type Args, type CommandMeta, type IO, type Values } from '../command.js'
+import { findControl, withClient } from '../control.js'
 import {
-  formatBytes, formatDuration, formatRate, formatRtt, formatSince, isTTY, keyValues, paintFor, shortKey, table, type Paint
+  formatBytes, formatDuration, formatRtt, movedText, formatSince, isTTY, keyValues, paintFor, shortKey, table, type Paint
 } from '../format.js'
+import { hostPort, isWildcard, lanAddresses } from '../net.js'
 import { LiveLines, progressLine, transferOf, type Tracked } from '../progress.js'
 
-interface QuerySpec<R> {
-  name: string
-  summary: string
-  usage: string
-  examples: string[]
+type QueryArgs<A extends Args> = A & typeof CLIENT_ARGS
+
+interface QuerySpec<R, A extends Args> {
+  meta: CommandMeta
+  /** Flags besides --control, --config, --json and --help. */
+  args?: A
   positionals?: [number, number]
   /** Throws UsageError for bad arguments, before the agent is contacted. */
-  check?: (positionals: string[], values: Record<string, unknown>) => void
-  /** Options besides --control, --json and --help. */
-  options?: Command['options']
+  check?: (positionals: string[], values: Values<QueryArgs<A>>) => void
   /** Asks the agent. */
-  ask: (client: ControlClient, positionals: string[], values: Record<string, unknown>, io: IO) => Promise<R>
+  ask: (client: ControlClient, positionals: string[], values: Values<QueryArgs<A>>, io: IO) => Promise<R>
   /** Prints the result for people (without --json). */
   show: (result: R, io: IO) => void
   /** Exit code for a result. Default 0. */
@@ -25,23 +27,16 @@ interface QuerySpec<R> {
 }
 
 /** A command that asks the running agent one thing and prints the answer, as text or with --json. */
-export function defineQuery<R> (spec: QuerySpec<R>): Command {
+export function defineQuery<R, const A extends Args = {}> (spec: QuerySpec<R, A>) {
+  const args: QueryArgs<A> = { ...spec.args as A, ...CLIENT_ARGS }
   return defineCommand({
-    name: spec.name,
-    summary: spec.summary,
-    usage: spec.usage,
-    examples: spec.examples,
+    meta: spec.meta,
+    args,
     positionals: spec.positionals,
-    options: { ...spec.options, ...CLIENT_OPTIONS },
     async run ({ values, positionals }, io) {
       spec.check?.(positionals, values)
-      const client = await ControlClient.connect((values.control as string | undefined) ?? defaultControlPath(io.env))
-      let result: R
-      try {
-        result = await spec.ask(client, positionals, values, io)
-      } finally {
-        client.close()
-      }
+      const control = await findControl(values, io.env)
+      const result = await withClient(control.path, (client) => spec.ask(client, positionals, values, io))
       if (values.json) writeJson(io, result)
       else spec.show(result, io)
       return spec.exitCode?.(result) ?? 0
@@ -49,15 +44,29 @@ export function defineQuery<R> (spec: QuerySpec<R>): Command {
   })
 }
 
-/** The `cache` field another part of the agent may add to status: shown when there, fine when not. */
-type CacheUse = { bytes?: unknown, maxBytes?: unknown }
-
-function cacheLine (cache: CacheUse | undefined): string | null {
-  if (!cache || typeof cache.bytes !== 'number') return null
+function cacheLine (cache: StatusResult['cache']): string {
   const max = cache.maxBytes
-  return typeof max === 'number' && max > 0
+  return max !== null && max > 0
     ? `${formatBytes(cache.bytes)} of ${formatBytes(max)} (${Math.round(cache.bytes / max * 100)}%)`
     : `${formatBytes(cache.bytes)} (no limit)`
+}
+
+/**
+ * Where other boxes reach a socket bound at `bound` ("host:port"): for a
+ * wildcard bind, `port` on each of `addresses` (the agent's own list when its
+ * status has one, else this box's, the box the control socket is on).
+ */
+export function reachableAt (bound: string, addresses: string[]): string {
+  const m = /^\[?(.*?)\]?:(\d+)$/.exec(bound)
+  if (!m || !isWildcard(m[1]!)) return bound
+  const port = Number(m[2])
+  return addresses.length ? `${addresses.map((a) => hostPort(a, port)).join(' ')} (all interfaces)` : `port ${port} on all interfaces`
+}
+
+/** The addresses a status lists, if the agent is one that lists them. */
+function listedAddresses (s: StatusResult): string[] | null {
+  if (!('addresses' in s) || !Array.isArray(s.addresses)) return null
+  return s.addresses.filter((a): a is string => typeof a === 'string')
 }
 
 function percent (done: number, total: number): string {
@@ -65,40 +74,39 @@ function percent (done: number, total: number): string {
 }
 
 export const statusCommand = defineQuery({
-  name: 'status',
-  summary: "show this box's agent: identity, network, inventory, cache, transfers in flight, traffic totals",
-  usage: 'distswarm status [--control PATH] [--json]',
-  examples: ['distswarm status', 'distswarm status --json | jq .traffic', 'distswarm status --json | jq ".transfers[] | {name, bytesDone, size}"'],
+  meta: {
+    name: 'status',
+    summary: "show this box's agent: identity, network, inventory, cache, transfers in flight, traffic totals",
+    usage: 'distswarm status [--control PATH | --config FILE] [--json]',
+    examples: ['distswarm status', 'distswarm status --json | jq .traffic', 'distswarm status --json | jq ".transfers[] | {name, bytesDone, size}"']
+  },
   ask: (c) => c.call('status', {}),
   show (s, io) {
     const p = paintFor(io.stdout, io.env)
     const f = s.fetches
-    // An agent older than this CLI lacks traffic and transfers: left out then.
-    const t = s.traffic as StatusResult['traffic'] | undefined
-    const cache = cacheLine((s as { cache?: CacheUse }).cache)
+    const t = s.traffic
+    const addresses = listedAddresses(s) ?? lanAddresses()
     const rows: Array<[string, string]> = [
       ['agent', `${p.bold(s.name)} (${shortKey(s.publicKey)})${s.seed ? ', seed: serves, never fetches' : ''}`],
       ['network', s.network],
-      ['dht', s.dhtAddress ?? '-'],
+      ['dht', s.dhtAddress === null ? '-' : reachableAt(s.dhtAddress, addresses)],
       ['data port', s.dataPort === null ? 'off (transfers over hyperswarm)' : String(s.dataPort)],
       ['control', s.control],
+      ['http', s.url ? `${s.url}/  (mirror: ${s.url}/distfiles/)` : 'off'],
       ['cache dir', s.cacheDir],
       ['distdirs', s.distdirs.join(' ') || '-'],
       ['inventory', `${s.files} files, ${formatBytes(s.bytes)}`],
-      ...(cache === null ? [] : [['cache', cache] as [string, string]]),
+      ['cache', cacheLine(s.cache)],
       ['manifests', s.manifest.repos.length ? `${s.manifest.names} distfiles in ${s.manifest.repos.join(' ')}${s.manifest.problems ? `, ${s.manifest.problems} lines skipped` : ''}` : 'none'],
       ['peers', String(s.peers)],
       ['fetches', `${f.completed} done, ${f.failed ? p.red(`${f.failed} failed`) : '0 failed'}, ${f.inFlight} in flight`],
-      ...(t
-        ? [['traffic', `${formatBytes(t.servedToPeers)} served to peers, ${formatBytes(t.fetchedFromPeers)} fetched from peers, ` +
-          `${formatBytes(t.fetchedUpstream)} upstream (${t.upstreamFiles} file${t.upstreamFiles === 1 ? '' : 's'} by portage-fetch)`] as [string, string]]
-        : []),
+      ['traffic', `${formatBytes(t.servedToPeers)} served to peers, ${formatBytes(t.fetchedFromPeers)} fetched from peers, ` +
+        `${formatBytes(t.fetchedUpstream)} upstream (${t.upstreamFiles} file${t.upstreamFiles === 1 ? '' : 's'} by portage-fetch)`],
       ['uptime', formatDuration(s.uptimeMs)]
     ]
     let out = keyValues(rows, p.dim)
-    const transfers = s.transfers ?? [] // (older agent)
-    if (transfers.length) {
-      out += `\n${p.bold('transfers in flight')}\n` + table(['NAME', 'DONE', 'SIZE', '%', 'STARTED'], transfers.map((x) => [
+    if (s.transfers.length) {
+      out += `\n${p.bold('transfers in flight')}\n` + table(['NAME', 'DONE', 'SIZE', '%', 'STARTED'], s.transfers.map((x) => [
         x.name, formatBytes(x.bytesDone), formatBytes(x.size), percent(x.bytesDone, x.size), formatSince(x.startedAt)
       ]), { right: [1, 2, 3], header: p.bold })
     }
@@ -107,10 +115,12 @@ export const statusCommand = defineQuery({
 })
 
 export const peersCommand = defineQuery({
-  name: 'peers',
-  summary: 'list the authenticated peers this agent is connected to: address, path, files, traffic, round-trip time',
-  usage: 'distswarm peers [--control PATH] [--json]',
-  examples: ['distswarm peers', 'distswarm peers --json | jq -r ".[] | [.name, .rttMs] | @tsv"'],
+  meta: {
+    name: 'peers',
+    summary: 'list the authenticated peers this agent is connected to: address, path, files, traffic, round-trip time',
+    usage: 'distswarm peers [--control PATH | --config FILE] [--json]',
+    examples: ['distswarm peers', 'distswarm peers --json | jq -r ".[] | [.name, .rttMs] | @tsv"']
+  },
   ask: (c) => c.call('peers', {}),
   show (peers, io) {
     const p = paintFor(io.stdout, io.env)
@@ -119,23 +129,25 @@ export const peersCommand = defineQuery({
       ? 'no peers\n'
       : table(['NAME', 'KEY', 'ADDRESS', 'PATH', 'FILES', 'SENT', 'RECEIVED', 'RTT', 'FAULTS', 'CONNECTED', 'LAST SEEN'], peers.map((x) => [
         x.name || '?', shortKey(x.publicKey), x.address ?? '-', x.path, String(x.files), formatBytes(x.bytesSent), formatBytes(x.bytesReceived),
-        formatRtt(x.rttMs ?? null /* older agent */), String(x.faults), formatSince(x.connectedAt, now), x.lastSeenAt ? formatSince(x.lastSeenAt, now) : '-'
+        formatRtt(x.rttMs), String(x.faults), formatSince(x.connectedAt, now), formatSince(x.lastSeenAt, now)
       ]), { right: [4, 5, 6, 7, 8], header: p.bold }))
   }
 })
 
 export const lsCommand = defineQuery({
-  name: 'ls',
-  summary: "list this box's distfiles (in a distdir or the cache dir), or the files a peer advertises",
-  usage: 'distswarm ls [--peer KEY|NAME] [--control PATH] [--json]',
-  examples: [
-    'distswarm ls',
-    'distswarm ls --peer 4b095f        # what the peer whose key starts with 4b095f advertises',
-    'distswarm ls --peer build         # by name, or the start of it',
-    'distswarm ls --json | jq -r \'.files[] | select(.where == "cache") | .name\''
-  ],
-  options: { peer: { type: 'string', valueName: 'KEY|NAME', description: "a connected peer's name or key (a prefix of either will do): list its files instead" } },
-  ask: (c, _, values) => c.call('ls', values.peer === undefined ? {} : { peer: values.peer as string }),
+  meta: {
+    name: 'ls',
+    summary: "list this box's distfiles (in a distdir or the cache dir), or the files a peer advertises",
+    usage: 'distswarm ls [--peer KEY|NAME] [--control PATH | --config FILE] [--json]',
+    examples: [
+      'distswarm ls',
+      'distswarm ls --peer 4b095f        # what the peer whose key starts with 4b095f advertises',
+      'distswarm ls --peer build         # by name, or the start of it',
+      'distswarm ls --json | jq -r \'.files[] | select(.where == "cache") | .name\''
+    ]
+  },
+  args: { peer: { type: 'string', valueName: 'KEY|NAME', description: "a connected peer's name or key (a prefix of either will do): list its files instead" } },
+  ask: (c, _, values) => c.call('ls', values.peer === undefined ? {} : { peer: values.peer }),
   show (r, io) {
     const p = paintFor(io.stdout, io.env)
     const bytes = r.files.reduce((n, f) => n + f.size, 0)
@@ -147,10 +159,12 @@ export const lsCommand = defineQuery({
 })
 
 export const whereCommand = defineQuery({
-  name: 'where',
-  summary: 'show which boxes hold a distfile, by name or BLAKE2B digest; exits 1 when none does',
-  usage: 'distswarm where NAME|DIGEST [--control PATH] [--json]',
-  examples: ['distswarm where firefox-128.0esr.source.tar.xz', 'distswarm where 1f3a…(128 hex characters)  # by BLAKE2B digest'],
+  meta: {
+    name: 'where',
+    summary: 'show which boxes hold a distfile, by name or BLAKE2B digest; exits 1 when none does',
+    usage: 'distswarm where NAME|DIGEST [--control PATH | --config FILE] [--json]',
+    examples: ['distswarm where firefox-128.0esr.source.tar.xz', 'distswarm where 1f3a…(128 hex characters)  # by BLAKE2B digest']
+  },
   positionals: [1, 1],
   ask: (c, [query]) => c.call('where', { query: query! }),
   show (w, io) {
@@ -175,7 +189,7 @@ async function readList (path: string): Promise<FetchParams[]> {
     if (!line) continue
     const [name, digest, extra] = line.split(/\s+/)
     if (extra !== undefined || (digest !== undefined && !/^[0-9a-fA-F]{128}$/.test(digest))) {
-      throw new UsageError(`fetch: ${path}:${i + 1}: expected "name" or "name blake2b-hex", got ${JSON.stringify(line.slice(0, 200))}`)
+      throw new UsageError(`${path}:${i + 1}: expected "name" or "name blake2b-hex", got ${JSON.stringify(line.slice(0, 200))}`)
     }
     items.push(digest ? { query: digest.toLowerCase(), name: name! } : { query: name! })
   }
@@ -196,28 +210,30 @@ const POLL_MS = 250
 function outcomeLine (o: Outcome, p: Paint): string {
   if (!o.ok) return `distswarm: fetch ${o.query}: ${p.red(o.error.message)}\n`
   const r = o.result
-  const how = r.source === 'local' ? 'already here' : p.green(`fetched in ${formatDuration(r.durationMs)} (${formatRate(r.size, r.durationMs)})`)
+  const how = r.source === 'local' ? 'already here' : p.green(`fetched ${movedText(r)}`)
   return `${r.name}  ${formatBytes(r.size)}  ${how}  ${r.path}\n`
 }
 
 export const fetchCommand = defineQuery({
-  name: 'fetch',
-  summary: 'fetch distfiles from peers into the cache dir, verified; exits 0 only when all are in place',
-  usage: 'distswarm fetch NAME|DIGEST… | --from-file LIST [--control PATH] [--json]',
-  examples: [
-    'distswarm fetch linux-6.6.tar.xz      # a progress bar per file on a terminal',
-    'distswarm fetch --json gcc-14.2.0.tar.xz binutils-2.43.tar.xz',
-    "emerge -pf @world 2>&1 | grep -o '[^/ ]*$' | sort -u | distswarm fetch --from-file -   # prefetch before a big emerge"
-  ],
-  options: { 'from-file': { type: 'string', valueName: 'LIST', description: 'fetch every file listed (one "name" or "name digest" a line; - for stdin)' } },
+  meta: {
+    name: 'fetch',
+    summary: 'fetch distfiles from peers into the cache dir, verified; exits 0 only when all are in place',
+    usage: 'distswarm fetch NAME|DIGEST… | --from-file LIST [--control PATH | --config FILE] [--json]',
+    examples: [
+      'distswarm fetch linux-6.6.tar.xz      # a progress bar per file on a terminal',
+      'distswarm fetch --json gcc-14.2.0.tar.xz binutils-2.43.tar.xz',
+      "emerge -pf @world 2>&1 | grep -o '[^/ ]*$' | sort -u | distswarm fetch --from-file -   # prefetch before a big emerge"
+    ]
+  },
+  args: { 'from-file': { type: 'string', valueName: 'LIST', description: 'fetch every file listed (one "name" or "name digest" a line; - for stdin)' } },
   positionals: [0, Infinity],
   check (queries, values) {
-    if (queries.length === 0 && values['from-file'] === undefined) throw new UsageError('fetch: name a file or digest, or give --from-file LIST')
+    if (queries.length === 0 && values['from-file'] === undefined) throw new UsageError('name a file or digest, or give --from-file LIST')
   },
   async ask (c, queries, values, io) {
     const items: FetchParams[] = queries.map((query) => ({ query }))
-    if (values['from-file'] !== undefined) items.push(...await readList(values['from-file'] as string))
-    if (items.length === 0) throw new UsageError('fetch: the list names no file')
+    if (values['from-file'] !== undefined) items.push(...await readList(values['from-file']))
+    if (items.length === 0) throw new UsageError('the list names no file')
     const outcomes: Outcome[] = new Array<Outcome>(items.length)
     // Without --json each file's line is printed as it finishes; on a terminal, above progress bars polled from the agent's status.
     const live = !values.json && isTTY(io.stderr) ? new LiveLines(io.stderr) : null
@@ -253,8 +269,8 @@ export const fetchCommand = defineQuery({
           outcome = { query, ok: true, result: await c.call('fetch', item) }
         } catch (err) {
           if (exitCodeOf(err) === 3) throw err
-          const e = err as { code?: string, message?: string }
-          outcome = { query, ok: false, error: { code: e.code ?? 'ERR_INTERNAL', message: e.message ?? String(err) } }
+          const error = err instanceof DistswarmError ? { code: err.code, message: err.message } : { code: 'ERR_INTERNAL', message: String(err) }
+          outcome = { query, ok: false, error }
         } finally {
           tracked.delete(i)
         }
@@ -269,7 +285,7 @@ export const fetchCommand = defineQuery({
       const now = Date.now()
       for (const [i, t] of tracked) {
         const item = items[i]!
-        t.transfer = transferOf(s.transfers ?? [] /* older agent: no bars */, item.query, item.name)
+        t.transfer = transferOf(s.transfers, item.query, item.name)
         if (t.transfer && !t.first) t.first = { at: now, done: t.transfer.bytesDone }
       }
       redraw()
@@ -305,11 +321,13 @@ export const fetchCommand = defineQuery({
 })
 
 export const verifyCommand = defineQuery({
-  name: 'verify',
-  summary: "re-hash every file in the agent's cache dir against its index and Manifests; exits 1 when one is bad",
-  usage: 'distswarm verify [--remove] [--control PATH] [--json]',
-  examples: ['distswarm verify', 'distswarm verify --remove   # delete bad files from the cache dir and withdraw them from peers'],
-  options: { remove: { type: 'boolean', description: 'delete each bad file from the cache dir (never from DISTDIR) and withdraw it from peers' } },
+  meta: {
+    name: 'verify',
+    summary: "re-hash every file in the agent's cache dir against its index and Manifests; exits 1 when one is bad",
+    usage: 'distswarm verify [--remove] [--control PATH | --config FILE] [--json]',
+    examples: ['distswarm verify', 'distswarm verify --remove   # delete bad files from the cache dir and withdraw them from peers']
+  },
+  args: { remove: { type: 'boolean', description: 'delete each bad file from the cache dir (never from DISTDIR) and withdraw it from peers' } },
   ask: (c, _, values) => c.call('verify', values.remove === true ? { remove: true } : {}),
   show (r, io) {
     const p = paintFor(io.stdout, io.env)

@@ -81,6 +81,20 @@ var Hashes = exports.Hashes = {
   decode: null
 }
 
+var PeerAddress = exports.PeerAddress = {
+  buffer: true,
+  encodingLength: null,
+  encode: null,
+  decode: null
+}
+
+var PeerAddresses = exports.PeerAddresses = {
+  buffer: true,
+  encodingLength: null,
+  encode: null,
+  decode: null
+}
+
 var Envelope = exports.Envelope = {
   buffer: true,
   encodingLength: null,
@@ -98,6 +112,8 @@ defineErrorReply()
 defineReport()
 defineHashRequest()
 defineHashes()
+definePeerAddress()
+definePeerAddresses()
 defineEnvelope()
 
 function defineHello () {
@@ -993,6 +1009,155 @@ function defineHashes () {
   }
 }
 
+function definePeerAddress () {
+  PeerAddress.encodingLength = encodingLength
+  PeerAddress.encode = encode
+  PeerAddress.decode = decode
+
+  function encodingLength (obj) {
+    var length = 0
+    if (defined(obj.public_key)) {
+      var len = encodings.bytes.encodingLength(obj.public_key)
+      length += 1 + len
+    }
+    if (defined(obj.host)) {
+      var len = encodings.string.encodingLength(obj.host)
+      length += 1 + len
+    }
+    if (defined(obj.port)) {
+      var len = encodings.varint.encodingLength(obj.port)
+      length += 1 + len
+    }
+    return length
+  }
+
+  function encode (obj, buf, offset) {
+    if (!offset) offset = 0
+    if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
+    var oldOffset = offset
+    if (defined(obj.public_key)) {
+      buf[offset++] = 10
+      encodings.bytes.encode(obj.public_key, buf, offset)
+      offset += encodings.bytes.encode.bytes
+    }
+    if (defined(obj.host)) {
+      buf[offset++] = 18
+      encodings.string.encode(obj.host, buf, offset)
+      offset += encodings.string.encode.bytes
+    }
+    if (defined(obj.port)) {
+      buf[offset++] = 24
+      encodings.varint.encode(obj.port, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    encode.bytes = offset - oldOffset
+    return buf
+  }
+
+  function decode (buf, offset, end) {
+    if (!offset) offset = 0
+    if (!end) end = buf.length
+    if (!(end <= buf.length && offset <= buf.length)) throw new Error("Decoded message is not valid")
+    var oldOffset = offset
+    var obj = {
+      public_key: null,
+      host: "",
+      port: 0
+    }
+    while (true) {
+      if (end <= offset) {
+        decode.bytes = offset - oldOffset
+        return obj
+      }
+      var prefix = varint.decode(buf, offset)
+      offset += varint.decode.bytes
+      var tag = prefix >> 3
+      switch (tag) {
+        case 1:
+        obj.public_key = encodings.bytes.decode(buf, offset)
+        offset += encodings.bytes.decode.bytes
+        break
+        case 2:
+        obj.host = encodings.string.decode(buf, offset)
+        offset += encodings.string.decode.bytes
+        break
+        case 3:
+        obj.port = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        default:
+        offset = skip(prefix & 7, buf, offset)
+      }
+    }
+  }
+}
+
+function definePeerAddresses () {
+  PeerAddresses.encodingLength = encodingLength
+  PeerAddresses.encode = encode
+  PeerAddresses.decode = decode
+
+  function encodingLength (obj) {
+    var length = 0
+    if (defined(obj.addresses)) {
+      for (var i = 0; i < obj.addresses.length; i++) {
+        if (!defined(obj.addresses[i])) continue
+        var len = PeerAddress.encodingLength(obj.addresses[i])
+        length += varint.encodingLength(len)
+        length += 1 + len
+      }
+    }
+    return length
+  }
+
+  function encode (obj, buf, offset) {
+    if (!offset) offset = 0
+    if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
+    var oldOffset = offset
+    if (defined(obj.addresses)) {
+      for (var i = 0; i < obj.addresses.length; i++) {
+        if (!defined(obj.addresses[i])) continue
+        buf[offset++] = 10
+        varint.encode(PeerAddress.encodingLength(obj.addresses[i]), buf, offset)
+        offset += varint.encode.bytes
+        PeerAddress.encode(obj.addresses[i], buf, offset)
+        offset += PeerAddress.encode.bytes
+      }
+    }
+    encode.bytes = offset - oldOffset
+    return buf
+  }
+
+  function decode (buf, offset, end) {
+    if (!offset) offset = 0
+    if (!end) end = buf.length
+    if (!(end <= buf.length && offset <= buf.length)) throw new Error("Decoded message is not valid")
+    var oldOffset = offset
+    var obj = {
+      addresses: []
+    }
+    while (true) {
+      if (end <= offset) {
+        decode.bytes = offset - oldOffset
+        return obj
+      }
+      var prefix = varint.decode(buf, offset)
+      offset += varint.decode.bytes
+      var tag = prefix >> 3
+      switch (tag) {
+        case 1:
+        var len = varint.decode(buf, offset)
+        offset += varint.decode.bytes
+        obj.addresses.push(PeerAddress.decode(buf, offset, offset + len))
+        offset += PeerAddress.decode.bytes
+        break
+        default:
+        offset = skip(prefix & 7, buf, offset)
+      }
+    }
+  }
+}
+
 function defineEnvelope () {
   Envelope.encodingLength = encodingLength
   Envelope.encode = encode
@@ -1000,7 +1165,7 @@ function defineEnvelope () {
 
   function encodingLength (obj) {
     var length = 0
-    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
+    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
     if (defined(obj.hello)) {
       var len = Hello.encodingLength(obj.hello)
       length += varint.encodingLength(len)
@@ -1046,6 +1211,11 @@ function defineEnvelope () {
       length += varint.encodingLength(len)
       length += 1 + len
     }
+    if (defined(obj.peer_addresses)) {
+      var len = PeerAddresses.encodingLength(obj.peer_addresses)
+      length += varint.encodingLength(len)
+      length += 1 + len
+    }
     return length
   }
 
@@ -1053,7 +1223,7 @@ function defineEnvelope () {
     if (!offset) offset = 0
     if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
     var oldOffset = offset
-    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
+    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
     if (defined(obj.hello)) {
       buf[offset++] = 10
       varint.encode(Hello.encodingLength(obj.hello), buf, offset)
@@ -1117,6 +1287,13 @@ function defineEnvelope () {
       Hashes.encode(obj.hashes, buf, offset)
       offset += Hashes.encode.bytes
     }
+    if (defined(obj.peer_addresses)) {
+      buf[offset++] = 82
+      varint.encode(PeerAddresses.encodingLength(obj.peer_addresses), buf, offset)
+      offset += varint.encode.bytes
+      PeerAddresses.encode(obj.peer_addresses, buf, offset)
+      offset += PeerAddresses.encode.bytes
+    }
     encode.bytes = offset - oldOffset
     return buf
   }
@@ -1135,7 +1312,8 @@ function defineEnvelope () {
       error: null,
       report: null,
       hash_request: null,
-      hashes: null
+      hashes: null,
+      peer_addresses: null
     }
     while (true) {
       if (end <= offset) {
@@ -1155,6 +1333,7 @@ function defineEnvelope () {
         delete obj.report
         delete obj.hash_request
         delete obj.hashes
+        delete obj.peer_addresses
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hello = Hello.decode(buf, offset, offset + len)
@@ -1169,6 +1348,7 @@ function defineEnvelope () {
         delete obj.report
         delete obj.hash_request
         delete obj.hashes
+        delete obj.peer_addresses
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.inventory = Inventory.decode(buf, offset, offset + len)
@@ -1183,6 +1363,7 @@ function defineEnvelope () {
         delete obj.report
         delete obj.hash_request
         delete obj.hashes
+        delete obj.peer_addresses
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.request = Request.decode(buf, offset, offset + len)
@@ -1197,6 +1378,7 @@ function defineEnvelope () {
         delete obj.report
         delete obj.hash_request
         delete obj.hashes
+        delete obj.peer_addresses
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.data = Data.decode(buf, offset, offset + len)
@@ -1211,6 +1393,7 @@ function defineEnvelope () {
         delete obj.report
         delete obj.hash_request
         delete obj.hashes
+        delete obj.peer_addresses
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.cancel = Cancel.decode(buf, offset, offset + len)
@@ -1225,6 +1408,7 @@ function defineEnvelope () {
         delete obj.report
         delete obj.hash_request
         delete obj.hashes
+        delete obj.peer_addresses
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.error = ErrorReply.decode(buf, offset, offset + len)
@@ -1239,6 +1423,7 @@ function defineEnvelope () {
         delete obj.error
         delete obj.hash_request
         delete obj.hashes
+        delete obj.peer_addresses
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.report = Report.decode(buf, offset, offset + len)
@@ -1253,6 +1438,7 @@ function defineEnvelope () {
         delete obj.error
         delete obj.report
         delete obj.hashes
+        delete obj.peer_addresses
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hash_request = HashRequest.decode(buf, offset, offset + len)
@@ -1267,10 +1453,26 @@ function defineEnvelope () {
         delete obj.error
         delete obj.report
         delete obj.hash_request
+        delete obj.peer_addresses
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hashes = Hashes.decode(buf, offset, offset + len)
         offset += Hashes.decode.bytes
+        break
+        case 10:
+        delete obj.hello
+        delete obj.inventory
+        delete obj.request
+        delete obj.data
+        delete obj.cancel
+        delete obj.error
+        delete obj.report
+        delete obj.hash_request
+        delete obj.hashes
+        var len = varint.decode(buf, offset)
+        offset += varint.decode.bytes
+        obj.peer_addresses = PeerAddresses.decode(buf, offset, offset + len)
+        offset += PeerAddresses.decode.bytes
         break
         default:
         offset = skip(prefix & 7, buf, offset)

@@ -78,6 +78,18 @@ export interface Hashes {
 }
 export declare const Hashes: Codec<Hashes>
 
+export interface PeerAddress {
+  public_key?: Uint8Array | null
+  host?: string
+  port?: number
+}
+export declare const PeerAddress: Codec<PeerAddress>
+
+export interface PeerAddresses {
+  addresses?: Array<PeerAddress>
+}
+export declare const PeerAddresses: Codec<PeerAddresses>
+
 export interface Envelope {
   hello?: Hello | null
   inventory?: Inventory | null
@@ -88,5 +100,6 @@ export interface Envelope {
   report?: Report | null
   hash_request?: HashRequest | null
   hashes?: Hashes | null
+  peer_addresses?: PeerAddresses | null
 }
 export declare const Envelope: Codec<Envelope>

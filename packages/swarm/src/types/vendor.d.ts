@@ -42,6 +42,8 @@ declare module 'hyperdht' {
     fullyBootstrapped (): Promise<void>
     /** The announcements stored under `target`, node by node, as the query walks the DHT. */
     lookup (target: Buffer): AsyncIterable<{ peers: Array<{ publicKey: Buffer }> }>
+    /** Resolves when the node answers a ping; rejects (after its retries) when it does not. */
+    ping (to: HostPort): Promise<unknown>
     destroy (opts?: { force?: boolean }): Promise<void>
   }
 }

@@ -1,0 +1,385 @@
+/**
+ * The agent's one HTTP server: `/distfiles/` a Gentoo mirror backed by the
+ * swarm, `/metrics` for Prometheus, and everything else offered to an
+ * optional page handler (the status page).
+ *
+ * Verified bytes only: a file this box lacks is fetched through the
+ * source's verified path (whole-file check, atomic publish) and only then
+ * served, from the published file. The response waits for that (headers
+ * included), so no byte of a failed download ever reaches a client.
+ */
+import { open, type FileHandle } from 'node:fs/promises'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { pipeline } from 'node:stream/promises'
+import { debugLogger, type Logger } from '@distswarm/protocol'
+import { AllowList, DEFAULT_ALLOW } from './allow.js'
+import { GatewayError } from './errors.js'
+import { LAYOUT_CONF, parseDistfilesPath, type FileKey } from './layout.js'
+import { parseRange } from './range.js'
+
+/** The gateway's port unless told otherwise (next to the example data port 49738 and metrics port 49739). */
+export const DEFAULT_HTTP_PORT = 49740
+export const DEFAULT_HTTP_HOST = '127.0.0.1'
+/** Open connections at most; more are dropped as they arrive. */
+export const MAX_CONNECTIONS = 256
+/** A client must send its whole request head within this (slowloris). */
+export const HEADERS_TIMEOUT_MS = 10_000
+/** A connection with no byte moving either way for this long is closed (the wait for a swarm fetch excepted). */
+export const IDLE_TIMEOUT_MS = 60_000
+/** Longest request target: Portage's are about 150 bytes (`/distfiles/ab/cdef/<128 hex>`). */
+export const MAX_URL_LENGTH = 1024
+/** Longest request head (request line and headers); more gets 431. */
+export const MAX_HEADER_SIZE = 8 * 1024
+
+/** A file on this box the gateway may serve. */
+export interface ServedFile {
+  /** absolute path of a verified file (cache dir or DISTDIR) */
+  path: string
+  /** its size as indexed: a file found at another size is not served */
+  size: number
+  name: string
+  /** BLAKE2B, 128 lowercase hex digits */
+  blake2b: string
+}
+
+/**
+ * What the gateway needs from the agent. Keys are a BLAKE2B digest (128
+ * lowercase hex) or a plain file name, already validated; a name stands
+ * for what the Manifests pin it to, as for `distswarm fetch`.
+ */
+export interface GatewaySource {
+  /** The verified file this box holds for `key`, or undefined. Memory only, no I/O. */
+  local: (key: FileKey) => ServedFile | undefined
+  /** Whether a connected peer advertises `key`: memory only, so a miss is a 404 at once. */
+  held: (key: FileKey) => boolean
+  /**
+   * Fetches `key` through the agent's verified path (many sources, whole-file
+   * check, publish into the cache dir, metrics) and resolves to the
+   * published file. Rejects with a DistswarmError (`ERR_NOT_FOUND` when no
+   * peer has it). Concurrent calls may share one download; the gateway also
+   * shares one call among its own concurrent requests.
+   */
+  fetch: (key: FileKey) => Promise<ServedFile>
+  /** The status document: what `distswarm status --json` prints. Served at `/api/status` when the page handler does not take it. */
+  status: () => unknown
+}
+
+/**
+ * The status page's seam: offered every GET and HEAD request outside
+ * `/distfiles/` and `/metrics` (`/`, `/api/*`, its assets), from an allowed
+ * client. Returns true when it answered (it owns `res` then, and must end
+ * it), false to let the gateway answer (`/api/status`, else 404). A throw or
+ * rejection is a 500 when nothing was sent yet.
+ */
+export type PageHandler = (req: IncomingMessage, res: ServerResponse) => boolean | Promise<boolean>
+
+/** Prometheus exposition, rendered at each scrape of /metrics. */
+export interface MetricsSource {
+  contentType: string
+  render: () => string | Promise<string>
+}
+
+export interface GatewayInit {
+  source: GatewaySource
+  /** IP address to bind; default 127.0.0.1 (loopback only) */
+  host?: string
+  /** TCP port; 0 for any free one; default DEFAULT_HTTP_PORT (49740) */
+  port?: number
+  /** client addresses allowed (IP or ADDR/PREFIX); others get 403. Default loopback: 127.0.0.0/8, ::1 */
+  allow?: readonly string[]
+  /** the status page; without one, `/` is a 404 and `/api/status` still answers */
+  page?: PageHandler
+  /** served at /metrics; without one, /metrics is a 404 */
+  metrics?: MetricsSource
+  maxConnections?: number
+  headersTimeoutMs?: number
+  idleTimeoutMs?: number
+  maxUrlLength?: number
+  maxHeaderSize?: number
+  logger?: Logger
+}
+
+const positiveInt = (option: string, v: unknown, min = 1): number => {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw GatewayError.INVALID_OPTION(option, `must be an integer ≥ ${min}, got ${String(v)}`)
+  return v
+}
+
+const keyText = (key: FileKey): string => 'blake2b' in key ? key.blake2b : `name:${key.name}`
+
+/** "host:port", brackets around an IPv6 host. */
+const hostPort = (host: string, port: number): string => host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+
+export class Gateway {
+  private readonly source: GatewaySource
+  private readonly host: string
+  private readonly port: number
+  private readonly allow: AllowList
+  private readonly page: PageHandler | undefined
+  private readonly metrics: MetricsSource | undefined
+  private readonly maxConnections: number
+  private readonly headersTimeoutMs: number
+  private readonly idleTimeoutMs: number
+  private readonly maxUrlLength: number
+  private readonly maxHeaderSize: number
+  private readonly log: Logger
+  /** Swarm fetches under way, by key: concurrent requests for one file wait on one. */
+  private readonly fetching = new Map<string, Promise<ServedFile>>()
+  private server: Server | null = null
+  private starting: Promise<void> | null = null
+  private bound: { host: string, port: number } | null = null
+  /** Last-Modified of layout.conf: when this gateway started. */
+  private readonly layoutModified = new Date(Math.floor(Date.now() / 1000) * 1000)
+
+  constructor (init: GatewayInit) {
+    if (init === null || typeof init !== 'object') throw GatewayError.INVALID_OPTION('init', 'must be an object')
+    const s = init.source as Partial<GatewaySource> | undefined
+    if (!s || typeof s.local !== 'function' || typeof s.held !== 'function' || typeof s.fetch !== 'function' || typeof s.status !== 'function') {
+      throw GatewayError.INVALID_OPTION('source', 'must implement GatewaySource (local, held, fetch, status)')
+    }
+    this.source = init.source
+    this.host = init.host ?? DEFAULT_HTTP_HOST
+    if (typeof this.host !== 'string' || this.host === '') throw GatewayError.INVALID_OPTION('host', 'must be an IP address')
+    this.port = init.port ?? DEFAULT_HTTP_PORT
+    if (!Number.isSafeInteger(this.port) || this.port < 0 || this.port > 65535) throw GatewayError.INVALID_OPTION('port', `must be 0-65535, got ${String(init.port)}`)
+    if (init.allow !== undefined && !Array.isArray(init.allow)) throw GatewayError.INVALID_OPTION('allow', 'must be an array of addresses')
+    this.allow = new AllowList(init.allow ?? DEFAULT_ALLOW)
+    if (init.page !== undefined && typeof init.page !== 'function') throw GatewayError.INVALID_OPTION('page', 'must be a function (req, res) => boolean')
+    this.page = init.page
+    if (init.metrics !== undefined && (typeof init.metrics?.render !== 'function' || typeof init.metrics.contentType !== 'string')) {
+      throw GatewayError.INVALID_OPTION('metrics', 'must be { contentType, render }')
+    }
+    this.metrics = init.metrics
+    this.maxConnections = positiveInt('maxConnections', init.maxConnections ?? MAX_CONNECTIONS)
+    this.headersTimeoutMs = positiveInt('headersTimeoutMs', init.headersTimeoutMs ?? HEADERS_TIMEOUT_MS)
+    this.idleTimeoutMs = positiveInt('idleTimeoutMs', init.idleTimeoutMs ?? IDLE_TIMEOUT_MS)
+    this.maxUrlLength = positiveInt('maxUrlLength', init.maxUrlLength ?? MAX_URL_LENGTH, 16)
+    this.maxHeaderSize = positiveInt('maxHeaderSize', init.maxHeaderSize ?? MAX_HEADER_SIZE, 1024)
+    this.log = init.logger ?? debugLogger('distswarm:gateway')
+  }
+
+  /** `http://host:port` once started (the bound port when 0 was asked), else null. */
+  get url (): string | null {
+    return this.bound ? `http://${hostPort(this.bound.host, this.bound.port)}` : null
+  }
+
+  /** "host:port" bound, or null. */
+  get address (): string | null {
+    return this.bound ? hostPort(this.bound.host, this.bound.port) : null
+  }
+
+  /** Binds and serves. Idempotent; rejects with ERR_HTTP_LISTEN when the address cannot be bound. */
+  start (): Promise<void> {
+    this.starting ??= this.listen().catch(async (err: unknown) => {
+      this.starting = null
+      await this.stop()
+      throw err
+    })
+    return this.starting
+  }
+
+  private async listen (): Promise<void> {
+    const server = this.server = createServer({
+      maxHeaderSize: this.maxHeaderSize,
+      headersTimeout: this.headersTimeoutMs,
+      // A GET's request is its head: the whole request within the head's time.
+      requestTimeout: this.headersTimeoutMs,
+      // How often the headers timeout is checked (Node's default, 30 s, is far too coarse).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(this.headersTimeoutMs / 4)))
+    }, (req, res) => { void this.handle(req, res) })
+    server.maxConnections = this.maxConnections
+    server.timeout = this.idleTimeoutMs
+    server.keepAliveTimeout = Math.min(5_000, this.idleTimeoutMs)
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+      // Node's own answers to a malformed or oversized request head, or a head that took too long.
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+      this.log.debug('http.client-error', { code: err.code, status })
+      if (socket.writable && !socket.destroyed) socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+      socket.destroySoon()
+    })
+    server.on('drop', (data?: { remoteAddress?: string }) => this.log.warn('http.connection-dropped', { from: data?.remoteAddress, max: this.maxConnections }))
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(GatewayError.LISTEN(hostPort(this.host, this.port), err)))
+      server.listen({ host: this.host, port: this.port, exclusive: true }, resolve)
+    })
+    server.on('error', (err) => this.log.error('http.server-error', { message: err.message }))
+    const a = server.address() as AddressInfo
+    this.bound = { host: a.address, port: a.port }
+    this.log.info('http.listening', { url: this.url, allow: this.allow.entries.join(',') })
+  }
+
+  /** Stops serving and drops open connections. Swarm fetches under way go on (the agent owns them). Idempotent. */
+  async stop (): Promise<void> {
+    const server = this.server
+    this.server = null
+    this.bound = null
+    this.starting = null
+    if (!server) return
+    if (!server.listening) return
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+    server.closeAllConnections()
+    await closed
+  }
+
+  private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      await this.route(req, res)
+    } catch (err) {
+      this.log.error('http.handler-failed', { url: (req.url ?? '').slice(0, 200), message: (err as Error).message })
+      if (!res.headersSent) plain(res, 500, 'internal error')
+      else res.destroy()
+    }
+  }
+
+  private async route (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.allow.allows(req.socket.remoteAddress)) {
+      this.log.warn('http.refused', { from: req.socket.remoteAddress })
+      return plain(res, 403, 'forbidden: this address is not in the gateway\'s allow list (http-allow)')
+    }
+    const url = req.url ?? ''
+    if (url.length > this.maxUrlLength) return plain(res, 414, 'URI too long')
+    // Origin-form only ("/path"): an absolute or authority form is not for this server.
+    if (!url.startsWith('/') || url.startsWith('//')) return plain(res, 400, 'bad request target')
+    if (req.method !== 'GET' && req.method !== 'HEAD') return plain(res, 405, 'method not allowed', { allow: 'GET, HEAD' })
+    const q = url.indexOf('?')
+    const path = q === -1 ? url : url.slice(0, q)
+    if (path === '/distfiles' || path.startsWith('/distfiles/')) return this.distfiles(req, res, path.slice('/distfiles/'.length))
+    if (path === '/metrics') return this.serveMetrics(req, res)
+    if (this.page && await this.page(req, res)) return
+    if (path === '/api/status') return json(res, req, this.source.status())
+    return plain(res, 404, 'not found')
+  }
+
+  private async serveMetrics (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.metrics) return plain(res, 404, 'not found')
+    let body: string
+    try {
+      body = await this.metrics.render()
+    } catch (err) {
+      this.log.warn('http.metrics-failed', { message: (err as Error).message })
+      return plain(res, 500, 'metrics unavailable')
+    }
+    res.writeHead(200, { 'content-type': this.metrics.contentType, 'content-length': Buffer.byteLength(body) })
+    res.end(req.method === 'HEAD' ? undefined : body)
+  }
+
+  private async distfiles (req: IncomingMessage, res: ServerResponse, rest: string): Promise<void> {
+    const r = parseDistfilesPath(rest)
+    if (r.kind === 'bad') return plain(res, r.status, r.reason)
+    if (r.kind === 'layout') {
+      res.setHeader('last-modified', this.layoutModified.toUTCString())
+      if (notModified(req, this.layoutModified.getTime())) return void res.writeHead(304).end()
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(LAYOUT_CONF) })
+      return void res.end(req.method === 'HEAD' ? undefined : LAYOUT_CONF)
+    }
+    const local = this.source.local(r.key)
+    if (local && await this.serveFile(req, res, local)) return
+    // A miss from memory: no connected peer advertises it.
+    if (!this.source.held(r.key)) return plain(res, 404, 'not found: neither this box nor any connected peer has it')
+    let file: ServedFile
+    // Waiting on the swarm moves no byte: not idle in the sense of the idle timeout.
+    req.socket.setTimeout(0)
+    try {
+      file = await this.fetchShared(r.key)
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code === 'ERR_NOT_FOUND') return plain(res, 404, 'not found: no peer has it')
+      this.log.warn('http.fetch-failed', { key: keyText(r.key).slice(0, 140), code, message: (err as Error).message })
+      // Portage moves on to the next mirror after any failure.
+      return plain(res, 502, `fetching from peers failed: ${code ?? 'error'}`)
+    } finally {
+      if (!req.socket.destroyed) req.socket.setTimeout(this.idleTimeoutMs)
+    }
+    if (req.socket.destroyed) return
+    if (!await this.serveFile(req, res, file)) plain(res, 404, 'not found: the fetched file is gone')
+  }
+
+  /** One fetch per key at a time, whoever asks; it runs to the end whether or not its clients stay. */
+  private fetchShared (key: FileKey): Promise<ServedFile> {
+    const k = keyText(key)
+    let p = this.fetching.get(k)
+    if (!p) {
+      p = this.source.fetch(key).finally(() => this.fetching.delete(k))
+      this.fetching.set(k, p)
+      // Nobody may be left to await it (every client gone): never an unhandled rejection.
+      p.catch(() => {})
+    }
+    return p
+  }
+
+  /**
+   * Serves a file from disk: Range, If-Modified-Since, HEAD. False (nothing
+   * sent) when it is gone or no longer the size it was indexed at.
+   */
+  private async serveFile (req: IncomingMessage, res: ServerResponse, file: ServedFile): Promise<boolean> {
+    let fh: FileHandle
+    try {
+      fh = await open(file.path, 'r')
+    } catch (err) {
+      this.log.debug('http.open-failed', { path: file.path, code: (err as NodeJS.ErrnoException).code })
+      return false
+    }
+    let streaming = false
+    try {
+      const st = await fh.stat()
+      if (!st.isFile() || st.size !== file.size) {
+        this.log.warn('http.file-changed', { path: file.path, indexed: file.size, now: st.size })
+        return false
+      }
+      const mtime = Math.floor(st.mtimeMs / 1000) * 1000
+      res.setHeader('last-modified', new Date(mtime).toUTCString())
+      res.setHeader('accept-ranges', 'bytes')
+      res.setHeader('content-type', 'application/octet-stream')
+      res.setHeader('etag', `"${file.blake2b.slice(0, 32)}"`)
+      const ifRange = req.headers['if-range']
+      const rangeHeader = ifRange === undefined || ifRange === res.getHeader('last-modified') || ifRange === res.getHeader('etag') ? req.headers.range : undefined
+      if (rangeHeader === undefined && notModified(req, mtime)) {
+        res.writeHead(304).end()
+        return true
+      }
+      const range = parseRange(rangeHeader, st.size)
+      if (range.kind === 'unsatisfiable') {
+        res.removeHeader('content-type')
+        plain(res, 416, 'range not satisfiable', { 'content-range': `bytes */${st.size}` })
+        return true
+      }
+      const [start, end] = range.kind === 'part' ? [range.start, range.end] : [0, st.size - 1]
+      const length = end - start + 1
+      if (range.kind === 'part') res.setHeader('content-range', `bytes ${start}-${end}/${st.size}`)
+      res.writeHead(range.kind === 'part' ? 206 : 200, { 'content-length': length })
+      if (req.method === 'HEAD' || length === 0) {
+        res.end()
+        return true
+      }
+      streaming = true
+      const stream = fh.createReadStream({ start, end, autoClose: true, highWaterMark: 256 * 1024 })
+      // A client that goes away ends its response only: the file and any fetch are untouched.
+      await pipeline(stream, res).catch((err: NodeJS.ErrnoException) => {
+        this.log.debug('http.response-cut', { name: file.name, code: err.code })
+      })
+      return true
+    } finally {
+      if (!streaming) await fh.close()
+    }
+  }
+}
+
+/** If-Modified-Since: true when the file (its mtime, whole seconds) is no newer than the client's copy. */
+function notModified (req: IncomingMessage, mtimeMs: number): boolean {
+  const ims = req.headers['if-modified-since']
+  if (ims === undefined) return false
+  const t = Date.parse(ims)
+  return !Number.isNaN(t) && mtimeMs <= t
+}
+
+function plain (res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  const body = `${text}\n`
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers })
+  res.end(res.req.method === 'HEAD' ? undefined : body)
+}
+
+function json (res: ServerResponse, req: IncomingMessage, doc: unknown): void {
+  const body = `${JSON.stringify(doc)}\n`
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' })
+  res.end(req.method === 'HEAD' ? undefined : body)
+}

@@ -1,0 +1,8 @@
+export { Gateway, DEFAULT_HTTP_PORT, DEFAULT_HTTP_HOST, MAX_CONNECTIONS, HEADERS_TIMEOUT_MS, IDLE_TIMEOUT_MS, MAX_URL_LENGTH, MAX_HEADER_SIZE } from './gateway.js'
+export type { GatewayInit, GatewaySource, ServedFile, PageHandler, MetricsSource } from './gateway.js'
+export { LAYOUT_CONF, CONTENT_HASH_CUTOFFS, contentHashPath, parseDistfilesPath } from './layout.js'
+export type { FileKey, DistfilesRequest } from './layout.js'
+export { parseRange } from './range.js'
+export type { RangeAnswer } from './range.js'
+export { AllowList, DEFAULT_ALLOW } from './allow.js'
+export { GatewayError } from './errors.js'

@@ -1,0 +1,89 @@
+import type { SecretStream } from './types.js'
+
+export interface LivenessHooks {
+  /** Whether requests of ours are out: the remote owes us bytes. */
+  owed: () => boolean
+  /** When the last bytes of the protocol arrived (ms since the epoch). */
+  lastReceivedAt: () => number
+  /** The remote showed no life for `silentMs`, at least deadAfterMs. */
+  dead: (silentMs: number) => void
+}
+
+/**
+ * Tells a dead remote from a slow one on a UDX (hyperswarm) connection,
+ * while requests of ours are out on it: the secret-stream keepalive sent
+ * every third of deadAfterMs is acknowledged by a live remote's UDX stack,
+ * which counts as a received packet, so a remote that neither sends nor
+ * acknowledges anything for deadAfterMs is gone (killed, frozen, unplugged).
+ * UDX itself would give up only after its retransmissions, ~15 s. TCP
+ * connections are left to the kernel, which resets them when the remote
+ * process dies.
+ */
+export class Liveness {
+  private timer: NodeJS.Timeout | null = null
+  /** When the remote last showed life, and the raw packet count then. */
+  private heardAt = 0
+  private packetsSeen = 0
+  private tickedAt = 0
+  private readonly intervalMs: number
+
+  constructor (private readonly stream: SecretStream, private readonly deadAfterMs: number, private readonly hooks: LivenessHooks) {
+    this.intervalMs = Math.floor(deadAfterMs / 3)
+  }
+
+  /**
+   * While watching: ms since the remote last showed life (sampled every
+   * third of deadAfterMs); 0 otherwise. A transfer stops waiting on a source
+   * silent for a second or so.
+   */
+  get silentMs (): number {
+    return this.timer ? Date.now() - Math.max(this.heardAt, this.hooks.lastReceivedAt()) : 0
+  }
+
+  /** Packets the connection received, acknowledgements included: a UDX stream counts them; undefined on TCP. */
+  private get packetsReceived (): number | undefined {
+    const n = this.stream.rawStream?.packetsReceived
+    return typeof n === 'number' ? n : undefined
+  }
+
+  /** Starts watching, if not already, when a request of ours goes out. */
+  watch (): void {
+    if (this.timer || this.packetsReceived === undefined) return
+    this.heardAt = this.tickedAt = Date.now()
+    this.packetsSeen = this.packetsReceived
+    this.stream.sendKeepAlive?.()
+    this.timer = setInterval(() => this.check(), this.intervalMs)
+    this.timer.unref()
+  }
+
+  stop (): void {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+  }
+
+  private check (): void {
+    const now = Date.now()
+    // Our own event loop was held up: the packets that came meanwhile are not
+    // counted yet (timers run before I/O). Start the count again, not blame the remote.
+    if (now - this.tickedAt > 2 * this.intervalMs) this.heardAt = now
+    this.tickedAt = now
+    const packets = this.packetsReceived ?? 0
+    const heard = packets !== this.packetsSeen || this.hooks.lastReceivedAt() > this.heardAt
+    if (heard) {
+      this.packetsSeen = packets
+      this.heardAt = now
+      // Stops only once the remote showed life: a transfer that gave up on
+      // a silent source (hedged its pieces elsewhere) must not make it look
+      // fresh again when it next asks.
+      if (!this.hooks.owed()) {
+        this.stop()
+        return
+      }
+    } else if (now - this.heardAt >= this.deadAfterMs) {
+      this.stop()
+      this.hooks.dead(now - this.heardAt)
+      return
+    }
+    this.stream.sendKeepAlive?.()
+  }
+}
