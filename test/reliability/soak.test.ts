@@ -13,6 +13,11 @@ import { distfile, writeRepo, type Distfile } from '../gentoo.js'
  * serves wrong bytes until told). DISTSWARM_SOAK_SECONDS: how long the chaos
  * lasts (default 60). DISTSWARM_SOAK_SEED: the same files, and the same
  * sequences of choices (their interleaving still follows timing).
+ *
+ * One agent (box0) is never killed, as on a box that runs for months: the
+ * RSS and open descriptors of every agent are sampled at an interval that
+ * scales with the run (each minute in an hour's run), and the soak fails on
+ * a growth trend of that long-lived process, not only on a peak.
  */
 const SECONDS = Number(process.env.DISTSWARM_SOAK_SECONDS ?? 60)
 const SEED = Number(process.env.DISTSWARM_SOAK_SEED ?? randomBytes(4).readUInt32LE())
@@ -24,6 +29,17 @@ const FETCH_TIMEOUT_MS = 60_000
 const MAX_DOWN = 2
 /** Peak resident set of any agent process (VmHWM), MiB: a leak or an unbounded buffer shows here. */
 const MAX_RSS_MIB = 200
+/** The agent that is never killed: its samples span the run, so a trend in them is a leak. */
+const STEADY = 0
+/** Trend samples: about SAMPLES a run, at most a minute apart, at least 2 s apart. */
+const SAMPLES = 12
+const SAMPLE_MS = Math.min(60_000, Math.max(2000, Math.floor(SECONDS * 1000 / SAMPLES)))
+/** Least-squares RSS growth over the second half above which the soak fails, MiB per 10 minutes… */
+const MAX_RSS_SLOPE_MIB_PER_10_MIN = 4
+/** …once the growth it predicts over that half is also above what the GC's sawtooth alone gives. */
+const RSS_NOISE_MIB = 12
+/** Open descriptors the steady agent may gain over the second half (fitted): peers come and go, a leak only climbs. */
+const MAX_FD_GROWTH = 8
 const KiB = 1024
 const MiB = 1024 * KiB
 
@@ -38,6 +54,57 @@ function prng (seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
+
+/** Current RSS of a live process in MiB, and its open file descriptors, from /proc; null once it is gone. */
+async function sample (pid: number | undefined): Promise<{ rss: number, fds: number } | null> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
+  const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => null)
+  return kb && fds ? { rss: Number(kb) / 1024, fds: fds.length } : null
+}
+
+/** Least-squares slope of y over x. */
+function slope (points: ReadonlyArray<readonly [number, number]>): number {
+  const n = points.length
+  if (n < 2) return 0
+  const mx = points.reduce((s, [x]) => s + x, 0) / n
+  const my = points.reduce((s, [, y]) => s + y, 0) / n
+  const sxx = points.reduce((s, [x]) => s + (x - mx) ** 2, 0)
+  return sxx === 0 ? 0 : points.reduce((s, [x, y]) => s + (x - mx) * (y - my), 0) / sxx
+}
+
+interface Sample { at: number, rss: number, fds: number }
+
+/**
+ * The growth of one process over the samples given (the second half of a
+ * run): least-squares slopes, the growth they predict over the samples' span,
+ * and what of it breaks a bound.
+ */
+function trend (half: readonly Sample[]): { rssSlope: number, rssGrowth: number, fdGrowth: number, window: number, problems: string[] } {
+  const window = half.length > 1 ? half.at(-1)!.at - half[0]!.at : 0
+  const perSecond = slope(half.map((s) => [s.at, s.rss]))
+  const rssSlope = perSecond * 600
+  const rssGrowth = perSecond * window
+  const fdGrowth = slope(half.map((s) => [s.at, s.fds])) * window
+  const problems: string[] = []
+  if (half.length < 3) problems.push(`${half.length} samples, too few for a trend`)
+  if (rssGrowth > RSS_NOISE_MIB && rssSlope > MAX_RSS_SLOPE_MIB_PER_10_MIN) problems.push(`RSS grows ${rssSlope.toFixed(1)} MiB per 10 min (${rssGrowth.toFixed(1)} MiB over ${window.toFixed(0)} s)`)
+  if (fdGrowth > MAX_FD_GROWTH) problems.push(`open descriptors grow by ${fdGrowth.toFixed(1)} over ${window.toFixed(0)} s`)
+  return { rssSlope, rssGrowth, fdGrowth, window, problems }
+}
+
+it('the trend check fails a steady climb of RSS or descriptors, and passes a flat sawtooth', () => {
+  const hour = (f: (i: number) => { rss: number, fds: number }): Sample[] => Array.from({ length: 31 }, (_, i) => ({ at: 1800 + i * 60, ...f(i) }))
+  const sawtooth = (i: number): number => 150 + (i % 4) * 10 // a GC's ups and downs, 30 MiB wide, no trend
+  expect(trend(hour((i) => ({ rss: sawtooth(i), fds: 40 + (i % 3) }))).problems).toEqual([])
+  // 1 MiB a minute: 10 MiB per 10 min, 30 MiB over the half hour.
+  expect(trend(hour((i) => ({ rss: sawtooth(i) + i, fds: 40 }))).problems).toEqual([expect.stringMatching(/^RSS grows 1\d\.\d MiB per 10 min/)])
+  // One descriptor lost every two minutes.
+  expect(trend(hour((i) => ({ rss: 150, fds: 40 + Math.floor(i / 2) }))).problems).toEqual([expect.stringMatching(/^open descriptors grow by 15/)])
+  // A short run: the same slow climb stays inside the noise; two samples are no trend.
+  expect(trend(hour((i) => ({ rss: 150 + i / 10, fds: 40 })).slice(0, 6)).problems).toEqual([])
+  expect(trend(hour(() => ({ rss: 150, fds: 40 })).slice(0, 2)).problems).toEqual([expect.stringMatching(/too few/)])
+})
 
 /** Peak RSS of a live process in MiB, from /proc; 0 once it is gone. */
 async function peakRssMiB (pid: number | undefined): Promise<number> {
@@ -77,11 +144,26 @@ it(`soak: ${AGENTS} agents, ${FILES} files, random fetches while agents are kill
   await writeRepo(repo, files)
   const start = (i: number): Promise<AgentProc> => net.startAgent({ name: names[i]!, args: ['--repo', repo] })
 
-  const agents: Array<AgentProc | null> = await Promise.all(names.map((_, i) => start(i)))
-  const fullMesh = (): Promise<void> => waitFor(async () => {
-    const counts = await Promise.all(agents.map(async (a) => (await a!.status()).peers))
-    return counts.every((n) => n === AGENTS - 1)
-  }, 60_000, 'every agent to meet the others', 500)
+  // One after the other: five cold starts at once can take longer than a start may on a loaded machine.
+  const agents: Array<AgentProc | null> = []
+  for (const i of names.keys()) agents.push(await start(i))
+  const fullMesh = async (): Promise<void> => {
+    try {
+      await waitFor(async () => {
+        const counts = await Promise.all(agents.map(async (a) => (await a!.status()).peers))
+        return counts.every((n) => n === AGENTS - 1)
+      }, 60_000, 'every agent to meet the others', 500)
+    } catch (err) {
+      // Who sees whom, so a failure says which links did not come back.
+      const seen = await Promise.all(agents.map(async (a) => {
+        const client = await a!.client().catch(() => null)
+        const peers = await client?.call('peers', {}).catch(() => null) as Array<{ name?: string }> | null | undefined
+        client?.close()
+        return `${a!.name} (pid ${a!.child.pid}) sees ${peers ? `[${peers.map((x) => x.name).join(' ')}]` : 'no answer'}`
+      }))
+      throw new Error(`${(err as Error).message}: ${seen.join('; ')}`, { cause: err })
+    }
+  }
   await fullMesh()
 
   let maxRss = 0
@@ -132,7 +214,7 @@ it(`soak: ${AGENTS} agents, ${FILES} files, random fetches while agents are kill
     while (Date.now() < deadline) {
       await sleep(2000 + killRandom() * 4000)
       if (Date.now() >= deadline) break
-      const up = agents.flatMap((a, i) => a ? [i] : [])
+      const up = agents.flatMap((a, i) => a && i !== STEADY ? [i] : [])
       if (AGENTS - up.length >= MAX_DOWN) continue
       const i = pick(up, killRandom)
       const victim = agents[i]!
@@ -157,14 +239,44 @@ it(`soak: ${AGENTS} agents, ${FILES} files, random fetches while agents are kill
       rotten.add(f.name)
     }
   })()
-  const sampler = (async () => {
-    while (Date.now() < deadline) {
-      for (const a of agents) await noteRss(a)
-      await sleep(1000)
+  // RSS and descriptors of every live agent each SAMPLE_MS, from the start of the storm to its end (both included).
+  const samples: Array<Sample & { round: number, agent: string, pid: number }> = []
+  console.info(`soak: RSS MiB / open fds of each agent every ${SAMPLE_MS / 1000} s; * the agent never killed`)
+  const began = Date.now()
+  let rounds = 0
+  const takeSamples = async (): Promise<void> => {
+    const round = rounds++
+    const row: string[] = []
+    for (const [i, a] of agents.entries()) {
+      const s = a ? await sample(a.child.pid) : null
+      if (!s) continue
+      samples.push({ round, at: (Date.now() - began) / 1000, agent: a!.name, pid: a!.child.pid!, ...s })
+      row.push(`${a!.name}${i === STEADY ? '*' : ''} ${s.rss.toFixed(0)}M/${s.fds}fd`)
     }
+    // As they come: a long run that dies still leaves its samples.
+    console.info(`soak: t=${((Date.now() - began) / 1000).toFixed(0)}s ${row.join('  ')}`)
+  }
+  const sampler = (async () => {
+    let next = began
+    while (Date.now() < deadline) {
+      if (Date.now() >= next) {
+        await takeSamples()
+        next += SAMPLE_MS
+      }
+      for (const a of agents) await noteRss(a)
+      await sleep(Math.min(1000, Math.max(0, deadline - Date.now())))
+    }
+    await takeSamples()
   })()
 
   await Promise.all([...workers, killer, rot, sampler])
+  const steadyPid = agents[STEADY]!.child.pid
+  // The trend of the steady agent over the second half, when its heap has warmed up.
+  const steady = samples.filter((s) => s.pid === steadyPid)
+  const half = steady.filter((s) => s.at >= SECONDS / 2)
+  const { rssSlope, rssGrowth, fdGrowth, window, problems } = trend(half)
+  console.info(`soak: ${rounds} samples every ${SAMPLE_MS / 1000} s (RSS MiB / open fds; * the agent never killed); box${STEADY}, second half: ${half.length} samples over ${window.toFixed(0)} s, RSS slope ${rssSlope.toFixed(2)} MiB/10 min (fitted growth ${rssGrowth.toFixed(1)} MiB), fitted fd growth ${fdGrowth.toFixed(1)}`)
+  console.info(`soak: storm over: ${fetches} fetches, ${kills} kills, outcomes ${JSON.stringify(Object.fromEntries(tally))}`)
   await Promise.all(restarts)
   for (const a of agents) await noteRss(a)
 
@@ -209,4 +321,6 @@ it(`soak: ${AGENTS} agents, ${FILES} files, random fetches while agents are kill
   for (const [code] of failures) expect(code, `failure code ${code}`).toMatch(/^ERR_(?!INTERNAL$)[A-Z0-9_]+$/)
   expect(maxRss).toBeGreaterThan(0)
   expect(maxRss).toBeLessThan(MAX_RSS_MIB)
+  // Growth of the agent that ran throughout, not only its peak (and enough samples to tell).
+  expect(problems, `box${STEADY}`).toEqual([])
 })

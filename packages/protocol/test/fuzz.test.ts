@@ -1,23 +1,22 @@
 /**
- * Property-based fuzzing of everything that reads bytes or names from a peer:
- * the framing, the message decoder, and the name and digest validators.
+ * Property-based fuzzing of everything that reads bytes or names from a peer
+ * (the properties are in properties.ts).
  *
  * Seeded and reproducible: the seed is in the suite's name, and a failure
- * prints the seed and path that replay it. Longer runs:
- *   DISTSWARM_FUZZ_RUNS=20000 npx vitest run packages/protocol/test/fuzz.test.ts
- * Another seed: DISTSWARM_FUZZ_SEED=123 (same command).
+ * prints the seed and path that replay it. By default each property runs 500
+ * inputs times its weight, a few seconds in all. At scale, with inputs per
+ * second and a failing input saved as a regression case:
+ *   npm run fuzz -- --runs 1000000 [--seed S]
+ * which sets DISTSWARM_FUZZ_RUNS (every property runs exactly that many),
+ * DISTSWARM_FUZZ_SEED and DISTSWARM_FUZZ_SAVE=1 for this file. A long run goes
+ * in batches of a few seconds, each from a seed of its own (runner.ts); a
+ * failure names its batch's seed, and the saved input replays without it.
  */
-import { afterEach, describe, expect, it, vi } from 'vitest'
-import { posix } from 'node:path'
-import { isIP } from 'node:net'
-import fc from 'fast-check'
-import * as wire from '../src/generated/distswarm.cjs'
-import {
-  assertValidName, decodeMessage, encodeFrame, encodeMessage, ErrorCode, FrameDecoder, isHexDigest, isValidName,
-  MAX_AGENT_NAME_BYTES, MAX_DATA_CHUNK, MAX_ERROR_MESSAGE, MAX_FILE_SIZE, MAX_FRAME_SIZE, MAX_INVENTORY_BATCH,
-  MAX_HASH_PIECES, MAX_NAME_BYTES, MAX_PEER_ADDRESSES, MAX_PIECE_SIZE, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, nameProblem, PIECE_HASH_BYTES, parseHexDigest, ProtocolError, toHex,
-  type ErrorCodeName, type FileEntry, type Message
-} from '../src/index.js'
+import { afterAll, describe, expect, it } from 'vitest'
+import { writeSync } from 'node:fs'
+import { encodeFrame, FrameDecoder } from '../src/index.js'
+import { expect as fastExpect, expectProtocolError, HEADER, largestAllocation, PROPERTIES, thrown, type FuzzProperty } from './properties.js'
+import { REGRESSIONS_DIR, runProperty } from './runner.js'
 
 function envInt (name: string, fallback: number): number {
   const raw = process.env[name]
@@ -28,414 +27,79 @@ function envInt (name: string, fallback: number): number {
 }
 
 const SEED = envInt('DISTSWARM_FUZZ_SEED', 0x5eed)
-/** Runs of each property; the default keeps this file to a few seconds. */
-const RUNS = envInt('DISTSWARM_FUZZ_RUNS', 500)
-const run = (runs = RUNS): fc.Parameters<unknown> => ({ seed: SEED, numRuns: runs })
+const ASKED = envInt('DISTSWARM_FUZZ_RUNS', 0)
+/** Runs of a property: exactly the number asked for, else 500 times its weight. */
+const runsOf = (p: FuzzProperty): number => ASKED > 0 ? ASKED : 500 * p.weight
+const RUNS = ASKED > 0 ? ASKED : 500
+const SAVE_DIR = process.env.DISTSWARM_FUZZ_SAVE === '1' ? REGRESSIONS_DIR : undefined
 /** A bound on each test that grows with the runs asked for: a long fuzz run is not a timeout. */
-const TIMEOUT = 30_000 + RUNS * 50
+const TIMEOUT = 30_000 + RUNS * 4 * 50
 
-const HEADER = 4
-const UINT32 = 0xffff_ffff
-const DECODE_CODES = ['ERR_DECODE', 'ERR_UNKNOWN_TYPE', 'ERR_BAD_MESSAGE']
-const CODE_NAMES = Object.keys(ErrorCode) as ErrorCodeName[]
+const GROUPS = [...new Set(PROPERTIES.map((p) => p.group))]
+let inputs = 0
+let seconds = 0
 
-/** The error `fn` throws, or undefined. */
-function thrown (fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (err) {
-    return err
-  }
-  return undefined
-}
-
-/** Asserts `err` is a ProtocolError with one of `codes`: anything else (TypeError, RangeError…) is a crash. */
-function expectProtocolError (err: unknown, codes: string[]): void {
-  expect(err, `not a ProtocolError: ${String(err)}`).toBeInstanceOf(ProtocolError)
-  expect(codes).toContain((err as ProtocolError).code)
-}
-
-/**
- * Records the largest buffer allocated while `fn` runs, through every public
- * way Node has of making one (Buffer.concat allocates internally, so it is
- * counted by its total).
- */
-function largestAllocation (fn: () => void): number {
-  let largest = 0
-  const note = (n: unknown): void => { if (typeof n === 'number' && n > largest) largest = n }
-  const spies = [
-    vi.spyOn(Buffer, 'alloc'),
-    vi.spyOn(Buffer, 'allocUnsafe'),
-    vi.spyOn(Buffer, 'allocUnsafeSlow'),
-    vi.spyOn(Buffer, 'concat')
-  ]
-  try {
-    fn()
-  } finally {
-    for (const spy of spies) {
-      for (const args of spy.mock.calls) {
-        const [first, total] = args as [unknown, unknown]
-        if (Array.isArray(first)) note(total ?? first.reduce((n: number, b: Uint8Array) => n + b.byteLength, 0))
-        else note(first)
-      }
-      spy.mockRestore()
-    }
-  }
-  return largest
-}
-
-afterEach(() => { vi.restoreAllMocks() })
-
-// --- arbitraries ---
-
-const bytesOf = (min: number, max: number): fc.Arbitrary<Buffer> =>
-  fc.uint8Array({ minLength: min, maxLength: max }).map((a) => Buffer.from(a))
-const digest = bytesOf(64, 64)
-const uint32 = fc.integer({ min: 0, max: UINT32 })
-const fileSize = fc.integer({ min: 0, max: MAX_FILE_SIZE })
-
-/** Code points that name and string checks care about, mixed with arbitrary ones. */
-const trickyUnit = fc.oneof(
-  fc.constantFrom('a', 'Z', '0', '-', '_', '.', '..', '/', '\\', ' ', '\u0000', '\n', '\t', '\u001f', '\u007f', '\u0085',
-    '\u009f', '\u00a0', 'é', '\u2028', '\ufffd', '\ud800', '\udfff', '😀', '\u{10ffff}'),
-  fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })
-)
-/** Strings near the 255-byte limit as often as short ones. */
-const trickyString = fc.tuple(fc.nat({ max: 260 }), fc.string({ unit: trickyUnit, maxLength: 12 }), fc.boolean())
-  .map(([n, tail, front]) => front ? tail + 'x'.repeat(n) : 'x'.repeat(n) + tail)
-
-const validName = fc.oneof(
-  fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }),
-  trickyString
-).filter(isValidName)
-
-/** An agent name as a hello carries it: printable, at most 64 bytes. */
-const agentName = fc.string({ unit: 'grapheme', maxLength: 20 })
-  .filter((s) => Buffer.byteLength(s) <= MAX_AGENT_NAME_BYTES && !/[\u0000-\u001f\u007f]/.test(s))
-
-const entry: fc.Arbitrary<FileEntry> = fc.record({
-  name: validName,
-  size: fileSize,
-  blake2b: digest,
-  sha512: fc.oneof(digest, fc.constant(Buffer.alloc(0)))
+afterAll(() => {
+  const rss = process.resourceUsage().maxRSS / 1024
+  console.info(`fuzz: ${inputs} inputs in ${seconds.toFixed(1)} s (${Math.round(inputs / seconds)}/s), seed ${SEED}, peak RSS of this worker ${rss.toFixed(0)} MiB`)
 })
 
-/** Every message type, each obeying the bounds a decoded message obeys. */
-const validMessage: fc.Arbitrary<Message> = fc.oneof(
-  fc.record({ type: fc.constant('hello' as const), version: uint32, proof: bytesOf(32, 32), name: agentName, dataPort: fc.integer({ min: 0, max: 65535 }), dataOnly: fc.boolean(), seeder: fc.boolean() }),
-  fc.record({ type: fc.constant('inventory' as const), reset: fc.boolean(), added: fc.array(entry, { maxLength: 4 }), removed: fc.array(digest, { maxLength: 4 }) }),
-  fc.record({ type: fc.constant('request' as const), id: uint32, blake2b: digest, offset: fileSize, length: fc.integer({ min: 1, max: MAX_REQUEST_LENGTH }) }),
-  fc.record({ type: fc.constant('data' as const), id: uint32, offset: fileSize, bytes: fc.oneof({ arbitrary: bytesOf(0, 300), weight: 20 }, { arbitrary: fc.constant(Buffer.alloc(MAX_DATA_CHUNK, 7)), weight: 1 }) }),
-  fc.record({ type: fc.constant('cancel' as const), id: uint32 }),
-  fc.record({
-    type: fc.constant('error' as const),
-    code: fc.constantFrom(...CODE_NAMES),
-    id: uint32,
-    message: fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: MAX_ERROR_MESSAGE / 2 }))
-      .filter((s) => s.length <= MAX_ERROR_MESSAGE)
-  }),
-  fc.record({ type: fc.constant('report' as const), blake2b: digest }),
-  fc.integer({ min: MIN_PIECE_SIZE, max: MAX_PIECE_SIZE }).chain((pieceSize) => fc.record({
-    type: fc.constant('hash-request' as const),
-    id: uint32,
-    blake2b: digest,
-    offset: fileSize,
-    pieceSize: fc.constant(pieceSize),
-    length: fc.integer({ min: 1, max: Math.min(MAX_FILE_SIZE, pieceSize * MAX_HASH_PIECES) })
-  })),
-  fc.record({ type: fc.constant('hashes' as const), id: uint32, hashes: fc.array(bytesOf(PIECE_HASH_BYTES, PIECE_HASH_BYTES), { maxLength: 8 }) }),
-  fc.record({
-    type: fc.constant('peer-addresses' as const),
-    addresses: fc.array(fc.record({ publicKey: bytesOf(32, 32), host: fc.oneof(fc.ipV4(), fc.ipV6()), port: fc.integer({ min: 1, max: 65535 }) }), { maxLength: 4 })
-  })
-)
-
-/** A change to a valid encoding: what a buggy or hostile peer, or a bad link, would send instead. */
-type Mutation =
-  | { kind: 'flip', at: number, bit: number }
-  | { kind: 'truncate', at: number }
-  | { kind: 'extend', bytes: Uint8Array }
-  | { kind: 'insert', at: number, bytes: Uint8Array }
-  | { kind: 'set', at: number, value: number }
-
-const mutation: fc.Arbitrary<Mutation> = fc.oneof(
-  fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
-  fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
-  fc.record({ kind: fc.constant('extend' as const), bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }) }),
-  fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }) }),
-  fc.record({ kind: fc.constant('set' as const), at: fc.nat(), value: fc.constantFrom(0x00, 0x7f, 0x80, 0xff) })
-)
-
-function mutate (input: Buffer, m: Mutation): Buffer {
-  const at = input.length === 0 ? 0 : ('at' in m ? m.at % input.length : 0)
-  const out = Buffer.from(input)
-  switch (m.kind) {
-    case 'flip': if (out.length > 0) out[at]! ^= 1 << m.bit; return out
-    case 'set': if (out.length > 0) out[at] = m.value; return out
-    case 'truncate': return out.subarray(0, at)
-    case 'extend': return Buffer.concat([out, m.bytes])
-    case 'insert': return Buffer.concat([out.subarray(0, at), m.bytes, out.subarray(at)])
-  }
-}
-
-// --- the contract a decoded message keeps ---
-
-const isWellFormed = (s: string): boolean => !/\p{Cs}/u.test(s)
-const isUint = (n: number, max: number): boolean => Number.isSafeInteger(n) && n >= 0 && n <= max
-const isBuf = (b: unknown, ...lengths: number[]): boolean => Buffer.isBuffer(b) && (lengths.length === 0 || lengths.includes(b.byteLength))
-
-/** Every bound of limits.ts, and strings that encode back to themselves. */
-function boundsBroken (m: Message): string | null {
-  switch (m.type) {
-    case 'hello':
-      if (!isUint(m.version, UINT32)) return 'version'
-      if (!isBuf(m.proof, 32)) return 'proof'
-      if (Buffer.byteLength(m.name) > MAX_AGENT_NAME_BYTES || /[\u0000-\u001f\u007f]/.test(m.name) || !isWellFormed(m.name)) return 'name'
-      if (!isUint(m.dataPort, 65535)) return 'dataPort'
-      return typeof m.dataOnly === 'boolean' && typeof m.seeder === 'boolean' ? null : 'flags'
-    case 'inventory':
-      if (m.added.length + m.removed.length > MAX_INVENTORY_BATCH) return 'batch'
-      for (const e of m.added) {
-        if (!isValidName(e.name) || !isUint(e.size, MAX_FILE_SIZE) || !isBuf(e.blake2b, 64) || !isBuf(e.sha512, 0, 64)) return `entry ${e.name}`
+describe(`fuzz (seed ${SEED}, ${ASKED > 0 ? ASKED : '500 × weight'} runs a property; DISTSWARM_FUZZ_SEED / DISTSWARM_FUZZ_RUNS to change)`, () => {
+  for (const group of GROUPS) {
+    describe(group, () => {
+      for (const p of PROPERTIES.filter((x) => x.group === group)) {
+        it(p.name, async () => {
+          // A long run says how far it got, every 100 000 inputs; straight to stderr, as vitest
+          // holds a test's console output until the event loop turns, which a property never lets it.
+          const progress = ASKED >= 100_000
+            ? (n: number, ms: number): void => { writeSync(2, `fuzz: ${p.name}: ${n} inputs, ${Math.round(n / (ms / 1000))}/s, RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB\n`) }
+            : undefined
+          const r = await runProperty(p, { seed: SEED, runs: runsOf(p), saveDir: SAVE_DIR, progress })
+          inputs += r.runs
+          seconds += r.ms / 1000
+          const rss = process.memoryUsage().rss / 2 ** 20
+          if (ASKED > 0) console.info(`fuzz: ${p.name}: ${r.runs} inputs (${r.skipped} skipped) in ${(r.ms / 1000).toFixed(1)} s, ${Math.round(r.runs / (r.ms / 1000))}/s, seed ${SEED}, RSS ${rss.toFixed(0)} MiB`)
+        }, TIMEOUT)
       }
-      return m.removed.every((d) => isBuf(d, 64)) ? null : 'removed'
-    case 'request':
-      if (!isUint(m.id, UINT32) || !isBuf(m.blake2b, 64) || !isUint(m.offset, MAX_FILE_SIZE)) return 'request'
-      return m.length >= 1 && isUint(m.length, MAX_REQUEST_LENGTH) ? null : 'length'
-    case 'data':
-      return isUint(m.id, UINT32) && isUint(m.offset, MAX_FILE_SIZE) && isBuf(m.bytes) && m.bytes.byteLength <= MAX_DATA_CHUNK ? null : 'data'
-    case 'cancel':
-      return isUint(m.id, UINT32) ? null : 'id'
-    case 'error':
-      if (!CODE_NAMES.includes(m.code) || !isUint(m.id, UINT32)) return 'error'
-      return m.message.length <= MAX_ERROR_MESSAGE && isWellFormed(m.message) ? null : 'message'
-    case 'report':
-      return isBuf(m.blake2b, 64) ? null : 'report'
-    case 'hash-request':
-      if (!isUint(m.id, UINT32) || !isBuf(m.blake2b, 64) || !isUint(m.offset, MAX_FILE_SIZE) || !isUint(m.length, MAX_FILE_SIZE) || m.length < 1) return 'hash-request'
-      return m.pieceSize >= MIN_PIECE_SIZE && m.pieceSize <= MAX_PIECE_SIZE && Math.ceil(m.length / m.pieceSize) <= MAX_HASH_PIECES ? null : 'pieceSize'
-    case 'hashes':
-      return isUint(m.id, UINT32) && m.hashes.length <= MAX_HASH_PIECES && m.hashes.every((h) => isBuf(h, PIECE_HASH_BYTES)) ? null : 'hashes'
-    case 'peer-addresses':
-      return m.addresses.length <= MAX_PEER_ADDRESSES && m.addresses.every((a) => isBuf(a.publicKey, 32) && isIP(a.host) !== 0 && a.port >= 1 && a.port <= 65535) ? null : 'peer-addresses'
-  }
-}
-
-/** A message with its buffers as hex: deep equality of big buffers element by element is slow. */
-function plain (value: unknown): unknown {
-  if (Buffer.isBuffer(value)) return `hex:${toHex(value)}`
-  if (Array.isArray(value)) return value.map(plain)
-  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]))
-  return value
-}
-
-/**
- * What every payload must come to: a message that keeps every bound and
- * encodes back to itself, or a ProtocolError with a decoder code. Never
- * another exception.
- */
-function checkDecode (payload: Uint8Array): void {
-  let msg: Message
-  try {
-    msg = decodeMessage(payload)
-  } catch (err) {
-    expectProtocolError(err, DECODE_CODES)
-    return
-  }
-  expect(boundsBroken(msg), `decoded ${msg.type} breaks a bound`).toBeNull()
-  const again = encodeMessage(msg)
-  expect(again.byteLength).toBeLessThanOrEqual(HEADER + MAX_FRAME_SIZE)
-  expect(plain(decodeMessage(again.subarray(HEADER)))).toEqual(plain(msg))
-}
-
-/**
- * Envelopes with every field set to any value of its wire type, encoded with
- * the generated codec: reaches the validation behind the protobuf layer far
- * more often than random bytes do.
- */
-const anyBytes = fc.oneof(bytesOf(0, 70), digest, bytesOf(31, 33))
-const anyNumber = fc.oneof(uint32, fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), fc.constantFrom(0, 1, 65535, 65536, MAX_FILE_SIZE, MAX_FILE_SIZE + 1, MAX_REQUEST_LENGTH + 1, 2 ** 32))
-const anyString = fc.oneof(fc.string({ maxLength: 20 }), trickyString)
-const anyEntry = fc.record({ name: anyString, size: anyNumber, blake2b: anyBytes, sha512: anyBytes }, { requiredKeys: [] })
-const anyEnvelope: fc.Arbitrary<wire.Envelope> = fc.oneof(
-  fc.record({ hello: fc.record({ version: anyNumber, proof: anyBytes, name: anyString, data_port: anyNumber, data_only: fc.boolean(), seeder: fc.boolean() }, { requiredKeys: [] }) }),
-  fc.record({ inventory: fc.record({ reset: fc.boolean(), added: fc.array(anyEntry, { maxLength: 3 }), removed: fc.array(anyBytes, { maxLength: 3 }) }, { requiredKeys: [] }) }),
-  fc.record({ request: fc.record({ id: anyNumber, blake2b: anyBytes, offset: anyNumber, length: anyNumber }, { requiredKeys: [] }) }),
-  fc.record({ data: fc.record({ id: anyNumber, offset: anyNumber, bytes: anyBytes }, { requiredKeys: [] }) }),
-  fc.record({ cancel: fc.record({ id: anyNumber }, { requiredKeys: [] }) }),
-  fc.record({ error: fc.record({ code: fc.integer({ min: 0, max: 20 }), id: anyNumber, message: fc.oneof(anyString, fc.constantFrom('😀'.repeat(600), 'a' + '😀'.repeat(600))) }, { requiredKeys: [] }) }),
-  fc.record({ report: fc.record({ blake2b: anyBytes }, { requiredKeys: [] }) }),
-  fc.record({ hash_request: fc.record({ id: anyNumber, blake2b: anyBytes, offset: anyNumber, length: anyNumber, piece_size: anyNumber }, { requiredKeys: [] }) }),
-  fc.record({ hashes: fc.record({ id: anyNumber, hashes: fc.array(anyBytes, { maxLength: 3 }) }, { requiredKeys: [] }) }),
-  fc.record({
-    peer_addresses: fc.record({
-      addresses: fc.array(fc.record({ public_key: anyBytes, host: fc.oneof(anyString, fc.ipV4(), fc.ipV6()), port: anyNumber }, { requiredKeys: [] }), { maxLength: 3 })
-    }, { requiredKeys: [] })
-  })
-)
-
-describe(`fuzz (seed ${SEED}, ${RUNS} runs a property; DISTSWARM_FUZZ_SEED / DISTSWARM_FUZZ_RUNS to change)`, () => {
-  describe('FrameDecoder', () => {
-    it('reassembles any frames split at any points, holding less than one frame meanwhile', () => {
-      fc.assert(fc.property(
-        fc.integer({ min: 0, max: 512 }),
-        fc.array(fc.uint8Array({ maxLength: 512 }), { maxLength: 8 }),
-        fc.array(fc.nat(), { maxLength: 12 }),
-        (max, raw, cuts) => {
-          const payloads = raw.map((p) => Buffer.from(p.subarray(0, max)))
-          const stream = Buffer.concat(payloads.map((p) => encodeFrame(p)))
-          const points = [...new Set(cuts.map((c) => stream.length === 0 ? 0 : c % stream.length))].sort((a, b) => a - b)
-          const dec = new FrameDecoder(max)
-          const frames: Buffer[] = []
-          let from = 0
-          for (const to of [...points, stream.length]) {
-            frames.push(...dec.push(stream.subarray(from, to)))
-            from = to
-            expect(dec.pending).toBeLessThan(HEADER + max)
-          }
-          expect(frames).toEqual(payloads)
-          expect(dec.pending).toBe(0)
-        }), run())
-    }, TIMEOUT)
-
-    it('turns any bytes in any chunks into frames or ERR_FRAME_TOO_LARGE, never allocating past a frame plus a chunk', () => {
-      fc.assert(fc.property(
-        fc.integer({ min: 0, max: 300 }),
-        fc.array(fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ minLength: 200, maxLength: 700 })), { maxLength: 16 }),
-        (max, chunks) => {
-          const dec = new FrameDecoder(max)
-          let failure: unknown
-          const biggestChunk = Math.max(0, ...chunks.map((c) => c.byteLength))
-          const allocated = largestAllocation(() => {
-            for (const chunk of chunks) {
-              let frames: Buffer[] | undefined
-              const err = thrown(() => { frames = dec.push(chunk) })
-              if (frames) {
-                expect(failure, 'a failed decoder must keep failing').toBeUndefined()
-                for (const f of frames) expect(f.byteLength).toBeLessThanOrEqual(max)
-                expect(dec.pending).toBeLessThan(HEADER + max)
-                continue
-              }
-              expectProtocolError(err, ['ERR_FRAME_TOO_LARGE'])
-              if (failure !== undefined) expect(err).toBe(failure)
-              failure = err
-              expect(dec.pending).toBe(0)
-            }
-          })
-          expect(allocated).toBeLessThanOrEqual(HEADER + max + biggestChunk)
-        }), run())
-    }, TIMEOUT)
-
-    it('refuses any length over the limit from the header alone, however the header is split', () => {
-      fc.assert(fc.property(
-        fc.integer({ min: 0, max: MAX_FRAME_SIZE }),
-        fc.oneof(fc.integer({ min: 1, max: 2 ** 16 }), fc.integer({ min: 2 ** 16, max: UINT32 })),
-        fc.integer({ min: 0, max: HEADER - 1 }),
-        fc.uint8Array({ maxLength: 32 }),
-        (max, over, cut, tail) => {
-          const length = Math.min(max + over, UINT32)
-          fc.pre(length > max)
-          const header = Buffer.alloc(HEADER)
-          header.writeUInt32BE(length)
-          const dec = new FrameDecoder(max)
-          const allocated = largestAllocation(() => {
-            expect(dec.push(header.subarray(0, cut))).toEqual([])
-            expectProtocolError(thrown(() => dec.push(Buffer.concat([header.subarray(cut), tail]))), ['ERR_FRAME_TOO_LARGE'])
-          })
-          expect(dec.pending).toBe(0)
-          // The header and the tail, copied once at most: nothing sized by the claimed length.
-          expect(allocated).toBeLessThanOrEqual(2 * (HEADER + tail.byteLength))
-        }), run())
-    }, TIMEOUT)
-
-    it('refuses a 4 GiB length header without allocating for it', () => {
-      const dec = new FrameDecoder()
-      const allocated = largestAllocation(() => {
-        for (const byte of [0xff, 0xff, 0xff]) expect(dec.push(Buffer.from([byte]))).toEqual([])
-        expectProtocolError(thrown(() => dec.push(Buffer.from([0xff, 1, 2, 3]))), ['ERR_FRAME_TOO_LARGE'])
-      })
-      expect(allocated).toBeLessThanOrEqual(2 * HEADER)
-      expect(dec.pending).toBe(0)
-      expectProtocolError(thrown(() => dec.push(encodeFrame(Buffer.alloc(1)))), ['ERR_FRAME_TOO_LARGE'])
     })
+  }
+
+  it('refuses a 4 GiB length header without allocating for it', () => {
+    const dec = new FrameDecoder()
+    const allocated = largestAllocation(() => {
+      for (const byte of [0xff, 0xff, 0xff]) expect(dec.push(Buffer.from([byte]))).toEqual([])
+      expectProtocolError(thrown(() => dec.push(Buffer.from([0xff, 1, 2, 3]))), ['ERR_FRAME_TOO_LARGE'])
+    })
+    expect(allocated).toBeLessThanOrEqual(2 * HEADER)
+    expect(dec.pending).toBe(0)
+    expectProtocolError(thrown(() => dec.push(encodeFrame(Buffer.alloc(1)))), ['ERR_FRAME_TOO_LARGE'])
   })
 
-  describe('decodeMessage', () => {
-    it('decodes any bytes to a bounded message or a ProtocolError', () => {
-      fc.assert(fc.property(
-        fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ minLength: 1000, maxLength: 3000 })),
-        (payload) => { checkDecode(payload) }), run())
-    }, TIMEOUT)
-
-    it('survives bit flips, truncations and extensions of valid encodings of every message type', () => {
-      fc.assert(fc.property(validMessage, fc.array(mutation, { minLength: 1, maxLength: 4 }), (msg, mutations) => {
-        let payload = encodeMessage(msg).subarray(HEADER)
-        for (const m of mutations) payload = mutate(payload, m)
-        checkDecode(payload)
-      }), run(RUNS * 4))
-    }, TIMEOUT)
-
-    it('accepts or refuses any field values of every envelope with a ProtocolError', () => {
-      fc.assert(fc.property(anyEnvelope, (env) => {
-        checkDecode(wire.Envelope.encode(env))
-      }), run(RUNS * 2))
-    }, TIMEOUT)
-
-    it('round-trips every valid message exactly', () => {
-      fc.assert(fc.property(validMessage, (msg) => {
-        const frames = new FrameDecoder().push(encodeMessage(msg))
-        expect(frames).toHaveLength(1)
-        expect(plain(decodeMessage(frames[0]!))).toEqual(plain(msg))
-      }), run())
-    }, TIMEOUT)
+  it('the properties\' fast expect passes and fails exactly as vitest\'s does', () => {
+    const buf = Buffer.from('ab')
+    const cases: Array<[unknown, string, unknown]> = [
+      [1, 'toBe', 1], [0, 'toBe', -0], [NaN, 'toBe', NaN], ['a', 'toBe', 'b'], [buf, 'toBe', Buffer.from('ab')],
+      [{ a: [buf] }, 'toEqual', { a: [Buffer.from('ab')] }], [{ a: 1, b: undefined }, 'toEqual', { a: 1 }], [[1], 'toEqual', [2]],
+      [buf, 'toEqual', new Uint8Array([97, 98])], [[], 'toEqual', []],
+      [1, 'toBeLessThan', 2], [2, 'toBeLessThan', 2], [2, 'toBeLessThanOrEqual', 2], [3, 'toBeLessThanOrEqual', 2],
+      [null, 'toBeNull', undefined], [undefined, 'toBeNull', undefined], [undefined, 'toBeUndefined', undefined], [0, 'toBeUndefined', undefined],
+      [['x', 'y'], 'toContain', 'y'], [['x'], 'toContain', 'z'], ['xyz', 'toContain', 'y'],
+      [new RangeError('r'), 'toBeInstanceOf', Error], [new Error('e'), 'toBeInstanceOf', RangeError],
+      [[1, 2], 'toHaveLength', 2], [[1], 'toHaveLength', 2], ['ab', 'toHaveLength', 2]
+    ]
+    for (const [actual, matcher, arg] of cases) {
+      const verdict = (make: (a: unknown) => Record<string, (x: unknown) => void>): boolean => thrown(() => make(actual)[matcher]!(arg)) === undefined
+      expect(verdict(fastExpect as never), `${matcher}(${String(actual)}, ${String(arg)})`).toBe(verdict(expect as never))
+    }
   })
 
-  describe('names and digests', () => {
-    const anyName = fc.oneof(trickyString, fc.string({ unit: 'binary', maxLength: 20 }), fc.string({ unit: trickyUnit, maxLength: 6 }))
-
-    it('nameProblem, isValidName and assertValidName agree, and a valid name stays in its dir', () => {
-      fc.assert(fc.property(anyName, (name) => {
-        const problem = nameProblem(name)
-        expect(isValidName(name)).toBe(problem === null)
-        const err = thrown(() => assertValidName(name))
-        if (problem !== null) {
-          expect(typeof problem).toBe('string')
-          expectProtocolError(err, ['ERR_INVALID_NAME'])
-          return
-        }
-        expect(err).toBeUndefined()
-        const path = posix.join('/cache', name)
-        expect(posix.dirname(path)).toBe('/cache')
-        expect(posix.basename(path)).toBe(name)
-        expect(name.startsWith('.')).toBe(false)
-        expect(Buffer.byteLength(name)).toBeLessThanOrEqual(MAX_NAME_BYTES)
-        expect(/[\u0000-\u001f\u007f-\u009f]/.test(name)).toBe(false)
-        // The bytes a filesystem (or a peer) gets decode back to the very name.
-        expect(Buffer.from(name).toString()).toBe(name)
-      }), run(RUNS * 4))
-    }, TIMEOUT)
-
-    it('a valid name travels in an inventory unchanged', () => {
-      fc.assert(fc.property(anyName.filter(isValidName), digest, (name, blake2b) => {
-        const msg: Message = { type: 'inventory', reset: false, removed: [], added: [{ name, size: 1, blake2b, sha512: Buffer.alloc(0) }] }
-        expect(decodeMessage(encodeMessage(msg).subarray(HEADER))).toEqual(msg)
-      }), run())
-    }, TIMEOUT)
-
-    it('parseHexDigest takes exactly 128 hex digits of either case; isHexDigest only lowercase', () => {
-      const hexish = fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEFgG \n\u212a\u0130xX'), minLength: 126, maxLength: 130 })
-      fc.assert(fc.property(fc.oneof(hexish, fc.string({ maxLength: 140 }), digest.map(toHex)), (text) => {
-        expect(isHexDigest(text)).toBe(/^[0-9a-f]{128}$/.test(text))
-        const err = thrown(() => parseHexDigest(text))
-        if (!/^[0-9a-fA-F]{128}$/.test(text)) {
-          expectProtocolError(err, ['ERR_INVALID_DIGEST'])
-          return
-        }
-        expect(err).toBeUndefined()
-        const bytes = parseHexDigest(text)
-        expect(bytes.byteLength).toBe(64)
-        expect(toHex(bytes)).toBe(text.toLowerCase())
-      }), run(RUNS * 2))
-    }, TIMEOUT)
+  it('largestAllocation sees every way of making a buffer, and puts Buffer back', () => {
+    const { alloc, allocUnsafe, allocUnsafeSlow, concat } = Buffer
+    expect(largestAllocation(() => { Buffer.alloc(10) })).toBe(10)
+    expect(largestAllocation(() => { Buffer.allocUnsafe(11) })).toBe(11)
+    expect(largestAllocation(() => { Buffer.allocUnsafeSlow(12) })).toBe(12)
+    expect(largestAllocation(() => { Buffer.concat([Buffer.from('ab'), Buffer.from('cde')]) })).toBe(5)
+    expect(thrown(() => largestAllocation(() => { throw new Error('x') }))).toBeInstanceOf(Error)
+    expect([Buffer.alloc, Buffer.allocUnsafe, Buffer.allocUnsafeSlow, Buffer.concat]).toEqual([alloc, allocUnsafe, allocUnsafeSlow, concat])
   })
 })
