@@ -14,6 +14,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { pipeline } from 'node:stream/promises'
 import { debugLogger, type Logger } from '@distswarm/protocol'
 import { AllowList, DEFAULT_ALLOW } from './allow.js'
+import { HostCheck } from './host.js'
 import { GatewayError } from './errors.js'
 import { LAYOUT_CONF, parseDistfilesPath, type FileKey } from './layout.js'
 import { parseRange } from './range.js'
@@ -115,6 +116,7 @@ export class Gateway {
   private readonly host: string
   private readonly port: number
   private readonly allow: AllowList
+  private readonly hostCheck = new HostCheck()
   private readonly page: PageHandler | undefined
   private readonly metrics: MetricsSource | undefined
   private readonly maxConnections: number
@@ -235,6 +237,10 @@ export class Gateway {
     if (!this.allow.allows(req.socket.remoteAddress)) {
       this.log.warn('http.refused', { from: req.socket.remoteAddress })
       return plain(res, 403, 'forbidden: this address is not in the gateway\'s allow list (http-allow)')
+    }
+    if (!this.hostCheck.allows(req.headers.host)) {
+      this.log.warn('http.refused-host', { from: req.socket.remoteAddress, host: String(req.headers.host).slice(0, 100) })
+      return plain(res, 403, 'forbidden: the Host header names neither an IP address, localhost nor this box (a DNS rebinding page?)')
     }
     const url = req.url ?? ''
     if (url.length > this.maxUrlLength) return plain(res, 414, 'URI too long')

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto'
 import { copyFile, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
+import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it, onTestFinished } from 'vitest'
@@ -23,7 +23,7 @@ interface Fixture {
   /** adds a file this box holds */
   local: (name: string, data: Buffer) => Promise<ServedFile>
   /** adds a file only a "peer" holds: fetched (copied into dir) on demand */
-  remote: (name: string, data: Buffer) => string
+  remote: (name: string, data: Buffer) => Promise<string>
   fetches: () => number
   /** resolves the pending fetches (they wait until this is called when `gate` is set) */
   release: () => void
@@ -75,10 +75,11 @@ async function fixture (init: Partial<GatewayInit> & { gate?: boolean, failFetch
       held.set(f.blake2b, f)
       return f
     },
-    remote: (name, data) => {
+    // The peer's copy is on disk before the gateway can learn of it.
+    remote: async (name, data) => {
       const f = { name, size: data.length, blake2b: blake2b(data) }
+      await writeFile(join(remoteDir, name), data)
       peers.set(f.blake2b, f)
-      void writeFile(join(remoteDir, name), data)
       return f.blake2b
     },
     fetches: () => fetchCount,
@@ -97,7 +98,7 @@ async function raw (url: string, request: string | Buffer): Promise<{ status: nu
   const text = Buffer.concat(chunks).toString('latin1')
   return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text }
 }
-const get = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`
+const get = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`
 
 describe('Gateway options', () => {
   const source: GatewaySource = { local: () => undefined, held: () => false, fetch: async () => { throw new Error('no') }, status: () => ({}) }
@@ -190,7 +191,7 @@ describe('Gateway /distfiles/', () => {
   it('fetches a file only a peer holds, then serves it locally; an unknown one is a 404 without a fetch', async () => {
     const fx = await fixture()
     const data = Buffer.alloc(300_000, 7)
-    const hex = fx.remote('remote-2.0.tar.xz', data)
+    const hex = await fx.remote('remote-2.0.tar.xz', data)
     const r = await fetch(`${fx.url}/distfiles/${contentHashPath(hex)}`)
     expect(r.status).toBe(200)
     expect(Buffer.from(await r.arrayBuffer()).equals(data)).toBe(true)
@@ -208,7 +209,7 @@ describe('Gateway /distfiles/', () => {
   it('shares one fetch among concurrent requests, and a failed fetch is a 502 with no body bytes of the file', async () => {
     const fx = await fixture({ gate: true })
     const data = Buffer.alloc(100_000, 3)
-    const hex = fx.remote('shared-1.0.tar.xz', data)
+    const hex = await fx.remote('shared-1.0.tar.xz', data)
     const answers = Array.from({ length: 10 }, async (_, i) => fetch(`${fx.url}/distfiles/${i % 2 === 0 ? contentHashPath(hex) : 'shared-1.0.tar.xz'}`))
     await sleep(200)
     fx.release()
@@ -218,7 +219,7 @@ describe('Gateway /distfiles/', () => {
     expect(fx.fetches()).toBe(2)
 
     const failing = await fixture({ failFetch: true })
-    const bad = failing.remote('bad-1.0.tar.xz', data)
+    const bad = await failing.remote('bad-1.0.tar.xz', data)
     const r = await fetch(`${failing.url}/distfiles/${contentHashPath(bad)}`)
     expect(r.status).toBe(502)
     expect((await r.text()).length).toBeLessThan(200)
@@ -227,7 +228,7 @@ describe('Gateway /distfiles/', () => {
   it('a fetch that outlasts the header and idle timeouts still gets its answer', async () => {
     const fx = await fixture({ gate: true, headersTimeoutMs: 300, idleTimeoutMs: 300 })
     const data = Buffer.alloc(50_000, 5)
-    const hex = fx.remote('slow-1.0.tar.xz', data)
+    const hex = await fx.remote('slow-1.0.tar.xz', data)
     const pending = fetch(`${fx.url}/distfiles/${contentHashPath(hex)}`)
     // several of either timeout, and of the server's checks of them
     await sleep(1500)
@@ -240,7 +241,7 @@ describe('Gateway /distfiles/', () => {
   it('a client that disconnects while its file is fetched does not stop the fetch: the file is published', async () => {
     const fx = await fixture({ gate: true })
     const data = Buffer.alloc(200_000, 9)
-    const hex = fx.remote('left-1.0.tar.xz', data)
+    const hex = await fx.remote('left-1.0.tar.xz', data)
     const controller = new AbortController()
     const pending = fetch(`${fx.url}/distfiles/${contentHashPath(hex)}`, { signal: controller.signal }).catch((e: unknown) => e)
     await sleep(100)
@@ -301,7 +302,7 @@ describe('Gateway bad input', () => {
       expect(r.text, path).not.toContain('secret')
     }
     // A raw NUL in the request line is refused by the parser itself.
-    expect((await raw(fx.url, Buffer.from('GET /distfiles/ok\0 HTTP/1.1\r\nHost: x\r\n\r\n'))).status).toBe(400)
+    expect((await raw(fx.url, Buffer.from('GET /distfiles/ok\0 HTTP/1.1\r\nHost: localhost\r\n\r\n'))).status).toBe(400)
     expect((await raw(fx.url, get('/distfiles/ok-1.0.tar.gz'))).status).toBe(200)
     expect((await readdir(fx.dir)).sort()).toEqual(['ok-1.0.tar.gz'])
   })
@@ -321,7 +322,19 @@ describe('Gateway bad input', () => {
       expect([r.status, r.headers.get('allow')], method).toEqual([405, 'GET, HEAD'])
     }
     expect((await fetch(`${fx.url}/distfiles/${'a'.repeat(2000)}`)).status).toBe(414)
-    expect((await raw(fx.url, `GET /distfiles/x HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`)).status).toBe(431)
+    expect((await raw(fx.url, `GET /distfiles/x HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`)).status).toBe(431)
+  })
+
+  it('refuses a Host header that names another site (DNS rebinding) with 403; IP literals, localhost and this box pass', async () => {
+    const fx = await fixture()
+    const get = async (host: string): Promise<number> => (await raw(fx.url, `GET /distfiles/layout.conf HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)).status
+    const port = new URL(fx.url).port
+    for (const evil of ['evil.example', `evil.example:${port}`, 'attacker.test.', `${hostname()}.evil.example:1`.replace(/^[^.]*/, 'x'), '']) {
+      expect(await get(evil), evil).toBe(403)
+    }
+    for (const good of [`127.0.0.1:${port}`, `localhost:${port}`, 'localhost', `[::1]:${port}`, `${hostname()}:${port}`, `${hostname()}.lan`, 'box.localhost']) {
+      expect(await get(good), good).toBe(200)
+    }
   })
 
   it('refuses a client outside the allow list with 403', async () => {
@@ -339,7 +352,7 @@ describe('Gateway bad input', () => {
       s.on('error', () => {}).resume()
       slow.push(s)
       closed.push(new Promise((resolve) => s.on('close', () => resolve())))
-      s.write('GET /distfiles/layout.conf HTTP/1.1\r\nHost: x\r\n')
+      s.write('GET /distfiles/layout.conf HTTP/1.1\r\nHost: localhost\r\n')
     }
     await Promise.all(slow.map(async (s) => { if (s.connecting) await new Promise((resolve) => s.once('connect', resolve)) }))
     await sleep(100)
@@ -357,7 +370,7 @@ describe('Gateway bad input', () => {
     const s = connect(Number(port), '127.0.0.1')
     s.on('error', () => {}).resume()
     const closed = new Promise<void>((resolve) => s.on('close', () => resolve()))
-    s.write('GET /distfiles/layout.conf HTTP/1.1\r\nHost: x\r\n\r\n')
+    s.write('GET /distfiles/layout.conf HTTP/1.1\r\nHost: localhost\r\n\r\n')
     await closed
   })
 })
