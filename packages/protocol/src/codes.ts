@@ -63,6 +63,10 @@ export const CODES = {
   ERR_LINE_TOO_LONG: 'a control line longer than the bound',
   ERR_CONTROL_CLOSED: 'the agent closed the control connection before answering',
   ERR_INTERNAL: 'an unexpected failure inside the agent',
+  // binpkg: Portage's Packages index and the builds in it
+  ERR_PACKAGES_INVALID: 'a Packages index that cannot be used as a whole (no header, no TIMESTAMP, VERSION above 0, too large)',
+  ERR_PACKAGES_VALUE: 'a key or value that would break a Packages index (a newline, a control character, too long)',
+  ERR_BAD_BUILD: 'a binary package stanza or file that fails a check (CPV, PATH, SIZE, MD5, SHA1)',
   // any library: an option handed to a constructor
   ERR_INVALID_OPTION: 'an option handed to a library constructor is out of range or of the wrong type',
   // cli
