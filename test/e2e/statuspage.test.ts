@@ -40,7 +40,8 @@ describe.skipIf(!hasChromium)('the status page in a real browser', () => {
     // The seeder serves over hyperswarm's stream (no fast path): slower, and frozen (SIGSTOP) to hold the transfer still.
     const [seeder, box] = await Promise.all([
       net.startAgent({ name: 'seeder', args: ['--data-port', 'off', '--name', EVIL] }),
-      net.startAgent({ name: 'box', args: ['--cache-max-size', '1G'] })
+      // The seeder is frozen for seconds below: --dead-peer-ms keeps the box from taking it for dead.
+      net.startAgent({ name: 'box', args: ['--cache-max-size', '1G', '--dead-peer-ms', '120000'] })
     ])
     const client = await box.client()
     onTestFinished(() => client.close())

@@ -8,6 +8,9 @@ import { distfile, emergeFetch, makeConf, mirror } from '../gentoo.js'
 const MiB = 1024 * 1024
 const JOBS = 10
 
+/** A box whose seeder a test freezes (SIGSTOP) for seconds: not taken for dead after the default 3 s of silence. */
+const FROZEN_SEEDER_OK = ['--dead-peer-ms', '120000']
+
 describe('concurrent fetches at one agent', () => {
   // Portage itself never runs two FETCHCOMMANDs for one file in one DISTDIR:
   // FEATURES=distlocks (on by default) locks DISTDIR/.locks/<file>, and the
@@ -19,7 +22,8 @@ describe('concurrent fetches at one agent', () => {
     const f = distfile('popular-1.0.tar.xz', Buffer.alloc(16 * MiB + 5, 0x70))
     const up = await mirror([f])
     await writeFile(join((await net.dirs('seeder')).distdir, f.name), f.data)
-    const [seeder, box] = await Promise.all([net.startAgent({ name: 'seeder' }), net.startAgent({ name: 'box' })])
+    // The seeder is frozen below for as long as ten jobs take to start: the box must not take it for dead (--dead-peer-ms).
+    const [seeder, box] = await Promise.all([net.startAgent({ name: 'seeder' }), net.startAgent({ name: 'box', args: FROZEN_SEEDER_OK })])
     await waitFor(async () => (await cli(['where', f.name, '--control', box.control])).code === 0, 30_000, 'the seeder\'s inventory at box')
     const conf = await makeConf(box.control)
     const distdirs = Array.from({ length: JOBS }, (_, i) => join(net.root, `guest-${i}`, 'distfiles'))
@@ -51,7 +55,7 @@ describe('concurrent fetches at one agent', () => {
     const seed = await net.dirs('seeder')
     for (const f of files) await writeFile(join(seed.distdir, f.name), f.data)
     // Over the hyperswarm stream, slower than the fast path: the downloads last long enough to be seen.
-    const [seeder, box] = await Promise.all([net.startAgent({ name: 'seeder', args: ['--data-port', 'off'] }), net.startAgent({ name: 'box' })])
+    const [seeder, box] = await Promise.all([net.startAgent({ name: 'seeder', args: ['--data-port', 'off'] }), net.startAgent({ name: 'box', args: FROZEN_SEEDER_OK })])
     for (const f of files) await waitFor(async () => (await cli(['where', f.name, '--control', box.control])).code === 0, 30_000, `${f.name} at box`)
 
     // When each download was seen under way: its partial file holding some bytes, not all.

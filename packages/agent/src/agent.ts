@@ -28,7 +28,11 @@ export interface AgentEvents {
 }
 
 export interface AgentInit {
-  /** Where the agent and its parts log (children: fetch, manifest, quota, …). Default debugLogger('distswarm:agent'). */
+  /**
+   * The root the agent and the libraries log under: its child `agent` (with
+   * fetch, manifest, quota, … below it), `store`, `swarm` and `http`.
+   * Default debugLogger('distswarm').
+   */
   logger?: Logger
 }
 
@@ -56,6 +60,7 @@ function countFetcherEvents (metrics: Metrics, fetcher: Fetcher): void {
  */
 export class Agent extends EventEmitter<AgentEvents> {
   readonly config: AgentConfig
+  private readonly root: Logger
   private readonly log: Logger
   private readonly store: Store
   private readonly policy: ManifestPolicy
@@ -80,8 +85,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   constructor (config: AgentConfig, init: AgentInit = {}) {
     super()
     this.config = config
-    this.log = init.logger ?? debugLogger('distswarm:agent')
-    this.store = new Store({ distdirs: config.distdirs, cacheDir: config.cacheDir, stateDir: config.stateDir, logger: this.log.child('store') })
+    // Each library logs under its own name beside the agent's: distswarm:agent, distswarm:store, distswarm:swarm.
+    this.root = init.logger ?? debugLogger('distswarm')
+    this.log = this.root.child('agent')
+    this.store = new Store({ distdirs: config.distdirs, cacheDir: config.cacheDir, stateDir: config.stateDir, logger: this.root.child('store') })
     this.policy = new ManifestPolicy(config.repos, this.log.child('manifest'))
     this.advertised = new Advertised({ store: this.store, agrees: (f) => this.policy.agrees(f), logger: this.log.child('advertised') })
   }
@@ -121,12 +128,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       dataPort: config.dataPort,
       staticPeers: config.staticPeers,
       rediscoverMs: config.rediscoverMs,
+      ...(config.deadPeerMs === undefined ? {} : { limits: { deadAfterMs: config.deadPeerMs } }),
       name: config.name,
       seeder: config.seed,
       lanDiscovery: config.lanDiscovery,
       source: this.advertised,
       isBanned: (key) => this.fetcher?.isBanned(key) ?? false,
-      logger: this.log.child('swarm')
+      logger: this.root.child('swarm')
     })
     const fetcher: Fetcher = this.fetcher = new Fetcher({
       store: this.store,
@@ -160,7 +168,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       metrics: () => this.metrics.render(this.metricsSnapshot(swarm)),
       peers: async () => handlers.peers(),
       events: this,
-      logger: this.log.child('http')
+      logger: this.root.child('http')
     })
     await swarm.start()
     quota.start()

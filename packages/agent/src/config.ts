@@ -46,6 +46,8 @@ export interface AgentOptions {
   logLevel?: string
   /** First wait, in ms, before looking for peers again (it doubles up to 5 min). Default: the swarm's, 2000. */
   rediscoverMs?: number | string
+  /** Silence (ms) after which a peer a transfer waits on is taken for dead. Default 3000. */
+  deadPeerMs?: number | string
   /** "ip:port" to serve Prometheus metrics at (port 0: any free port), or 'off'. Default off. */
   metrics?: string
   /** "ip:port" of the HTTP gateway (port 0: any free port), or 'off'. Default 127.0.0.1:49740 (DEFAULT_HTTP_PORT). */
@@ -81,6 +83,8 @@ export interface AgentConfig {
   logLevel: LogLevel
   /** undefined: the swarm's default */
   rediscoverMs: number | undefined
+  /** silence after which a peer a transfer waits on is dropped; undefined: the swarm's default */
+  deadPeerMs: number | undefined
   /** where /metrics is served; null: nowhere */
   metrics: HostPort | null
   /** where the HTTP gateway listens; `given` false for the default (then a taken port is a warning, not a failure); null: off */
@@ -340,6 +344,7 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
     seed: get('seed', boolean) ?? false,
     logLevel: get('logLevel', logLevel) ?? 'info',
     rediscoverMs: get('rediscoverMs', milliseconds),
+    deadPeerMs: get('deadPeerMs', milliseconds),
     metrics: get('metrics', bindAddress) ?? null,
     ...httpConfig(get('http', bindAddress), get('httpAllow', allowList)),
     lanDiscovery: lan

@@ -140,6 +140,14 @@ export const OPTIONS: readonly OptionDef[] = [
     example: 2000
   }),
   def({
+    name: 'dead-peer-ms',
+    key: 'deadPeerMs',
+    value: 'MS',
+    description: 'A peer that sends nothing, not even a keepalive answer, for this long while a transfer waits on it is taken for dead: its connection is dropped and its pieces go to other holders. Raise it on links that stall for seconds.',
+    default: '3000',
+    example: 3000
+  }),
+  def({
     name: 'data-port',
     key: 'dataPort',
     value: 'PORT|off',

@@ -38,6 +38,7 @@ async function config (): Promise<AgentConfig> {
     seed: false,
     logLevel: 'info',
     rediscoverMs: undefined,
+    deadPeerMs: undefined,
     metrics: { host: '127.0.0.1', port: 0 },
     http: { host: '127.0.0.1', port: 0, given: true },
     httpAllow: ['127.0.0.1'],

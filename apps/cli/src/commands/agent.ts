@@ -26,7 +26,7 @@ async function runAgent (values: { config?: string | undefined } & Record<string
   const config = resolveConfig(loaded.options, loaded.origins)
   const log = createLogger(io, config.logLevel)
   routeDebugLogs(io, config.logLevel)
-  const agent = new Agent(config, { logger: log.child('agent') })
+  const agent = new Agent(config, { logger: log })
   agent.on('peer-ready', (p) => log.info('peer.ready', { name: p.name, key: shortKey(p.publicKey), address: p.address }))
   agent.on('peer-closed', (p) => log.info('peer.closed', { name: p.name, key: shortKey(p.publicKey) }))
   agent.on('fetched', (r) => log.info('fetch.done', { name: r.name, size: r.size, ms: r.durationMs, path: r.path }))
