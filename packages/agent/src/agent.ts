@@ -25,6 +25,10 @@ export interface AgentEvents {
   'peer-closed': [PeerInfo]
   fetched: [FetchResult]
   'fetch-failed': [{ query: string, code: string, message: string }]
+  /** A fetch answered before any download: the file was here (`local`), or no peer had it (`miss`). */
+  lookup: [{ name: string, outcome: 'local' | 'miss', bytes?: number }]
+  /** portage-fetch's fallback downloaded a file upstream. */
+  upstream: [{ name: string, bytes: number }]
 }
 
 export interface AgentInit {
@@ -152,7 +156,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       logger: this.log.child('quota')
     })
     const handlers = new ControlHandlers({
-      config, store: this.store, swarm, fetcher, policy: this.policy, quota, metrics: this.metrics, log: this.log, startedAt: this.startedAt, metricsAddress: () => this.metricsAddress, http: () => this.gateway
+      config, store: this.store, swarm, fetcher, policy: this.policy, quota, metrics: this.metrics, log: this.log, startedAt: this.startedAt, metricsAddress: () => this.metricsAddress, http: () => this.gateway,
+      notify: {
+        lookup: (e) => this.emit('lookup', e),
+        upstream: (e) => this.emit('upstream', e)
+      }
     })
     this.wire(swarm, fetcher, handlers)
     fetcher.start()

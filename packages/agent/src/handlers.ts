@@ -33,6 +33,11 @@ export interface AgentParts {
   metricsAddress: () => string | null
   /** The HTTP gateway's address and URL, null when it is off. */
   http: () => { address: string | null, url: string | null } | null
+  /** Outcomes that no download reports: for the status page's recent fetches. */
+  notify?: {
+    lookup: (e: { name: string, outcome: 'local' | 'miss', bytes?: number }) => void
+    upstream: (e: { name: string, bytes: number }) => void
+  }
 }
 
 /** Files indexed and their bytes. */
@@ -174,6 +179,7 @@ export class ControlHandlers {
     this.upstreamCounters.files++
     this.upstreamCounters.bytes += params.bytes
     this.p.log.debug('upstream.fetched', { name: params.name, bytes: params.bytes })
+    this.p.notify?.upstream({ name: params.name, bytes: params.bytes })
     return { fetchedUpstream: this.upstreamCounters.bytes }
   }
 
@@ -214,12 +220,14 @@ export class ControlHandlers {
     if (local) {
       // portage-fetch links or copies it next: the cache keeps what Portage uses.
       this.p.store.touch(local.blake2b)
+      this.p.notify?.lookup({ name: local.name, outcome: 'local', bytes: local.size })
       return { ...local, source: 'local', durationMs: Date.now() - started, resumedFrom: 0 }
     }
 
     const candidates = found.remote.filter(wanted)
     if (candidates.length === 0) {
       if (found.remote.length > 0) throw AgentError.DIGEST_MISMATCH(query, 'SHA512')
+      this.p.notify?.lookup({ name: name ?? query, outcome: 'miss' })
       throw SwarmError.NOT_FOUND(query)
     }
     if (candidates.length > 1) throw AgentError.AMBIGUOUS(query, candidates.map((c) => c.blake2b))

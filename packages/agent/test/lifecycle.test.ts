@@ -4,7 +4,7 @@
  * store's watchers and timers, the Manifest watcher, the swarm).
  */
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -117,6 +117,24 @@ describe('Agent lifecycle', () => {
     expect(await running()).toEqual(before)
     await expect(agent.start()).rejects.toMatchObject({ code: 'ERR_AGENT_NOT_STARTED' })
     expect(() => agent.status()).toThrow(expect.objectContaining({ code: 'ERR_AGENT_NOT_STARTED' }))
+  })
+
+  it('tells the status page what no download reports: a local hit, a miss, an upstream fallback', async () => {
+    const agent = new Agent(await config())
+    onTestFinished(() => agent.stop())
+    const seen: unknown[] = []
+    agent.on('lookup', (e) => seen.push(['lookup', e]))
+    agent.on('upstream', (e) => seen.push(['upstream', e]))
+    await agent.start()
+    // By digest: the fixture's Manifest line has made-up hashes, so by name it would not match.
+    await agent.fetch({ query: createHash('blake2b512').update('hello').digest('hex') })
+    await expect(agent.fetch({ query: 'nobody-1.0.tar.gz' })).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' })
+    agent.upstream({ name: 'far-2.0.tar.gz', bytes: 42 })
+    expect(seen).toEqual([
+      ['lookup', { name: 'hello-1.0.tar.gz', outcome: 'local', bytes: 5 }],
+      ['lookup', { name: 'nobody-1.0.tar.gz', outcome: 'miss' }],
+      ['upstream', { name: 'far-2.0.tar.gz', bytes: 42 }]
+    ])
   })
 
   it('stops an agent that never started, which then does not start', async () => {

@@ -175,6 +175,10 @@ export function createStatusPage<S extends SampledStatus> (init: StatusPageInit<
   const onFailed = (r: { query?: unknown, code?: unknown }): void => {
     fetches.add({ name: String(r?.query ?? ''), outcome: r?.code === 'ERR_NOT_FOUND' ? 'miss' : 'failed', code: String(r?.code ?? '') })
   }
+  // A fetch answered before any download: the file was here, or no peer had it.
+  const onLookup = (r: { name?: unknown, outcome?: unknown, bytes?: unknown }): void => {
+    fetches.add({ name: String(r?.name ?? ''), outcome: r?.outcome === 'local' ? 'local' : 'miss', bytes: r?.bytes as number })
+  }
   const onUpstream = (r: { name?: unknown, bytes?: unknown }): void => {
     fetches.add({ name: String(r?.name ?? ''), outcome: 'upstream', bytes: r?.bytes as number })
   }
@@ -311,6 +315,7 @@ export function createStatusPage<S extends SampledStatus> (init: StatusPageInit<
       events?.on('fetched', onFetched)
       events?.on('fetch-failed', onFailed)
       events?.on('upstream', onUpstream)
+      events?.on('lookup', onLookup)
       sampleTimer = setInterval(() => { void sample() }, sampleMs)
       sampleTimer.unref()
       running = true
@@ -329,6 +334,7 @@ export function createStatusPage<S extends SampledStatus> (init: StatusPageInit<
     events?.off('fetched', onFetched)
     events?.off('fetch-failed', onFailed)
     events?.off('upstream', onUpstream)
+    events?.off('lookup', onLookup)
     for (const res of clients) res.end()
     clients.clear()
   }

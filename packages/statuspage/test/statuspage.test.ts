@@ -110,10 +110,12 @@ describe('routes', () => {
     events.emit('fetch-failed', { query: 'c.tar.xz', code: 'ERR_NOT_FOUND', message: 'no peer' })
     events.emit('fetch-failed', { query: 'd.tar.xz', code: 'ERR_ALL_SOURCES_FAILED', message: 'x' })
     events.emit('upstream', { name: 'e.tar.xz', bytes: 30 })
+    events.emit('lookup', { name: 'f.tar.xz', outcome: 'local', bytes: 7 })
+    events.emit('lookup', { name: 'g.tar.xz', outcome: 'miss' })
     expect(JSON.parse((await get(base + '/api/peers')).body)).toEqual(peers)
     const fetches = JSON.parse((await get(base + '/api/fetches')).body) as Array<{ name: string, outcome: string }>
     expect(fetches.map((f) => [f.name, f.outcome])).toEqual([
-      ['e.tar.xz', 'upstream'], ['d.tar.xz', 'failed'], ['c.tar.xz', 'miss'], ['b.tar.xz', 'local'], ['a.tar.xz', 'peers']
+      ['g.tar.xz', 'miss'], ['f.tar.xz', 'local'], ['e.tar.xz', 'upstream'], ['d.tar.xz', 'failed'], ['c.tar.xz', 'miss'], ['b.tar.xz', 'local'], ['a.tar.xz', 'peers']
     ])
     const snap = JSON.parse((await get(base + '/api/snapshot')).body)
     expect(snap).toMatchObject({ status: { name: 'box' }, peers, fetches })
