@@ -22,7 +22,7 @@ const STATUS: StatusResult = {
   url: 'http://127.0.0.1:49740/', cacheDir: '/var/cache/distswarm', distdirs: ['/var/cache/distfiles'],
   files: 0, bytes: 0, cache: { bytes: 0, maxBytes: null }, peers: 0, fetches: { inFlight: 0, completed: 0, failed: 0, bytesFetched: 0 },
   transfers: [], traffic: { servedToPeers: 0, fetchedFromPeers: 0, fetchedUpstream: 0, upstreamFiles: 0 },
-  manifest: { repos: [], names: 0, problems: 0 }, uptimeMs: 1000
+  manifest: { repos: [], names: 0, problems: 0 }, problems: [], uptimeMs: 1000
 }
 
 const answerStatus = (status: object = STATUS) => (req: Request) => req.method === 'status' ? { result: status } : { result: [] }
@@ -156,6 +156,19 @@ describe('what commands print', () => {
     expect(await run(['status', '--control', agent.path], t.io)).toBe(0)
     expect(t.out()).toMatch(/^dht +10\.77\.0\.11:40001 \(all interfaces\)$/m)
     expect(t.out()).not.toContain('0.0.0.0')
+  })
+
+  it('status lists the misconfigurations the agent saw, with their cause', async () => {
+    const problem = { at: new Date().toISOString(), event: 'peer.wrong-network-key', address: '10.77.0.12:49738', cause: 'it does not know our network key: the two boxes were given different network keys', count: 3 }
+    const agent = await fakeAgent(answerStatus({ ...STATUS, problems: [problem] }))
+    const t = testIO()
+    expect(await run(['status', '--control', agent.path], t.io)).toBe(0)
+    expect(t.out()).toMatch(/^problems$/m)
+    expect(t.out()).toMatch(/10\.77\.0\.12:49738 +3 +it does not know our network key/)
+    const quiet = await fakeAgent(answerStatus())
+    const q = testIO()
+    expect(await run(['status', '--control', quiet.path], q.io)).toBe(0)
+    expect(q.out()).not.toMatch(/^problems$/m)
   })
 
   it('a resumed fetch says so, and its rate counts the bytes moved this time only', async () => {

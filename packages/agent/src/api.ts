@@ -56,6 +56,8 @@ export interface StatusResult {
   }
   /** the Manifest index: repos read, distinct distfile names, lines skipped as malformed */
   manifest: { repos: string[], names: number, problems: number }
+  /** misconfigurations seen lately (a wrong network key, an unreachable peer or bootstrap node), latest first */
+  problems: Array<{ at: string, event: string, address: string, cause: string, count: number }>
   uptimeMs: number
 }
 

@@ -138,6 +138,7 @@ export class ControlHandlers {
         upstreamFiles: this.upstreamCounters.files
       },
       manifest: this.p.policy.summary,
+      problems: swarm.problems().map((p) => ({ ...p, at: new Date(p.at).toISOString() })),
       uptimeMs: Date.now() - this.p.startedAt
     }
   }

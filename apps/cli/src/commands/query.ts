@@ -105,6 +105,12 @@ export const statusCommand = defineQuery({
       ['uptime', formatDuration(s.uptimeMs)]
     ]
     let out = keyValues(rows, p.dim)
+    // An older agent's status has no problems.
+    if (s.problems?.length) {
+      out += `\n${p.bold('problems')}\n` + table(['SEEN', 'ADDRESS', 'TIMES', 'CAUSE'], s.problems.map((x) => [
+        formatSince(x.at), x.address, String(x.count), p.red(x.cause)
+      ]), { right: [2], header: p.bold })
+    }
     if (s.transfers.length) {
       out += `\n${p.bold('transfers in flight')}\n` + table(['NAME', 'DONE', 'SIZE', '%', 'STARTED'], s.transfers.map((x) => [
         x.name, formatBytes(x.bytesDone), formatBytes(x.size), percent(x.bytesDone, x.size), formatSince(x.startedAt)
