@@ -3,7 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LanLab } from '@distswarm/localnet'
 import type { PeerInfo, WhereResult } from '@distswarm/agent'
-import { cliJson, waitFor } from '../harness.js'
+import { cli, cliJson, waitFor } from '../harness.js'
 import { distfile } from '../gentoo.js'
 import { fetchVia, LAB, lab, newNetworkKey, skipped, SLOW } from './lab.js'
 
@@ -56,7 +56,13 @@ describe.skipIf(!LAB.ok)(`faults in the LAN lab${skipped(LAB.reason)}`, () => {
     await new Promise((resolve) => setTimeout(resolve, 30_000))
     l.heal('nas')
     const healedAt = Date.now()
-    const holders = async (a: typeof laptop): Promise<number> => (await cliJson<WhereResult>(['where', f.name, '--control', a!.control])).remote.length
+    // where exits 1 while no peer holds the file: none yet, while nas's inventory is on its way.
+    const holders = async (a: typeof laptop): Promise<number> => {
+      const r = await cli(['where', f.name, '--control', a!.control, '--json'])
+      if (r.code === 1) return 0
+      if (r.code !== 0) throw new Error(`distswarm where exited ${r.code}: ${r.stderr}`)
+      return (JSON.parse(r.stdout) as WhereResult).remote.length
+    }
     await waitFor(async () => (await holders(laptop)) === 1 && (await holders(buildhost)) === 1 && (await nas!.status()).peers === 2, 60_000, 'nas back, with its new file seen by the others')
     process.stderr.write(`partition: nas rejoined with its inventory current ${Date.now() - healedAt} ms after the heal\n`)
     expect((await fetchVia(laptop!.control, f.name)).source).toBe('swarm')
