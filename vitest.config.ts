@@ -6,6 +6,9 @@ import SummaryReporter from './vitest.summary.js'
 export default defineConfig({
   test: {
     projects: ['packages/*', 'apps/*', 'test'],
+    // Two files at a time even on two cores (the default would be one): the
+    // multi-agent tests mostly wait on processes, sockets and timers.
+    maxWorkers: 2,
     reporters: ['default', new SummaryReporter()]
   }
 })
