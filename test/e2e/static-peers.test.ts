@@ -29,7 +29,11 @@ it('two agents with no bootstrap node meet by --peer alone and fetch over TCP', 
   const status = await cliJson<StatusResult>(['status', '--control', buildhost.control])
   expect(status.dhtAddress).toBeNull() // no DHT at all
   const [p] = await cliJson<PeerInfo[]>(['peers', '--control', laptop.control])
-  expect(p).toMatchObject({ name: 'buildhost', path: 'tcp' })
+  expect(p).toMatchObject({ name: 'buildhost', path: 'tcp', address: `127.0.0.1:${port}` })
+  // laptop dialled: the build host sees an ephemeral port, and shows where laptop's agent listens instead
+  const laptopPort = (await laptop.status()).dataPort
+  const [back] = await cliJson<PeerInfo[]>(['peers', '--control', buildhost.control])
+  expect(back).toMatchObject({ name: 'laptop', address: `127.0.0.1:${laptopPort}` })
   await waitFor(async () => (await cliJson<PeerInfo[]>(['peers', '--control', laptop.control]))[0]?.files === 1, 10_000, 'inventory')
   const [r] = await cliJson<Array<{ ok: boolean, result: FetchResult }>>(['fetch', f.name, '--control', laptop.control])
   expect((await readFile(r!.result.path)).equals(f.data)).toBe(true)
