@@ -14,8 +14,7 @@ export function isThisBox (host: string): boolean {
   return Object.values(networkInterfaces()).flat().some((a) => a !== undefined && a.address.toLowerCase() === h)
 }
 
-/** "host:port", with brackets around an IPv6 host. */
-export const hostPort = (host: string, port: number): string => host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+export { hostPort } from '@distswarm/protocol'
 
 /** Whether `host` is a wildcard bind address: the socket listens on every interface. */
 export const isWildcard = (host: string): boolean => host === '0.0.0.0' || host === '::' || host === '[::]'

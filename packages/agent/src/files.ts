@@ -1,4 +1,4 @@
-import { toHex, type FileEntry } from '@distswarm/protocol'
+import { hostPort, toHex, type FileEntry } from '@distswarm/protocol'
 import type { Peer } from '@distswarm/swarm'
 import type { FileInfo, PeerInfo } from './api.js'
 
@@ -14,7 +14,7 @@ export function fileInfo (e: FileEntry): FileInfo {
 function reachAt (p: Peer): string | null {
   const host = p.remoteHost
   if (host === null || p.remoteDataPort === 0) return p.remoteAddress
-  return host.includes(':') ? `[${host}]:${p.remoteDataPort}` : `${host}:${p.remoteDataPort}`
+  return hostPort(host, p.remoteDataPort)
 }
 
 /** What the control API says of a connected peer. */

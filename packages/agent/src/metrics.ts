@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import createDebug from 'debug'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { hostPort } from '@distswarm/protocol'
 import type { HostPort } from '@distswarm/swarm'
 import { AgentError } from './errors.js'
 
@@ -115,7 +116,7 @@ export class Metrics {
 }
 
 /** "host:port", brackets around an IPv6 host: what parseHostPort reads back. */
-export const formatHostPort = (a: HostPort): string => a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
+export const formatHostPort = (a: HostPort): string => hostPort(a.host, a.port)
 
 /**
  * Serves `render()` at /metrics on `at` (port 0: any free port), GET and

@@ -12,7 +12,7 @@ import { open, type FileHandle } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { pipeline } from 'node:stream/promises'
-import { debugLogger, type Logger } from '@distswarm/protocol'
+import { debugLogger, hostPort, type Logger } from '@distswarm/protocol'
 import { AllowList, DEFAULT_ALLOW } from './allow.js'
 import { HostCheck } from './host.js'
 import { GatewayError } from './errors.js'
@@ -108,8 +108,6 @@ const positiveInt = (option: string, v: unknown, min = 1): number => {
 
 const keyText = (key: FileKey): string => 'blake2b' in key ? key.blake2b : `name:${key.name}`
 
-/** "host:port", brackets around an IPv6 host. */
-const hostPort = (host: string, port: number): string => host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 
 export class Gateway {
   private readonly source: GatewaySource

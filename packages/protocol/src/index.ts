@@ -11,4 +11,4 @@ export type {
   HashRequestMessage, HashesMessage, PieceRange, PeerAddress, PeerAddressesMessage,
   FileEntry, ErrorCodeName
 } from './messages.js'
-export { nameProblem, isValidName, assertValidName, isHexDigest, parseHexDigest, toHex } from './names.js'
+export { nameProblem, isValidName, assertValidName, isHexDigest, parseHexDigest, toHex, hostPort } from './names.js'

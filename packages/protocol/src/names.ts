@@ -50,3 +50,6 @@ export function parseHexDigest (text: string): Buffer {
 export function toHex (bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
 }
+
+/** "host:port", with brackets around an IPv6 host: how every address is shown and logged. */
+export const hostPort = (host: string, port: number): string => host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
