@@ -9,26 +9,36 @@ import { b2, s512, useTempRoot } from './util.js'
 
 const t = useTempRoot()
 
+/** Files of random bytes of these sizes in the test's temp dir. */
+function randomFiles (sizes: number[]): Promise<Array<{ path: string, data: Buffer }>> {
+  return Promise.all(sizes.map(async (size, i) => {
+    const data = randomBytes(size)
+    const path = join(t.root, `f${i}`)
+    await writeFile(path, data)
+    return { path, data }
+  }))
+}
+
+/** Submits every file at once and checks each answer against createHash on this thread. */
+async function expectHashedAtOnce (pool: HashPool, files: Array<{ path: string, data: Buffer }>): Promise<void> {
+  const got = await Promise.all(files.map((f) => pool.hash(f.path)))
+  got.forEach((out, i) => {
+    const { data } = files[i]!
+    if (!out.ok) throw new Error(out.message)
+    expect(out.size).toBe(data.length)
+    expect(out.blake2b.equals(b2(data))).toBe(true)
+    expect(out.sha512.equals(s512(data))).toBe(true)
+    expect(out.stat.size).toBe(BigInt(data.length))
+  })
+}
+
 describe('hashing in worker threads', () => {
   it('gives the digests createHash gives on the main thread: empty, small and multi-MiB files', async () => {
     const sizes = [0, 1, 1000, 1024 * 1024, 5 * 1024 * 1024 + 17]
-    const files = await Promise.all(sizes.map(async (size, i) => {
-      const data = randomBytes(size)
-      const path = join(t.root, `f${i}`)
-      await writeFile(path, data)
-      return { path, data }
-    }))
+    const files = await randomFiles(sizes)
     const pool = new HashPool({ size: 2 })
     try {
-      const got = await Promise.all(files.map((f) => pool.hash(f.path)))
-      got.forEach((out, i) => {
-        const { data } = files[i]!
-        if (!out.ok) throw new Error(out.message)
-        expect(out.size).toBe(data.length)
-        expect(out.blake2b.equals(b2(data))).toBe(true)
-        expect(out.sha512.equals(s512(data))).toBe(true)
-        expect(out.stat.size).toBe(BigInt(data.length))
-      })
+      await expectHashedAtOnce(pool, files)
       // The main-thread hashFile agrees, for the one streaming API that stays.
       const big = await hashFile(files[4]!.path)
       expect(big.blake2b.equals(b2(files[4]!.data))).toBe(true)
@@ -83,20 +93,10 @@ describe('hashing in worker threads', () => {
   })
 
   it('runs jobs pipelined two to a worker, each answered with its own file, in any number', async () => {
-    const files = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
-      const data = randomBytes(1000 + i * 4096)
-      const path = join(t.root, `p${i}`)
-      await writeFile(path, data)
-      return { path, data }
-    }))
+    const files = await randomFiles(Array.from({ length: 12 }, (_, i) => 1000 + i * 4096))
     const pool = new HashPool({ size: 2 })
     try {
-      const got = await Promise.all(files.map((f) => pool.hash(f.path)))
-      got.forEach((out, i) => {
-        if (!out.ok) throw new Error(out.message)
-        expect(out.blake2b.equals(b2(files[i]!.data))).toBe(true)
-        expect(out.sha512.equals(s512(files[i]!.data))).toBe(true)
-      })
+      await expectHashedAtOnce(pool, files)
       expect(pool.filesHashed).toBe(files.length)
       expect(pool.busy).toBe(0)
     } finally {
