@@ -6,7 +6,7 @@
 // Skipped, with the reason, where the lab cannot run (not root, no `ip`).
 // Usage: node bench/lan.mjs [--quick] [--json FILE]
 import { randomBytes } from 'node:crypto'
-import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LanLab } from '@distswarm/localnet'
@@ -16,19 +16,9 @@ const RATE = '100mbit'
 const LINK_MIB_S = 100e6 / 8 / MiB
 const HTTP_PORT = 8080
 
-function nginxBinary () {
-  for (const p of ['/usr/sbin/nginx', '/usr/bin/nginx']) {
-    try {
-      execFileSync(p, ['-v'], { stdio: 'ignore' })
-      return p
-    } catch {}
-  }
-  return null
-}
-
 /** nginx in the box, serving `root` at HTTP_PORT on its address, sendfile on, in the foreground (the lab stops it). */
 async function startNginx (lab, box, root) {
-  const nginx = nginxBinary()
+  const nginx = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p))
   if (!nginx) throw new Error('nginx is not installed (apt-get install nginx)')
   const prefix = join(lab.box(box).dir, 'nginx')
   await mkdir(prefix, { recursive: true })
