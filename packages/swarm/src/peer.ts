@@ -120,7 +120,8 @@ export class Peer {
       dead: (silentMs) => {
         this.log.info('peer.dead', { peer: this.label, address: this.remoteAddress, silentMs })
         this.close(SwarmError.PEER_DEAD(silentMs))
-      }
+      },
+      poke: () => this.pinger.poke()
     })
     this.pinger = new Pinger({ send: (msg) => this.send(msg), onSample: () => init.onPingSample?.(this) })
     this.publicKey = init.stream.remotePublicKey

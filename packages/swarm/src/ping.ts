@@ -20,8 +20,8 @@ export const MAX_UNANSWERED = 3
  */
 const SAMPLES = 8
 /** Pings answered from one remote: a burst of this many, refilled at PINGS_PER_S; the rest are ignored. */
-const PING_BURST = 4
-const PINGS_PER_S = 1
+const PING_BURST = 8
+const PINGS_PER_S = 4
 
 export interface PingerInit {
   send: (msg: PingMessage | PongMessage) => void
@@ -101,6 +101,16 @@ export class Pinger {
     if (this.nextId > 0xffffffff) this.nextId = 1
     this.out = { id, sentAt: this.monotonic(), sentWall: this.now() }
     this.init.send({ type: 'ping', id, time: this.out.sentWall })
+  }
+
+  /**
+   * A ping outside the schedule, only to make the remote answer (liveness.ts
+   * on TCP): its answer is bytes from a live remote, not a sample.
+   */
+  poke (): void {
+    const id = this.nextId++
+    if (this.nextId > 0xffffffff) this.nextId = 1
+    this.init.send({ type: 'ping', id, time: this.now() })
   }
 
   /** A ping from the remote: answered at once, unless it pings faster than anyone needs to. */
