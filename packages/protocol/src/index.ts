@@ -8,7 +8,7 @@ export { encodeFrame, FrameDecoder } from './framing.js'
 export { allocDataFrame, encodeMessage, decodeMessage, ErrorCode } from './messages.js'
 export type {
   Message, HelloMessage, InventoryMessage, RequestMessage, DataMessage, CancelMessage, ErrorMessage, ReportMessage,
-  HashRequestMessage, HashesMessage, PieceRange, PeerAddress, PeerAddressesMessage,
+  HashRequestMessage, HashesMessage, PieceRange, PeerAddress, PeerAddressesMessage, PingMessage, PongMessage,
   FileEntry, ErrorCodeName
 } from './messages.js'
 export { nameProblem, isValidName, assertValidName, isHexDigest, parseHexDigest, toHex, hostPort } from './names.js'

@@ -33,6 +33,9 @@ export interface HashesMessage { type: 'hashes', id: number, hashes: Buffer[] }
 /** A member the sender is connected to: its key, and its data port at an IP literal. */
 export interface PeerAddress { publicKey: Buffer, host: string, port: number }
 export interface PeerAddressesMessage { type: 'peer-addresses', addresses: PeerAddress[] }
+/** `time`: the sender's wall clock, ms since the Unix epoch. */
+export interface PingMessage { type: 'ping', id: number, time: number }
+export interface PongMessage { type: 'pong', id: number, time: number }
 
 /** Pieces of `pieceSize` bytes from `offset` up to `offset + length`, the last maybe shorter: what a HashRequest covers. */
 export interface PieceRange {
@@ -44,7 +47,7 @@ export interface PieceRange {
 /** Every message of the protocol, validated: a decoded Message obeys every bound in limits.ts. */
 export type Message =
   | HelloMessage | InventoryMessage | RequestMessage | DataMessage | CancelMessage | ErrorMessage | ReportMessage
-  | HashRequestMessage | HashesMessage | PeerAddressesMessage
+  | HashRequestMessage | HashesMessage | PeerAddressesMessage | PingMessage | PongMessage
 
 const EMPTY = Buffer.alloc(0)
 const UINT32_MAX = 0xffff_ffff
@@ -98,6 +101,8 @@ function toEnvelope (msg: Message): wire.Envelope {
     case 'hash-request': return { hash_request: { id: msg.id, blake2b: msg.blake2b, offset: msg.offset, length: msg.length, piece_size: msg.pieceSize } }
     case 'hashes': return { hashes: { id: msg.id, hashes: msg.hashes } }
     case 'peer-addresses': return { peer_addresses: { addresses: msg.addresses.map((a) => ({ public_key: a.publicKey, host: a.host, port: a.port })) } }
+    case 'ping': return { ping: { id: msg.id, time: msg.time } }
+    case 'pong': return { pong: { id: msg.id, time: msg.time } }
   }
 }
 
@@ -230,6 +235,13 @@ function fromEnvelope (env: wire.Envelope): Message {
       return { publicKey, host, port }
     })
     return { type: 'peer-addresses', addresses }
+  }
+  for (const type of ['ping', 'pong'] as const) {
+    const p = env[type]
+    if (!p) continue
+    const time = uint(p.time, Number.MAX_SAFE_INTEGER)
+    check(time >= 0, type, 'time out of range')
+    return { type, id: uint32(p.id, type, 'id'), time }
   }
   throw ProtocolError.UNKNOWN_TYPE()
 }

@@ -158,7 +158,8 @@ const validMessage: fc.Arbitrary<Message> = fc.oneof(
   fc.record({
     type: fc.constant('peer-addresses' as const),
     addresses: fc.array(fc.record({ publicKey: bytesOf(32, 32), host: fc.oneof(fc.ipV4(), fc.ipV6()), port: fc.integer({ min: 1, max: 65535 }) }), { maxLength: 4 })
-  })
+  }),
+  fc.record({ type: fc.constantFrom('ping' as const, 'pong' as const), id: uint32, time: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }) })
 )
 
 /** A change to a valid encoding: what a buggy or hostile peer, or a bad link, would send instead. */
@@ -229,6 +230,9 @@ function boundsBroken (m: Message): string | null {
       return isUint(m.id, UINT32) && m.hashes.length <= MAX_HASH_PIECES && m.hashes.every((h) => isBuf(h, PIECE_HASH_BYTES)) ? null : 'hashes'
     case 'peer-addresses':
       return m.addresses.length <= MAX_PEER_ADDRESSES && m.addresses.every((a) => isBuf(a.publicKey, 32) && isIP(a.host) !== 0 && a.port >= 1 && a.port <= 65535) ? null : 'peer-addresses'
+    case 'ping':
+    case 'pong':
+      return isUint(m.id, UINT32) && isUint(m.time, Number.MAX_SAFE_INTEGER) ? null : m.type
   }
 }
 
@@ -282,7 +286,9 @@ const anyEnvelope: fc.Arbitrary<wire.Envelope> = fc.oneof(
     peer_addresses: fc.record({
       addresses: fc.array(fc.record({ public_key: anyBytes, host: fc.oneof(anyString, fc.ipV4(), fc.ipV6()), port: anyNumber }, { requiredKeys: [] }), { maxLength: 3 })
     }, { requiredKeys: [] })
-  })
+  }),
+  fc.record({ ping: fc.record({ id: anyNumber, time: anyNumber }, { requiredKeys: [] }) }),
+  fc.record({ pong: fc.record({ id: anyNumber, time: anyNumber }, { requiredKeys: [] }) })
 )
 
 

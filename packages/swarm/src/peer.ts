@@ -8,6 +8,7 @@ import { SwarmError } from './errors.js'
 import { peerLimits, type PeerLimits } from './limits.js'
 import { Liveness } from './liveness.js'
 import { membershipProof, verifyMembershipProof } from './membership.js'
+import { Pinger } from './ping.js'
 import { Uploads } from './uploads.js'
 import type { LocalSource, SecretStream } from './types.js'
 
@@ -36,6 +37,8 @@ export interface PeerInit {
   onReport?: (peer: Peer, blake2b: Buffer) => void
   /** Peer exchange: members the remote is connected to (see mesh.ts). */
   onPeerAddresses?: (peer: Peer, addresses: PeerAddress[]) => void
+  /** A ping measured the round trip again: `clockOffsetMs` may have changed (see ping.ts). */
+  onPingSample?: (peer: Peer) => void
   onClose: (peer: Peer, reason: Error | null) => void
 }
 
@@ -95,6 +98,8 @@ export class Peer {
   private readonly uploads: Uploads
   /** Watches the remote while requests of ours are out: see PeerLimits.deadAfterMs. */
   private readonly liveness: Liveness
+  /** Round trips and the remote's clock, on a member connection (see ping.ts). */
+  private readonly pinger: Pinger
 
   constructor (init: PeerInit) {
     this.init = init
@@ -115,8 +120,10 @@ export class Peer {
       dead: (silentMs) => {
         this.log.info('peer.dead', { peer: this.label, address: this.remoteAddress, silentMs })
         this.close(SwarmError.PEER_DEAD(silentMs))
-      }
+      },
+      poke: () => this.pinger.poke()
     })
+    this.pinger = new Pinger({ send: (msg) => this.send(msg), onSample: () => init.onPingSample?.(this) })
     this.publicKey = init.stream.remotePublicKey
     this.publicKeyHex = toHex(this.publicKey)
     this.stream.on('data', (chunk: Buffer) => this.onData(chunk))
@@ -162,10 +169,19 @@ export class Peer {
     return host ? `${host}:${this.stream.rawStream?.remotePort ?? 0}` : null
   }
 
-  /** The connection's smoothed round-trip time in ms as UDX measures it; null on TCP, which has no such measure. */
+  /**
+   * Round-trip time in ms: the UDX connection's smoothed one (hyperswarm);
+   * on TCP, the shortest recent Ping round trip (ping.ts). Null until the
+   * first pong, and for an agent that does not answer pings.
+   */
   get rttMs (): number | null {
     const rtt = this.stream.rawStream?.rtt
-    return typeof rtt === 'number' ? rtt : null
+    return typeof rtt === 'number' ? rtt : this.pinger.rttMs
+  }
+
+  /** How far the remote's wall clock is ahead of ours in ms (negative: behind), from pings; null until the first pong. */
+  get clockOffsetMs (): number | null {
+    return this.pinger.clockOffsetMs
   }
 
   get closed (): boolean {
@@ -378,6 +394,8 @@ export class Peer {
       case 'hash-request': return void this.uploads.onHashRequest(msg)
       case 'hashes': return this.onHashes(msg.id, msg.hashes)
       case 'peer-addresses': return this.init.onPeerAddresses?.(this, msg.addresses)
+      case 'ping': return this.pinger.onPing(msg)
+      case 'pong': return this.pinger.onPong(msg)
     }
   }
 
@@ -400,7 +418,10 @@ export class Peer {
     this.remoteSeeder = seeder
     this.state = 'ready'
     this.log.debug('peer.authenticated', { peer: this.label, link: this.isLink })
-    if (!this.isLink) void this.sendInventory(this.init.source.entries())
+    if (!this.isLink) {
+      void this.sendInventory(this.init.source.entries())
+      this.pinger.start()
+    }
     this.init.onReady(this)
   }
 
@@ -467,6 +488,7 @@ export class Peer {
     this.state = 'closed'
     if (this.helloTimer) clearTimeout(this.helloTimer)
     this.liveness.stop()
+    this.pinger.stop()
     for (const req of this.requests.values()) {
       clearTimeout(req.timer)
       req.reject(reason ?? SwarmError.PEER_CLOSED())

@@ -95,6 +95,20 @@ var PeerAddresses = exports.PeerAddresses = {
   decode: null
 }
 
+var Ping = exports.Ping = {
+  buffer: true,
+  encodingLength: null,
+  encode: null,
+  decode: null
+}
+
+var Pong = exports.Pong = {
+  buffer: true,
+  encodingLength: null,
+  encode: null,
+  decode: null
+}
+
 var Envelope = exports.Envelope = {
   buffer: true,
   encodingLength: null,
@@ -114,6 +128,8 @@ defineHashRequest()
 defineHashes()
 definePeerAddress()
 definePeerAddresses()
+definePing()
+definePong()
 defineEnvelope()
 
 function defineHello () {
@@ -1158,6 +1174,144 @@ function definePeerAddresses () {
   }
 }
 
+function definePing () {
+  Ping.encodingLength = encodingLength
+  Ping.encode = encode
+  Ping.decode = decode
+
+  function encodingLength (obj) {
+    var length = 0
+    if (defined(obj.id)) {
+      var len = encodings.varint.encodingLength(obj.id)
+      length += 1 + len
+    }
+    if (defined(obj.time)) {
+      var len = encodings.varint.encodingLength(obj.time)
+      length += 1 + len
+    }
+    return length
+  }
+
+  function encode (obj, buf, offset) {
+    if (!offset) offset = 0
+    if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
+    var oldOffset = offset
+    if (defined(obj.id)) {
+      buf[offset++] = 8
+      encodings.varint.encode(obj.id, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    if (defined(obj.time)) {
+      buf[offset++] = 16
+      encodings.varint.encode(obj.time, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    encode.bytes = offset - oldOffset
+    return buf
+  }
+
+  function decode (buf, offset, end) {
+    if (!offset) offset = 0
+    if (!end) end = buf.length
+    if (!(end <= buf.length && offset <= buf.length)) throw new Error("Decoded message is not valid")
+    var oldOffset = offset
+    var obj = {
+      id: 0,
+      time: 0
+    }
+    while (true) {
+      if (end <= offset) {
+        decode.bytes = offset - oldOffset
+        return obj
+      }
+      var prefix = varint.decode(buf, offset)
+      offset += varint.decode.bytes
+      var tag = prefix >> 3
+      switch (tag) {
+        case 1:
+        obj.id = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        case 2:
+        obj.time = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        default:
+        offset = skip(prefix & 7, buf, offset)
+      }
+    }
+  }
+}
+
+function definePong () {
+  Pong.encodingLength = encodingLength
+  Pong.encode = encode
+  Pong.decode = decode
+
+  function encodingLength (obj) {
+    var length = 0
+    if (defined(obj.id)) {
+      var len = encodings.varint.encodingLength(obj.id)
+      length += 1 + len
+    }
+    if (defined(obj.time)) {
+      var len = encodings.varint.encodingLength(obj.time)
+      length += 1 + len
+    }
+    return length
+  }
+
+  function encode (obj, buf, offset) {
+    if (!offset) offset = 0
+    if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
+    var oldOffset = offset
+    if (defined(obj.id)) {
+      buf[offset++] = 8
+      encodings.varint.encode(obj.id, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    if (defined(obj.time)) {
+      buf[offset++] = 16
+      encodings.varint.encode(obj.time, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    encode.bytes = offset - oldOffset
+    return buf
+  }
+
+  function decode (buf, offset, end) {
+    if (!offset) offset = 0
+    if (!end) end = buf.length
+    if (!(end <= buf.length && offset <= buf.length)) throw new Error("Decoded message is not valid")
+    var oldOffset = offset
+    var obj = {
+      id: 0,
+      time: 0
+    }
+    while (true) {
+      if (end <= offset) {
+        decode.bytes = offset - oldOffset
+        return obj
+      }
+      var prefix = varint.decode(buf, offset)
+      offset += varint.decode.bytes
+      var tag = prefix >> 3
+      switch (tag) {
+        case 1:
+        obj.id = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        case 2:
+        obj.time = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        default:
+        offset = skip(prefix & 7, buf, offset)
+      }
+    }
+  }
+}
+
 function defineEnvelope () {
   Envelope.encodingLength = encodingLength
   Envelope.encode = encode
@@ -1165,7 +1319,7 @@ function defineEnvelope () {
 
   function encodingLength (obj) {
     var length = 0
-    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
+    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses) + +defined(obj.ping) + +defined(obj.pong)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
     if (defined(obj.hello)) {
       var len = Hello.encodingLength(obj.hello)
       length += varint.encodingLength(len)
@@ -1216,6 +1370,16 @@ function defineEnvelope () {
       length += varint.encodingLength(len)
       length += 1 + len
     }
+    if (defined(obj.ping)) {
+      var len = Ping.encodingLength(obj.ping)
+      length += varint.encodingLength(len)
+      length += 1 + len
+    }
+    if (defined(obj.pong)) {
+      var len = Pong.encodingLength(obj.pong)
+      length += varint.encodingLength(len)
+      length += 1 + len
+    }
     return length
   }
 
@@ -1223,7 +1387,7 @@ function defineEnvelope () {
     if (!offset) offset = 0
     if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
     var oldOffset = offset
-    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
+    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses) + +defined(obj.ping) + +defined(obj.pong)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
     if (defined(obj.hello)) {
       buf[offset++] = 10
       varint.encode(Hello.encodingLength(obj.hello), buf, offset)
@@ -1294,6 +1458,20 @@ function defineEnvelope () {
       PeerAddresses.encode(obj.peer_addresses, buf, offset)
       offset += PeerAddresses.encode.bytes
     }
+    if (defined(obj.ping)) {
+      buf[offset++] = 98
+      varint.encode(Ping.encodingLength(obj.ping), buf, offset)
+      offset += varint.encode.bytes
+      Ping.encode(obj.ping, buf, offset)
+      offset += Ping.encode.bytes
+    }
+    if (defined(obj.pong)) {
+      buf[offset++] = 106
+      varint.encode(Pong.encodingLength(obj.pong), buf, offset)
+      offset += varint.encode.bytes
+      Pong.encode(obj.pong, buf, offset)
+      offset += Pong.encode.bytes
+    }
     encode.bytes = offset - oldOffset
     return buf
   }
@@ -1313,7 +1491,9 @@ function defineEnvelope () {
       report: null,
       hash_request: null,
       hashes: null,
-      peer_addresses: null
+      peer_addresses: null,
+      ping: null,
+      pong: null
     }
     while (true) {
       if (end <= offset) {
@@ -1334,6 +1514,8 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hello = Hello.decode(buf, offset, offset + len)
@@ -1349,6 +1531,8 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.inventory = Inventory.decode(buf, offset, offset + len)
@@ -1364,6 +1548,8 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.request = Request.decode(buf, offset, offset + len)
@@ -1379,6 +1565,8 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.data = Data.decode(buf, offset, offset + len)
@@ -1394,6 +1582,8 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.cancel = Cancel.decode(buf, offset, offset + len)
@@ -1409,6 +1599,8 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.error = ErrorReply.decode(buf, offset, offset + len)
@@ -1424,6 +1616,8 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.report = Report.decode(buf, offset, offset + len)
@@ -1439,6 +1633,8 @@ function defineEnvelope () {
         delete obj.report
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hash_request = HashRequest.decode(buf, offset, offset + len)
@@ -1454,6 +1650,8 @@ function defineEnvelope () {
         delete obj.report
         delete obj.hash_request
         delete obj.peer_addresses
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hashes = Hashes.decode(buf, offset, offset + len)
@@ -1469,10 +1667,46 @@ function defineEnvelope () {
         delete obj.report
         delete obj.hash_request
         delete obj.hashes
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.peer_addresses = PeerAddresses.decode(buf, offset, offset + len)
         offset += PeerAddresses.decode.bytes
+        break
+        case 12:
+        delete obj.hello
+        delete obj.inventory
+        delete obj.request
+        delete obj.data
+        delete obj.cancel
+        delete obj.error
+        delete obj.report
+        delete obj.hash_request
+        delete obj.hashes
+        delete obj.peer_addresses
+        delete obj.pong
+        var len = varint.decode(buf, offset)
+        offset += varint.decode.bytes
+        obj.ping = Ping.decode(buf, offset, offset + len)
+        offset += Ping.decode.bytes
+        break
+        case 13:
+        delete obj.hello
+        delete obj.inventory
+        delete obj.request
+        delete obj.data
+        delete obj.cancel
+        delete obj.error
+        delete obj.report
+        delete obj.hash_request
+        delete obj.hashes
+        delete obj.peer_addresses
+        delete obj.ping
+        var len = varint.decode(buf, offset)
+        offset += varint.decode.bytes
+        obj.pong = Pong.decode(buf, offset, offset + len)
+        offset += Pong.decode.bytes
         break
         default:
         offset = skip(prefix & 7, buf, offset)

@@ -90,6 +90,18 @@ export interface PeerAddresses {
 }
 export declare const PeerAddresses: Codec<PeerAddresses>
 
+export interface Ping {
+  id?: number
+  time?: number
+}
+export declare const Ping: Codec<Ping>
+
+export interface Pong {
+  id?: number
+  time?: number
+}
+export declare const Pong: Codec<Pong>
+
 export interface Envelope {
   hello?: Hello | null
   inventory?: Inventory | null
@@ -101,5 +113,7 @@ export interface Envelope {
   hash_request?: HashRequest | null
   hashes?: Hashes | null
   peer_addresses?: PeerAddresses | null
+  ping?: Ping | null
+  pong?: Pong | null
 }
 export declare const Envelope: Codec<Envelope>
