@@ -105,7 +105,7 @@ describe('hashing in worker threads', () => {
   })
 
   it('a job held behind the one a dying worker ran is run by a fresh worker, not failed', async () => {
-    await writeFile(join(t.root, 'big'), randomBytes(32 * 1024 * 1024))
+    await writeFile(join(t.root, 'big'), randomBytes(8 * 1024 * 1024))
     await writeFile(join(t.root, 'small'), 'held')
     const pool = new HashPool({ size: 1 })
     try {
