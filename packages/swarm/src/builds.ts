@@ -65,7 +65,8 @@ interface Slot {
   key: string
   ad: BuildAd
   hex: string
-  builderHex: string
+  /** Its row in rows(): the file and the builder. */
+  row: string
   bytes: number
   refs: number
 }
@@ -99,6 +100,8 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
   private readonly init: BuildBookInit
   private readonly log: Logger
   private readonly pool = new Map<string, Slot>()
+  /** The slot of each ad the pool handed out. */
+  private readonly owned = new WeakMap<BuildAd, Slot>()
   private local = new Map<string, Slot>()
   /** Digests of our ads refused at the last set(), so one bad ad is reported once, not at every call. */
   private refusedLocal = new Set<string>()
@@ -181,20 +184,26 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
    * most holders relay.
    */
   rows (usable: (peer: P) => boolean): Array<{ ad: BuildAd, holders: P[] }> {
-    const rows = new Map<string, { holders: P[], slots: Map<Slot, P[]> }>()
+    // `slots` only when holders relay different ads of one row (rare): the common row costs one object.
+    const rows = new Map<string, { first: Slot, holders: P[], slots: Map<Slot, P[]> | null }>()
     for (const [peer, remote] of this.remote) {
       if (!usable(peer)) continue
       for (const slot of remote.ads.values()) {
-        const key = slot.hex + slot.builderHex
-        let row = rows.get(key)
-        if (!row) rows.set(key, row = { holders: [], slots: new Map() })
+        const row = rows.get(slot.row)
+        if (!row) {
+          rows.set(slot.row, { first: slot, holders: [peer], slots: null })
+          continue
+        }
+        if (slot !== row.first && !row.slots) row.slots = new Map([[row.first, [...row.holders]]])
         row.holders.push(peer)
-        const by = row.slots.get(slot)
-        if (by) by.push(peer)
-        else row.slots.set(slot, [peer])
+        if (row.slots) {
+          const by = row.slots.get(slot)
+          if (by) by.push(peer)
+          else row.slots.set(slot, [peer])
+        }
       }
     }
-    return [...rows.values()].map(({ holders, slots }) => ({ ad: pick(slots), holders }))
+    return [...rows.values()].map(({ first, holders, slots }) => ({ ad: slots ? pick(slots) : first.ad, holders }))
   }
 
   /** Takes a Builds message from a member. */
@@ -260,6 +269,12 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
 
   /** The shared, verified copy of `ad`; null when its signature fails. */
   private acquire (ad: BuildAd, hex: string): Slot | null {
+    // An ad of ours handed back (as builds() gives them, to relay): frozen, so still what was verified.
+    const own = this.owned.get(ad)
+    if (own && this.pool.get(own.key) === own) {
+      own.refs++
+      return own
+    }
     const payload = buildSigningPayload(ad)
     const id = Buffer.alloc(32)
     sodium.crypto_generichash(id, Buffer.concat([payload, ad.signature]))
@@ -276,8 +291,9 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
         builder: Buffer.from(ad.builder),
         signature: Buffer.from(ad.signature)
       }
-      slot = { key, ad: Object.freeze(copy), hex, builderHex: toHex(ad.builder), bytes: payload.byteLength, refs: 0 }
+      slot = { key, ad: Object.freeze(copy), hex, row: hex + toHex(ad.builder), bytes: payload.byteLength, refs: 0 }
       this.pool.set(key, slot)
+      this.owned.set(slot.ad, slot)
     }
     slot.refs++
     return slot

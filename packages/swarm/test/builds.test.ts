@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createHash } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   decodeMessage, encodeMessage, MAX_BUILD_BYTES, MAX_BUILDS_BATCH, MAX_FRAME_SIZE, toHex, type BuildsMessage, type Code
@@ -221,6 +221,15 @@ class BuildSource extends MemorySource {
   }
 
   override get (d: Uint8Array): LocalFile | undefined { return super.get(d) ?? this.builds.get(toHex(d)) }
+
+  async hashPieces (d: Uint8Array, offset: number, length: number, pieceSize: number): Promise<Buffer[] | undefined> {
+    const file = this.get(d)
+    if (!file) return undefined
+    const data = await readFile(file.path)
+    const pieces: Buffer[] = []
+    for (let at = offset; at < offset + length; at += pieceSize) pieces.push(blake2b(data.subarray(at, Math.min(at + pieceSize, offset + length))).subarray(0, 32))
+    return pieces
+  }
 }
 
 describe('builds between swarms on a local testnet', () => {
@@ -247,9 +256,14 @@ describe('builds between swarms on a local testnet', () => {
 
     // Not a distfile anywhere: only the build ad names the digest.
     expect(b.find({ blake2b: toHex(file.blake2b) })).toEqual([])
+    const entry = { name: file.name, size: file.size, blake2b: file.blake2b, sha512: Buffer.alloc(0) }
     const sink = new BufferSink()
-    await b.download({ name: file.name, size: file.size, blake2b: file.blake2b, sha512: Buffer.alloc(0) }, sink)
+    await b.download(entry, sink)
     expect(blake2b(sink.bytes).equals(file.blake2b)).toBe(true)
+    // …and asks it for piece hashes, as a diagnosis of a bad download would.
+    const claims = await b.pieceHashes(entry, { offset: 0, length: file.size, pieceSize: 1024 * 1024 })
+    expect([...claims.keys()]).toEqual([toHex(keyA.publicKey)])
+    expect(claims.get(toHex(keyA.publicKey))).toHaveLength(4)
 
     // Deltas: one build goes, another comes.
     const openssl = build(keyA, 'dev-libs/openssl-3.3.2', 'asm')
