@@ -46,7 +46,10 @@ export interface BuildsLink {
   readonly label: string
   readonly closed: boolean
   readonly publicKey: Buffer
-  sendBuilds (msg: Omit<BuildsMessage, 'type'>): void
+  /** False when the connection's buffer is full. */
+  sendBuilds (msg: Omit<BuildsMessage, 'type'>): boolean
+  /** Resolves when the connection takes writes again (or closed). */
+  writable (): Promise<void>
 }
 
 export interface BuildBookInit {
@@ -312,8 +315,9 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
 
   /**
    * Brings the peer up to our set: the full set the first time (reset), then
-   * what changed since. Batches stay under the message bounds and yield to
-   * the event loop between them; a set() meanwhile runs another round after.
+   * what changed since. Batches stay under the message bounds, wait for the
+   * connection to drain when it backs up, and yield to the event loop
+   * between them; a set() meanwhile runs another round after.
    */
   private async sync (peer: P): Promise<void> {
     const state = this.sending.get(peer)
@@ -362,7 +366,8 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
       }
       const gone = removed.slice(r, r + Math.max(0, Math.min(MAX_BUILDS_BATCH - batch.length, Math.floor((MAX_BUILDS_MESSAGE_BYTES - bytes) / 80))))
       r += gone.length
-      peer.sendBuilds({ reset: first && reset, added: batch, removed: gone })
+      // A large set waits for the remote to read: memory stays a batch or two per peer.
+      if (!peer.sendBuilds({ reset: first && reset, added: batch, removed: gone })) await peer.writable()
       first = false
     }
   }

@@ -73,7 +73,16 @@ class Link implements BuildsLink {
   readonly frames: Buffer[] = []
   closed = false
   constructor (readonly label: string, readonly publicKey: Buffer = random(32)) {}
-  sendBuilds (msg: Omit<BuildsMessage, 'type'>): void { this.frames.push(encodeMessage({ type: 'builds', ...msg })) }
+  /** Set: the next sendBuilds reports a full buffer, and writable() waits for release(). */
+  clogged = false
+  private waiters: Array<() => void> = []
+  sendBuilds (msg: Omit<BuildsMessage, 'type'>): boolean {
+    this.frames.push(encodeMessage({ type: 'builds', ...msg }))
+    return !this.clogged
+  }
+
+  writable (): Promise<void> { return new Promise((resolve) => this.waiters.push(resolve)) }
+  release (): void { this.clogged = false; for (const w of this.waiters.splice(0)) w() }
   get messages (): BuildsMessage[] { return this.frames.map((f) => decodeMessage(f.subarray(4)) as BuildsMessage) }
 }
 
@@ -114,6 +123,18 @@ describe('BuildBook', () => {
     const rows = receiver.rows(() => true)
     expect(rows.map((r) => r.ad.fields.CPV).sort()).toEqual([...ads.slice(1), later].map((a) => a.fields.CPV).sort())
     expect(rows.every((r) => r.holders.length === 1 && r.holders[0] === from)).toBe(true)
+  })
+
+  it('waits for a backed-up connection to drain before the next batch', async () => {
+    const { book: sender } = book()
+    const link = new Link('slow reader')
+    link.clogged = true
+    sender.set(many(keyPair, 2000))
+    sender.attach(link)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(link.frames).toHaveLength(1)
+    link.release()
+    await until(() => link.messages.reduce((n, m) => n + m.added.length, 0) === 2000, 5000, 'the rest')
   })
 
   it('sends an empty set as one reset message, and nothing more when the set does not change', async () => {
