@@ -311,17 +311,21 @@ describe('builds between swarms on a local testnet', () => {
     expect(a.buildCounts().advertised).toBe(3000)
   })
 
-  it('a peer past the bounds has its excess builds cut off with ERR_BUILDS_LIMIT and a warning, and stays connected', async () => {
+  it('a peer past the bounds has its excess builds cut off with ERR_BUILDS_LIMIT and a warning, and stays connected; a banned one has none', async () => {
     const bootstrap = await testnet()
     const networkKey = generateNetworkKey()
     const keyA = createKeyPair()
     const a = await startSwarm(bootstrap, { networkKey, keyPair: keyA, source: new MemorySource(await tempDir()), name: 'a' })
     a.setBuilds(many(keyA, 15))
     const logger = captureLogger()
-    const b = await startSwarm(bootstrap, { networkKey, source: new MemorySource(await tempDir()), name: 'b', logger, limits: { maxRemoteBuilds: 10 } })
+    let banned = false
+    const b = await startSwarm(bootstrap, { networkKey, source: new MemorySource(await tempDir()), name: 'b', logger, limits: { maxRemoteBuilds: 10 }, isBanned: () => banned })
     await until(() => b.builds().length === 10 && b.buildCounts().refused === 5, 20_000, 'ten builds at b')
     expect(logger.lines.filter((l) => l.level === 'warn' && l.event === 'builds.cut-off').map((l) => l.fields.code)).toEqual(['ERR_BUILDS_LIMIT'])
     expect(b.readyPeers().map((p) => p.name)).toEqual(['a'])
+    // A banned peer's builds are not offered, even before its connection is gone.
+    banned = true
+    expect(b.builds()).toEqual([])
   })
 
   it("a relayed build keeps its builder's signature; a forged one is dropped and the sender stays connected", async () => {
