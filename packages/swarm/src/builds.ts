@@ -103,7 +103,7 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
   private readonly init: BuildBookInit
   private readonly log: Logger
   private readonly pool = new Map<string, Slot>()
-  /** The slot of each ad the pool handed out. */
+  /** The slot of each ad the pool handed out, and of each ad set() took. */
   private readonly owned = new WeakMap<BuildAd, Slot>()
   private local = new Map<string, Slot>()
   /** Digests of our ads refused at the last set(), so one bad ad is reported once, not at every call. */
@@ -129,7 +129,8 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
   /**
    * The full set this box advertises now. Each ad past a bound or with a
    * signature that fails is left out, with a warning; the rest go to every
-   * peer as a delta from what it was told.
+   * peer as a delta from what it was told. An ad object is read when first
+   * given: pass a new object for new content, never change one in place.
    */
   set (ads: readonly BuildAd[]): void {
     const next = new Map<string, Slot>()
@@ -141,13 +142,16 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
       if (!this.refusedLocal.has(hex)) this.log.warn('builds.not-advertised', { code, build: label(ad), why })
     }
     for (const ad of ads) {
-      const problem = buildProblem(ad)
+      // The same object as before (set() gets mostly the same ads, again and again) was checked then.
+      const known = this.live(ad)
+      const problem = known ? null : buildProblem(ad)
       if (problem !== null) { refuse(ad, BUILDS_LIMIT, problem); continue }
-      const hex = toHex(ad.blake2b)
+      const hex = known?.hex ?? toHex(ad.blake2b)
       if (next.has(hex)) continue // one ad per file: the first
       if (next.size >= this.init.maxBuilds) { over++; continue }
       const slot = this.acquire(ad, hex)
       if (!slot) { refuse(ad, BAD_SIGNATURE, `the signature of builder ${toHex(ad.builder).slice(0, 16)} does not verify`); continue }
+      this.owned.set(ad, slot)
       next.set(hex, slot)
     }
     if (over > 0) this.log.warn('builds.too-many', { code: BUILDS_LIMIT, advertised: next.size, left: over, why: `peers keep at most ${this.init.maxBuilds} builds of one box` })
@@ -272,9 +276,8 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
 
   /** The shared, verified copy of `ad`; null when its signature fails. */
   private acquire (ad: BuildAd, hex: string): Slot | null {
-    // An ad of ours handed back (as builds() gives them, to relay): frozen, so still what was verified.
-    const own = this.owned.get(ad)
-    if (own && this.pool.get(own.key) === own) {
+    const own = this.live(ad)
+    if (own) {
       own.refs++
       return own
     }
@@ -300,6 +303,12 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
     }
     slot.refs++
     return slot
+  }
+
+  /** The live slot of an ad the pool handed out (as builds() gives them, to relay; frozen), or of one set() took before. */
+  private live (ad: BuildAd): Slot | undefined {
+    const slot = this.owned.get(ad)
+    return slot && this.pool.get(slot.key) === slot ? slot : undefined
   }
 
   private release (slot: Slot): void {

@@ -362,7 +362,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
    * The full set of binary packages this box advertises now (its own builds
    * and those it keeps for others, each signed by its builder: see
    * signBuild). Peers get the difference from what they were told. An ad
-   * past a bound or whose signature fails is left out, with a warning.
+   * past a bound or whose signature fails is left out, with a warning. An
+   * ad object is read when first given (a new object for new content).
    */
   setBuilds (ads: readonly BuildAd[]): void {
     this.buildBook.set(ads)
