@@ -111,6 +111,9 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
   private readonly remote = new Map<P, Remote>()
   private readonly sending = new Map<P, Sending>()
   private pending: NodeJS.Immediate | null = null
+  /** Bumped at every change of a peer's builds; rows() of every peer are kept until the next. */
+  private version = 0
+  private cached: { version: number, rows: ReadonlyArray<{ ad: BuildAd, holders: P[] }> } | null = null
   /** Remote ads dropped because their signature failed. */
   forged = 0
   /** Remote ads ignored for a bound (too many, too large). */
@@ -191,6 +194,15 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
    * most holders relay.
    */
   rows (usable: (peer: P) => boolean): Array<{ ad: BuildAd, holders: P[] }> {
+    // Usually every peer is usable and nothing changed since the last call (the agent asks at each 'builds' event and more).
+    const all = [...this.remote.keys()].every(usable)
+    if (all && this.cached?.version === this.version) return [...this.cached.rows]
+    const rows = this.group(usable)
+    if (all) this.cached = { version: this.version, rows }
+    return [...rows]
+  }
+
+  private group (usable: (peer: P) => boolean): ReadonlyArray<{ ad: BuildAd, holders: P[] }> {
     // `slots` only when holders relay different ads of one row (rare): the common row costs one object.
     const rows = new Map<string, { first: Slot, holders: P[], slots: Map<Slot, P[]> | null }>()
     for (const [peer, remote] of this.remote) {
@@ -210,7 +222,8 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
         }
       }
     }
-    return [...rows.values()].map(({ first, holders, slots }) => ({ ad: slots ? pick(slots) : first.ad, holders }))
+    // Frozen: the rows are shared by the callers until the builds change.
+    return [...rows.values()].map(({ first, holders, slots }) => Object.freeze({ ad: slots ? pick(slots) : first.ad, holders: Object.freeze(holders) as P[] }))
   }
 
   /** Takes a Builds message from a member. */
@@ -316,6 +329,8 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
   }
 
   private changedSoon (): void {
+    this.version++
+    this.cached = null
     this.pending ??= setImmediate(() => {
       this.pending = null
       this.init.changed()

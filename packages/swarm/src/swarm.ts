@@ -372,10 +372,16 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   /**
    * The verified builds ready, unbanned peers advertise: one row per file
    * (BLAKE2B) and builder, with the peers holding it. download() and
-   * pieceHashes() take these holders too.
+   * pieceHashes() take these holders too. The rows are frozen and shared
+   * until the builds change: copy a list before changing it.
    */
   builds (): RemoteBuild[] {
     return this.buildBook.rows((p) => this.peers.get(p.publicKeyHex) === p && !this.isBanned(p.publicKeyHex))
+  }
+
+  /** Ready, unbanned peers that advertise a build with this hex BLAKE2B: cheaper than searching builds(). */
+  buildHolders (blake2b: string): Peer[] {
+    return this.readyPeers().filter((p) => this.buildBook.holds(p, blake2b) && !this.isBanned(p.publicKeyHex))
   }
 
   /** Builds this box advertises, and remote ones dropped: for a forged signature, or past a bound. */

@@ -228,6 +228,21 @@ describe('BuildBook', () => {
     // The filter leaves peers out (the swarm's: ready and not banned).
     expect(receiver.rows((p) => p !== relay).map((r) => r.holders.map((h) => h.label))).toEqual([['builder']])
   })
+
+  it('keeps the rows of every peer until the builds change, frozen so that no caller changes them for the others', () => {
+    const { book: receiver } = book()
+    const from = new Link('peer')
+    receiver.onMessage(from, { type: 'builds', reset: true, added: many(keyPair, 3), removed: [] })
+    const first = receiver.rows(() => true)
+    expect(receiver.rows(() => true)).toEqual(first)
+    expect(receiver.rows(() => true)[0]).toBe(first[0])
+    expect(() => first[0]!.holders.push(from)).toThrow(TypeError)
+    receiver.onMessage(from, { type: 'builds', reset: false, added: [], removed: [first[0]!.ad.blake2b] })
+    expect(receiver.rows(() => true)).toHaveLength(2)
+    // A filter that leaves a peer out is never served from (or into) the kept rows.
+    expect(receiver.rows(() => false)).toEqual([])
+    expect(receiver.rows(() => true)).toHaveLength(2)
+  })
 })
 
 /** A source that serves a file by digest without listing it in its distfile inventory: a build. */
@@ -274,6 +289,8 @@ describe('builds between swarms on a local testnet', () => {
     const row = b.builds().find((r) => r.ad.fields.CPV === 'dev-db/mariadb-11.4.5')!
     expect(row.ad).toEqual(mariadb)
     expect(row.holders.map((p) => p.name)).toEqual(['a'])
+    expect(b.buildHolders(toHex(file.blake2b)).map((p) => p.name)).toEqual(['a'])
+    expect(b.buildHolders(toHex(random(64)))).toEqual([])
 
     // Not a distfile anywhere: only the build ad names the digest.
     expect(b.find({ blake2b: toHex(file.blake2b) })).toEqual([])
