@@ -1,7 +1,7 @@
 // Over 400 lines: one connection's protocol as a state machine (hello, inventory both ways, the requests we make); uploads (uploads.ts), liveness (liveness.ts) and limits (limits.ts) live apart.
 import {
   debugLogger, decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, ProtocolError, toHex,
-  type DataMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message, type PeerAddress
+  type BuildsMessage, type DataMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message, type PeerAddress
 } from '@distswarm/protocol'
 import { EntryPool } from './entries.js'
 import { SwarmError } from './errors.js'
@@ -37,6 +37,8 @@ export interface PeerInit {
   onReport?: (peer: Peer, blake2b: Buffer) => void
   /** Peer exchange: members the remote is connected to (see mesh.ts). */
   onPeerAddresses?: (peer: Peer, addresses: PeerAddress[]) => void
+  /** Binary packages the remote advertises (see builds.ts). */
+  onBuilds?: (peer: Peer, msg: BuildsMessage) => void
   /** A ping measured the round trip again: `clockOffsetMs` may have changed (see ping.ts). */
   onPingSample?: (peer: Peer) => void
   onClose: (peer: Peer, reason: Error | null) => void
@@ -95,6 +97,8 @@ export class Peer {
   private helloTimer: NodeJS.Timeout | null
   /** Deltas held back while the full inventory is still going out; null when none is. */
   private heldDeltas: Array<{ added: FileEntry[], removed: Buffer[] }> | null = null
+  /** Senders of builds waiting for the stream to drain. */
+  private writableWaiters: Array<() => void> = []
   private readonly uploads: Uploads
   /** Watches the remote while requests of ours are out: see PeerLimits.deadAfterMs. */
   private readonly liveness: Liveness
@@ -127,7 +131,7 @@ export class Peer {
     this.publicKey = init.stream.remotePublicKey
     this.publicKeyHex = toHex(this.publicKey)
     this.stream.on('data', (chunk: Buffer) => this.onData(chunk))
-    this.stream.on('drain', () => this.uploads.flushDrainWaiters())
+    this.stream.on('drain', () => { this.uploads.flushDrainWaiters(); this.flushWritable() })
     this.stream.on('error', (err: Error) => this.log.debug('peer.stream-error', { peer: this.label, why: err.message }))
     this.stream.on('close', () => this.close(null))
     this.helloTimer = setTimeout(() => {
@@ -319,6 +323,27 @@ export class Peer {
     this.send({ type: 'peer-addresses', addresses })
   }
 
+  /**
+   * Our binary packages (see builds.ts). A peer without this message type
+   * answers UNKNOWN_TYPE, which is only logged. False when the stream's
+   * buffer is full: wait for writable() before sending more.
+   */
+  sendBuilds (msg: Omit<BuildsMessage, 'type'>): boolean {
+    return this.send({ type: 'builds', ...msg })
+  }
+
+  /** Resolves when the stream takes writes again, or the connection closed. */
+  writable (): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    return new Promise((resolve) => this.writableWaiters.push(resolve))
+  }
+
+  private flushWritable (): void {
+    const waiters = this.writableWaiters
+    this.writableWaiters = []
+    for (const resolve of waiters) resolve()
+  }
+
   /** Ends the connection. Idempotent. */
   destroy (reason?: Error): void {
     this.close(reason ?? null)
@@ -394,6 +419,7 @@ export class Peer {
       case 'hash-request': return void this.uploads.onHashRequest(msg)
       case 'hashes': return this.onHashes(msg.id, msg.hashes)
       case 'peer-addresses': return this.init.onPeerAddresses?.(this, msg.addresses)
+      case 'builds': return this.init.onBuilds?.(this, msg)
       case 'ping': return this.pinger.onPing(msg)
       case 'pong': return this.pinger.onPong(msg)
     }
@@ -500,6 +526,7 @@ export class Peer {
     }
     this.hashRequests.clear()
     this.uploads.clear()
+    this.flushWritable()
     this.stream.end()
     // Give the error reply a moment to flush, then make sure the socket dies.
     setTimeout(() => this.stream.destroy(), 1000).unref()
