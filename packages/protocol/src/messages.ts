@@ -50,7 +50,7 @@ export interface PieceRange {
 /** Every message of the protocol, validated: a decoded Message obeys every bound in limits.ts. */
 export type Message =
   | HelloMessage | InventoryMessage | RequestMessage | DataMessage | CancelMessage | ErrorMessage | ReportMessage
-  | HashRequestMessage | HashesMessage | PeerAddressesMessage | PingMessage | PongMessage | BuildsMessage
+  | HashRequestMessage | HashesMessage | PeerAddressesMessage | BuildsMessage | PingMessage | PongMessage
 
 const EMPTY = Buffer.alloc(0)
 const UINT32_MAX = 0xffff_ffff

@@ -152,8 +152,8 @@ describe('wire golden corpus, protocol version 1', () => {
   })
 
   it('refuses a message type it lacks with ERR_UNKNOWN_TYPE, which a peer answers (see docs/protocol.md)', () => {
-    // Envelope field 15 (past the last type: one a newer version adds), and an envelope with no body at all.
-    for (const payload of [Buffer.concat([tag(15, 2), varint(3), Buffer.from([0x08, 0x01, 0x10])]), Buffer.concat([tag(15, 2), varint(0)]), Buffer.alloc(0), UNKNOWN_FIELDS]) {
+    // Envelope field 99 (far past the last type, Pong = 13: one a newer version adds), and an envelope with no body at all.
+    for (const payload of [Buffer.concat([tag(99, 2), varint(3), Buffer.from([0x08, 0x01, 0x10])]), Buffer.concat([tag(99, 2), varint(0)]), Buffer.alloc(0), UNKNOWN_FIELDS]) {
       let err: unknown
       try {
         decodeMessage(payload)
@@ -164,7 +164,7 @@ describe('wire golden corpus, protocol version 1', () => {
       expect((err as ProtocolError).code).toBe('ERR_UNKNOWN_TYPE')
     }
     // The frame around it is read like any other: the stream goes on after it.
-    const unknown = encodeFrame(Buffer.concat([tag(15, 2), varint(0)]))
+    const unknown = encodeFrame(Buffer.concat([tag(99, 2), varint(0)]))
     const frames = new FrameDecoder(MAX_FRAME_SIZE).push(Buffer.concat([unknown, fixture('cancel')]))
     expect(frames).toHaveLength(2)
     expect(decodeMessage(frames[1]!)).toEqual(GOLDEN.cancel)
