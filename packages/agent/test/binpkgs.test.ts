@@ -5,58 +5,13 @@
  */
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, open, readFile, rm, utimes } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, open, readFile, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import { portageRead, writeGpkg, writePackages, type WrittenBuild } from '@distswarm/binpkg/testing'
-import { Agent, ControlClient, type AgentConfig } from '../src/index.js'
+import { Agent, ControlClient } from '../src/index.js'
+import { agentConfig as config, startAgent as started, tempDir, until } from './util.js'
 
 const CHOST = 'x86_64-pc-linux-gnu'
-
-async function tempDir (): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'distswarm-binpkgs-'))
-  onTestFinished(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
-
-/** An agent on loopback that meets nobody unless given static peers. */
-function config (dir: string, more: Partial<AgentConfig> = {}): AgentConfig {
-  return {
-    distdirs: [],
-    cacheDir: join(dir, 'cache'),
-    cacheMaxBytes: null,
-    stateDir: join(dir, 'state'),
-    bootstrap: [],
-    networkKey: Buffer.alloc(32, 7),
-    control: join(dir, 'control.sock'),
-    name: 'box',
-    host: '127.0.0.1',
-    port: 0,
-    repos: [],
-    dataPort: 0,
-    staticPeers: [],
-    seed: false,
-    logLevel: 'info',
-    rediscoverMs: undefined,
-    deadPeerMs: undefined,
-    metrics: null,
-    http: null,
-    httpAllow: ['127.0.0.1'],
-    lanDiscovery: false,
-    pkgdirs: [],
-    chost: null,
-    binpkgGroup: null,
-    binpkgTrust: [],
-    ...more
-  }
-}
-
-async function started (cfg: AgentConfig): Promise<Agent> {
-  const agent = new Agent(cfg)
-  onTestFinished(() => agent.stop())
-  await agent.start()
-  return agent
-}
 
 /** A PKGDIR with two builds of one CPV (USE differs), Packages as Portage writes it. */
 async function pkgdir (dir: string): Promise<{ pkgdir: string, builds: WrittenBuild[] }> {
@@ -68,17 +23,7 @@ async function pkgdir (dir: string): Promise<{ pkgdir: string, builds: WrittenBu
   return { pkgdir, builds: [a, b] }
 }
 
-async function until<T> (what: string, fn: () => T | undefined | false, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = fn()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
-describe('binary packages at the agent', () => {
+describe('binary packages at the agent', { timeout: 60_000 }, () => {
   it("serves its own PKGDIR's builds: a valid merged index with both instances, their files, builds() and status", async () => {
     const dir = await tempDir()
     const { pkgdir: p, builds } = await pkgdir(dir)
