@@ -240,11 +240,12 @@ export class Binhost {
     if (sign !== null) {
       for (const [hex, b] of this.own) {
         const group = this.ownGroup(b)
-        const key = `${group}\n${JSON.stringify(b.fields)}`
+        const fields = this.ownFields(b)
+        const key = `${group}\n${JSON.stringify(fields)}`
         let s = this.signed.get(hex)
         if (s?.key !== key) {
           try {
-            s = { key, ad: sign({ blake2b: Buffer.from(hex, 'hex'), size: b.build.size, group, fields: b.fields }, keyPair) }
+            s = { key, ad: sign({ blake2b: Buffer.from(hex, 'hex'), size: b.build.size, group, fields }, keyPair) }
           } catch (err) {
             // Past a bound of the wire (a huge stanza): offered on this box's binhost, not to peers.
             this.log.warn('build.not-advertised', { cpv: b.build.cpv, why: (err as Error).message })
@@ -261,6 +262,12 @@ export class Binhost {
     network.setBuilds(ads)
   }
 
+  /** A build's stanza as advertised: without a CHOST in its stanza or its Packages header, it is this box's (as Portage takes it). */
+  private ownFields (b: LocalBuild): Record<string, string> {
+    const chost = this.chost()
+    return b.fields.CHOST || chost === null ? b.fields : { ...b.fields, CHOST: chost }
+  }
+
   /** The group this box's build is advertised in: binpkg-group, else this box's CHOST, else the build's own. */
   private ownGroup (b: LocalBuild): string {
     return this.group() ?? b.fields.CHOST ?? ''
@@ -270,7 +277,7 @@ export class Binhost {
   private collect (): Map<string, Known> {
     const known = new Map<string, Known>()
     for (const [hex, b] of this.own) {
-      known.set(hex, { offer: { blake2b: hex, builder: this.ownKey, group: this.ownGroup(b), fields: b.fields }, file: b.file, ad: this.signed.get(hex)?.ad ?? null, holders: [] })
+      known.set(hex, { offer: { blake2b: hex, builder: this.ownKey, group: this.ownGroup(b), fields: this.ownFields(b) }, file: b.file, ad: this.signed.get(hex)?.ad ?? null, holders: [] })
     }
     for (const c of this.cache.entries()) {
       const hex = toHex(c.ad.blake2b)

@@ -89,6 +89,31 @@ describe('binary packages between agents', { timeout: 120_000 }, () => {
     for (const s of stanzas) expect(again.binhost().local(s.PATH!)).toBeDefined()
   })
 
+  it('keeps the fetched builds under the cache quota: the least recently used one leaves, and is no longer advertised', async () => {
+    const dir = await tempDir()
+    const { pkgdir: p, written } = await pkgdir(join(dir, 'a'), [
+      { cpv: 'app-misc/one-1', buildId: 1, use: '', payload: 200_000 },
+      { cpv: 'app-misc/two-1', buildId: 1, use: '', payload: 200_000 }
+    ])
+    const builder = await start(agentConfig(join(dir, 'a'), { name: 'builder', pkgdirs: [p] }))
+    const client = await start(agentConfig(join(dir, 'b'), {
+      name: 'client', chost: CHOST, binpkgTrust: [builder.status().publicKey], staticPeers: [at(builder)],
+      // Room for one of the two.
+      cacheMaxBytes: Math.max(...written.map((w) => w.size)) + 1000
+    }))
+    const stanzas = await until('both builds at the client', () => { const s = served(client); return s.length === 2 && s })
+    const first = await client.binhost().fetch(stanzas[0]!.PATH!)
+    await client.binhost().fetch(stanzas[1]!.PATH!)
+    expect(client.binhost().local(stanzas[1]!.PATH!)).toBeDefined()
+    expect(client.binhost().local(stanzas[0]!.PATH!)).toBeUndefined()
+    expect(client.status().builds.local).toBe(1)
+    await until('the builder to see the client hold only the second', () => {
+      const held = builder.builds().builds.map((b) => b.holders.includes('client'))
+      return held.filter(Boolean).length === 1
+    })
+    await expect(readFile(first.path)).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
   it('a holder whose copy of a build went bad is blamed, and the build comes from the honest one', async () => {
     const dir = await tempDir()
     // 8 MiB and a bit: three pieces, so whichever the liar serves carries a wrong byte.

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, readFile, utimes } from 'node:fs/promises'
+import { mkdir, open, readFile, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { portageRead, writeGpkg, writePackages, type WrittenBuild } from '@distswarm/binpkg/testing'
 import { Agent, ControlClient } from '../src/index.js'
@@ -87,6 +87,23 @@ describe('binary packages at the agent', { timeout: 60_000 }, () => {
     const grouped = await started(config(join(dir, 'c'), { pkgdirs: [p], chost: CHOST, binpkgGroup: 'native-zen4', control: join(dir, 'c.sock') }))
     // Its own builds are advertised in its own group: they stay in.
     expect(grouped.builds().builds.every((b) => b.skipped === null)).toBe(true)
+  })
+
+  it("takes PKGDIR and CHOST from Portage when not given (portageq envvar)", async () => {
+    const dir = await tempDir()
+    const { pkgdir: p, builds } = await pkgdir(dir)
+    // A stand-in portageq on PATH: Portage's view of this box.
+    const bin = join(dir, 'bin')
+    await mkdir(bin)
+    await writeFile(join(bin, 'portageq'), `#!/bin/sh\n[ "$1 $2 $3" = "envvar PKGDIR CHOST" ] || exit 2\necho ${p}\necho riscv64-unknown-linux-gnu\n`, { mode: 0o755 })
+    const path = process.env.PATH
+    process.env.PATH = `${bin}:${path}`
+    onTestFinished(() => { process.env.PATH = path })
+    // Its Packages says no CHOST: its builds are taken as the box's, as Portage takes them.
+    await writePackages(p, builds.map((b) => b.stanza), { CHOST: '' })
+    const agent = await started(config(dir, { pkgdirs: undefined, chost: undefined }))
+    expect(agent.builds()).toMatchObject({ chost: 'riscv64-unknown-linux-gnu', group: 'riscv64-unknown-linux-gnu', unavailable: null })
+    expect(agent.builds().builds.map((b) => [b.holders, b.skipped])).toEqual([[['this box'], null], [['this box'], null]])
   })
 
   it('picks up a build Portage adds to the PKGDIR (Packages rewritten by rename)', async () => {
