@@ -110,7 +110,8 @@ export class Binhost {
       store: this.cache.store,
       cacheDir: this.cache.dir,
       maxBytes: init.config.cacheMaxBytes,
-      holders: (hex) => this.holders(hex).length,
+      // From the merged view (kept until the builds change): a quota run asks for every cached build.
+      holders: (hex) => this.view().known.get(hex)?.holders.length ?? 0,
       // No Manifest names builds: none is stale by name.
       referenced: () => true,
       pinned: (hex) => this.fetcher?.isFetching(hex) ?? false,

@@ -49,6 +49,8 @@ export interface PkgdirEvents {
 }
 
 export const SETTLE_MS = 300
+/** Package files hashed at a time: enough to keep a few hash threads busy. */
+const HASH_WINDOW = 4
 const READ_CHUNK = 1024 * 1024
 
 interface Hashed { key: string, blake2b: string, md5: string, sha1: string }
@@ -184,17 +186,22 @@ export class PkgdirIndex extends EventEmitter<PkgdirEvents> {
     }
     for (const p of index.problems) this.skip(p)
     const root = await realpath(this.pkgdir)
-    const builds: LocalBuild[] = []
-    for (const stanza of index.stanzas) {
-      const fields = { ...stanza }
-      if (fields.CHOST === undefined && index.header.CHOST) fields.CHOST = index.header.CHOST
-      try {
-        builds.push(await this.check(root, buildFromStanza(fields), fields))
-      } catch (err) {
-        this.skip({ line: 0, cpv: stanza.CPV ?? null, reason: (err as Error).message })
+    const stanzas = index.stanzas
+    const checked: Array<LocalBuild | null> = new Array<LocalBuild | null>(stanzas.length).fill(null)
+    let next = 0
+    const work = async (): Promise<void> => {
+      for (let i = next++; i < stanzas.length; i = next++) {
+        const fields = { ...stanzas[i]! }
+        if (fields.CHOST === undefined && index.header.CHOST) fields.CHOST = index.header.CHOST
+        try {
+          checked[i] = await this.check(root, buildFromStanza(fields), fields)
+        } catch (err) {
+          this.skip({ line: 0, cpv: fields.CPV ?? null, reason: (err as Error).message })
+        }
       }
     }
-    this.publish(builds, index.header)
+    await Promise.all(Array.from({ length: Math.min(HASH_WINDOW, stanzas.length) }, work))
+    this.publish(checked.filter((b) => b !== null), index.header)
   }
 
   private skip (p: IndexProblem): void {
