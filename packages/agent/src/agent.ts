@@ -225,6 +225,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       swarm.announce(added, removed)
     })
     countFetcherEvents(this.metrics, fetcher)
+    if (this.binhostPart?.fetcher) countFetcherEvents(this.metrics, this.binhostPart.fetcher)
     fetcher.on('published', (r) => this.emit('fetched', r))
     fetcher.on('failed', ({ name, error }) => {
       const e = error as { code?: string, message?: string }

@@ -77,7 +77,8 @@ export class Binhost {
   private readonly ownKey: string
   readonly cache: BuildCache
   private readonly pkgdirs: PkgdirIndex[] = []
-  private readonly fetcher: Fetcher | null
+  /** Downloads of builds (null without a network): its events count in the agent's metrics as the distfile Fetcher's do. */
+  readonly fetcher: Fetcher | null
   private readonly quota: Quota
   private portage: PortageView | null = null
   /** This box's builds by BLAKE2B (from every PKGDIR; the first wins). */
