@@ -94,6 +94,8 @@ export class Peer {
   private helloTimer: NodeJS.Timeout | null
   /** Deltas held back while the full inventory is still going out; null when none is. */
   private heldDeltas: Array<{ added: FileEntry[], removed: Buffer[] }> | null = null
+  /** Senders of builds waiting for the stream to drain. */
+  private writableWaiters: Array<() => void> = []
   private readonly uploads: Uploads
   /** Watches the remote while requests of ours are out: see PeerLimits.deadAfterMs. */
   private readonly liveness: Liveness
@@ -122,7 +124,7 @@ export class Peer {
     this.publicKey = init.stream.remotePublicKey
     this.publicKeyHex = toHex(this.publicKey)
     this.stream.on('data', (chunk: Buffer) => this.onData(chunk))
-    this.stream.on('drain', () => this.uploads.flushDrainWaiters())
+    this.stream.on('drain', () => { this.uploads.flushDrainWaiters(); this.flushWritable() })
     this.stream.on('error', (err: Error) => this.log.debug('peer.stream-error', { peer: this.label, why: err.message }))
     this.stream.on('close', () => this.close(null))
     this.helloTimer = setTimeout(() => {
@@ -305,9 +307,25 @@ export class Peer {
     this.send({ type: 'peer-addresses', addresses })
   }
 
-  /** Our binary packages (see builds.ts). A peer without this message type answers UNKNOWN_TYPE, which is only logged. */
-  sendBuilds (msg: Omit<BuildsMessage, 'type'>): void {
-    this.send({ type: 'builds', ...msg })
+  /**
+   * Our binary packages (see builds.ts). A peer without this message type
+   * answers UNKNOWN_TYPE, which is only logged. False when the stream's
+   * buffer is full: wait for writable() before sending more.
+   */
+  sendBuilds (msg: Omit<BuildsMessage, 'type'>): boolean {
+    return this.send({ type: 'builds', ...msg })
+  }
+
+  /** Resolves when the stream takes writes again, or the connection closed. */
+  writable (): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    return new Promise((resolve) => this.writableWaiters.push(resolve))
+  }
+
+  private flushWritable (): void {
+    const waiters = this.writableWaiters
+    this.writableWaiters = []
+    for (const resolve of waiters) resolve()
   }
 
   /** Ends the connection. Idempotent. */
@@ -486,6 +504,7 @@ export class Peer {
     }
     this.hashRequests.clear()
     this.uploads.clear()
+    this.flushWritable()
     this.stream.end()
     // Give the error reply a moment to flush, then make sure the socket dies.
     setTimeout(() => this.stream.destroy(), 1000).unref()

@@ -362,7 +362,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
    * The full set of binary packages this box advertises now (its own builds
    * and those it keeps for others, each signed by its builder: see
    * signBuild). Peers get the difference from what they were told. An ad
-   * past a bound or whose signature fails is left out, with a warning.
+   * past a bound or whose signature fails is left out, with a warning. An
+   * ad object is read when first given (a new object for new content).
    */
   setBuilds (ads: readonly BuildAd[]): void {
     this.buildBook.set(ads)
@@ -371,10 +372,16 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   /**
    * The verified builds ready, unbanned peers advertise: one row per file
    * (BLAKE2B) and builder, with the peers holding it. download() and
-   * pieceHashes() take these holders too.
+   * pieceHashes() take these holders too. The rows are frozen and shared
+   * until the builds change: copy a list before changing it.
    */
   builds (): RemoteBuild[] {
     return this.buildBook.rows((p) => this.peers.get(p.publicKeyHex) === p && !this.isBanned(p.publicKeyHex))
+  }
+
+  /** Ready, unbanned peers that advertise a build with this hex BLAKE2B: cheaper than searching builds(). */
+  buildHolders (blake2b: string): Peer[] {
+    return this.readyPeers().filter((p) => this.buildBook.holds(p, blake2b) && !this.isBanned(p.publicKeyHex))
   }
 
   /** Builds this box advertises, and remote ones dropped: for a forged signature, or past a bound. */
