@@ -22,7 +22,7 @@ import { askPortage, defaultPkgdirs, type PortageView } from './portage.js'
 import { Quota } from './quota.js'
 
 /** What the binhost needs of the swarm for builds. */
-export type BuildNetwork = Pick<DistSwarm, 'setBuilds' | 'builds' | 'on' | 'download' | 'report' | 'disconnect' | 'rangeSize' | 'pieceHashes'>
+export type BuildNetwork = Pick<DistSwarm, 'setBuilds' | 'builds' | 'buildHolders' | 'on' | 'download' | 'report' | 'disconnect' | 'rangeSize' | 'pieceHashes'>
 
 export interface BinhostInit {
   config: AgentConfig
@@ -137,9 +137,7 @@ export class Binhost {
 
   /** The peers advertising this build (whoever built it). */
   private holders (hex: string): Peer[] {
-    const out = new Set<Peer>()
-    for (const r of this.init.network?.builds() ?? []) if (toHex(r.ad.blake2b) === hex) for (const p of r.holders) out.add(p)
-    return [...out]
+    return this.init.network?.buildHolders(hex) ?? []
   }
 
   /** Indexes the PKGDIRs, opens the build cache and advertises. Idempotent; a failed start stops what it started. */
