@@ -8,6 +8,7 @@ import { SwarmError } from './errors.js'
 import { peerLimits, type PeerLimits } from './limits.js'
 import { Liveness } from './liveness.js'
 import { membershipProof, verifyMembershipProof } from './membership.js'
+import { Pinger } from './ping.js'
 import { Uploads } from './uploads.js'
 import type { LocalSource, SecretStream } from './types.js'
 
@@ -38,6 +39,8 @@ export interface PeerInit {
   onPeerAddresses?: (peer: Peer, addresses: PeerAddress[]) => void
   /** Binary packages the remote advertises (see builds.ts). */
   onBuilds?: (peer: Peer, msg: BuildsMessage) => void
+  /** A ping measured the round trip again: `clockOffsetMs` may have changed (see ping.ts). */
+  onPingSample?: (peer: Peer) => void
   onClose: (peer: Peer, reason: Error | null) => void
 }
 
@@ -99,6 +102,8 @@ export class Peer {
   private readonly uploads: Uploads
   /** Watches the remote while requests of ours are out: see PeerLimits.deadAfterMs. */
   private readonly liveness: Liveness
+  /** Round trips and the remote's clock, on a member connection (see ping.ts). */
+  private readonly pinger: Pinger
 
   constructor (init: PeerInit) {
     this.init = init
@@ -119,8 +124,10 @@ export class Peer {
       dead: (silentMs) => {
         this.log.info('peer.dead', { peer: this.label, address: this.remoteAddress, silentMs })
         this.close(SwarmError.PEER_DEAD(silentMs))
-      }
+      },
+      poke: () => this.pinger.poke()
     })
+    this.pinger = new Pinger({ send: (msg) => this.send(msg), onSample: () => init.onPingSample?.(this) })
     this.publicKey = init.stream.remotePublicKey
     this.publicKeyHex = toHex(this.publicKey)
     this.stream.on('data', (chunk: Buffer) => this.onData(chunk))
@@ -166,10 +173,19 @@ export class Peer {
     return host ? `${host}:${this.stream.rawStream?.remotePort ?? 0}` : null
   }
 
-  /** The connection's smoothed round-trip time in ms as UDX measures it; null on TCP, which has no such measure. */
+  /**
+   * Round-trip time in ms: the UDX connection's smoothed one (hyperswarm);
+   * on TCP, the shortest recent Ping round trip (ping.ts). Null until the
+   * first pong, and for an agent that does not answer pings.
+   */
   get rttMs (): number | null {
     const rtt = this.stream.rawStream?.rtt
-    return typeof rtt === 'number' ? rtt : null
+    return typeof rtt === 'number' ? rtt : this.pinger.rttMs
+  }
+
+  /** How far the remote's wall clock is ahead of ours in ms (negative: behind), from pings; null until the first pong. */
+  get clockOffsetMs (): number | null {
+    return this.pinger.clockOffsetMs
   }
 
   get closed (): boolean {
@@ -404,6 +420,8 @@ export class Peer {
       case 'hashes': return this.onHashes(msg.id, msg.hashes)
       case 'peer-addresses': return this.init.onPeerAddresses?.(this, msg.addresses)
       case 'builds': return this.init.onBuilds?.(this, msg)
+      case 'ping': return this.pinger.onPing(msg)
+      case 'pong': return this.pinger.onPong(msg)
     }
   }
 
@@ -426,7 +444,10 @@ export class Peer {
     this.remoteSeeder = seeder
     this.state = 'ready'
     this.log.debug('peer.authenticated', { peer: this.label, link: this.isLink })
-    if (!this.isLink) void this.sendInventory(this.init.source.entries())
+    if (!this.isLink) {
+      void this.sendInventory(this.init.source.entries())
+      this.pinger.start()
+    }
     this.init.onReady(this)
   }
 
@@ -493,6 +514,7 @@ export class Peer {
     this.state = 'closed'
     if (this.helloTimer) clearTimeout(this.helloTimer)
     this.liveness.stop()
+    this.pinger.stop()
     for (const req of this.requests.values()) {
       clearTimeout(req.timer)
       req.reject(reason ?? SwarmError.PEER_CLOSED())

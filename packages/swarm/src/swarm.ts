@@ -109,6 +109,12 @@ export const DEFAULT_REDISCOVER_MS = 2000
 
 const WRONG_NETWORK_KEY = 'it does not know our network key: the two boxes were given different network keys'
 const OTHER_VERSION = 'it speaks another protocol version: update the older agent'
+/**
+ * Clocks further apart than this are a problem: LAN discovery's tags rotate
+ * every EPOCH_MS (10 min) and tolerate one epoch, so boxes 10 min apart stop
+ * hearing each other; a minute apart already means a box keeps no time.
+ */
+export const CLOCK_SKEW_MS = 60_000
 
 export class DistSwarm extends EventEmitter<SwarmEvents> {
   readonly topic: Buffer
@@ -480,6 +486,13 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         this.mesh?.changed()
       },
       onPeerAddresses: (p, addresses) => { if (!p.isLink) this.mesh?.onAddresses(p, addresses) },
+      onPingSample: (p) => {
+        const offset = p.clockOffsetMs
+        if (offset === null || Math.abs(offset) <= CLOCK_SKEW_MS) return
+        const s = Math.round(Math.abs(offset) / 1000)
+        this.problemList.report('peer.clock-skew', (via.inbound ? p.remoteHost : p.remoteAddress) ?? '?',
+          `its clock is ${s} s ${offset > 0 ? 'ahead of' : 'behind'} ours: run NTP (chronyd, systemd-timesyncd) on both boxes`, { peer: p.label, offsetMs: offset })
+      },
       onInventory: (p) => this.emit('inventory', p),
       onBuilds: (p, msg) => { if (this.peers.get(p.publicKeyHex) === p) this.buildBook.onMessage(p, msg) },
       onReport: (p, blake2b) => this.emit('report', p, blake2b),
