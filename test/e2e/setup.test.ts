@@ -138,6 +138,27 @@ describe('distswarm init', () => {
     expect(keyOf(after)).not.toBe(keyOf(before))
   })
 
+  it("on a box with a PKGDIR, offers its key for binpkg-trust in the join line, and init --join writes it", async () => {
+    const root = await tempDir()
+    const [a, b] = [await box(root, 'a'), await box(root, 'b')]
+    const pkgdir = join(root, 'a', 'binpkgs')
+    await mkdir(pkgdir)
+    const first = await cli(['init', ...where(a), '--pkgdir', pkgdir, '--bootstrap', '127.0.0.1:49737', '--json'])
+    expect(first.code, first.stderr).toBe(0)
+    const made = JSON.parse(first.stdout) as { builder: string, join: string[] }
+    // The key the agent will sign its builds with: its identity, made now in its state dir.
+    const identity = JSON.parse(await readFile(join(a.state, 'identity.json'), 'utf8')) as { publicKey: string }
+    expect(made.builder).toBe(identity.publicKey)
+    expect(made.join.slice(-2)).toEqual(['--binpkg-trust', identity.publicKey])
+    const second = await cli([...made.join, ...where(b), '--json'])
+    expect(second.code, second.stderr).toBe(0)
+    expect(await readFile(b.config, 'utf8')).toContain(`binpkg-trust = [ "${identity.publicKey}" ]`)
+    // Without a PKGDIR (and none at Portage's default place on this machine), nothing is offered.
+    const plain = await cli(['init', ...where(await box(root, 'c')), '--bootstrap', '127.0.0.1:49737', '--json'])
+    const portageDefault = await stat('/var/cache/binpkgs').then(() => true, () => false)
+    if (!portageDefault) expect(JSON.parse(plain.stdout)).toMatchObject({ builder: null })
+  })
+
   it('writes nothing for a value the agent would refuse', async () => {
     const b = await box(await tempDir(), 'a')
     const r = await cli(['init', ...where(b), '--join', 'abc', '--bootstrap', '127.0.0.1:49737'])

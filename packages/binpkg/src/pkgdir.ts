@@ -27,9 +27,18 @@ export interface LocalBuild {
   file: string
 }
 
+/** A package file's digests, hex. */
+export interface FileDigests { blake2b: string, md5: string, sha1: string }
+
 export interface PkgdirIndexInit {
   pkgdir: string
   logger?: Logger
+  /**
+   * Hashes a package file (BLAKE2B, MD5, SHA1). Default: read here, on the
+   * event loop; the agent passes its store's worker pool, which also keeps
+   * the digests across restarts.
+   */
+  hash?: (file: string) => Promise<FileDigests>
   /** Wait after a change of Packages before reading it (Portage may write several times). */
   settleMs?: number
 }
@@ -40,12 +49,14 @@ export interface PkgdirEvents {
 }
 
 export const SETTLE_MS = 300
+/** Package files hashed at a time: enough to keep a few hash threads busy. */
+const HASH_WINDOW = 4
 const READ_CHUNK = 1024 * 1024
 
 interface Hashed { key: string, blake2b: string, md5: string, sha1: string }
 
 /** BLAKE2B-512, MD5 and SHA1 of a file in one read. */
-async function hashFile (path: string): Promise<{ blake2b: string, md5: string, sha1: string }> {
+async function hashFile (path: string): Promise<FileDigests> {
   const b2 = createHash('blake2b512')
   const md5 = createHash('md5')
   const sha1 = createHash('sha1')
@@ -70,6 +81,7 @@ export class PkgdirIndex extends EventEmitter<PkgdirEvents> {
   readonly pkgdir: string
   private readonly log: Logger
   private readonly settleMs: number
+  private readonly hashFile: (file: string) => Promise<FileDigests>
   private readonly hashes = new Map<string, Hashed>()
   private current: LocalBuild[] = []
   private header: Fields = {}
@@ -86,6 +98,7 @@ export class PkgdirIndex extends EventEmitter<PkgdirEvents> {
     if (!Number.isInteger(settle) || settle < 0) throw BinpkgError.OPTION('settleMs', 'must be a whole number of milliseconds')
     this.pkgdir = init.pkgdir
     this.settleMs = settle
+    this.hashFile = init.hash ?? hashFile
     this.log = init.logger ?? debugLogger('distswarm:binpkg')
   }
 
@@ -173,17 +186,22 @@ export class PkgdirIndex extends EventEmitter<PkgdirEvents> {
     }
     for (const p of index.problems) this.skip(p)
     const root = await realpath(this.pkgdir)
-    const builds: LocalBuild[] = []
-    for (const stanza of index.stanzas) {
-      const fields = { ...stanza }
-      if (fields.CHOST === undefined && index.header.CHOST) fields.CHOST = index.header.CHOST
-      try {
-        builds.push(await this.check(root, buildFromStanza(fields), fields))
-      } catch (err) {
-        this.skip({ line: 0, cpv: stanza.CPV ?? null, reason: (err as Error).message })
+    const stanzas = index.stanzas
+    const checked: Array<LocalBuild | null> = new Array<LocalBuild | null>(stanzas.length).fill(null)
+    let next = 0
+    const work = async (): Promise<void> => {
+      for (let i = next++; i < stanzas.length; i = next++) {
+        const fields = { ...stanzas[i]! }
+        if (fields.CHOST === undefined && index.header.CHOST) fields.CHOST = index.header.CHOST
+        try {
+          checked[i] = await this.check(root, buildFromStanza(fields), fields)
+        } catch (err) {
+          this.skip({ line: 0, cpv: fields.CPV ?? null, reason: (err as Error).message })
+        }
       }
     }
-    this.publish(builds, index.header)
+    await Promise.all(Array.from({ length: Math.min(HASH_WINDOW, stanzas.length) }, work))
+    this.publish(checked.filter((b) => b !== null), index.header)
   }
 
   private skip (p: IndexProblem): void {
@@ -202,7 +220,7 @@ export class PkgdirIndex extends EventEmitter<PkgdirEvents> {
     const key = `${st.size}:${st.mtimeMs}:${st.ino}`
     let h = this.hashes.get(file)
     if (h === undefined || h.key !== key) {
-      h = { key, ...await hashFile(file) }
+      h = { key, ...await this.hashFile(file) }
       this.hashes.set(file, h)
     }
     if (build.md5 !== null && build.md5 !== h.md5) throw BinpkgError.BAD_BUILD(build.cpv, `${build.path} does not match its MD5`)

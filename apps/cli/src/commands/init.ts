@@ -1,7 +1,7 @@
 import { link, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import {
-  AgentError, defaultCacheDir, defaultConfigPath, defaultControlPath, defaultStateDir, generateNetworkKey,
+  AgentError, DEFAULT_PKGDIR, defaultCacheDir, loadOrCreateIdentity, defaultConfigPath, defaultControlPath, defaultStateDir, generateNetworkKey,
   optionsFromFlags, renderConfig, resolveConfig, type HostPort
 } from '@distswarm/agent'
 import { CONFIG_ARG, defineCommand, UsageError, writeJson, type IO } from '../command.js'
@@ -85,6 +85,9 @@ export const initCommand = defineCommand({
 
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 })
     await writeSecretFile(path, renderConfig(written), force)
+    // A box with builds to offer (a PKGDIR): the others are offered its key, to take its binary packages.
+    const pkgdirs = config.pkgdirs ?? (await stat(DEFAULT_PKGDIR).then((s) => s.isDirectory(), () => false) ? [DEFAULT_PKGDIR] : [])
+    const builder = pkgdirs.length > 0 ? (await loadOrCreateIdentity(config.stateDir)).publicKey.toString('hex') : null
 
     // This box runs the bootstrap node when one of the addresses is its own: the one init picked, or one given.
     const bootstrapHere = config.bootstrap.find((b) => isThisBox(b.host)) ?? null
@@ -94,19 +97,20 @@ export const initCommand = defineCommand({
       'init', '--join', key,
       ...config.bootstrap.flatMap((b) => ['--bootstrap', `${b.host}:${b.port}`]),
       ...config.staticPeers.flatMap((p) => ['--peer', `${p.host}:${p.port}`]),
-      ...(dialable ? ['--peer', `${dialable}:${config.dataPort}`] : [])
+      ...(dialable ? ['--peer', `${dialable}:${config.dataPort}`] : []),
+      ...(builder ? ['--binpkg-trust', builder] : [])
     ]
     const start = ['agent', ...(path === resolve(defaultConfigPath(io.env)) ? [] : ['--config', path])]
     if (values.json) {
-      writeJson(io, { config: path, stateDir: config.stateDir, joined: joining, bootstrapHere: bootstrapHere?.host ?? null, start, join })
+      writeJson(io, { config: path, stateDir: config.stateDir, joined: joining, bootstrapHere: bootstrapHere?.host ?? null, builder, start, join })
       return 0
     }
-    show(io, { path, stateDir: config.stateDir, joining, bootstrapHere, start, join })
+    show(io, { path, stateDir: config.stateDir, joining, bootstrapHere, builder, start, join })
     return 0
   }
 })
 
-function show (io: IO, r: { path: string, stateDir: string, joining: boolean, bootstrapHere: HostPort | null, start: string[], join: string[] }): void {
+function show (io: IO, r: { path: string, stateDir: string, joining: boolean, bootstrapHere: HostPort | null, builder: string | null, start: string[], join: string[] }): void {
   const command = (argv: string[]): string => ['distswarm', ...argv].map(shellWord).join(' ')
   const lines = [
     `wrote ${r.path} (mode 0600) ${r.joining ? 'to join an existing network' : 'for a new network'}; state dir ${r.stateDir}`,
@@ -114,7 +118,10 @@ function show (io: IO, r: { path: string, stateDir: string, joining: boolean, bo
       ? ['', 'This box runs the network\'s bootstrap node (the distswarm-bootstrap service, or):', `  ${command(['bootstrap', '--host', r.bootstrapHere.host, '--port', String(r.bootstrapHere.port)])}`]
       : []),
     '', 'Start the agent (the distswarm service, or):', `  ${command(r.start)}`,
-    '', 'On each other box, run (keep the key secret: it is the membership of your network):', `  ${command(r.join)}`
+    '', 'On each other box, run (keep the key secret: it is the membership of your network):', `  ${command(r.join)}`,
+    ...(r.builder
+      ? ['', `(--binpkg-trust ${r.builder.slice(0, 12)}…: that box takes this box's binary packages, which run as root where installed; leave it out where it should not.)`]
+      : [])
   ]
   io.stdout.write(lines.join('\n') + '\n')
 }
