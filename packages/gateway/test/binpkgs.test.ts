@@ -36,8 +36,8 @@ interface Fixture {
   pkgdir: string
   builds: Record<'minimal' | 'full' | 'untrusted' | 'foreign', WrittenBuild>
   merged: () => MergedIndex
-  /** offers one more build and merges again */
-  add: (build: WrittenBuild, builder?: string) => void
+  /** offers one more build and merges again, at `now` (seconds; default 10 s after the last TIMESTAMP) */
+  add: (build: WrittenBuild, now?: number) => void
   fetches: () => number
   /** makes the peer holding `build` serve other bytes */
   lie: (build: WrittenBuild) => Promise<void>
@@ -112,7 +112,7 @@ async function fixture (): Promise<Fixture> {
     pkgdir,
     builds,
     merged: () => merged,
-    add: (build, builder = ALICE) => { offers.push(offer(build, builder)); merged = index.merge(offers, merged.timestamp + 10) },
+    add: (build, now = merged.timestamp + 10) => { offers.push(offer(build, ALICE)); merged = index.merge(offers, now) },
     fetches: () => fetchCount,
     lie: async (build) => { lies.set(build.blake2b, Buffer.alloc(build.size, 0x55)) },
     setUnavailable: (why) => { unavailable = why }
@@ -187,6 +187,18 @@ describe('/binpkgs/Packages', () => {
     const { header, packages } = portageRead(r.body.toString())
     expect(header.TIMESTAMP).toBe(String(fx.merged().timestamp))
     expect(packages.map((p) => p.CPV)).toContain('dev-libs/libfoo-2.0')
+  })
+
+  it('a change in the same second still reaches Portage, whose If-Modified-Since is its cached TIMESTAMP + 5 s', async () => {
+    const fx = await fixture()
+    const first = fx.merged().timestamp
+    // bintree.py: _timestamp_to_http(TIMESTAMP + TIMESTAMP_TOLERANCE), TIMESTAMP_TOLERANCE = 5
+    const portage = new Date((first + 5) * 1000).toUTCString()
+    expect((await fetch(`${fx.url}/binpkgs/Packages`, { headers: { 'if-modified-since': portage } })).status).toBe(304)
+    fx.add(await writeGpkg(fx.pkgdir, { cpv: 'dev-libs/libbar-1.0', buildId: 1, use: 'amd64' }), first)
+    const r = await fetch(`${fx.url}/binpkgs/Packages`, { headers: { 'if-modified-since': portage } })
+    expect(r.status).toBe(200)
+    expect(portageRead(await r.text()).packages.map((p) => p.CPV)).toContain('dev-libs/libbar-1.0')
   })
 
   it('serves Packages.gz as the gzip of Packages; an agent without builds answers 503 with why, and a clean 404 for the .gz', async () => {
