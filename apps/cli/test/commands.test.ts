@@ -22,7 +22,7 @@ const STATUS: StatusResult = {
   url: 'http://127.0.0.1:49740/', cacheDir: '/var/cache/distswarm', distdirs: ['/var/cache/distfiles'],
   files: 0, bytes: 0, cache: { bytes: 0, maxBytes: null }, peers: 0, fetches: { inFlight: 0, completed: 0, failed: 0, bytesFetched: 0 },
   transfers: [], traffic: { servedToPeers: 0, fetchedFromPeers: 0, fetchedUpstream: 0, upstreamFiles: 0 },
-  manifest: { repos: [], names: 0, problems: 0 }, problems: [], uptimeMs: 1000
+  manifest: { repos: [], names: 0, problems: 0 }, builds: { local: 0, network: 0, served: 0 }, problems: [], uptimeMs: 1000
 }
 
 const answerStatus = (status: object = STATUS) => (req: Request) => req.method === 'status' ? { result: status } : { result: [] }

@@ -7,6 +7,13 @@
 import { debugLogger, toHex, type FileEntry, type Logger } from '@distswarm/protocol'
 import type { LocalFile, Store } from '@distswarm/store'
 import type { LocalSource, Peer } from '@distswarm/swarm'
+import type { PieceRange } from '@distswarm/store'
+
+/** Binary packages peers may ask for by BLAKE2B besides the distfiles (the agent's Binhost). */
+export interface BuildFiles {
+  file: (hex: string) => (LocalFile & { path: string }) | undefined
+  pieces: (hex: string, range: PieceRange) => Promise<Buffer[] | undefined>
+}
 
 /** HashRequest answers kept (each may stand for a read of a whole large file). */
 export const PIECE_HASH_CACHE = 32
@@ -17,12 +24,15 @@ export interface AdvertisedInit {
   store: Pick<Store, 'get' | 'entries' | 'touch' | 'hashPieces' | 'recheck'>
   /** False for a file peers must not be offered. */
   agrees: (file: FileEntry & { path?: string }) => boolean
+  /** Build files served too (never in the inventory: builds travel as build advertisements). */
+  builds?: () => BuildFiles | null
   logger?: Logger
 }
 
 export class Advertised implements LocalSource {
   private readonly store: AdvertisedInit['store']
   private readonly agrees: AdvertisedInit['agrees']
+  private readonly builds: () => BuildFiles | null
   private readonly log: Logger
   /** Recent answers to HashRequests, oldest first. */
   private readonly pieceHashes = new Map<string, Buffer[]>()
@@ -32,12 +42,14 @@ export class Advertised implements LocalSource {
   constructor (init: AdvertisedInit) {
     this.store = init.store
     this.agrees = init.agrees
+    this.builds = init.builds ?? (() => null)
     this.log = init.logger ?? debugLogger('distswarm:agent:advertised')
   }
 
   get (d: Uint8Array | string): LocalFile | undefined {
     const f = this.store.get(d)
-    if (!f || !this.agrees(f)) return undefined
+    if (!f) return this.builds()?.file(typeof d === 'string' ? d : toHex(d))
+    if (!this.agrees(f)) return undefined
     this.store.touch(f.blake2b)
     return f
   }
@@ -54,7 +66,8 @@ export class Advertised implements LocalSource {
     const key = `${toHex(d)}:${offset}:${length}:${pieceSize}:${file.path}`
     const cached = this.pieceHashes.get(key)
     if (cached) return cached
-    const hashes = await this.store.hashPieces(d, { offset, length, pieceSize })
+    const range = { offset, length, pieceSize }
+    const hashes = this.store.get(d) ? await this.store.hashPieces(d, range) : await this.builds()?.pieces(toHex(d), range)
     if (hashes) {
       this.pieceHashes.set(key, hashes)
       if (this.pieceHashes.size > PIECE_HASH_CACHE) this.pieceHashes.delete(this.pieceHashes.keys().next().value!)

@@ -6,13 +6,15 @@ import { debugLogger, type Logger } from '@distswarm/protocol'
 import { Store } from '@distswarm/store'
 import { DistSwarm, type Peer } from '@distswarm/swarm'
 import { Advertised } from './advertised.js'
+import { Binhost } from './binhost.js'
 import type {
-  FetchParams, FetchResult, GcParams, GcResult, LsParams, LsResult, PeerInfo, StatusResult, UpstreamParams, VerifyParams, VerifyResult, WhereResult
+  BinhostSource, BuildsResult, FetchParams, FetchResult, GcParams, GcResult, LsParams, LsResult, PeerInfo, StatusResult, UpstreamParams, VerifyParams, VerifyResult, WhereResult
 } from './api.js'
 import type { AgentConfig } from './config.js'
 import { startControlServer } from './control.js'
 import { AgentError } from './errors.js'
 import { Fetcher } from './fetcher.js'
+import { Penalties } from './penalties.js'
 import { ControlHandlers, inventory } from './handlers.js'
 import { loadOrCreateIdentity } from './identity.js'
 import { ManifestPolicy } from './manifest-policy.js'
@@ -46,6 +48,7 @@ interface Running {
   fetcher: Fetcher
   quota: Quota
   handlers: ControlHandlers
+  binhost: Binhost
 }
 
 /** The counters a Fetcher's events move. */
@@ -78,6 +81,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   private swarm: DistSwarm | null = null
   private quota: Quota | null = null
   private fetcher: Fetcher | null = null
+  private binhostPart: Binhost | null = null
+  /** Peers' verification faults, for distfiles and builds alike. */
+  private readonly penalties = new Penalties()
   private control: Server | null = null
   private metricsServer: HttpServer | null = null
   private metricsAddress: string | null = null
@@ -94,7 +100,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.log = this.root.child('agent')
     this.store = new Store({ distdirs: config.distdirs, cacheDir: config.cacheDir, stateDir: config.stateDir, logger: this.root.child('store') })
     this.policy = new ManifestPolicy(config.repos, this.log.child('manifest'))
-    this.advertised = new Advertised({ store: this.store, agrees: (f) => this.policy.agrees(f), logger: this.log.child('advertised') })
+    this.advertised = new Advertised({ store: this.store, agrees: (f) => this.policy.agrees(f), builds: () => this.binhostPart, logger: this.log.child('advertised') })
   }
 
   /**
@@ -137,14 +143,26 @@ export class Agent extends EventEmitter<AgentEvents> {
       seeder: config.seed,
       lanDiscovery: config.lanDiscovery,
       source: this.advertised,
-      isBanned: (key) => this.fetcher?.isBanned(key) ?? false,
+      isBanned: (key) => this.penalties.isBanned(key),
       logger: this.root.child('swarm')
     })
     const fetcher: Fetcher = this.fetcher = new Fetcher({
       store: this.store,
       swarm,
       logger: this.log.child('fetch'),
+      penalties: this.penalties,
       afterPublish: async () => { await quota.enforce() }
+    })
+    const binhost = this.binhostPart = new Binhost({
+      config,
+      keyPair,
+      store: this.store,
+      // The swarm's build API comes with the swarm side of binary packages: until then builds stay on this box.
+      network: null,
+      sign: null,
+      penalties: this.penalties,
+      peerName: (key) => swarm.readyPeers().find((p) => p.publicKeyHex === key)?.name ?? null,
+      logger: this.log.child('binhost')
     })
     const quota: Quota = this.quota = new Quota({
       store: this.store,
@@ -156,7 +174,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       logger: this.log.child('quota')
     })
     const handlers = new ControlHandlers({
-      config, store: this.store, swarm, fetcher, policy: this.policy, quota, metrics: this.metrics, log: this.log, startedAt: this.startedAt, metricsAddress: () => this.metricsAddress, http: () => this.gateway,
+      config, store: this.store, swarm, fetcher, policy: this.policy, quota, binhost, metrics: this.metrics, log: this.log, startedAt: this.startedAt, metricsAddress: () => this.metricsAddress, http: () => this.gateway,
       notify: {
         lookup: (e) => this.emit('lookup', e),
         upstream: (e) => this.emit('upstream', e)
@@ -170,7 +188,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.metricsServer = server
       this.metricsAddress = formatHostPort(address)
     }
-    this.running = { swarm, fetcher, quota, handlers }
+    await binhost.start()
+    this.running = { swarm, fetcher, quota, handlers, binhost }
     // After `running`: the gateway's first request may come at once.
     this.gateway = await startGateway(this, config, {
       metrics: () => this.metrics.render(this.metricsSnapshot(swarm)),
@@ -242,6 +261,16 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.parts().handlers.ls(params)
   }
 
+  /** The binhost the gateway serves at /binpkgs/: the merged Packages index, and this box's or its peers' build files. */
+  binhost (): BinhostSource {
+    return this.parts().binhost.source()
+  }
+
+  /** The builds across the network (`distswarm binpkgs [ATOM]`): only those of the package `atom` names when given. */
+  builds (atom?: string): BuildsResult {
+    return this.parts().handlers.binpkgs({ atom })
+  }
+
   upstream (params: UpstreamParams): { fetchedUpstream: number } {
     return this.parts().handlers.upstream(params)
   }
@@ -290,6 +319,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.policy.stop()
       await this.quota?.stop()
       this.fetcher?.stop()
+      await this.binhostPart?.stop()
       await this.swarm?.stop()
       await this.store.stop()
     })()

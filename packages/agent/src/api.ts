@@ -56,6 +56,8 @@ export interface StatusResult {
   }
   /** the Manifest index: repos read, distinct distfile names, lines skipped as malformed */
   manifest: { repos: string[], names: number, problems: number }
+  /** binary packages: held on this box (its PKGDIRs and the builds it fetched), advertised by peers, and offered by its binhost */
+  builds: { local: number, network: number, served: number }
   /** misconfigurations seen lately (a wrong network key, an unreachable peer or bootstrap node), latest first */
   problems: Array<{ at: string, event: string, address: string, cause: string, count: number }>
   uptimeMs: number
@@ -181,6 +183,72 @@ export interface GcResult {
   files: GcFile[]
 }
 
+/** A build file this box holds, for the gateway to serve: `path` is where it is on disk. */
+export interface BinhostFile {
+  path: string
+  size: number
+  /** the file name to serve it under (the last part of its gateway PATH) */
+  name: string
+  /** hex */
+  blake2b: string
+}
+
+/** The binhost the gateway serves at /binpkgs/: what `agent.binhost()` returns. */
+export interface BinhostSource {
+  /** The merged Packages document now, or why this box serves no builds (no CHOST known, …). Memory only. */
+  index: () => { text: string, timestamp: number } | { unavailable: string }
+  /** The verified file this box holds for a gateway PATH of the index, else undefined. Memory only. */
+  local: (path: string) => BinhostFile | undefined
+  /**
+   * Fetches the build at PATH from the peers holding it (many sources,
+   * resume), verifies BLAKE2B, SIZE, MD5 and SHA1, keeps it in the build
+   * cache (then advertises it), resolves to the file. Rejects ERR_NOT_FOUND
+   * when PATH is not in the index; a lying peer is blamed and routed around
+   * as for distfiles.
+   */
+  fetch: (path: string) => Promise<BinhostFile>
+}
+
+/** One build the network knows of (this box's, or a peer's), one row per file (BLAKE2B). */
+export interface BuildInfo {
+  cpv: string
+  /** the BUILD_ID of the binhost's index when it serves the build, else the builder's (0 when it has none) */
+  buildId: number
+  /** gateway PATH (under /binpkgs/) when this box's index offers the build, else null */
+  path: string | null
+  /** the USE flags it was built with */
+  use: string
+  size: number
+  /** hex */
+  blake2b: string
+  /** hex public key of the box that built it */
+  builder: string
+  /** the builder's name when it is this box or a connected peer, else null */
+  builderName: string | null
+  /** who holds it: peer names, 'this box' for this one */
+  holders: string[]
+  /** the builder is in binpkg-trust (or is this box, or binpkg-trust is all-members) */
+  trusted: boolean
+  /** why this box's binhost does not offer it (untrusted, another CHOST or group, a bad stanza), null when it does */
+  skipped: string | null
+}
+
+export interface BuildsResult {
+  /** the CHOST the binhost serves, null when none is known */
+  chost: string | null
+  /** the compatibility group it serves, null when none is known */
+  group: string | null
+  /** why the binhost serves no builds, null when it does */
+  unavailable: string | null
+  /** sorted by CPV, then BUILD_ID */
+  builds: BuildInfo[]
+}
+
+export interface BinpkgsParams {
+  /** `cat/pkg`, `pkg`, or `cat/pkg-version`: only the builds of that package (version) */
+  atom?: string
+}
+
 export interface ControlMethods {
   status: { params: Record<string, never>, result: StatusResult }
   peers: { params: Record<string, never>, result: PeerInfo[] }
@@ -191,6 +259,8 @@ export interface ControlMethods {
   ls: { params: LsParams, result: LsResult }
   /** portage-fetch reports a fallback download; the result is the new total */
   upstream: { params: UpstreamParams, result: { fetchedUpstream: number } }
+  /** the builds across the network (`distswarm binpkgs`) */
+  binpkgs: { params: BinpkgsParams, result: BuildsResult }
 }
 
 export type Method = keyof ControlMethods

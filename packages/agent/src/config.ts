@@ -56,6 +56,14 @@ export interface AgentOptions {
   httpAllow?: string[]
   /** LAN discovery by multicast beacon: 'on' or 'off' (or a boolean). Default on, but off when bound to loopback. */
   lanDiscovery?: boolean | string
+  /** Portage PKGDIRs whose builds this box offers. Default: Portage's PKGDIR when it exists. */
+  pkgdirs?: string[]
+  /** This box's CHOST. Default: the header of the first PKGDIR's Packages, else Portage's. */
+  chost?: string
+  /** The compatibility group of this box's builds. Default: the CHOST. */
+  binpkgGroup?: string
+  /** Builders (hex public keys) whose builds this box takes, or ["all-members"]. Default: none but its own. */
+  binpkgTrust?: string[]
 }
 
 /** Where each option's value came from ("file:line", "--flag", "DISTSWARM_…"), for error messages. */
@@ -93,6 +101,14 @@ export interface AgentConfig {
   httpAllow: string[]
   /** beacons on the LAN (on loopback only when bound there) */
   lanDiscovery: boolean
+  /** PKGDIRs whose builds this box offers; null or absent: Portage's PKGDIR when it exists (looked up at start) */
+  pkgdirs?: string[] | null
+  /** this box's CHOST; null or absent: from the first PKGDIR's Packages header, else Portage (at start) */
+  chost?: string | null
+  /** the compatibility group of this box's builds; null or absent: the CHOST */
+  binpkgGroup?: string | null
+  /** builders (hex public keys) whose builds this box takes, or 'all-members'; absent: none but its own */
+  binpkgTrust?: 'all-members' | string[]
 }
 
 const isRoot = (): boolean => process.getuid?.() === 0
@@ -289,6 +305,22 @@ function byteSize (v: unknown): number | null {
   return bytes
 }
 
+const MAX_WORD = 128
+
+/** A CHOST or group name: one word Portage would write (letters, digits, `_.+-`). */
+function word (v: unknown): string {
+  const w = text(v)
+  return /^[A-Za-z0-9_][A-Za-z0-9_.+-]*$/.test(w) && w.length <= MAX_WORD ? w : invalid(`expected one word of letters, digits, _ . + - (at most ${MAX_WORD}), got ${show(w)}`)
+}
+
+/** The builders to trust: public keys (64 hex characters), or "all-members" alone. */
+function trust (v: unknown): 'all-members' | string[] {
+  const items = list(v).map(text)
+  if (items.includes('all-members')) return items.length === 1 ? 'all-members' : invalid('"all-members" trusts every member: list it alone, without keys')
+  const keys = items.map((k) => /^[0-9a-fA-F]{64}$/.test(k) ? k.toLowerCase() : invalid(`expected a builder's public key (64 hex characters, as \`distswarm status\` shows it) or "all-members", got ${show(k)}`))
+  return unique(keys, (k) => k)
+}
+
 function logLevel (v: unknown): LogLevel {
   return (LOG_LEVELS as readonly unknown[]).includes(v) ? v as LogLevel : invalid(`expected one of ${LOG_LEVELS.join(', ')}, got ${show(v)}`)
 }
@@ -347,7 +379,11 @@ export function resolveConfig (opts: AgentOptions, origins: OptionOrigins = {}):
     deadPeerMs: get('deadPeerMs', milliseconds),
     metrics: get('metrics', bindAddress) ?? null,
     ...httpConfig(get('http', bindAddress), get('httpAllow', allowList)),
-    lanDiscovery: lan
+    lanDiscovery: lan,
+    pkgdirs: get('pkgdirs', paths) ?? null,
+    chost: get('chost', word) ?? null,
+    binpkgGroup: get('binpkgGroup', word) ?? null,
+    binpkgTrust: get('binpkgTrust', trust) ?? []
   }
 }
 

@@ -43,7 +43,8 @@ const PARAMS: { [M in Method]: Record<string, ParamType> } = {
   verify: { remove: 'boolean?' },
   gc: { dryRun: 'boolean?' },
   ls: { peer: 'string?' },
-  upstream: { name: 'string', bytes: 'number' }
+  upstream: { name: 'string', bytes: 'number' },
+  binpkgs: { atom: 'string?' }
 }
 
 function errorBody (err: unknown): { code: string, message: string } {

@@ -30,6 +30,11 @@ export class AgentError extends DistswarmError {
     return new AgentError('ERR_DIGEST_MISMATCH', `${name}: the peers' file does not match the requested ${what}`)
   }
 
+  /** A gateway PATH that the binhost's index does not list (or whose build nobody holds). */
+  static BUILD_NOT_FOUND (path: string, why: string | null): AgentError {
+    return new AgentError('ERR_NOT_FOUND', `${JSON.stringify(path.slice(0, 300))} is not a build this box's binhost offers${why ? `: ${why}` : ''}`)
+  }
+
   static BAD_IDENTITY (path: string, why: string): AgentError {
     return new AgentError('ERR_BAD_IDENTITY', `${path}: ${why}; move it away to create a new identity`)
   }

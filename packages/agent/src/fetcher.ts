@@ -30,8 +30,8 @@ export interface FetcherInit {
   logger?: Logger
   /** Download rounds of one fetch at most. Default MAX_ROUNDS. */
   maxRounds?: number
-  /** When a peer is banned and for how long (see Penalties). */
-  penalties?: PenaltiesInit
+  /** When a peer is banned and for how long (see Penalties), or a book shared with another Fetcher (builds and distfiles blame peers alike). */
+  penalties?: PenaltiesInit | Penalties
   /** Awaited after each publish, while the file still counts as in flight (so pinned): the agent applies its quota here. */
   afterPublish?: () => Promise<void>
 }
@@ -86,7 +86,7 @@ export class Fetcher extends EventEmitter<FetcherEvents> {
     this.log = init.logger ?? debugLogger('distswarm:agent:fetch')
     this.maxRounds = init.maxRounds ?? MAX_ROUNDS
     if (!Number.isSafeInteger(this.maxRounds) || this.maxRounds < 1) throw AgentError.INVALID_OPTION('maxRounds', `must be a positive integer, not ${String(init.maxRounds)}`)
-    this.penalties = new Penalties(init.penalties)
+    this.penalties = init.penalties instanceof Penalties ? init.penalties : new Penalties(init.penalties)
     this.afterPublish = init.afterPublish ?? (async () => {})
   }
 

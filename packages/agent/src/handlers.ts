@@ -7,8 +7,9 @@ import { dirname, resolve } from 'node:path'
 import { isHexDigest, isValidName, toHex, type Logger } from '@distswarm/protocol'
 import { byName, type LocalFile, type Store } from '@distswarm/store'
 import { SwarmError, type DistSwarm, type Peer } from '@distswarm/swarm'
+import type { Binhost } from './binhost.js'
 import type {
-  FetchParams, FetchResult, FileInfo, GcParams, GcResult, LsParams, LsResult, PeerInfo, StatusResult, UpstreamParams, VerifyParams, VerifyResult, WhereResult
+  BinpkgsParams, BuildsResult, FetchParams, FetchResult, FileInfo, GcParams, GcResult, LsParams, LsResult, PeerInfo, StatusResult, UpstreamParams, VerifyParams, VerifyResult, WhereResult
 } from './api.js'
 import type { AgentConfig } from './config.js'
 import type { Handlers } from './control.js'
@@ -27,6 +28,7 @@ export interface AgentParts {
   fetcher: Fetcher
   policy: ManifestPolicy
   quota: Quota
+  binhost: Binhost
   metrics: Metrics
   log: Logger
   startedAt: number
@@ -80,7 +82,8 @@ export class ControlHandlers {
       verify: (params) => this.verify(params),
       gc: (params) => this.gc(params),
       ls: async (params) => this.ls(params),
-      upstream: async (params) => this.upstream(params)
+      upstream: async (params) => this.upstream(params),
+      binpkgs: async (params) => this.binpkgs(params)
     }
   }
 
@@ -138,6 +141,7 @@ export class ControlHandlers {
         upstreamFiles: this.upstreamCounters.files
       },
       manifest: this.p.policy.summary,
+      builds: this.p.binhost.counts(),
       problems: swarm.problems().map((p) => ({ ...p, at: new Date(p.at).toISOString() })),
       uptimeMs: Date.now() - this.p.startedAt
     }
@@ -172,6 +176,12 @@ export class ControlHandlers {
       peer: { name: peer.name, publicKey: peer.publicKeyHex },
       files: [...peer.files.values()].map((e) => ({ ...fileInfo(e), where: 'peer' as const, path: null })).sort(byName)
     }
+  }
+
+  /** The builds across the network (`distswarm binpkgs [ATOM]`). */
+  binpkgs (params: BinpkgsParams): BuildsResult {
+    if (params.atom !== undefined && (params.atom.length > 256 || /[\s\x00-\x1f]/.test(params.atom))) throw AgentError.BAD_REQUEST('atom must be one word of at most 256 characters')
+    return this.p.binhost.builds(params.atom)
   }
 
   /** portage-fetch says its fallback downloaded a file upstream: counted for status, nothing else. */

@@ -78,7 +78,7 @@ export const OPTIONS: readonly OptionDef[] = [
     name: 'cache-max-size',
     key: 'cacheMaxSize',
     value: 'SIZE',
-    description: 'Most bytes the cache dir may hold: 500M, 20G, 1.5T (K, M, G, T: powers of 1024), a number of bytes, or "none" for no limit. Files in distdirs do not count and are never deleted. Over it, the least recently used files leave the cache dir after each fetch and every 5 minutes: first names no Manifest lists, last the files no connected peer holds (`distswarm gc` shows which).',
+    description: 'Most bytes the cache dir may hold: 500M, 20G, 1.5T (K, M, G, T: powers of 1024), a number of bytes, or "none" for no limit. Files in distdirs do not count and are never deleted. Over it, the least recently used files leave the cache dir after each fetch and every 5 minutes: first names no Manifest lists, last the files no connected peer holds (`distswarm gc` shows which). The binary packages fetched from peers (kept in the state dir, not the cache dir) have a quota of the same size of their own.',
     default: 'none (no limit)',
     example: '20G'
   }),
@@ -86,7 +86,7 @@ export const OPTIONS: readonly OptionDef[] = [
     name: 'state-dir',
     key: 'stateDir',
     value: 'DIR',
-    description: "The agent's identity, its hash index and when each cache file was last used.",
+    description: "The agent's identity, its hash index, when each cache file was last used, and the binary packages fetched from peers (binpkgs/).",
     default: '/var/lib/distswarm as root, else $XDG_STATE_HOME/distswarm',
     example: '/var/lib/distswarm'
   }),
@@ -98,6 +98,41 @@ export const OPTIONS: readonly OptionDef[] = [
     description: 'Ebuild repos whose Manifests name the distfiles (their BLAKE2B, SHA512 and size).',
     default: 'every repo under /var/db/repos',
     example: ['/var/db/repos/gentoo']
+  }),
+  def({
+    name: 'pkgdir',
+    key: 'pkgdirs',
+    list: true,
+    value: 'DIR',
+    description: 'Portage PKGDIRs whose binary packages (the builds their Packages index lists) this box offers the network, signed with its key. Only read, never written. An empty list (`pkgdir = []`) offers none.',
+    default: "Portage's PKGDIR (`portageq envvar PKGDIR`, else /var/cache/binpkgs) when it exists",
+    example: ['/var/cache/binpkgs']
+  }),
+  def({
+    name: 'chost',
+    key: 'chost',
+    value: 'CHOST',
+    description: "The CHOST of this box: the binhost (/binpkgs/ on the gateway) offers only builds for it. Without one known, the binhost serves no builds and says why (`distswarm binpkgs`).",
+    default: "the CHOST of the first pkgdir's Packages, else Portage's (`portageq envvar CHOST`)",
+    example: 'x86_64-pc-linux-gnu'
+  }),
+  def({
+    name: 'binpkg-group',
+    key: 'binpkgGroup',
+    value: 'NAME',
+    description: 'The compatibility group of this box\'s builds, advertised with them; the binhost offers only builds of its own group. Give boxes whose builds differ in ways CHOST does not say (-march=native on different CPUs) different groups.',
+    default: 'the CHOST',
+    example: 'x86_64-pc-linux-gnu'
+  }),
+  def({
+    name: 'binpkg-trust',
+    key: 'binpkgTrust',
+    list: true,
+    value: 'KEY|all-members',
+    description: 'The builders (their public keys, 64 hex characters: `distswarm status` shows a box\'s) whose binary packages this box takes. A binary package runs as root where it is installed: trust is explicit. "all-members" takes every member\'s builds, as a deliberate choice. This box\'s own builds are always taken.',
+    default: 'none (only this box\'s own builds)',
+    // A key nobody holds: the one to put here is the build host's (`distswarm init --join` offers it).
+    example: ['0123456789abcdef'.repeat(4)]
   }),
   def({
     name: 'control',

@@ -76,7 +76,17 @@ describe('resolveConfig refuses hostile values, naming the option', () => {
     ['cache-max-size', { cacheMaxSize: 2.5 }],
     ['cache-max-size', { cacheMaxSize: '' }],
     ['cache-max-size', { cacheMaxSize: 'G' }],
-    ['cache-max-size', { cacheMaxSize: '99999999T' }]
+    ['cache-max-size', { cacheMaxSize: '99999999T' }],
+    // binary packages: paths, one word for CHOST and group, keys or all-members alone
+    ['pkgdir', { pkgdirs: ['binpkgs'] }],
+    ['chost', { chost: 'x86_64 pc' }],
+    ['chost', { chost: 'x86_64\nVERSION: 9' }],
+    ['chost', { chost: '' }],
+    ['binpkg-group', { binpkgGroup: 'a/b' }],
+    ['binpkg-group', { binpkgGroup: 'g'.repeat(129) }],
+    ['binpkg-trust', { binpkgTrust: ['abcd'] }],
+    ['binpkg-trust', { binpkgTrust: ['all-members', 'ab'.repeat(32)] }],
+    ['binpkg-trust', { binpkgTrust: ['ab'.repeat(32), 'AB'.repeat(32)] }]
   ]
   it.each(cases)('%s: %j', (option, opts) => {
     const err = refusal(opts)
@@ -120,6 +130,14 @@ describe('resolveConfig refuses hostile values, naming the option', () => {
     const c = resolveConfig({ ...BASE, port: '4000', dataPort: 'off', seed: 'yes' as unknown as boolean, distdirs: '/d' as unknown as string[], logLevel: 'debug' })
     expect(c).toMatchObject({ port: 4000, dataPort: null, seed: true, distdirs: ['/d'], logLevel: 'debug', host: '127.0.0.1', repos: null })
     expect(resolveConfig(BASE)).toMatchObject({ port: 0, dataPort: 0, seed: false, logLevel: 'info', distdirs: ['/var/cache/distfiles'], metrics: null, cacheMaxBytes: null })
+  })
+
+  it('takes the binary package options: PKGDIRs, CHOST, group, trusted keys (lower-cased) or all-members; defaults left to the start', () => {
+    expect(resolveConfig(BASE)).toMatchObject({ pkgdirs: null, chost: null, binpkgGroup: null, binpkgTrust: [] })
+    expect(resolveConfig({ ...BASE, pkgdirs: [] }).pkgdirs).toEqual([])
+    const c = resolveConfig({ ...BASE, pkgdirs: ['/var/cache/binpkgs/'], chost: 'aarch64-unknown-linux-gnu', binpkgGroup: 'zen4', binpkgTrust: ['AB'.repeat(32)] })
+    expect(c).toMatchObject({ pkgdirs: ['/var/cache/binpkgs'], chost: 'aarch64-unknown-linux-gnu', binpkgGroup: 'zen4', binpkgTrust: ['ab'.repeat(32)] })
+    expect(resolveConfig({ ...BASE, binpkgTrust: ['all-members'] }).binpkgTrust).toBe('all-members')
   })
 
   it('takes metrics as IP:PORT or [IPv6]:PORT, port 0 included, or off', () => {

@@ -28,7 +28,8 @@ async function server (handlers: Partial<Handlers>, init: ControlServerInit): Pr
     verify: async () => ({ cacheDir: '', checked: 0, bytes: 0, bad: [] }),
     gc: async () => ({ cacheDir: '', dryRun: true, maxBytes: null, bytesBefore: 0, filesBefore: 0, bytesAfter: 0, filesAfter: 0, overBy: 0, files: [] }),
     ls: async () => ({ peer: null, files: [] }),
-    upstream: async () => ({ fetchedUpstream: 0 })
+    upstream: async () => ({ fetchedUpstream: 0 }),
+    binpkgs: async () => ({ chost: null, group: null, unavailable: 'none here', builds: [] })
   }
   const srv: Server = await startControlServer(path, { ...quick, ...handlers }, init)
   onTestFinished(async () => {

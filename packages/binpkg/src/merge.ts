@@ -43,7 +43,7 @@ export interface MergedBuild {
   sha1: string | null
 }
 
-export interface Skipped { cpv: string, builder: string, reason: string }
+export interface Skipped { cpv: string, builder: string, blake2b: string, reason: string }
 
 export interface MergedIndex {
   text: string
@@ -122,7 +122,7 @@ export class BinhostIndex {
     const byDigest = new Map<string, { offer: OfferedBuild, build: Build }>()
     for (const offer of offers) {
       const cpv = offer.fields.CPV ?? ''
-      const skip = (reason: string): void => { skipped.push({ cpv, builder: offer.builder, reason }) }
+      const skip = (reason: string): void => { skipped.push({ cpv, builder: offer.builder, blake2b: offer.blake2b, reason }) }
       if (!trusted(trust, offer.builder)) { skip('builder not in binpkg-trust'); continue }
       if (offer.group !== group) { skip(`group ${offer.group}, not ${group}`); continue }
       if ((offer.fields.CHOST ?? '') !== chost) { skip(`CHOST ${offer.fields.CHOST ?? '(none)'}, not ${chost}`); continue }
@@ -150,7 +150,7 @@ export class BinhostIndex {
       try {
         stanza = stanzaFor(build, offer.fields, buildId, path)
       } catch (err) {
-        skipped.push({ cpv: build.cpv, builder: offer.builder, reason: (err as Error).message })
+        skipped.push({ cpv: build.cpv, builder: offer.builder, blake2b: digest, reason: (err as Error).message })
         continue
       }
       ids.add(buildId)

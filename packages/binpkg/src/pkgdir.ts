@@ -27,9 +27,18 @@ export interface LocalBuild {
   file: string
 }
 
+/** A package file's digests, hex. */
+export interface FileDigests { blake2b: string, md5: string, sha1: string }
+
 export interface PkgdirIndexInit {
   pkgdir: string
   logger?: Logger
+  /**
+   * Hashes a package file (BLAKE2B, MD5, SHA1). Default: read here, on the
+   * event loop; the agent passes its store's worker pool, which also keeps
+   * the digests across restarts.
+   */
+  hash?: (file: string) => Promise<FileDigests>
   /** Wait after a change of Packages before reading it (Portage may write several times). */
   settleMs?: number
 }
@@ -45,7 +54,7 @@ const READ_CHUNK = 1024 * 1024
 interface Hashed { key: string, blake2b: string, md5: string, sha1: string }
 
 /** BLAKE2B-512, MD5 and SHA1 of a file in one read. */
-async function hashFile (path: string): Promise<{ blake2b: string, md5: string, sha1: string }> {
+async function hashFile (path: string): Promise<FileDigests> {
   const b2 = createHash('blake2b512')
   const md5 = createHash('md5')
   const sha1 = createHash('sha1')
@@ -70,6 +79,7 @@ export class PkgdirIndex extends EventEmitter<PkgdirEvents> {
   readonly pkgdir: string
   private readonly log: Logger
   private readonly settleMs: number
+  private readonly hashFile: (file: string) => Promise<FileDigests>
   private readonly hashes = new Map<string, Hashed>()
   private current: LocalBuild[] = []
   private header: Fields = {}
@@ -86,6 +96,7 @@ export class PkgdirIndex extends EventEmitter<PkgdirEvents> {
     if (!Number.isInteger(settle) || settle < 0) throw BinpkgError.OPTION('settleMs', 'must be a whole number of milliseconds')
     this.pkgdir = init.pkgdir
     this.settleMs = settle
+    this.hashFile = init.hash ?? hashFile
     this.log = init.logger ?? debugLogger('distswarm:binpkg')
   }
 
@@ -202,7 +213,7 @@ export class PkgdirIndex extends EventEmitter<PkgdirEvents> {
     const key = `${st.size}:${st.mtimeMs}:${st.ino}`
     let h = this.hashes.get(file)
     if (h === undefined || h.key !== key) {
-      h = { key, ...await hashFile(file) }
+      h = { key, ...await this.hashFile(file) }
       this.hashes.set(file, h)
     }
     if (build.md5 !== null && build.md5 !== h.md5) throw BinpkgError.BAD_BUILD(build.cpv, `${build.path} does not match its MD5`)

@@ -9,6 +9,8 @@ export { allocDataFrame, encodeMessage, decodeMessage, ErrorCode } from './messa
 export type {
   Message, HelloMessage, InventoryMessage, RequestMessage, DataMessage, CancelMessage, ErrorMessage, ReportMessage,
   HashRequestMessage, HashesMessage, PieceRange, PeerAddress, PeerAddressesMessage,
-  FileEntry, ErrorCodeName
+  FileEntry, ErrorCodeName, BuildsMessage
 } from './messages.js'
+export { buildProblem, buildSigningPayload, buildWireBytes, sortedKeys } from './builds.js'
+export type { BuildEntry } from './builds.js'
 export { nameProblem, isValidName, assertValidName, isHexDigest, parseHexDigest, toHex, hostPort } from './names.js'

@@ -46,7 +46,10 @@ function hash (job) {
     const before = opened.st
     const b2 = createHash('blake2b512')
     // blake2bOnly: a caller that compares with a BLAKE2B and needs no SHA512.
-    const s512 = job.blake2bOnly ? null : createHash('sha512')
+    // binpkg: a binary package, checked against its Packages stanza (MD5, SHA1) instead.
+    const s512 = job.blake2bOnly || job.binpkg ? null : createHash('sha512')
+    const md5 = job.binpkg ? createHash('md5') : null
+    const sha1 = job.binpkg ? createHash('sha1') : null
     for (;;) {
       if (Atomics.load(stop, 0) !== 0) throw fail('ECANCELED', 'hashing was cancelled')
       const n = fs.readSync(fd, chunk, 0, chunk.length, bytes)
@@ -54,11 +57,13 @@ function hash (job) {
       const view = chunk.subarray(0, n)
       b2.update(view)
       s512?.update(view)
+      md5?.update(view)
+      sha1?.update(view)
       bytes += n
     }
     const after = fs.fstatSync(fd, { bigint: true })
     if (after.size !== before.size || after.mtimeNs !== before.mtimeNs || BigInt(bytes) !== after.size) throw fail('ECHANGED', 'changed while it was read')
-    return { ok: true, bytes, blake2b: b2.digest(), sha512: s512?.digest(), stat: { dev: after.dev, ino: after.ino, size: after.size, mtimeNs: after.mtimeNs } }
+    return { ok: true, bytes, blake2b: b2.digest(), sha512: s512?.digest(), md5: md5?.digest(), sha1: sha1?.digest(), stat: { dev: after.dev, ino: after.ino, size: after.size, mtimeNs: after.mtimeNs } }
   } catch (err) {
     return { ok: false, bytes, code: String(err.code || 'EIO'), message: String(err.message) }
   } finally {

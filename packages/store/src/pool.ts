@@ -17,6 +17,15 @@ export interface HashedFile {
   stat: StatKey
 }
 
+/** A binary package's digests (see HashPool.binpkg) and the stat of the version that was read. */
+export interface BinpkgDigests {
+  size: number
+  blake2b: Buffer
+  md5: Buffer
+  sha1: Buffer
+  stat: StatKey
+}
+
 /**
  * What hashing one file came to. A failure carries the errno-style code:
  * ENOENT, EACCES, ELOOP (a symlink), ENOTFILE, or ECHANGED when the file was
@@ -44,12 +53,14 @@ interface Reply {
   blake2b?: Uint8Array
   sha512?: Uint8Array
   stat?: StatKey
+  md5?: Uint8Array
+  sha1?: Uint8Array
   files?: ListedFile[]
   hashes?: Uint8Array[]
 }
 
 type Request =
-  | { kind: 'hash', path: string, dev?: bigint, ino?: bigint, blake2bOnly?: boolean }
+  | { kind: 'hash', path: string, dev?: bigint, ino?: bigint, blake2bOnly?: boolean, binpkg?: boolean }
   | { kind: 'scan', path: string }
   | { kind: 'pieces', path: string, offset: number, length: number, pieceSize: number, dev?: bigint, ino?: bigint }
 
@@ -137,6 +148,18 @@ export class HashPool {
     const reply = await this.submit({ kind: 'hash', path, blake2bOnly: true, ...expect })
     if (reply.ok) return asBuffer(reply.blake2b!)
     throw Object.assign(new Error(`cannot hash ${path}: ${reply.message}`), { code: reply.code })
+  }
+
+  /**
+   * BLAKE2B, MD5 and SHA1 of a binary package in one read (Portage's
+   * Packages lists MD5 and SHA1; the swarm addresses it by BLAKE2B); with
+   * `expect`, only when it is still that dev/inode. Rejects with the
+   * errno-style code (ECHANGED when it changed while it was read).
+   */
+  async binpkg (path: string, expect?: { dev: bigint, ino: bigint }): Promise<BinpkgDigests> {
+    const reply = await this.submit({ kind: 'hash', path, binpkg: true, ...expect })
+    if (!reply.ok) throw Object.assign(new Error(`cannot hash ${path}: ${reply.message}`), { code: reply.code })
+    return { size: reply.bytes, blake2b: asBuffer(reply.blake2b!), md5: asBuffer(reply.md5!), sha1: asBuffer(reply.sha1!), stat: reply.stat! }
   }
 
   /**

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { join, resolve } from 'node:path'
 import { debugLogger, toHex, type Logger } from '@distswarm/protocol'
+import { BuildHashes, type BuildDigests } from './buildhashes.js'
 import { CacheDir, type Download, type Expected } from './cache.js'
 import { DirWatcher } from './dirwatch.js'
 import { StoreError } from './errors.js'
@@ -106,6 +107,7 @@ export class Store extends EventEmitter<StoreEvents> {
   private readonly state: StateWriter
   private readonly indexFile: StateFile
   private readonly uses: UseTimes
+  private readonly buildHashes: BuildHashes
   private readonly window: number
   private indexState: StoreStats['index']
   private indexEntries = 0
@@ -138,6 +140,7 @@ export class Store extends EventEmitter<StoreEvents> {
     this.inventory.on('added', (f) => this.emit('added', f))
     this.inventory.on('removed', (f) => this.emit('removed', f))
     this.uses = new UseTimes({ writer: this.state, live: () => this.cacheDigests(), logger: this.logger.child('uses') })
+    this.buildHashes = new BuildHashes({ pool: this.pool, writer: this.state, logger: this.logger.child('binpkg') })
     // Two per worker: one hashing, one queued, so no worker waits for the next stat.
     this.window = this.pool.size * 2
     const stopped = (): boolean => this.stopped
@@ -174,6 +177,7 @@ export class Store extends EventEmitter<StoreEvents> {
     await this.cache.open()
     await this.state.start()
     await this.uses.load()
+    await this.buildHashes.load(this.stateDir)
     if (this.stateDir !== null) {
       const loaded = await loadIndex(this.stateDir)
       this.indexState = loaded.state
@@ -254,6 +258,27 @@ export class Store extends EventEmitter<StoreEvents> {
     const t = path === undefined ? undefined : this.inventory.tracked(path)
     if (!t) return undefined
     return await this.pool.pieces(t.file.path, range, { dev: t.stat.dev, ino: t.stat.ino })
+  }
+
+  /**
+   * BLAKE2B, MD5 and SHA1 of a binary package (a file of a PKGDIR, or a
+   * download before it is committed), hashed in the pool. With `remember`
+   * (the default) the digests are kept in the state dir by the file's stat,
+   * so a restart does not read an unchanged file again.
+   */
+  async hashBuild (path: string, opts: { remember?: boolean } = {}): Promise<BuildDigests> {
+    if (this.stopped) throw StoreError.STORE_CLOSED()
+    return await this.buildHashes.hash(resolve(path), opts.remember ?? true)
+  }
+
+  /** Forgets the recorded digests of the files under `dir` that are not in `live`. */
+  retainBuildHashes (live: ReadonlySet<string>, dir: string): void {
+    this.buildHashes.retain(live, resolve(dir) + '/')
+  }
+
+  /** Piece hashes (HashPool.pieces) of a file the inventory does not hold, such as a binary package. */
+  piecesOf (path: string, range: PieceRange): Promise<Buffer[]> {
+    return this.pool.pieces(path, range)
   }
 
   /** Piece hashes of the bytes a download has written so far. */

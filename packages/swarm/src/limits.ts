@@ -31,6 +31,10 @@ export interface PeerLimits {
    * which resets them when the remote process dies. Default 3 s.
    */
   deadAfterMs?: number
+  /** Binary packages one peer may advertise (Builds); more are ignored, with a warning. Default 100 000. */
+  maxRemoteBuilds?: number
+  /** Bytes of the stanzas of one peer's builds, together; past it further builds are ignored, with a warning. Default 256 MiB. */
+  maxRemoteBuildBytes?: number
 }
 
 export const DEFAULT_LIMITS: Readonly<Required<PeerLimits>> = {
@@ -40,7 +44,9 @@ export const DEFAULT_LIMITS: Readonly<Required<PeerLimits>> = {
   maxRemoteEntries: 1_000_000,
   uploadStallMs: 30_000,
   requestsPerSecond: 100,
-  deadAfterMs: 3_000
+  deadAfterMs: 3_000,
+  maxRemoteBuilds: 100_000,
+  maxRemoteBuildBytes: 256 * 1024 * 1024
 }
 
 /** Checks connection limits, filling defaults (ERR_INVALID_OPTION naming a bad one). */

@@ -1,7 +1,7 @@
 // Over 400 lines: one connection's protocol as a state machine (hello, inventory both ways, the requests we make); uploads (uploads.ts), liveness (liveness.ts) and limits (limits.ts) live apart.
 import {
   debugLogger, decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, ProtocolError, toHex,
-  type DataMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message, type PeerAddress
+  type BuildsMessage, type DataMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message, type PeerAddress
 } from '@distswarm/protocol'
 import { EntryPool } from './entries.js'
 import { SwarmError } from './errors.js'
@@ -36,6 +36,8 @@ export interface PeerInit {
   onReport?: (peer: Peer, blake2b: Buffer) => void
   /** Peer exchange: members the remote is connected to (see mesh.ts). */
   onPeerAddresses?: (peer: Peer, addresses: PeerAddress[]) => void
+  /** Binary packages the remote advertises (see builds.ts). */
+  onBuilds?: (peer: Peer, msg: BuildsMessage) => void
   onClose: (peer: Peer, reason: Error | null) => void
 }
 
@@ -303,6 +305,11 @@ export class Peer {
     this.send({ type: 'peer-addresses', addresses })
   }
 
+  /** Our binary packages (see builds.ts). A peer without this message type answers UNKNOWN_TYPE, which is only logged. */
+  sendBuilds (msg: Omit<BuildsMessage, 'type'>): void {
+    this.send({ type: 'builds', ...msg })
+  }
+
   /** Ends the connection. Idempotent. */
   destroy (reason?: Error): void {
     this.close(reason ?? null)
@@ -378,6 +385,7 @@ export class Peer {
       case 'hash-request': return void this.uploads.onHashRequest(msg)
       case 'hashes': return this.onHashes(msg.id, msg.hashes)
       case 'peer-addresses': return this.init.onPeerAddresses?.(this, msg.addresses)
+      case 'builds': return this.init.onBuilds?.(this, msg)
     }
   }
 

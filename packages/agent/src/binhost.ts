@@ -1,0 +1,419 @@
+/**
+ * Binary packages: this box's builds (its PKGDIRs, signed with its key), the
+ * builds it fetched from peers (the BuildCache), and the builds peers
+ * advertise, merged into the one Packages index the gateway serves at
+ * /binpkgs/ (only trusted builders, this box's CHOST and group; see
+ * BinhostIndex). A GET of a PATH the box lacks is fetched from the peers
+ * holding it, verified (BLAKE2B, SIZE, MD5, SHA1) and kept in the build cache.
+ */
+import { realpath } from 'node:fs/promises'
+import { basename } from 'node:path'
+import { BinhostIndex, parseCpv, PkgdirIndex, type LocalBuild, type MergedIndex, type OfferedBuild, type Trust } from '@distswarm/binpkg'
+import { toHex, type FileEntry, type Logger } from '@distswarm/protocol'
+import type { LocalFile, PieceRange, Store } from '@distswarm/store'
+import type { DistSwarm, KeyPair, Peer } from '@distswarm/swarm'
+import type { BinhostFile, BinhostSource, BuildInfo, BuildsResult } from './api.js'
+import { BuildCache, cacheName, type BuildAd } from './buildcache.js'
+import type { AgentConfig } from './config.js'
+import { AgentError } from './errors.js'
+import { Fetcher, type FetchSwarm } from './fetcher.js'
+import type { Penalties } from './penalties.js'
+import { askPortage, defaultPkgdirs, type PortageView } from './portage.js'
+import { Quota } from './quota.js'
+
+export type { BuildAd } from './buildcache.js'
+
+/** What the binhost needs of the swarm for builds (DistSwarm's build API). */
+export interface BuildNetwork extends Pick<DistSwarm, 'download' | 'report' | 'disconnect' | 'rangeSize' | 'pieceHashes'> {
+  /** The full set of builds this box advertises now; the swarm sends the differences. */
+  setBuilds: (ads: readonly BuildAd[]) => void
+  /** Verified builds peers advertise, one row per BLAKE2B. */
+  builds: () => Array<{ ad: BuildAd, holders: Peer[] }>
+  on: (event: 'builds', fn: () => void) => unknown
+}
+
+export interface BinhostInit {
+  config: AgentConfig
+  keyPair: KeyPair
+  /** The agent's store: hashes PKGDIR files in its pool and keeps their digests across restarts. */
+  store: Pick<Store, 'hashBuild' | 'retainBuildHashes' | 'piecesOf'>
+  /** The swarm's build API; null: builds stay on this box (nothing advertised, nothing fetched). */
+  network: BuildNetwork | null
+  /** Signs an advertisement of this box's build with its key; null: this box's builds are not advertised. */
+  sign: ((ad: Omit<BuildAd, 'builder' | 'signature'>, keyPair: KeyPair) => BuildAd) | null
+  /** Checks a builder's signature (advertisements read back from the state dir). */
+  verify?: (ad: BuildAd) => boolean
+  /** The agent's book of peer faults: a peer that sends a wrong build is blamed as for distfiles. */
+  penalties: Penalties
+  /** A connected peer's name by its hex key. */
+  peerName: (key: string) => string | null
+  logger: Logger
+}
+
+/** What holders a row names for this box. */
+export const THIS_BOX = 'this box'
+
+/** A build known to this box, one per BLAKE2B. */
+interface Known {
+  offer: OfferedBuild
+  /** where this box holds it, null when only peers do */
+  file: string | null
+  /** the advertisement it travels with (null for this box's own until signed) */
+  ad: BuildAd | null
+  holders: Peer[]
+}
+
+interface Current {
+  known: Map<string, Known>
+  merged: MergedIndex | null
+  unavailable: string | null
+}
+
+/** Does `cpv` match `atom`: `cat/pkg`, `pkg`, `cat/pkg-ver` or `pkg-ver`, operators, slot and repo ignored? */
+export function matchesAtom (cpv: string, atom: string): boolean {
+  const a = atom.trim().replace(/^[<>=~!]+/, '').replace(/::.*$/, '').replace(/:.*$/, '').replace(/\*$/, '')
+  const p = parseCpv(cpv)
+  if (p === null || a === '') return a === ''
+  if (a.includes('/')) return a === cpv || a === `${p.category}/${p.pn}`
+  return a === p.pn || a === p.pf
+}
+
+export class Binhost {
+  private readonly init: BinhostInit
+  private readonly config: AgentConfig
+  private readonly log: Logger
+  private readonly ownKey: string
+  readonly cache: BuildCache
+  private readonly pkgdirs: PkgdirIndex[] = []
+  private readonly fetcher: Fetcher | null
+  private readonly quota: Quota
+  private portage: PortageView | null = null
+  /** This box's builds by BLAKE2B (from every PKGDIR; the first wins). */
+  private own = new Map<string, LocalBuild>()
+  /** Signed advertisements of this box's builds, with what they were signed over. */
+  private readonly signed = new Map<string, { key: string, ad: BuildAd }>()
+  /** Advertisements of builds being fetched: what the download is checked against and kept with. */
+  private readonly fetching = new Map<string, BuildAd>()
+  private index: { key: string, index: BinhostIndex } | null = null
+  private current: Current | null = null
+  private started = false
+
+  constructor (init: BinhostInit) {
+    this.init = init
+    this.config = init.config
+    this.log = init.logger
+    this.ownKey = toHex(init.keyPair.publicKey)
+    this.cache = new BuildCache({ stateDir: init.config.stateDir, verify: init.verify, logger: init.logger.child('cache') })
+    const network = init.network
+    this.fetcher = network === null
+      ? null
+      : new Fetcher({
+        store: this.cache.writer((hex) => this.fetching.get(hex)),
+        swarm: this.fetchSwarm(network),
+        penalties: init.penalties,
+        logger: init.logger.child('fetch'),
+        afterPublish: async () => { await this.quota.enforce() }
+      })
+    this.quota = new Quota({
+      store: this.cache.store,
+      cacheDir: this.cache.dir,
+      maxBytes: init.config.cacheMaxBytes,
+      holders: (hex) => this.init.network?.builds().find((r) => toHex(r.ad.blake2b) === hex)?.holders.length ?? 0,
+      // No Manifest names builds: none is stale by name.
+      referenced: () => true,
+      pinned: (hex) => this.fetcher?.isFetching(hex) ?? false,
+      logger: init.logger.child('quota')
+    })
+  }
+
+  /** The swarm as the Fetcher sees it, finding builds instead of distfiles. */
+  private fetchSwarm (network: BuildNetwork): FetchSwarm {
+    return {
+      find: ({ blake2b }) => {
+        const row = network.builds().find((r) => toHex(r.ad.blake2b) === blake2b)
+        return row ? [{ entry: entryOf(row.ad), holders: row.holders }] : []
+      },
+      download: (entry, sink, opts) => network.download(entry, sink, opts),
+      report: (key, blake2b) => network.report(key, blake2b),
+      disconnect: (key, reason) => network.disconnect(key, reason),
+      get rangeSize () { return network.rangeSize },
+      pieceHashes: (entry, range) => network.pieceHashes(entry, range)
+    }
+  }
+
+  /** Indexes the PKGDIRs, opens the build cache and advertises. Idempotent; a failed start stops what it started. */
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    try {
+      await this.bringUp()
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+  }
+
+  private async bringUp (): Promise<void> {
+    const { config } = this
+    if (config.pkgdirs == null) this.portage = await askPortage()
+    const dirs = config.pkgdirs ?? await defaultPkgdirs(this.portage!)
+    for (const pkgdir of dirs) await this.addPkgdir(pkgdir)
+    this.collectOwn()
+    if (config.chost == null && this.headerChost() === null) this.portage ??= await askPortage()
+    await this.cache.start()
+    this.cache.on('change', () => this.changed(true))
+    this.init.network?.on('builds', () => this.changed(false))
+    this.fetcher?.start()
+    this.quota.start()
+    this.changed(true)
+    const why = this.view().unavailable
+    if (why !== null) this.log.warn('binhost.unavailable', { why })
+    this.log.info('binhost.started', { pkgdirs: this.pkgdirs.length, own: this.own.size, cached: this.cache.size, chost: this.chost() ?? undefined })
+  }
+
+  private async addPkgdir (pkgdir: string): Promise<void> {
+    const idx = new PkgdirIndex({ pkgdir, logger: this.log.child('pkgdir'), hash: (file) => this.init.store.hashBuild(file) })
+    try {
+      await idx.start()
+    } catch (err) {
+      // A PKGDIR that cannot be read is a box's misconfiguration, not a reason to stop serving distfiles.
+      this.log.warn('pkgdir.unusable', { pkgdir, why: (err as Error).message })
+      return
+    }
+    const root = await realpath(pkgdir).catch(() => pkgdir)
+    idx.on('change', (builds) => {
+      this.init.store.retainBuildHashes(new Set(builds.map((b) => b.file)), root)
+      this.collectOwn()
+      this.changed(true)
+    })
+    this.pkgdirs.push(idx)
+  }
+
+  async stop (): Promise<void> {
+    for (const idx of this.pkgdirs) await idx.stop()
+    await this.quota.stop()
+    this.fetcher?.stop()
+    await this.cache.stop()
+  }
+
+  private collectOwn (): void {
+    const own = new Map<string, LocalBuild>()
+    for (const idx of this.pkgdirs) for (const b of idx.builds) if (!own.has(b.blake2b)) own.set(b.blake2b, b)
+    this.own = own
+  }
+
+  /** The CHOST in the first PKGDIR's Packages header that has one. */
+  private headerChost (): string | null {
+    for (const idx of this.pkgdirs) if (idx.indexHeader.CHOST) return idx.indexHeader.CHOST
+    return null
+  }
+
+  /** This box's CHOST: --chost, else its Packages, else Portage's; null when none is known. */
+  chost (): string | null {
+    return this.config.chost ?? this.headerChost() ?? this.portage?.chost ?? null
+  }
+
+  group (): string | null {
+    return this.config.binpkgGroup ?? this.chost()
+  }
+
+  private trust (): Trust {
+    const t = this.config.binpkgTrust ?? []
+    return t === 'all-members' ? t : new Set([...t, this.ownKey])
+  }
+
+  isTrusted (builder: string): boolean {
+    const t = this.trust()
+    return t === 'all-members' || t.has(builder)
+  }
+
+  /** Something changed: the index is merged again when next asked; `ours` also re-advertises. */
+  private changed (ours: boolean): void {
+    this.current = null
+    if (ours) this.advertise()
+  }
+
+  /** This box's builds, signed, and the builds it keeps for others, as their builders signed them. */
+  private advertise (): void {
+    const { network, sign, keyPair } = this.init
+    if (network === null) return
+    const ads: BuildAd[] = []
+    if (sign !== null) {
+      for (const [hex, b] of this.own) {
+        const group = this.ownGroup(b)
+        const key = `${group}\n${JSON.stringify(b.fields)}`
+        let s = this.signed.get(hex)
+        if (s?.key !== key) {
+          s = { key, ad: sign({ blake2b: Buffer.from(hex, 'hex'), size: b.build.size, group, fields: b.fields }, keyPair) }
+          this.signed.set(hex, s)
+        }
+        ads.push(s.ad)
+      }
+      for (const hex of this.signed.keys()) if (!this.own.has(hex)) this.signed.delete(hex)
+    }
+    for (const c of this.cache.entries()) if (!this.own.has(toHex(c.ad.blake2b))) ads.push(c.ad)
+    network.setBuilds(ads)
+  }
+
+  /** The group this box's build is advertised in: binpkg-group, else this box's CHOST, else the build's own. */
+  private ownGroup (b: LocalBuild): string {
+    return this.group() ?? b.fields.CHOST ?? ''
+  }
+
+  /** Every build known, one per BLAKE2B: this box's, then its cache's, then its peers'. */
+  private collect (): Map<string, Known> {
+    const known = new Map<string, Known>()
+    for (const [hex, b] of this.own) {
+      known.set(hex, { offer: { blake2b: hex, builder: this.ownKey, group: this.ownGroup(b), fields: b.fields }, file: b.file, ad: this.signed.get(hex)?.ad ?? null, holders: [] })
+    }
+    for (const c of this.cache.entries()) {
+      const hex = toHex(c.ad.blake2b)
+      if (!known.has(hex)) known.set(hex, { offer: offerOf(c.ad), file: c.file.path, ad: c.ad, holders: [] })
+    }
+    for (const row of this.init.network?.builds() ?? []) {
+      const hex = toHex(row.ad.blake2b)
+      const k = known.get(hex)
+      if (k) k.holders = row.holders
+      else known.set(hex, { offer: offerOf(row.ad), file: null, ad: row.ad, holders: row.holders })
+    }
+    return known
+  }
+
+  /** The merged index as it is now, merged again when something changed since. */
+  private view (): Current {
+    if (this.current !== null) return this.current
+    const known = this.collect()
+    const chost = this.chost()
+    const group = this.group()
+    let unavailable: string | null = null
+    let merged: MergedIndex | null = null
+    if (chost === null || group === null) {
+      unavailable = 'no CHOST known for this box: set chost (--chost), or give a pkgdir whose Packages header has one' +
+        (this.portage?.problem ? ` (${this.portage.problem})` : '')
+    } else {
+      const trust = this.trust()
+      const key = JSON.stringify([chost, group, trust === 'all-members' ? trust : [...trust].sort()])
+      try {
+        if (this.index?.key !== key) this.index = { key, index: new BinhostIndex({ chost, group, trust }) }
+        merged = this.index.index.merge([...known.values()].map((k) => k.offer))
+        for (const s of merged.skipped) this.log.debug('binhost.skipped', { cpv: s.cpv, builder: s.builder.slice(0, 12), why: s.reason })
+      } catch (err) {
+        unavailable = (err as Error).message
+      }
+    }
+    this.current = { known, merged, unavailable }
+    return this.current
+  }
+
+  /** The gateway's view (see BinhostSource). */
+  source (): BinhostSource {
+    return {
+      index: () => {
+        const v = this.view()
+        return v.merged === null ? { unavailable: v.unavailable ?? 'no index' } : { text: v.merged.text, timestamp: v.merged.timestamp }
+      },
+      local: (path) => this.local(path),
+      fetch: (path) => this.fetch(path)
+    }
+  }
+
+  local (path: string): BinhostFile | undefined {
+    const m = this.view().merged?.builds.get(path)
+    return m === undefined ? undefined : this.fileOf(m.blake2b, path)
+  }
+
+  private fileOf (hex: string, path: string): BinhostFile | undefined {
+    const own = this.own.get(hex)
+    const file = own?.file ?? this.cache.get(hex)?.file.path
+    if (file === undefined) return undefined
+    if (!own) this.cache.store.touch(hex)
+    return { path: file, size: own?.build.size ?? this.cache.get(hex)!.file.size, name: basename(path), blake2b: hex }
+  }
+
+  async fetch (path: string): Promise<BinhostFile> {
+    const v = this.view()
+    const m = v.merged?.builds.get(path)
+    if (m === undefined) throw AgentError.BUILD_NOT_FOUND(path, v.unavailable)
+    const here = this.fileOf(m.blake2b, path)
+    if (here) return here
+    if (this.config.seed) throw AgentError.SEED_ONLY()
+    const ad = v.known.get(m.blake2b)?.ad
+    if (this.fetcher === null || !ad) throw AgentError.BUILD_NOT_FOUND(path, 'no peer holds it')
+    const name = cacheName(ad)
+    this.fetching.set(m.blake2b, ad)
+    try {
+      await this.fetcher.fetch({ name, size: ad.size, blake2b: m.blake2b, sha512: '' }, { name, sha512: undefined, started: Date.now() })
+    } finally {
+      if (!this.fetcher.isFetching(m.blake2b)) this.fetching.delete(m.blake2b)
+    }
+    const got = this.fileOf(m.blake2b, path)
+    if (!got) throw AgentError.BUILD_NOT_FOUND(path, 'it left the build cache at once (quota)')
+    return got
+  }
+
+  /** A build file peers may ask for by BLAKE2B (the swarm serves it as it serves distfiles). */
+  file (hex: string): LocalFile | undefined {
+    const own = this.own.get(hex)
+    if (own) return { name: basename(own.file), size: own.build.size, blake2b: Buffer.from(hex, 'hex'), sha512: Buffer.alloc(0), path: own.file }
+    const c = this.cache.get(hex)
+    if (c) this.cache.store.touch(hex)
+    return c?.file
+  }
+
+  /** Piece hashes of a build file this box holds, for a peer finding out which of its sources lied. */
+  async pieces (hex: string, range: PieceRange): Promise<Buffer[] | undefined> {
+    const own = this.own.get(hex)
+    if (own) return await this.init.store.piecesOf(own.file, range)
+    return await this.cache.store.hashPieces(hex, range)
+  }
+
+  /** The builds across the network, each with where this box's binhost stands on it. */
+  builds (atom?: string): BuildsResult {
+    const v = this.view()
+    const served = new Map<string, { path: string, buildId: number }>()
+    for (const [path, m] of v.merged?.builds ?? []) served.set(m.blake2b, { path, buildId: m.buildId })
+    const skipped = new Map<string, string>()
+    for (const s of v.merged?.skipped ?? []) skipped.set(s.blake2b, s.reason)
+    const network = new Map<string, Peer[]>()
+    for (const row of this.init.network?.builds() ?? []) network.set(toHex(row.ad.blake2b), row.holders)
+    const rows: BuildInfo[] = []
+    for (const [hex, k] of v.known) {
+      const cpv = k.offer.fields.CPV ?? ''
+      if (atom !== undefined && atom !== '' && !matchesAtom(cpv, atom)) continue
+      const s = served.get(hex)
+      const holders = (network.get(hex) ?? k.holders).map((p) => p.name)
+      rows.push({
+        cpv,
+        buildId: s?.buildId ?? (Number(k.offer.fields.BUILD_ID) || 0),
+        path: s?.path ?? null,
+        use: k.offer.fields.USE ?? '',
+        size: Number(k.offer.fields.SIZE) || 0,
+        blake2b: hex,
+        builder: k.offer.builder,
+        builderName: k.offer.builder === this.ownKey ? this.config.name : this.init.peerName(k.offer.builder),
+        holders: k.file !== null ? [THIS_BOX, ...holders] : holders,
+        trusted: this.isTrusted(k.offer.builder),
+        skipped: s ? null : skipped.get(hex) ?? v.unavailable ?? 'a copy of a build the index offers under another path'
+      })
+    }
+    rows.sort((a, b) => a.cpv < b.cpv ? -1 : a.cpv > b.cpv ? 1 : a.buildId - b.buildId)
+    return { chost: this.chost(), group: this.group(), unavailable: v.unavailable, builds: rows }
+  }
+
+  /** For status: builds this box holds, builds its peers advertise, builds its binhost offers. */
+  counts (): { local: number, network: number, served: number } {
+    const v = this.view()
+    let local = 0
+    for (const k of v.known.values()) if (k.file !== null) local++
+    return { local, network: this.init.network?.builds().length ?? 0, served: v.merged?.builds.size ?? 0 }
+  }
+}
+
+function offerOf (ad: BuildAd): OfferedBuild {
+  return { blake2b: toHex(ad.blake2b), builder: toHex(ad.builder), group: ad.group, fields: ad.fields }
+}
+
+/** The FileEntry the swarm downloads a build by (no SHA512: builds are addressed by BLAKE2B alone). */
+function entryOf (ad: BuildAd): FileEntry {
+  return { name: cacheName(ad), size: ad.size, blake2b: ad.blake2b, sha512: Buffer.alloc(0) }
+}
