@@ -18,7 +18,7 @@ import { DistswarmError } from '@distswarm/protocol'
 import { Gateway, parseBinpkgsPath, type BinhostSource, type GatewaySource, type ServedFile } from '../src/index.js'
 import { get, raw } from './raw.js'
 // The binpkg package's own fixtures: a real-format PKGDIR and a reader of Portage's rules.
-import { portageRead, writeGpkg, type WrittenBuild } from '../../binpkg/test/fixtures.js'
+import { portageRead, writeGpkg, type WrittenBuild } from '@distswarm/binpkg/testing'
 
 const run = promisify(execFile)
 const CHOST = 'x86_64-pc-linux-gnu'
