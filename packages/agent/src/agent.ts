@@ -4,7 +4,7 @@ import type { Server as HttpServer } from 'node:http'
 import type { Server } from 'node:net'
 import { debugLogger, type Logger } from '@distswarm/protocol'
 import { Store } from '@distswarm/store'
-import { DistSwarm, type Peer } from '@distswarm/swarm'
+import { DistSwarm, signBuild, verifyBuild, type Peer } from '@distswarm/swarm'
 import { Advertised } from './advertised.js'
 import { Binhost } from './binhost.js'
 import type {
@@ -157,9 +157,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       config,
       keyPair,
       store: this.store,
-      // The swarm's build API comes with the swarm side of binary packages: until then builds stay on this box.
-      network: null,
-      sign: null,
+      network: swarm,
+      sign: signBuild,
+      verify: verifyBuild,
       penalties: this.penalties,
       peerName: (key) => swarm.readyPeers().find((p) => p.publicKeyHex === key)?.name ?? null,
       logger: this.log.child('binhost')

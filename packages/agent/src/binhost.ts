@@ -11,9 +11,9 @@ import { basename } from 'node:path'
 import { BinhostIndex, parseCpv, PkgdirIndex, type LocalBuild, type MergedIndex, type OfferedBuild, type Trust } from '@distswarm/binpkg'
 import { toHex, type FileEntry, type Logger } from '@distswarm/protocol'
 import type { LocalFile, PieceRange, Store } from '@distswarm/store'
-import type { DistSwarm, KeyPair, Peer } from '@distswarm/swarm'
+import type { BuildAd, DistSwarm, KeyPair, Peer } from '@distswarm/swarm'
 import type { BinhostFile, BinhostSource, BuildInfo, BuildsResult } from './api.js'
-import { BuildCache, cacheName, type BuildAd } from './buildcache.js'
+import { BuildCache, cacheName } from './buildcache.js'
 import type { AgentConfig } from './config.js'
 import { AgentError } from './errors.js'
 import { Fetcher, type FetchSwarm } from './fetcher.js'
@@ -21,16 +21,8 @@ import type { Penalties } from './penalties.js'
 import { askPortage, defaultPkgdirs, type PortageView } from './portage.js'
 import { Quota } from './quota.js'
 
-export type { BuildAd } from './buildcache.js'
-
-/** What the binhost needs of the swarm for builds (DistSwarm's build API). */
-export interface BuildNetwork extends Pick<DistSwarm, 'download' | 'report' | 'disconnect' | 'rangeSize' | 'pieceHashes'> {
-  /** The full set of builds this box advertises now; the swarm sends the differences. */
-  setBuilds: (ads: readonly BuildAd[]) => void
-  /** Verified builds peers advertise, one row per BLAKE2B. */
-  builds: () => Array<{ ad: BuildAd, holders: Peer[] }>
-  on: (event: 'builds', fn: () => void) => unknown
-}
+/** What the binhost needs of the swarm for builds. */
+export type BuildNetwork = Pick<DistSwarm, 'setBuilds' | 'builds' | 'on' | 'download' | 'report' | 'disconnect' | 'rangeSize' | 'pieceHashes'>
 
 export interface BinhostInit {
   config: AgentConfig
@@ -118,7 +110,7 @@ export class Binhost {
       store: this.cache.store,
       cacheDir: this.cache.dir,
       maxBytes: init.config.cacheMaxBytes,
-      holders: (hex) => this.init.network?.builds().find((r) => toHex(r.ad.blake2b) === hex)?.holders.length ?? 0,
+      holders: (hex) => this.holders(hex).length,
       // No Manifest names builds: none is stale by name.
       referenced: () => true,
       pinned: (hex) => this.fetcher?.isFetching(hex) ?? false,
@@ -130,8 +122,8 @@ export class Binhost {
   private fetchSwarm (network: BuildNetwork): FetchSwarm {
     return {
       find: ({ blake2b }) => {
-        const row = network.builds().find((r) => toHex(r.ad.blake2b) === blake2b)
-        return row ? [{ entry: entryOf(row.ad), holders: row.holders }] : []
+        const ad = blake2b === undefined ? undefined : this.fetching.get(blake2b)
+        return ad ? [{ entry: entryOf(ad), holders: this.holders(blake2b!) }] : []
       },
       download: (entry, sink, opts) => network.download(entry, sink, opts),
       report: (key, blake2b) => network.report(key, blake2b),
@@ -139,6 +131,13 @@ export class Binhost {
       get rangeSize () { return network.rangeSize },
       pieceHashes: (entry, range) => network.pieceHashes(entry, range)
     }
+  }
+
+  /** The peers advertising this build (whoever built it). */
+  private holders (hex: string): Peer[] {
+    const out = new Set<Peer>()
+    for (const r of this.init.network?.builds() ?? []) if (toHex(r.ad.blake2b) === hex) for (const p of r.holders) out.add(p)
+    return [...out]
   }
 
   /** Indexes the PKGDIRs, opens the build cache and advertises. Idempotent; a failed start stops what it started. */
@@ -241,10 +240,18 @@ export class Binhost {
     if (sign !== null) {
       for (const [hex, b] of this.own) {
         const group = this.ownGroup(b)
-        const key = `${group}\n${JSON.stringify(b.fields)}`
+        const fields = this.ownFields(b)
+        const key = `${group}\n${JSON.stringify(fields)}`
         let s = this.signed.get(hex)
         if (s?.key !== key) {
-          s = { key, ad: sign({ blake2b: Buffer.from(hex, 'hex'), size: b.build.size, group, fields: b.fields }, keyPair) }
+          try {
+            s = { key, ad: sign({ blake2b: Buffer.from(hex, 'hex'), size: b.build.size, group, fields }, keyPair) }
+          } catch (err) {
+            // Past a bound of the wire (a huge stanza): offered on this box's binhost, not to peers.
+            this.log.warn('build.not-advertised', { cpv: b.build.cpv, why: (err as Error).message })
+            this.signed.delete(hex)
+            continue
+          }
           this.signed.set(hex, s)
         }
         ads.push(s.ad)
@@ -253,6 +260,12 @@ export class Binhost {
     }
     for (const c of this.cache.entries()) if (!this.own.has(toHex(c.ad.blake2b))) ads.push(c.ad)
     network.setBuilds(ads)
+  }
+
+  /** A build's stanza as advertised: without a CHOST in its stanza or its Packages header, it is this box's (as Portage takes it). */
+  private ownFields (b: LocalBuild): Record<string, string> {
+    const chost = this.chost()
+    return b.fields.CHOST || chost === null ? b.fields : { ...b.fields, CHOST: chost }
   }
 
   /** The group this box's build is advertised in: binpkg-group, else this box's CHOST, else the build's own. */
@@ -264,7 +277,7 @@ export class Binhost {
   private collect (): Map<string, Known> {
     const known = new Map<string, Known>()
     for (const [hex, b] of this.own) {
-      known.set(hex, { offer: { blake2b: hex, builder: this.ownKey, group: this.ownGroup(b), fields: b.fields }, file: b.file, ad: this.signed.get(hex)?.ad ?? null, holders: [] })
+      known.set(hex, { offer: { blake2b: hex, builder: this.ownKey, group: this.ownGroup(b), fields: this.ownFields(b) }, file: b.file, ad: this.signed.get(hex)?.ad ?? null, holders: [] })
     }
     for (const c of this.cache.entries()) {
       const hex = toHex(c.ad.blake2b)
@@ -273,8 +286,16 @@ export class Binhost {
     for (const row of this.init.network?.builds() ?? []) {
       const hex = toHex(row.ad.blake2b)
       const k = known.get(hex)
-      if (k) k.holders = row.holders
-      else known.set(hex, { offer: offerOf(row.ad), file: null, ad: row.ad, holders: row.holders })
+      if (!k) {
+        known.set(hex, { offer: offerOf(row.ad), file: null, ad: row.ad, holders: [...row.holders] })
+        continue
+      }
+      k.holders = [...new Set([...k.holders, ...row.holders])]
+      // One file, two builders (a reproducible build): the ad of one this box trusts is the one it takes.
+      if (k.file === null && !this.isTrusted(k.offer.builder) && this.isTrusted(toHex(row.ad.builder))) {
+        k.offer = offerOf(row.ad)
+        k.ad = row.ad
+      }
     }
     return known
   }
@@ -374,14 +395,12 @@ export class Binhost {
     for (const [path, m] of v.merged?.builds ?? []) served.set(m.blake2b, { path, buildId: m.buildId })
     const skipped = new Map<string, string>()
     for (const s of v.merged?.skipped ?? []) skipped.set(s.blake2b, s.reason)
-    const network = new Map<string, Peer[]>()
-    for (const row of this.init.network?.builds() ?? []) network.set(toHex(row.ad.blake2b), row.holders)
     const rows: BuildInfo[] = []
     for (const [hex, k] of v.known) {
       const cpv = k.offer.fields.CPV ?? ''
       if (atom !== undefined && atom !== '' && !matchesAtom(cpv, atom)) continue
       const s = served.get(hex)
-      const holders = (network.get(hex) ?? k.holders).map((p) => p.name)
+      const holders = k.holders.map((p) => p.name)
       rows.push({
         cpv,
         buildId: s?.buildId ?? (Number(k.offer.fields.BUILD_ID) || 0),
@@ -405,7 +424,9 @@ export class Binhost {
     const v = this.view()
     let local = 0
     for (const k of v.known.values()) if (k.file !== null) local++
-    return { local, network: this.init.network?.builds().length ?? 0, served: v.merged?.builds.size ?? 0 }
+    let network = 0
+    for (const k of v.known.values()) if (k.holders.length > 0) network++
+    return { local, network, served: v.merged?.builds.size ?? 0 }
   }
 }
 

@@ -12,16 +12,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isHexDigest, toHex, type Logger } from '@distswarm/protocol'
 import { Store, StoreError, writeFileAtomic, type Download, type Expected, type LocalFile } from '@distswarm/store'
-
-/** A build as the network advertises it (the swarm's BuildAd): signed by its builder over every field but `signature`. */
-export interface BuildAd {
-  blake2b: Buffer
-  size: number
-  group: string
-  fields: Record<string, string>
-  builder: Buffer
-  signature: Buffer
-}
+import type { BuildAd } from '@distswarm/swarm'
 
 export interface CachedBuild { ad: BuildAd, file: LocalFile }
 

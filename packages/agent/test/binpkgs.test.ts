@@ -5,58 +5,13 @@
  */
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, open, readFile, rm, utimes } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, open, readFile, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { portageRead, writeGpkg, writePackages, type WrittenBuild } from '@distswarm/binpkg/testing'
-import { Agent, ControlClient, type AgentConfig } from '../src/index.js'
+import { Agent, ControlClient } from '../src/index.js'
+import { agentConfig as config, startAgent as started, tempDir, until } from './util.js'
 
 const CHOST = 'x86_64-pc-linux-gnu'
-
-async function tempDir (): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'distswarm-binpkgs-'))
-  onTestFinished(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
-
-/** An agent on loopback that meets nobody unless given static peers. */
-function config (dir: string, more: Partial<AgentConfig> = {}): AgentConfig {
-  return {
-    distdirs: [],
-    cacheDir: join(dir, 'cache'),
-    cacheMaxBytes: null,
-    stateDir: join(dir, 'state'),
-    bootstrap: [],
-    networkKey: Buffer.alloc(32, 7),
-    control: join(dir, 'control.sock'),
-    name: 'box',
-    host: '127.0.0.1',
-    port: 0,
-    repos: [],
-    dataPort: 0,
-    staticPeers: [],
-    seed: false,
-    logLevel: 'info',
-    rediscoverMs: undefined,
-    deadPeerMs: undefined,
-    metrics: null,
-    http: null,
-    httpAllow: ['127.0.0.1'],
-    lanDiscovery: false,
-    pkgdirs: [],
-    chost: null,
-    binpkgGroup: null,
-    binpkgTrust: [],
-    ...more
-  }
-}
-
-async function started (cfg: AgentConfig): Promise<Agent> {
-  const agent = new Agent(cfg)
-  onTestFinished(() => agent.stop())
-  await agent.start()
-  return agent
-}
 
 /** A PKGDIR with two builds of one CPV (USE differs), Packages as Portage writes it. */
 async function pkgdir (dir: string): Promise<{ pkgdir: string, builds: WrittenBuild[] }> {
@@ -68,17 +23,7 @@ async function pkgdir (dir: string): Promise<{ pkgdir: string, builds: WrittenBu
   return { pkgdir, builds: [a, b] }
 }
 
-async function until<T> (what: string, fn: () => T | undefined | false, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = fn()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
-
-describe('binary packages at the agent', () => {
+describe('binary packages at the agent', { timeout: 60_000 }, () => {
   it("serves its own PKGDIR's builds: a valid merged index with both instances, their files, builds() and status", async () => {
     const dir = await tempDir()
     const { pkgdir: p, builds } = await pkgdir(dir)
@@ -142,6 +87,23 @@ describe('binary packages at the agent', () => {
     const grouped = await started(config(join(dir, 'c'), { pkgdirs: [p], chost: CHOST, binpkgGroup: 'native-zen4', control: join(dir, 'c.sock') }))
     // Its own builds are advertised in its own group: they stay in.
     expect(grouped.builds().builds.every((b) => b.skipped === null)).toBe(true)
+  })
+
+  it("takes PKGDIR and CHOST from Portage when not given (portageq envvar)", async () => {
+    const dir = await tempDir()
+    const { pkgdir: p, builds } = await pkgdir(dir)
+    // A stand-in portageq on PATH: Portage's view of this box.
+    const bin = join(dir, 'bin')
+    await mkdir(bin)
+    await writeFile(join(bin, 'portageq'), `#!/bin/sh\n[ "$1 $2 $3" = "envvar PKGDIR CHOST" ] || exit 2\necho ${p}\necho riscv64-unknown-linux-gnu\n`, { mode: 0o755 })
+    const path = process.env.PATH
+    process.env.PATH = `${bin}:${path}`
+    onTestFinished(() => { process.env.PATH = path })
+    // Its Packages says no CHOST: its builds are taken as the box's, as Portage takes them.
+    await writePackages(p, builds.map((b) => b.stanza), { CHOST: '' })
+    const agent = await started(config(dir, { pkgdirs: undefined, chost: undefined }))
+    expect(agent.builds()).toMatchObject({ chost: 'riscv64-unknown-linux-gnu', group: 'riscv64-unknown-linux-gnu', unavailable: null })
+    expect(agent.builds().builds.map((b) => [b.holders, b.skipped])).toEqual([[['this box'], null], [['this box'], null]])
   })
 
   it('picks up a build Portage adds to the PKGDIR (Packages rewritten by rename)', async () => {

@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Agent, type AgentConfig } from '../src/index.js'
+import { agentConfig } from './util.js'
 
 /** A config for an agent on loopback that meets nobody (no DHT; a data port others could dial), in a temp dir removed after the test. */
 async function config (): Promise<AgentConfig> {
@@ -21,29 +22,20 @@ async function config (): Promise<AgentConfig> {
   const distdir = join(dir, 'distfiles')
   await mkdir(distdir)
   await writeFile(join(distdir, 'hello-1.0.tar.gz'), 'hello')
-  return {
+  return agentConfig(dir, {
     distdirs: [distdir],
-    cacheDir: join(dir, 'cache'),
     cacheMaxBytes: 1024 * 1024,
-    stateDir: join(dir, 'state'),
-    bootstrap: [],
     networkKey: randomBytes(32),
-    control: join(dir, 'control.sock'),
     name: 'lifecycle',
-    host: '127.0.0.1',
-    port: 0,
     repos: [repo],
-    dataPort: 0,
-    staticPeers: [],
-    seed: false,
-    logLevel: 'info',
-    rediscoverMs: undefined,
-    deadPeerMs: undefined,
     metrics: { host: '127.0.0.1', port: 0 },
     http: { host: '127.0.0.1', port: 0, given: true },
-    httpAllow: ['127.0.0.1'],
-    lanDiscovery: false
-  }
+    // As configs without these options: the defaults looked up at start.
+    pkgdirs: undefined,
+    chost: undefined,
+    binpkgGroup: undefined,
+    binpkgTrust: undefined
+  })
 }
 
 /**
