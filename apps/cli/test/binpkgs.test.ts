@@ -3,12 +3,14 @@
  * `status` against a stand-in agent socket. With real agents:
  * test/e2e/binpkgs.test.ts.
  */
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { BuildInfo, BuildsResult } from '@distswarm/agent'
 import { paintFor } from '../src/format.js'
 import { run } from '../src/main.js'
 import { useColumn } from '../src/commands/binpkgs.js'
-import { fakeAgent, testIO, type Request } from './fake-agent.js'
+import { fakeAgent, tempDir, testIO, type Request } from './fake-agent.js'
 
 const build = (over: Partial<BuildInfo>): BuildInfo => ({
   cpv: 'dev-db/mariadb-11.4.5',
@@ -131,5 +133,24 @@ describe('distswarm portage-config --binrepos', () => {
     const t = testIO()
     expect(await run(['portage-config', '--binrepos', '--control', off.path], t.io)).toBe(0)
     expect(t.out()).toContain('http = "off"')
+  })
+})
+
+describe('distswarm init and binpkg-trust', () => {
+  it('a new network offers this box\'s key for the others\' binpkg-trust; init --join --binpkg-trust KEY writes it', async () => {
+    const dir = await tempDir()
+    const env = { XDG_RUNTIME_DIR: dir, XDG_CONFIG_HOME: dir, XDG_STATE_HOME: dir, XDG_CACHE_HOME: dir, HOME: dir }
+    const state = join(dir, 'state')
+    const t = testIO(env)
+    expect(await run(['init', '--config', join(dir, 'a.toml'), '--state-dir', state, '--bootstrap', '10.0.0.1:49737'], t.io), t.err()).toBe(0)
+    const identity = JSON.parse(await readFile(join(state, 'identity.json'), 'utf8')) as { publicKey: string }
+    expect(t.out()).toContain(`add  --binpkg-trust ${identity.publicKey}  to the command above`)
+    expect(t.out()).toContain(`  binpkg-trust = ["${identity.publicKey}"]`)
+    const key = /init --join ([0-9a-f]{64})/.exec(t.out())![1]!
+
+    const j = testIO(env)
+    expect(await run(['init', '--join', key, '--config', join(dir, 'b.toml'), '--state-dir', join(dir, 'state-b'), '--bootstrap', '10.0.0.1:49737', '--binpkg-trust', identity.publicKey, '--json'], j.io), j.err()).toBe(0)
+    expect((JSON.parse(j.out()) as { binpkgTrust: string | null }).binpkgTrust).toBeNull()
+    expect(await readFile(join(dir, 'b.toml'), 'utf8')).toMatch(new RegExp(`^binpkg-trust = \\[\\s*"${identity.publicKey}"\\s*\\]`, 'm'))
   })
 })

@@ -1,7 +1,7 @@
 import { link, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import {
-  AgentError, defaultCacheDir, defaultConfigPath, defaultControlPath, defaultStateDir, generateNetworkKey,
+  AgentError, defaultCacheDir, defaultConfigPath, defaultControlPath, defaultStateDir, generateNetworkKey, loadOrCreateIdentity,
   optionsFromFlags, renderConfig, resolveConfig, type HostPort
 } from '@distswarm/agent'
 import { CONFIG_ARG, defineCommand, UsageError, writeJson, type IO } from '../command.js'
@@ -97,16 +97,18 @@ export const initCommand = defineCommand({
       ...(dialable ? ['--peer', `${dialable}:${config.dataPort}`] : [])
     ]
     const start = ['agent', ...(path === resolve(defaultConfigPath(io.env)) ? [] : ['--config', path])]
+    // The first box is often the build host: its key (made now, kept for its agent) is what the others put in binpkg-trust.
+    const builder = joining ? null : (await loadOrCreateIdentity(config.stateDir)).publicKey.toString('hex')
     if (values.json) {
-      writeJson(io, { config: path, stateDir: config.stateDir, joined: joining, bootstrapHere: bootstrapHere?.host ?? null, start, join })
+      writeJson(io, { config: path, stateDir: config.stateDir, joined: joining, bootstrapHere: bootstrapHere?.host ?? null, start, join, binpkgTrust: builder })
       return 0
     }
-    show(io, { path, stateDir: config.stateDir, joining, bootstrapHere, start, join })
+    show(io, { path, stateDir: config.stateDir, joining, bootstrapHere, start, join, builder })
     return 0
   }
 })
 
-function show (io: IO, r: { path: string, stateDir: string, joining: boolean, bootstrapHere: HostPort | null, start: string[], join: string[] }): void {
+function show (io: IO, r: { path: string, stateDir: string, joining: boolean, bootstrapHere: HostPort | null, start: string[], join: string[], builder: string | null }): void {
   const command = (argv: string[]): string => ['distswarm', ...argv].map(shellWord).join(' ')
   const lines = [
     `wrote ${r.path} (mode 0600) ${r.joining ? 'to join an existing network' : 'for a new network'}; state dir ${r.stateDir}`,
@@ -114,7 +116,11 @@ function show (io: IO, r: { path: string, stateDir: string, joining: boolean, bo
       ? ['', 'This box runs the network\'s bootstrap node (the distswarm-bootstrap service, or):', `  ${command(['bootstrap', '--host', r.bootstrapHere.host, '--port', String(r.bootstrapHere.port)])}`]
       : []),
     '', 'Start the agent (the distswarm service, or):', `  ${command(r.start)}`,
-    '', 'On each other box, run (keep the key secret: it is the membership of your network):', `  ${command(r.join)}`
+    '', 'On each other box, run (keep the key secret: it is the membership of your network):', `  ${command(r.join)}`,
+    ...(r.builder
+      ? ['', 'If this box builds binary packages (FEATURES="buildpkg"), the others take them only when they trust its key:',
+          `add  --binpkg-trust ${r.builder}  to the command above, or this line to their config:`, `  binpkg-trust = ["${r.builder}"]`]
+      : [])
   ]
   io.stdout.write(lines.join('\n') + '\n')
 }
