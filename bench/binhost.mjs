@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto'
 import { promisify } from 'node:util'
 import { BinhostIndex } from '@distswarm/binpkg'
 import { Gateway } from '@distswarm/gateway'
-import { MiB, main, memOf, now, row } from './lib.mjs'
+import { DistSwarm, createKeyPair, signBuild } from '@distswarm/swarm'
+import { MiB, call, cpuOf as cpuOfPid, main, memOf, now, row, startNet, waitFor } from './lib.mjs'
 
 const ROUNDS = 10
 /** GETs of an unchanged index per round. */
@@ -53,6 +54,65 @@ async function curlTime (args) {
   const { stdout } = await exec('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{time_total} %{size_download}', ...args], { maxBuffer: 1024 * 1024 })
   const [code, seconds, bytes] = stdout.trim().split(' ')
   return { code: Number(code), ms: Number(seconds) * 1000, bytes: Number(bytes) }
+}
+
+/**
+ * The same index in a real agent process: BUILDERS DistSwarm peers in this
+ * process, each advertising PER signed builds (setBuilds) to the agent over
+ * the real protocol; the agent (binpkg-trust all-members) merges them and
+ * serves /binpkgs/Packages. Resolves to its figures.
+ */
+async function agentPhase ({ BUILDERS, PER, onCleanup }) {
+  const net = await startNet()
+  const swarms = []
+  const cleanup = async () => { await Promise.all(swarms.map((s) => s.stop())); await net.close() }
+  onCleanup(cleanup)
+  try {
+    const agent = await net.startAgent({ name: 'agent', args: ['--chost', CHOST, '--binpkg-trust', 'all-members', '--pkgdir', '/nonexistent-distswarm-bench'] })
+    // The data port and the gateway are bound a moment after the control socket answers.
+    let status = null
+    await waitFor(async () => { status = await call(agent, 'status'); return status.dataPort !== null && status.url !== null }, 60_000, 'the agent\'s data port and gateway', 200)
+    const { dataPort, url } = status
+    const rssAlone = memOf(agent.child.pid, 'VmRSS')
+    const t0 = now()
+    for (let b = 0; b < BUILDERS; b++) {
+      const keyPair = createKeyPair()
+      const swarm = new DistSwarm({
+        networkKey: Buffer.from(net.networkKey, 'hex'),
+        keyPair,
+        bootstrap: [],
+        host: '127.0.0.1',
+        dataPort: null,
+        staticPeers: [{ host: '127.0.0.1', port: dataPort }],
+        name: `builder-${b}`,
+        source: { entries: () => [], get: () => undefined }
+      })
+      swarms.push(swarm)
+      await swarm.start()
+      const ads = []
+      for (let i = 0; i < PER; i++) {
+        const fields = stanza(b, i)
+        delete fields.PATH
+        ads.push(signBuild({ blake2b: createHash('blake2b512').update(`file ${b} ${i}`).digest(), size: Number(fields.SIZE), group: CHOST, fields }, keyPair))
+      }
+      swarm.setBuilds(ads)
+    }
+    await waitFor(async () => (await call(agent, 'status')).builds.served === BUILDERS * PER, 600_000, `${BUILDERS * PER} builds in the agent's index`, 500)
+    const loadedS = now() - t0
+    const m = { get: [], rss: [], hwm: [], cpu: [] }
+    for (let r = 0; r < ROUNDS; r++) {
+      const c0 = cpuOfPid(agent.child.pid)
+      const g = await curlTime([`${url}/binpkgs/Packages`])
+      if (g.code !== 200) throw new Error(`agent GET Packages: ${g.code}`)
+      m.cpu.push((cpuOfPid(agent.child.pid) - c0) * 1000)
+      m.get.push(g.ms)
+      m.rss.push(memOf(agent.child.pid, 'VmRSS'))
+      m.hwm.push(memOf(agent.child.pid, 'VmHWM'))
+    }
+    return { m, rssAlone, loadedS }
+  } finally {
+    await cleanup()
+  }
 }
 
 export async function bench ({ quick, onCleanup }) {
@@ -114,12 +174,20 @@ export async function bench ({ quick, onCleanup }) {
       m.hwm.push(memOf(process.pid, 'VmHWM'))
     }
     const mib = Buffer.byteLength(merged.text) / MiB
+    await gateway.stop()
+    const a = await agentPhase({ BUILDERS, PER, onCleanup })
     return {
       id: 'binhost',
       title: '10. Binhost index',
       config: { builders: BUILDERS, buildsPerBuilder: PER, rounds: ROUNDS, indexMiB: Number(mib.toFixed(1)) },
       rows: [
-        row(`GET /binpkgs/Packages (${BUILDERS} × ${PER} builds, ${mib.toFixed(1)} MiB), curl time_total`, 'ms', m.full, { target: { op: '<', value: 100, text: '< 100 ms' } }),
+        row(`agent process: GET /binpkgs/Packages, ${BUILDERS} peers × ${PER} signed builds, curl time_total`, 'ms', a.m.get, { target: { op: '<', value: 100, text: '< 100 ms' } }),
+        row('  agent process: its CPU per GET', 'ms CPU', a.m.cpu),
+        row('  agent RSS with those builds (VmRSS after each GET)', 'MiB', a.m.rss),
+        row('  agent peak RSS (VmHWM)', 'MiB', a.m.hwm),
+        row('  agent RSS before any peer (1 sample)', 'MiB', [a.rssAlone]),
+        row('  time for every build to be in the agent\'s index (1 sample)', 's', [a.loadedS]),
+        row(`in-process gateway: GET /binpkgs/Packages (${BUILDERS} × ${PER} builds, ${mib.toFixed(1)} MiB), curl time_total`, 'ms', m.full, { target: { op: '<', value: 100, text: '< 100 ms' } }),
         row('  the gateway process\'s CPU per GET (user + system; the trustworthy figure on a loaded machine)', 'ms CPU', m.serverCpu),
         row('  the first GET after the index changed (encodes it once)', 'ms', m.first),
         row('  GET with If-Modified-Since, unchanged: 304', 'ms', m.notModified),
@@ -132,7 +200,8 @@ export async function bench ({ quick, onCleanup }) {
         row('  RSS before the offers were made (1 sample)', 'MiB', [rssBefore])
       ],
       notes: [
-        `The offers are synthetic (${offers.length} stanzas of about ${Math.round(Buffer.byteLength(merged.text) / offers.length)} bytes, random digests, no files), merged by @distswarm/binpkg's BinhostIndex and served by @distswarm/gateway in the bench process; curl is a separate process and its time_total is the figure.`,
+        `Agent rows: a real agent process (--binpkg-trust all-members, no PKGDIR of its own) and ${BUILDERS} DistSwarm peers in the bench process, each advertising ${PER} signed builds (synthetic stanzas and digests, no files) over the real protocol; ${ROUNDS} GETs of the merged index once every build was in it.`,
+        `In-process rows: the offers are synthetic (${offers.length} stanzas of about ${Math.round(Buffer.byteLength(merged.text) / offers.length)} bytes, random digests, no files), merged by @distswarm/binpkg's BinhostIndex and served by @distswarm/gateway in the bench process; curl is a separate process and its time_total is the figure.`,
         `${ROUNDS} rounds; each changes one stanza and merges again, as an agent does when a build arrives, then GETs the index once (it is encoded then), ${STEADY} times more (the target row), once with If-Modified-Since; the first 3 rounds also GET Packages.gz twice. RSS is the bench process's (offers, merged index, its encoded body and gzip).`,
         quick ? `Quick run: ${BUILDERS} × ${PER} builds instead of 10 × 5 000.` : ''
       ].filter(Boolean)
