@@ -23,11 +23,13 @@ export interface BuildEntry {
 const KEY = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
 const DOMAIN = Buffer.from('distswarm/build/v1\u0000')
 
-const byteCompare = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b))
-
-/** The entry's keys, sorted by their UTF-8 bytes: the order of the signed encoding and of the wire. */
+/**
+ * The entry's keys in the order of the signed encoding and of the wire:
+ * sorted by UTF-16 code units, which for the ASCII keys an entry may have
+ * (buildProblem refuses others) is the order of their bytes.
+ */
 export function sortedKeys (fields: Record<string, string>): string[] {
-  return Object.keys(fields).sort(byteCompare)
+  return Object.keys(fields).sort()
 }
 
 /**
@@ -54,30 +56,32 @@ export function buildProblem (e: BuildEntry): string | null {
   return null
 }
 
-function u32 (n: number): Buffer {
-  const b = Buffer.allocUnsafe(4)
-  b.writeUInt32BE(n)
-  return b
-}
-
-/** A string's UTF-8 bytes after their u32 length. */
-function counted (text: string): Buffer[] {
-  const b = Buffer.from(text)
-  return [u32(b.byteLength), b]
-}
-
 /**
  * The bytes a builder signs: a domain tag, then every field of the entry but
  * the signature, in a fixed order (see BuildEntry in protocols/distswarm.proto).
+ * Written into one buffer: a receiver computes it for every entry it gets.
  */
 export function buildSigningPayload (e: Omit<BuildEntry, 'signature'>): Buffer {
-  const size = Buffer.allocUnsafe(8)
-  size.writeBigUInt64BE(BigInt(e.size))
   const keys = sortedKeys(e.fields)
-  const parts = [DOMAIN, e.blake2b, size, ...counted(e.group), u32(keys.length)]
-  for (const key of keys) parts.push(...counted(key), ...counted(e.fields[key]!))
-  parts.push(e.builder)
-  return Buffer.concat(parts)
+  let length = DOMAIN.byteLength + e.blake2b.byteLength + 8 + 4 + Buffer.byteLength(e.group) + 4 + e.builder.byteLength
+  for (const key of keys) length += 8 + Buffer.byteLength(key) + Buffer.byteLength(e.fields[key]!)
+  const out = Buffer.allocUnsafe(length)
+  let at = DOMAIN.copy(out, 0)
+  at += e.blake2b.copy(out, at)
+  at = out.writeBigUInt64BE(BigInt(e.size), at)
+  const text = (value: string): void => {
+    const n = out.write(value, at + 4)
+    out.writeUInt32BE(n, at)
+    at += 4 + n
+  }
+  text(e.group)
+  at = out.writeUInt32BE(keys.length, at)
+  for (const key of keys) {
+    text(key)
+    text(e.fields[key]!)
+  }
+  at += e.builder.copy(out, at)
+  return at === length ? out : out.subarray(0, at)
 }
 
 /** An upper estimate of an entry's bytes in a Builds message, for a sender cutting its batches. */

@@ -8,7 +8,7 @@ export { encodeFrame, FrameDecoder } from './framing.js'
 export { allocDataFrame, encodeMessage, decodeMessage, ErrorCode } from './messages.js'
 export type {
   Message, HelloMessage, InventoryMessage, RequestMessage, DataMessage, CancelMessage, ErrorMessage, ReportMessage,
-  HashRequestMessage, HashesMessage, PieceRange, PeerAddress, PeerAddressesMessage,
+  HashRequestMessage, HashesMessage, PieceRange, PeerAddress, PeerAddressesMessage, PingMessage, PongMessage,
   FileEntry, ErrorCodeName, BuildsMessage
 } from './messages.js'
 export { buildProblem, buildSigningPayload, buildWireBytes, sortedKeys } from './builds.js'

@@ -36,6 +36,9 @@ export interface PeerAddress { publicKey: Buffer, host: string, port: number }
 export interface PeerAddressesMessage { type: 'peer-addresses', addresses: PeerAddress[] }
 /** Binary packages the sender holds: like an inventory, `reset` replaces what is known of the sender. */
 export interface BuildsMessage { type: 'builds', reset: boolean, added: BuildEntry[], removed: Buffer[] }
+/** `time`: the sender's wall clock, ms since the Unix epoch. */
+export interface PingMessage { type: 'ping', id: number, time: number }
+export interface PongMessage { type: 'pong', id: number, time: number }
 
 /** Pieces of `pieceSize` bytes from `offset` up to `offset + length`, the last maybe shorter: what a HashRequest covers. */
 export interface PieceRange {
@@ -47,7 +50,7 @@ export interface PieceRange {
 /** Every message of the protocol, validated: a decoded Message obeys every bound in limits.ts. */
 export type Message =
   | HelloMessage | InventoryMessage | RequestMessage | DataMessage | CancelMessage | ErrorMessage | ReportMessage
-  | HashRequestMessage | HashesMessage | PeerAddressesMessage | BuildsMessage
+  | HashRequestMessage | HashesMessage | PeerAddressesMessage | BuildsMessage | PingMessage | PongMessage
 
 const EMPTY = Buffer.alloc(0)
 const UINT32_MAX = 0xffff_ffff
@@ -102,6 +105,8 @@ function toEnvelope (msg: Message): wire.Envelope {
     case 'hashes': return { hashes: { id: msg.id, hashes: msg.hashes } }
     case 'peer-addresses': return { peer_addresses: { addresses: msg.addresses.map((a) => ({ public_key: a.publicKey, host: a.host, port: a.port })) } }
     case 'builds': return { builds: { reset: msg.reset, added: msg.added.map(wireBuild), removed: msg.removed } }
+    case 'ping': return { ping: { id: msg.id, time: msg.time } }
+    case 'pong': return { pong: { id: msg.id, time: msg.time } }
   }
 }
 
@@ -267,6 +272,13 @@ function fromEnvelope (env: wire.Envelope): Message {
     check(added.length + removed.length <= MAX_BUILDS_BATCH, 'builds', `more than ${MAX_BUILDS_BATCH} entries`)
     check(removed.every((d) => d.byteLength === BLAKE2B_BYTES), 'builds', 'a removed digest is not 64 bytes')
     return { type: 'builds', reset: b.reset ?? false, added: added.map(buildEntry), removed }
+  }
+  for (const type of ['ping', 'pong'] as const) {
+    const p = env[type]
+    if (!p) continue
+    const time = uint(p.time, Number.MAX_SAFE_INTEGER)
+    check(time >= 0, type, 'time out of range')
+    return { type, id: uint32(p.id, type, 'id'), time }
   }
   throw ProtocolError.UNKNOWN_TYPE()
 }

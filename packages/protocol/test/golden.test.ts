@@ -51,7 +51,9 @@ const GOLDEN: Record<string, Message> = {
       signature: seq(64, 18)
     }],
     removed: [seq(64, 19)]
-  }
+  },
+  'ping': { type: 'ping', id: 3, time: 1764480000123 },
+  'pong': { type: 'pong', id: 0xffffffff, time: Number.MAX_SAFE_INTEGER }
 }
 
 function fixture (name: string): Buffer {
@@ -106,7 +108,7 @@ describe('wire golden corpus, protocol version 1', () => {
     const files = readdirSync(DIR).filter((f) => f.endsWith('.hex')).map((f) => f.slice(0, -4)).sort()
     expect(files).toEqual(Object.keys(GOLDEN).sort())
     const types = new Set(Object.values(GOLDEN).map((m) => m.type))
-    expect([...types].sort()).toEqual(['builds', 'cancel', 'data', 'error', 'hash-request', 'hashes', 'hello', 'inventory', 'peer-addresses', 'report', 'request'])
+    expect([...types].sort()).toEqual(['builds', 'cancel', 'data', 'error', 'hash-request', 'hashes', 'hello', 'inventory', 'peer-addresses', 'ping', 'pong', 'report', 'request'])
     expect(PROTOCOL_VERSION).toBe(1)
   })
 
@@ -150,7 +152,7 @@ describe('wire golden corpus, protocol version 1', () => {
   })
 
   it('refuses a message type it lacks with ERR_UNKNOWN_TYPE, which a peer answers (see docs/protocol.md)', () => {
-    // Envelope field 99 (far past the last type, Builds = 11: one a newer version adds), and an envelope with no body at all.
+    // Envelope field 99 (far past the last type, Pong = 13: one a newer version adds), and an envelope with no body at all.
     for (const payload of [Buffer.concat([tag(99, 2), varint(3), Buffer.from([0x08, 0x01, 0x10])]), Buffer.concat([tag(99, 2), varint(0)]), Buffer.alloc(0), UNKNOWN_FIELDS]) {
       let err: unknown
       try {

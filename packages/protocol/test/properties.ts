@@ -169,7 +169,8 @@ const validMessage: fc.Arbitrary<Message> = fc.oneof(
     type: fc.constant('peer-addresses' as const),
     addresses: fc.array(fc.record({ publicKey: bytesOf(32, 32), host: fc.oneof(fc.ipV4(), fc.ipV6()), port: fc.integer({ min: 1, max: 65535 }) }), { maxLength: 4 })
   }),
-  fc.record({ type: fc.constant('builds' as const), reset: fc.boolean(), added: fc.array(buildEntry, { maxLength: 3 }), removed: fc.array(digest, { maxLength: 4 }) })
+  fc.record({ type: fc.constant('builds' as const), reset: fc.boolean(), added: fc.array(buildEntry, { maxLength: 3 }), removed: fc.array(digest, { maxLength: 4 }) }),
+  fc.record({ type: fc.constantFrom('ping' as const, 'pong' as const), id: uint32, time: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }) })
 )
 
 /** A change to a valid encoding: what a buggy or hostile peer, or a bad link, would send instead. */
@@ -247,6 +248,9 @@ function boundsBroken (m: Message): string | null {
         if (!Object.entries(e.fields).every(([k, v]) => typeof v === 'string' && isWellFormed(k) && isWellFormed(v))) return 'build fields'
       }
       return null
+    case 'ping':
+    case 'pong':
+      return isUint(m.id, UINT32) && isUint(m.time, Number.MAX_SAFE_INTEGER) ? null : m.type
   }
 }
 
@@ -314,7 +318,9 @@ const anyEnvelope: fc.Arbitrary<wire.Envelope> = fc.oneof(
       }, { requiredKeys: [] }), { maxLength: 3 }),
       removed: fc.array(anyBytes, { maxLength: 3 })
     }, { requiredKeys: [] })
-  })
+  }),
+  fc.record({ ping: fc.record({ id: anyNumber, time: anyNumber }, { requiredKeys: [] }) }),
+  fc.record({ pong: fc.record({ id: anyNumber, time: anyNumber }, { requiredKeys: [] }) })
 )
 
 

@@ -63,7 +63,9 @@ describe('messages', () => {
       { type: 'hashes', id: 11, hashes: [randomBytes(32), randomBytes(32)] },
       { type: 'peer-addresses', addresses: [{ publicKey: randomBytes(32), host: '10.77.0.11', port: 49738 }, { publicKey: randomBytes(32), host: 'fe80::1', port: 1 }] },
       { type: 'builds', reset: false, added: [build(), build({ fields: {} })], removed: [digest()] },
-      { type: 'builds', reset: true, added: [], removed: [] }
+      { type: 'builds', reset: true, added: [], removed: [] },
+      { type: 'ping', id: 1, time: Date.now() },
+      { type: 'pong', id: 0xffffffff, time: 0 }
     ]
     for (const msg of msgs) expect(roundTrip(msg)).toEqual(msg)
   })
@@ -100,6 +102,8 @@ describe('messages', () => {
       { type: 'peer-addresses', addresses: [{ publicKey: randomBytes(32), host: '10.0.0.1', port: 0 }] },
       { type: 'peer-addresses', addresses: [{ publicKey: randomBytes(32), host: '10.0.0.1', port: 65536 }] },
       { type: 'peer-addresses', addresses: Array.from({ length: 65 }, () => ({ publicKey: randomBytes(32), host: '10.0.0.1', port: 1 })) },
+      { type: 'ping', id: 1, time: 2 ** 60 },
+      { type: 'pong', id: 2 ** 40, time: 1 },
       {
         type: 'inventory',
         reset: false,

@@ -46,7 +46,10 @@ export interface BuildsLink {
   readonly label: string
   readonly closed: boolean
   readonly publicKey: Buffer
-  sendBuilds (msg: Omit<BuildsMessage, 'type'>): void
+  /** False when the connection's buffer is full. */
+  sendBuilds (msg: Omit<BuildsMessage, 'type'>): boolean
+  /** Resolves when the connection takes writes again (or closed). */
+  writable (): Promise<void>
 }
 
 export interface BuildBookInit {
@@ -65,7 +68,8 @@ interface Slot {
   key: string
   ad: BuildAd
   hex: string
-  builderHex: string
+  /** Its row in rows(): the file and the builder. */
+  row: string
   bytes: number
   refs: number
 }
@@ -99,12 +103,17 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
   private readonly init: BuildBookInit
   private readonly log: Logger
   private readonly pool = new Map<string, Slot>()
+  /** The slot of each ad the pool handed out, and of each ad set() took. */
+  private readonly owned = new WeakMap<BuildAd, Slot>()
   private local = new Map<string, Slot>()
   /** Digests of our ads refused at the last set(), so one bad ad is reported once, not at every call. */
   private refusedLocal = new Set<string>()
   private readonly remote = new Map<P, Remote>()
   private readonly sending = new Map<P, Sending>()
   private pending: NodeJS.Immediate | null = null
+  /** Bumped at every change of a peer's builds; rows() of every peer are kept until the next. */
+  private version = 0
+  private cached: { version: number, rows: ReadonlyArray<{ ad: BuildAd, holders: P[] }> } | null = null
   /** Remote ads dropped because their signature failed. */
   forged = 0
   /** Remote ads ignored for a bound (too many, too large). */
@@ -123,7 +132,8 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
   /**
    * The full set this box advertises now. Each ad past a bound or with a
    * signature that fails is left out, with a warning; the rest go to every
-   * peer as a delta from what it was told.
+   * peer as a delta from what it was told. An ad object is read when first
+   * given: pass a new object for new content, never change one in place.
    */
   set (ads: readonly BuildAd[]): void {
     const next = new Map<string, Slot>()
@@ -135,13 +145,16 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
       if (!this.refusedLocal.has(hex)) this.log.warn('builds.not-advertised', { code, build: label(ad), why })
     }
     for (const ad of ads) {
-      const problem = buildProblem(ad)
+      // The same object as before (set() gets mostly the same ads, again and again) was checked then.
+      const known = this.live(ad)
+      const problem = known ? null : buildProblem(ad)
       if (problem !== null) { refuse(ad, BUILDS_LIMIT, problem); continue }
-      const hex = toHex(ad.blake2b)
+      const hex = known?.hex ?? toHex(ad.blake2b)
       if (next.has(hex)) continue // one ad per file: the first
       if (next.size >= this.init.maxBuilds) { over++; continue }
       const slot = this.acquire(ad, hex)
       if (!slot) { refuse(ad, BAD_SIGNATURE, `the signature of builder ${toHex(ad.builder).slice(0, 16)} does not verify`); continue }
+      this.owned.set(ad, slot)
       next.set(hex, slot)
     }
     if (over > 0) this.log.warn('builds.too-many', { code: BUILDS_LIMIT, advertised: next.size, left: over, why: `peers keep at most ${this.init.maxBuilds} builds of one box` })
@@ -181,20 +194,36 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
    * most holders relay.
    */
   rows (usable: (peer: P) => boolean): Array<{ ad: BuildAd, holders: P[] }> {
-    const rows = new Map<string, { holders: P[], slots: Map<Slot, P[]> }>()
+    // Usually every peer is usable and nothing changed since the last call (the agent asks at each 'builds' event and more).
+    const all = [...this.remote.keys()].every(usable)
+    if (all && this.cached?.version === this.version) return [...this.cached.rows]
+    const rows = this.group(usable)
+    if (all) this.cached = { version: this.version, rows }
+    return [...rows]
+  }
+
+  private group (usable: (peer: P) => boolean): ReadonlyArray<{ ad: BuildAd, holders: P[] }> {
+    // `slots` only when holders relay different ads of one row (rare): the common row costs one object.
+    const rows = new Map<string, { first: Slot, holders: P[], slots: Map<Slot, P[]> | null }>()
     for (const [peer, remote] of this.remote) {
       if (!usable(peer)) continue
       for (const slot of remote.ads.values()) {
-        const key = slot.hex + slot.builderHex
-        let row = rows.get(key)
-        if (!row) rows.set(key, row = { holders: [], slots: new Map() })
+        const row = rows.get(slot.row)
+        if (!row) {
+          rows.set(slot.row, { first: slot, holders: [peer], slots: null })
+          continue
+        }
+        if (slot !== row.first && !row.slots) row.slots = new Map([[row.first, [...row.holders]]])
         row.holders.push(peer)
-        const by = row.slots.get(slot)
-        if (by) by.push(peer)
-        else row.slots.set(slot, [peer])
+        if (row.slots) {
+          const by = row.slots.get(slot)
+          if (by) by.push(peer)
+          else row.slots.set(slot, [peer])
+        }
       }
     }
-    return [...rows.values()].map(({ holders, slots }) => ({ ad: pick(slots), holders }))
+    // Frozen: the rows are shared by the callers until the builds change.
+    return [...rows.values()].map(({ first, holders, slots }) => Object.freeze({ ad: slots ? pick(slots) : first.ad, holders: Object.freeze(holders) as P[] }))
   }
 
   /** Takes a Builds message from a member. */
@@ -260,6 +289,11 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
 
   /** The shared, verified copy of `ad`; null when its signature fails. */
   private acquire (ad: BuildAd, hex: string): Slot | null {
+    const own = this.live(ad)
+    if (own) {
+      own.refs++
+      return own
+    }
     const payload = buildSigningPayload(ad)
     const id = Buffer.alloc(32)
     sodium.crypto_generichash(id, Buffer.concat([payload, ad.signature]))
@@ -276,11 +310,18 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
         builder: Buffer.from(ad.builder),
         signature: Buffer.from(ad.signature)
       }
-      slot = { key, ad: Object.freeze(copy), hex, builderHex: toHex(ad.builder), bytes: payload.byteLength, refs: 0 }
+      slot = { key, ad: Object.freeze(copy), hex, row: hex + toHex(ad.builder), bytes: payload.byteLength, refs: 0 }
       this.pool.set(key, slot)
+      this.owned.set(slot.ad, slot)
     }
     slot.refs++
     return slot
+  }
+
+  /** The live slot of an ad the pool handed out (as builds() gives them, to relay; frozen), or of one set() took before. */
+  private live (ad: BuildAd): Slot | undefined {
+    const slot = this.owned.get(ad)
+    return slot && this.pool.get(slot.key) === slot ? slot : undefined
   }
 
   private release (slot: Slot): void {
@@ -288,6 +329,8 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
   }
 
   private changedSoon (): void {
+    this.version++
+    this.cached = null
     this.pending ??= setImmediate(() => {
       this.pending = null
       this.init.changed()
@@ -296,8 +339,9 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
 
   /**
    * Brings the peer up to our set: the full set the first time (reset), then
-   * what changed since. Batches stay under the message bounds and yield to
-   * the event loop between them; a set() meanwhile runs another round after.
+   * what changed since. Batches stay under the message bounds, wait for the
+   * connection to drain when it backs up, and yield to the event loop
+   * between them; a set() meanwhile runs another round after.
    */
   private async sync (peer: P): Promise<void> {
     const state = this.sending.get(peer)
@@ -346,7 +390,8 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
       }
       const gone = removed.slice(r, r + Math.max(0, Math.min(MAX_BUILDS_BATCH - batch.length, Math.floor((MAX_BUILDS_MESSAGE_BYTES - bytes) / 80))))
       r += gone.length
-      peer.sendBuilds({ reset: first && reset, added: batch, removed: gone })
+      // A large set waits for the remote to read: memory stays a batch or two per peer.
+      if (!peer.sendBuilds({ reset: first && reset, added: batch, removed: gone })) await peer.writable()
       first = false
     }
   }

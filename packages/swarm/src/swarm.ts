@@ -109,6 +109,12 @@ export const DEFAULT_REDISCOVER_MS = 2000
 
 const WRONG_NETWORK_KEY = 'it does not know our network key: the two boxes were given different network keys'
 const OTHER_VERSION = 'it speaks another protocol version: update the older agent'
+/**
+ * Clocks further apart than this are a problem: LAN discovery's tags rotate
+ * every EPOCH_MS (10 min) and tolerate one epoch, so boxes 10 min apart stop
+ * hearing each other; a minute apart already means a box keeps no time.
+ */
+export const CLOCK_SKEW_MS = 60_000
 
 export class DistSwarm extends EventEmitter<SwarmEvents> {
   readonly topic: Buffer
@@ -362,7 +368,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
    * The full set of binary packages this box advertises now (its own builds
    * and those it keeps for others, each signed by its builder: see
    * signBuild). Peers get the difference from what they were told. An ad
-   * past a bound or whose signature fails is left out, with a warning.
+   * past a bound or whose signature fails is left out, with a warning. An
+   * ad object is read when first given (a new object for new content).
    */
   setBuilds (ads: readonly BuildAd[]): void {
     this.buildBook.set(ads)
@@ -371,10 +378,16 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   /**
    * The verified builds ready, unbanned peers advertise: one row per file
    * (BLAKE2B) and builder, with the peers holding it. download() and
-   * pieceHashes() take these holders too.
+   * pieceHashes() take these holders too. The rows are frozen and shared
+   * until the builds change: copy a list before changing it.
    */
   builds (): RemoteBuild[] {
     return this.buildBook.rows((p) => this.peers.get(p.publicKeyHex) === p && !this.isBanned(p.publicKeyHex))
+  }
+
+  /** Ready, unbanned peers that advertise a build with this hex BLAKE2B: cheaper than searching builds(). */
+  buildHolders (blake2b: string): Peer[] {
+    return this.readyPeers().filter((p) => this.buildBook.holds(p, blake2b) && !this.isBanned(p.publicKeyHex))
   }
 
   /** Builds this box advertises, and remote ones dropped: for a forged signature, or past a bound. */
@@ -473,6 +486,13 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         this.mesh?.changed()
       },
       onPeerAddresses: (p, addresses) => { if (!p.isLink) this.mesh?.onAddresses(p, addresses) },
+      onPingSample: (p) => {
+        const offset = p.clockOffsetMs
+        if (offset === null || Math.abs(offset) <= CLOCK_SKEW_MS) return
+        const s = Math.round(Math.abs(offset) / 1000)
+        this.problemList.report('peer.clock-skew', (via.inbound ? p.remoteHost : p.remoteAddress) ?? '?',
+          `its clock is ${s} s ${offset > 0 ? 'ahead of' : 'behind'} ours: run NTP (chronyd, systemd-timesyncd) on both boxes`, { peer: p.label, offsetMs: offset })
+      },
       onInventory: (p) => this.emit('inventory', p),
       onBuilds: (p, msg) => { if (this.peers.get(p.publicKeyHex) === p) this.buildBook.onMessage(p, msg) },
       onReport: (p, blake2b) => this.emit('report', p, blake2b),

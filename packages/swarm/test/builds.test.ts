@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createHash } from 'node:crypto'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   decodeMessage, encodeMessage, MAX_BUILD_BYTES, MAX_BUILDS_BATCH, MAX_FRAME_SIZE, toHex, type BuildsMessage, type Code
@@ -73,7 +73,16 @@ class Link implements BuildsLink {
   readonly frames: Buffer[] = []
   closed = false
   constructor (readonly label: string, readonly publicKey: Buffer = random(32)) {}
-  sendBuilds (msg: Omit<BuildsMessage, 'type'>): void { this.frames.push(encodeMessage({ type: 'builds', ...msg })) }
+  /** Set: the next sendBuilds reports a full buffer, and writable() waits for release(). */
+  clogged = false
+  private waiters: Array<() => void> = []
+  sendBuilds (msg: Omit<BuildsMessage, 'type'>): boolean {
+    this.frames.push(encodeMessage({ type: 'builds', ...msg }))
+    return !this.clogged
+  }
+
+  writable (): Promise<void> { return new Promise((resolve) => this.waiters.push(resolve)) }
+  release (): void { this.clogged = false; for (const w of this.waiters.splice(0)) w() }
   get messages (): BuildsMessage[] { return this.frames.map((f) => decodeMessage(f.subarray(4)) as BuildsMessage) }
 }
 
@@ -114,6 +123,18 @@ describe('BuildBook', () => {
     const rows = receiver.rows(() => true)
     expect(rows.map((r) => r.ad.fields.CPV).sort()).toEqual([...ads.slice(1), later].map((a) => a.fields.CPV).sort())
     expect(rows.every((r) => r.holders.length === 1 && r.holders[0] === from)).toBe(true)
+  })
+
+  it('waits for a backed-up connection to drain before the next batch', async () => {
+    const { book: sender } = book()
+    const link = new Link('slow reader')
+    link.clogged = true
+    sender.set(many(keyPair, 2000))
+    sender.attach(link)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(link.frames).toHaveLength(1)
+    link.release()
+    await until(() => link.messages.reduce((n, m) => n + m.added.length, 0) === 2000, 5000, 'the rest')
   })
 
   it('sends an empty set as one reset message, and nothing more when the set does not change', async () => {
@@ -207,6 +228,21 @@ describe('BuildBook', () => {
     // The filter leaves peers out (the swarm's: ready and not banned).
     expect(receiver.rows((p) => p !== relay).map((r) => r.holders.map((h) => h.label))).toEqual([['builder']])
   })
+
+  it('keeps the rows of every peer until the builds change, frozen so that no caller changes them for the others', () => {
+    const { book: receiver } = book()
+    const from = new Link('peer')
+    receiver.onMessage(from, { type: 'builds', reset: true, added: many(keyPair, 3), removed: [] })
+    const first = receiver.rows(() => true)
+    expect(receiver.rows(() => true)).toEqual(first)
+    expect(receiver.rows(() => true)[0]).toBe(first[0])
+    expect(() => first[0]!.holders.push(from)).toThrow(TypeError)
+    receiver.onMessage(from, { type: 'builds', reset: false, added: [], removed: [first[0]!.ad.blake2b] })
+    expect(receiver.rows(() => true)).toHaveLength(2)
+    // A filter that leaves a peer out is never served from (or into) the kept rows.
+    expect(receiver.rows(() => false)).toEqual([])
+    expect(receiver.rows(() => true)).toHaveLength(2)
+  })
 })
 
 /** A source that serves a file by digest without listing it in its distfile inventory: a build. */
@@ -221,6 +257,15 @@ class BuildSource extends MemorySource {
   }
 
   override get (d: Uint8Array): LocalFile | undefined { return super.get(d) ?? this.builds.get(toHex(d)) }
+
+  async hashPieces (d: Uint8Array, offset: number, length: number, pieceSize: number): Promise<Buffer[] | undefined> {
+    const file = this.get(d)
+    if (!file) return undefined
+    const data = await readFile(file.path)
+    const pieces: Buffer[] = []
+    for (let at = offset; at < offset + length; at += pieceSize) pieces.push(blake2b(data.subarray(at, Math.min(at + pieceSize, offset + length))).subarray(0, 32))
+    return pieces
+  }
 }
 
 describe('builds between swarms on a local testnet', () => {
@@ -244,12 +289,19 @@ describe('builds between swarms on a local testnet', () => {
     const row = b.builds().find((r) => r.ad.fields.CPV === 'dev-db/mariadb-11.4.5')!
     expect(row.ad).toEqual(mariadb)
     expect(row.holders.map((p) => p.name)).toEqual(['a'])
+    expect(b.buildHolders(toHex(file.blake2b)).map((p) => p.name)).toEqual(['a'])
+    expect(b.buildHolders(toHex(random(64)))).toEqual([])
 
     // Not a distfile anywhere: only the build ad names the digest.
     expect(b.find({ blake2b: toHex(file.blake2b) })).toEqual([])
+    const entry = { name: file.name, size: file.size, blake2b: file.blake2b, sha512: Buffer.alloc(0) }
     const sink = new BufferSink()
-    await b.download({ name: file.name, size: file.size, blake2b: file.blake2b, sha512: Buffer.alloc(0) }, sink)
+    await b.download(entry, sink)
     expect(blake2b(sink.bytes).equals(file.blake2b)).toBe(true)
+    // …and asks it for piece hashes, as a diagnosis of a bad download would.
+    const claims = await b.pieceHashes(entry, { offset: 0, length: file.size, pieceSize: 1024 * 1024 })
+    expect([...claims.keys()]).toEqual([toHex(keyA.publicKey)])
+    expect(claims.get(toHex(keyA.publicKey))).toHaveLength(4)
 
     // Deltas: one build goes, another comes.
     const openssl = build(keyA, 'dev-libs/openssl-3.3.2', 'asm')
@@ -276,17 +328,21 @@ describe('builds between swarms on a local testnet', () => {
     expect(a.buildCounts().advertised).toBe(3000)
   })
 
-  it('a peer past the bounds has its excess builds cut off with ERR_BUILDS_LIMIT and a warning, and stays connected', async () => {
+  it('a peer past the bounds has its excess builds cut off with ERR_BUILDS_LIMIT and a warning, and stays connected; a banned one has none', async () => {
     const bootstrap = await testnet()
     const networkKey = generateNetworkKey()
     const keyA = createKeyPair()
     const a = await startSwarm(bootstrap, { networkKey, keyPair: keyA, source: new MemorySource(await tempDir()), name: 'a' })
     a.setBuilds(many(keyA, 15))
     const logger = captureLogger()
-    const b = await startSwarm(bootstrap, { networkKey, source: new MemorySource(await tempDir()), name: 'b', logger, limits: { maxRemoteBuilds: 10 } })
+    let banned = false
+    const b = await startSwarm(bootstrap, { networkKey, source: new MemorySource(await tempDir()), name: 'b', logger, limits: { maxRemoteBuilds: 10 }, isBanned: () => banned })
     await until(() => b.builds().length === 10 && b.buildCounts().refused === 5, 20_000, 'ten builds at b')
     expect(logger.lines.filter((l) => l.level === 'warn' && l.event === 'builds.cut-off').map((l) => l.fields.code)).toEqual(['ERR_BUILDS_LIMIT'])
     expect(b.readyPeers().map((p) => p.name)).toEqual(['a'])
+    // A banned peer's builds are not offered, even before its connection is gone.
+    banned = true
+    expect(b.builds()).toEqual([])
   })
 
   it("a relayed build keeps its builder's signature; a forged one is dropped and the sender stays connected", async () => {

@@ -116,6 +116,20 @@ var Builds = exports.Builds = {
   decode: null
 }
 
+var Ping = exports.Ping = {
+  buffer: true,
+  encodingLength: null,
+  encode: null,
+  decode: null
+}
+
+var Pong = exports.Pong = {
+  buffer: true,
+  encodingLength: null,
+  encode: null,
+  decode: null
+}
+
 var Envelope = exports.Envelope = {
   buffer: true,
   encodingLength: null,
@@ -138,6 +152,8 @@ definePeerAddresses()
 defineKeyValue()
 defineBuildEntry()
 defineBuilds()
+definePing()
+definePong()
 defineEnvelope()
 
 function defineHello () {
@@ -1487,6 +1503,144 @@ function defineBuilds () {
   }
 }
 
+function definePing () {
+  Ping.encodingLength = encodingLength
+  Ping.encode = encode
+  Ping.decode = decode
+
+  function encodingLength (obj) {
+    var length = 0
+    if (defined(obj.id)) {
+      var len = encodings.varint.encodingLength(obj.id)
+      length += 1 + len
+    }
+    if (defined(obj.time)) {
+      var len = encodings.varint.encodingLength(obj.time)
+      length += 1 + len
+    }
+    return length
+  }
+
+  function encode (obj, buf, offset) {
+    if (!offset) offset = 0
+    if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
+    var oldOffset = offset
+    if (defined(obj.id)) {
+      buf[offset++] = 8
+      encodings.varint.encode(obj.id, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    if (defined(obj.time)) {
+      buf[offset++] = 16
+      encodings.varint.encode(obj.time, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    encode.bytes = offset - oldOffset
+    return buf
+  }
+
+  function decode (buf, offset, end) {
+    if (!offset) offset = 0
+    if (!end) end = buf.length
+    if (!(end <= buf.length && offset <= buf.length)) throw new Error("Decoded message is not valid")
+    var oldOffset = offset
+    var obj = {
+      id: 0,
+      time: 0
+    }
+    while (true) {
+      if (end <= offset) {
+        decode.bytes = offset - oldOffset
+        return obj
+      }
+      var prefix = varint.decode(buf, offset)
+      offset += varint.decode.bytes
+      var tag = prefix >> 3
+      switch (tag) {
+        case 1:
+        obj.id = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        case 2:
+        obj.time = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        default:
+        offset = skip(prefix & 7, buf, offset)
+      }
+    }
+  }
+}
+
+function definePong () {
+  Pong.encodingLength = encodingLength
+  Pong.encode = encode
+  Pong.decode = decode
+
+  function encodingLength (obj) {
+    var length = 0
+    if (defined(obj.id)) {
+      var len = encodings.varint.encodingLength(obj.id)
+      length += 1 + len
+    }
+    if (defined(obj.time)) {
+      var len = encodings.varint.encodingLength(obj.time)
+      length += 1 + len
+    }
+    return length
+  }
+
+  function encode (obj, buf, offset) {
+    if (!offset) offset = 0
+    if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
+    var oldOffset = offset
+    if (defined(obj.id)) {
+      buf[offset++] = 8
+      encodings.varint.encode(obj.id, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    if (defined(obj.time)) {
+      buf[offset++] = 16
+      encodings.varint.encode(obj.time, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    encode.bytes = offset - oldOffset
+    return buf
+  }
+
+  function decode (buf, offset, end) {
+    if (!offset) offset = 0
+    if (!end) end = buf.length
+    if (!(end <= buf.length && offset <= buf.length)) throw new Error("Decoded message is not valid")
+    var oldOffset = offset
+    var obj = {
+      id: 0,
+      time: 0
+    }
+    while (true) {
+      if (end <= offset) {
+        decode.bytes = offset - oldOffset
+        return obj
+      }
+      var prefix = varint.decode(buf, offset)
+      offset += varint.decode.bytes
+      var tag = prefix >> 3
+      switch (tag) {
+        case 1:
+        obj.id = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        case 2:
+        obj.time = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        default:
+        offset = skip(prefix & 7, buf, offset)
+      }
+    }
+  }
+}
+
 function defineEnvelope () {
   Envelope.encodingLength = encodingLength
   Envelope.encode = encode
@@ -1494,7 +1648,7 @@ function defineEnvelope () {
 
   function encodingLength (obj) {
     var length = 0
-    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses) + +defined(obj.builds)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
+    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses) + +defined(obj.builds) + +defined(obj.ping) + +defined(obj.pong)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
     if (defined(obj.hello)) {
       var len = Hello.encodingLength(obj.hello)
       length += varint.encodingLength(len)
@@ -1550,6 +1704,16 @@ function defineEnvelope () {
       length += varint.encodingLength(len)
       length += 1 + len
     }
+    if (defined(obj.ping)) {
+      var len = Ping.encodingLength(obj.ping)
+      length += varint.encodingLength(len)
+      length += 1 + len
+    }
+    if (defined(obj.pong)) {
+      var len = Pong.encodingLength(obj.pong)
+      length += varint.encodingLength(len)
+      length += 1 + len
+    }
     return length
   }
 
@@ -1557,7 +1721,7 @@ function defineEnvelope () {
     if (!offset) offset = 0
     if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
     var oldOffset = offset
-    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses) + +defined(obj.builds)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
+    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses) + +defined(obj.builds) + +defined(obj.ping) + +defined(obj.pong)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
     if (defined(obj.hello)) {
       buf[offset++] = 10
       varint.encode(Hello.encodingLength(obj.hello), buf, offset)
@@ -1635,6 +1799,20 @@ function defineEnvelope () {
       Builds.encode(obj.builds, buf, offset)
       offset += Builds.encode.bytes
     }
+    if (defined(obj.ping)) {
+      buf[offset++] = 98
+      varint.encode(Ping.encodingLength(obj.ping), buf, offset)
+      offset += varint.encode.bytes
+      Ping.encode(obj.ping, buf, offset)
+      offset += Ping.encode.bytes
+    }
+    if (defined(obj.pong)) {
+      buf[offset++] = 106
+      varint.encode(Pong.encodingLength(obj.pong), buf, offset)
+      offset += varint.encode.bytes
+      Pong.encode(obj.pong, buf, offset)
+      offset += Pong.encode.bytes
+    }
     encode.bytes = offset - oldOffset
     return buf
   }
@@ -1655,7 +1833,9 @@ function defineEnvelope () {
       hash_request: null,
       hashes: null,
       peer_addresses: null,
-      builds: null
+      builds: null,
+      ping: null,
+      pong: null
     }
     while (true) {
       if (end <= offset) {
@@ -1677,6 +1857,8 @@ function defineEnvelope () {
         delete obj.hashes
         delete obj.peer_addresses
         delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hello = Hello.decode(buf, offset, offset + len)
@@ -1693,6 +1875,8 @@ function defineEnvelope () {
         delete obj.hashes
         delete obj.peer_addresses
         delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.inventory = Inventory.decode(buf, offset, offset + len)
@@ -1709,6 +1893,8 @@ function defineEnvelope () {
         delete obj.hashes
         delete obj.peer_addresses
         delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.request = Request.decode(buf, offset, offset + len)
@@ -1725,6 +1911,8 @@ function defineEnvelope () {
         delete obj.hashes
         delete obj.peer_addresses
         delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.data = Data.decode(buf, offset, offset + len)
@@ -1741,6 +1929,8 @@ function defineEnvelope () {
         delete obj.hashes
         delete obj.peer_addresses
         delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.cancel = Cancel.decode(buf, offset, offset + len)
@@ -1757,6 +1947,8 @@ function defineEnvelope () {
         delete obj.hashes
         delete obj.peer_addresses
         delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.error = ErrorReply.decode(buf, offset, offset + len)
@@ -1773,6 +1965,8 @@ function defineEnvelope () {
         delete obj.hashes
         delete obj.peer_addresses
         delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.report = Report.decode(buf, offset, offset + len)
@@ -1789,6 +1983,8 @@ function defineEnvelope () {
         delete obj.hashes
         delete obj.peer_addresses
         delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hash_request = HashRequest.decode(buf, offset, offset + len)
@@ -1805,6 +2001,8 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.peer_addresses
         delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hashes = Hashes.decode(buf, offset, offset + len)
@@ -1821,6 +2019,8 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.peer_addresses = PeerAddresses.decode(buf, offset, offset + len)
@@ -1837,10 +2037,48 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.builds = Builds.decode(buf, offset, offset + len)
         offset += Builds.decode.bytes
+        break
+        case 12:
+        delete obj.hello
+        delete obj.inventory
+        delete obj.request
+        delete obj.data
+        delete obj.cancel
+        delete obj.error
+        delete obj.report
+        delete obj.hash_request
+        delete obj.hashes
+        delete obj.peer_addresses
+        delete obj.builds
+        delete obj.pong
+        var len = varint.decode(buf, offset)
+        offset += varint.decode.bytes
+        obj.ping = Ping.decode(buf, offset, offset + len)
+        offset += Ping.decode.bytes
+        break
+        case 13:
+        delete obj.hello
+        delete obj.inventory
+        delete obj.request
+        delete obj.data
+        delete obj.cancel
+        delete obj.error
+        delete obj.report
+        delete obj.hash_request
+        delete obj.hashes
+        delete obj.peer_addresses
+        delete obj.builds
+        delete obj.ping
+        var len = varint.decode(buf, offset)
+        offset += varint.decode.bytes
+        obj.pong = Pong.decode(buf, offset, offset + len)
+        offset += Pong.decode.bytes
         break
         default:
         offset = skip(prefix & 7, buf, offset)

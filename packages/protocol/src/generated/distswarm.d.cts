@@ -113,6 +113,18 @@ export interface Builds {
 }
 export declare const Builds: Codec<Builds>
 
+export interface Ping {
+  id?: number
+  time?: number
+}
+export declare const Ping: Codec<Ping>
+
+export interface Pong {
+  id?: number
+  time?: number
+}
+export declare const Pong: Codec<Pong>
+
 export interface Envelope {
   hello?: Hello | null
   inventory?: Inventory | null
@@ -125,5 +137,7 @@ export interface Envelope {
   hashes?: Hashes | null
   peer_addresses?: PeerAddresses | null
   builds?: Builds | null
+  ping?: Ping | null
+  pong?: Pong | null
 }
 export declare const Envelope: Codec<Envelope>
