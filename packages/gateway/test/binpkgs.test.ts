@@ -148,7 +148,8 @@ async function curl (args: string[]): Promise<{ status: number, body: Buffer }> 
 }
 
 
-describe('/binpkgs/Packages', () => {
+// Each fixture writes gpkg archives with tar: seconds on a loaded machine.
+describe('/binpkgs/Packages', { timeout: 60_000 }, () => {
   it('is a merged index a reader of Portage\'s rules takes: both USE instances with their own PATH, no untrusted or foreign build', async () => {
     const fx = await fixture()
     const r = await fetch(`${fx.url}/binpkgs/Packages`)
@@ -232,7 +233,7 @@ describe('/binpkgs/Packages', () => {
   })
 })
 
-describe('/binpkgs/<PATH>', () => {
+describe('/binpkgs/<PATH>', { timeout: 60_000 }, () => {
   it('wget as Portage\'s FETCHCOMMAND downloads both instances with the SIZE, MD5 and SHA1 of their stanzas: one held here, one fetched from its peer', async () => {
     const fx = await fixture()
     const text = await (await fetch(`${fx.url}/binpkgs/Packages`)).text()
