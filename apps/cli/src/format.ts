@@ -55,12 +55,21 @@ export interface TableOptions {
   header?: (line: string) => string
 }
 
-/** Columns two spaces apart, left-aligned unless listed in `right`. */
+// eslint-disable-next-line no-control-regex
+const SGR = /\x1b\[[0-9;]*m/g
+/** Columns a cell takes on a terminal: colour codes take none. */
+const visible = (s: string): number => s.includes('\x1b') ? s.replace(SGR, '').length : s.length
+const pad = (s: string, width: number, right: boolean): string => {
+  const fill = ' '.repeat(Math.max(0, width - visible(s)))
+  return right ? fill + s : s + fill
+}
+
+/** Columns two spaces apart, left-aligned unless listed in `right`; cells may carry colour. */
 export function table (header: string[], rows: string[][], opts: TableOptions = {}): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => visible(r[i] ?? ''))))
   const right = new Set(opts.right ?? [])
   const line = (cells: string[]): string =>
-    cells.map((c, i) => right.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()
+    cells.map((c, i) => pad(c, widths[i] ?? 0, right.has(i))).join('  ').trimEnd()
   const head = line(header)
   return [opts.header ? opts.header(head) : head, ...rows.map(line)].join('\n') + '\n'
 }

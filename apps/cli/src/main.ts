@@ -1,5 +1,6 @@
 import { exitCodeOf, helpText, parse, type Command, type IO } from './command.js'
 import { agentCommand, seedCommand } from './commands/agent.js'
+import { binpkgsCommand } from './commands/binpkgs.js'
 import { bootstrapCommand } from './commands/bootstrap.js'
 import { completionCommand } from './commands/completion.js'
 import { demoCommand } from './commands/demo.js'
@@ -10,7 +11,7 @@ import { portageConfigCommand, portageFetchCommand } from './commands/portage.js
 import { fetchCommand, lsCommand, peersCommand, statusCommand, verifyCommand, whereCommand } from './commands/query.js'
 
 export const COMMANDS: Command[] = [
-  initCommand, agentCommand, seedCommand, bootstrapCommand, statusCommand, peersCommand, lsCommand, whereCommand, fetchCommand, verifyCommand, gcCommand,
+  initCommand, agentCommand, seedCommand, bootstrapCommand, statusCommand, peersCommand, lsCommand, whereCommand, binpkgsCommand, fetchCommand, verifyCommand, gcCommand,
   portageFetchCommand, portageConfigCommand, doctorCommand, demoCommand, completionCommand(() => COMMANDS)
 ]
 

@@ -1,10 +1,10 @@
 /**
  * The agent's side of the HTTP gateway (@distswarm/gateway): a GatewaySource
  * over the agent's public methods (inventory, Manifest pins, the swarm, the
- * verified fetch), and starting the gateway with the agent, with the status
+ * verified fetch, the binhost), and starting the gateway with the agent, with the status
  * page (@distswarm/statuspage) mounted on it for `/` and `/api/*`.
  */
-import { Gateway, type FileKey, type GatewaySource, type ServedFile } from '@distswarm/gateway'
+import { Gateway, type BinhostSource, type FileKey, type GatewaySource, type ServedFile } from '@distswarm/gateway'
 import { debugLogger, type Logger } from '@distswarm/protocol'
 import { createStatusPage, type FetchEventSource, type StatusPage } from '@distswarm/statuspage'
 import type { FetchParams, FetchResult, PeerInfo, StatusResult, WhereResult } from './api.js'
@@ -19,6 +19,8 @@ export interface GatewayHost {
   status: () => StatusResult
   /** the BLAKE2B the Manifests pin a name to (as fetch() uses), else the query itself; throws ERR_AMBIGUOUS */
   pinnedQuery: (query: string) => string
+  /** the binhost served at /binpkgs/ (its merged index, held and fetched builds) */
+  binhost?: () => BinhostSource
 }
 
 const served = (f: { path: string | null, size: number, name: string, blake2b: string }): ServedFile | undefined =>
@@ -52,7 +54,8 @@ export function gatewaySource (agent: GatewayHost): GatewaySource {
       if (!f) throw new Error(`fetch of ${r.name} returned no path`)
       return f
     },
-    status: () => agent.status()
+    status: () => agent.status(),
+    ...(agent.binhost ? { binhost: agent.binhost() } : {})
   }
 }
 

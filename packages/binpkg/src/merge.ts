@@ -62,6 +62,12 @@ const PASSED_KEYS = new Set([
 ])
 /** BUILD_IDs come from the digest: stable across restarts and peers, below 2^28. */
 const BUILD_ID_HEX = 7
+/**
+ * Portage asks for Packages with If-Modified-Since = its cached TIMESTAMP + 5 s
+ * (bintree.py, TIMESTAMP_TOLERANCE): a changed index must be stamped past
+ * that, or a client that read the old one within those seconds keeps it.
+ */
+const PORTAGE_TIMESTAMP_TOLERANCE = 5
 
 function trusted (trust: Trust, builder: string): boolean {
   return trust === 'all-members' || trust.has(builder)
@@ -158,7 +164,7 @@ export class BinhostIndex {
     const digest = createHash('sha256').update(body).update(JSON.stringify(this.init.header ?? {})).digest('hex')
     if (digest !== this.lastBody) {
       this.lastBody = digest
-      this.lastTimestamp = Math.max(nowSeconds, this.lastTimestamp + 1)
+      this.lastTimestamp = Math.max(nowSeconds, this.lastTimestamp + PORTAGE_TIMESTAMP_TOLERANCE + 1)
     }
     const header: Fields = {
       ...this.init.header,

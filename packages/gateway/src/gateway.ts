@@ -1,23 +1,23 @@
 /**
  * The agent's one HTTP server: `/distfiles/` a Gentoo mirror backed by the
- * swarm, `/metrics` for Prometheus, and everything else offered to an
- * optional page handler (the status page).
+ * swarm, `/binpkgs/` a binhost of the builds the box trusts, `/metrics` for
+ * Prometheus, and everything else offered to an optional page handler (the
+ * status page).
  *
  * Verified bytes only: a file this box lacks is fetched through the
  * source's verified path (whole-file check, atomic publish) and only then
  * served, from the published file. The response waits for that (headers
  * included), so no byte of a failed download ever reaches a client.
  */
-import { open, type FileHandle } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
-import { pipeline } from 'node:stream/promises'
 import { debugLogger, hostPort, type Logger } from '@distswarm/protocol'
 import { AllowList, DEFAULT_ALLOW } from './allow.js'
 import { HostCheck } from './host.js'
 import { GatewayError } from './errors.js'
 import { LAYOUT_CONF, parseDistfilesPath, type FileKey } from './layout.js'
-import { parseRange } from './range.js'
+import { IndexBodies, parseBinpkgsPath, type BinhostSource } from './binpkgs.js'
+import { json, notModified, plain, serveFile, type ServedFile } from './serve.js'
 
 /** The gateway's port unless told otherwise (next to the example data port 49738 and metrics port 49739). */
 export const DEFAULT_HTTP_PORT = 49740
@@ -32,17 +32,6 @@ export const IDLE_TIMEOUT_MS = 60_000
 export const MAX_URL_LENGTH = 1024
 /** Longest request head (request line and headers); more gets 431. */
 export const MAX_HEADER_SIZE = 8 * 1024
-
-/** A file on this box the gateway may serve. */
-export interface ServedFile {
-  /** absolute path of a verified file (cache dir or DISTDIR) */
-  path: string
-  /** its size as indexed: a file found at another size is not served */
-  size: number
-  name: string
-  /** BLAKE2B, 128 lowercase hex digits */
-  blake2b: string
-}
 
 /**
  * What the gateway needs from the agent. Keys are a BLAKE2B digest (128
@@ -64,6 +53,8 @@ export interface GatewaySource {
   fetch: (key: FileKey) => Promise<ServedFile>
   /** The status document: what `distswarm status --json` prints. Served at `/api/status` when the page handler does not take it. */
   status: () => unknown
+  /** The binhost served under `/binpkgs/`; without one, every path there is a 404. */
+  binhost?: BinhostSource
 }
 
 /**
@@ -125,6 +116,8 @@ export class Gateway {
   private readonly log: Logger
   /** Swarm fetches under way, by key: concurrent requests for one file wait on one. */
   private readonly fetching = new Map<string, Promise<ServedFile>>()
+  /** The binhost's index, encoded (and gzipped) once per document. */
+  private readonly indexBodies = new IndexBodies()
   private server: Server | null = null
   private starting: Promise<void> | null = null
   private bound: { host: string, port: number } | null = null
@@ -136,6 +129,10 @@ export class Gateway {
     const s = init.source as Partial<GatewaySource> | undefined
     if (!s || typeof s.local !== 'function' || typeof s.held !== 'function' || typeof s.fetch !== 'function' || typeof s.status !== 'function') {
       throw GatewayError.INVALID_OPTION('source', 'must implement GatewaySource (local, held, fetch, status)')
+    }
+    const b = s.binhost as Partial<BinhostSource> | undefined
+    if (b !== undefined && (b === null || typeof b.index !== 'function' || typeof b.local !== 'function' || typeof b.fetch !== 'function')) {
+      throw GatewayError.INVALID_OPTION('source.binhost', 'must implement BinhostSource (index, local, fetch)')
     }
     this.source = init.source
     this.host = init.host ?? DEFAULT_HTTP_HOST
@@ -248,6 +245,7 @@ export class Gateway {
     const q = url.indexOf('?')
     const path = q === -1 ? url : url.slice(0, q)
     if (path === '/distfiles' || path.startsWith('/distfiles/')) return this.distfiles(req, res, path.slice('/distfiles/'.length))
+    if (path === '/binpkgs' || path.startsWith('/binpkgs/')) return this.binpkgs(req, res, path.slice('/binpkgs/'.length))
     if (path === '/metrics') return this.serveMetrics(req, res)
     if (this.page && await this.page(req, res)) return
     if (path === '/api/status') return json(res, req, this.source.status())
@@ -277,113 +275,82 @@ export class Gateway {
       return void res.end(req.method === 'HEAD' ? undefined : LAYOUT_CONF)
     }
     const local = this.source.local(r.key)
-    if (local && await this.serveFile(req, res, local)) return
+    if (local && await serveFile(req, res, local, this.log)) return
     // A miss from memory: no connected peer advertises it.
     if (!this.source.held(r.key)) return plain(res, 404, 'not found: neither this box nor any connected peer has it')
+    const key = r.key
+    await this.fetchThenServe(req, res, keyText(key), () => this.source.fetch(key), (err, code) => {
+      if (code === 'ERR_NOT_FOUND') return plain(res, 404, 'not found: no peer has it')
+      this.log.warn('http.fetch-failed', { key: keyText(key).slice(0, 140), code, message: (err as Error).message })
+      // Portage moves on to the next mirror after any failure.
+      plain(res, 502, `fetching from peers failed: ${code ?? 'error'}`)
+    })
+  }
+
+  /**
+   * `/binpkgs/Packages` (and `.gz`): the merged index, 304 while its
+   * TIMESTAMP is no newer than the client's copy. `/binpkgs/<PATH>`: the
+   * build this box holds, else fetched from its holders and verified first.
+   */
+  private async binpkgs (req: IncomingMessage, res: ServerResponse, rest: string): Promise<void> {
+    const r = parseBinpkgsPath(rest)
+    if (r.kind === 'bad') return plain(res, r.status, r.reason)
+    const binhost = this.source.binhost
+    if (!binhost) return plain(res, 404, 'not found: this agent serves no binary packages')
+    const index = binhost.index()
+    if ('unavailable' in index) {
+      // Portage falls back from a 404 of Packages.gz to Packages, and shows that answer's reason.
+      if (r.kind === 'index' && r.gzip) return plain(res, 404, `no Packages.gz: ${index.unavailable}`)
+      return plain(res, 503, `this box serves no builds: ${index.unavailable}`)
+    }
+    if (r.kind === 'index') {
+      const modified = index.timestamp * 1000
+      res.setHeader('last-modified', new Date(modified).toUTCString())
+      res.setHeader('cache-control', 'no-cache')
+      if (notModified(req, modified)) return void res.writeHead(304).end()
+      const body = r.gzip ? await this.indexBodies.gzip(index.text) : this.indexBodies.body(index.text)
+      res.writeHead(200, { 'content-type': r.gzip ? 'application/gzip' : 'text/plain; charset=utf-8', 'content-length': body.length })
+      return void res.end(req.method === 'HEAD' ? undefined : body)
+    }
+    const path = r.path
+    const local = binhost.local(path)
+    if (local && await serveFile(req, res, local, this.log)) return
+    await this.fetchThenServe(req, res, `binpkg:${path}`, () => binhost.fetch(path), (err, code) => {
+      if (code === 'ERR_NOT_FOUND') return plain(res, 404, 'not found: no build at this PATH in the index')
+      const message = (err as Error).message.split('\n')[0]!.slice(0, 300)
+      this.log.warn('http.binpkg-fetch-failed', { path, code, message })
+      plain(res, 502, `fetching the build from peers failed: ${code ?? 'error'}: ${message}`)
+    })
+  }
+
+  /**
+   * Waits for a fetch (one per key, shared by concurrent requests), then
+   * serves the file it resolved to; on a rejection `failed` answers.
+   */
+  private async fetchThenServe (req: IncomingMessage, res: ServerResponse, key: string, start: () => Promise<ServedFile>, failed: (err: unknown, code: string | undefined) => void): Promise<void> {
     let file: ServedFile
     // Waiting on the swarm moves no byte: not idle in the sense of the idle timeout.
     req.socket.setTimeout(0)
     try {
-      file = await this.fetchShared(r.key)
+      file = await this.fetchShared(key, start)
     } catch (err) {
-      const code = (err as { code?: string }).code
-      if (code === 'ERR_NOT_FOUND') return plain(res, 404, 'not found: no peer has it')
-      this.log.warn('http.fetch-failed', { key: keyText(r.key).slice(0, 140), code, message: (err as Error).message })
-      // Portage moves on to the next mirror after any failure.
-      return plain(res, 502, `fetching from peers failed: ${code ?? 'error'}`)
+      return failed(err, (err as { code?: string }).code)
     } finally {
       if (!req.socket.destroyed) req.socket.setTimeout(this.idleTimeoutMs)
     }
     if (req.socket.destroyed) return
-    if (!await this.serveFile(req, res, file)) plain(res, 404, 'not found: the fetched file is gone')
+    if (!await serveFile(req, res, file, this.log)) plain(res, 404, 'not found: the fetched file is gone')
   }
 
   /** One fetch per key at a time, whoever asks; it runs to the end whether or not its clients stay. */
-  private fetchShared (key: FileKey): Promise<ServedFile> {
-    const k = keyText(key)
-    let p = this.fetching.get(k)
+  private fetchShared (key: string, start: () => Promise<ServedFile>): Promise<ServedFile> {
+    let p = this.fetching.get(key)
     if (!p) {
-      p = this.source.fetch(key).finally(() => this.fetching.delete(k))
-      this.fetching.set(k, p)
+      p = start().finally(() => this.fetching.delete(key))
+      this.fetching.set(key, p)
       // Nobody may be left to await it (every client gone): never an unhandled rejection.
       p.catch(() => {})
     }
     return p
   }
-
-  /**
-   * Serves a file from disk: Range, If-Modified-Since, HEAD. False (nothing
-   * sent) when it is gone or no longer the size it was indexed at.
-   */
-  private async serveFile (req: IncomingMessage, res: ServerResponse, file: ServedFile): Promise<boolean> {
-    let fh: FileHandle
-    try {
-      fh = await open(file.path, 'r')
-    } catch (err) {
-      this.log.debug('http.open-failed', { path: file.path, code: (err as NodeJS.ErrnoException).code })
-      return false
-    }
-    let streaming = false
-    try {
-      const st = await fh.stat()
-      if (!st.isFile() || st.size !== file.size) {
-        this.log.warn('http.file-changed', { path: file.path, indexed: file.size, now: st.size })
-        return false
-      }
-      const mtime = Math.floor(st.mtimeMs / 1000) * 1000
-      res.setHeader('last-modified', new Date(mtime).toUTCString())
-      res.setHeader('accept-ranges', 'bytes')
-      res.setHeader('content-type', 'application/octet-stream')
-      res.setHeader('etag', `"${file.blake2b.slice(0, 32)}"`)
-      const ifRange = req.headers['if-range']
-      const rangeHeader = ifRange === undefined || ifRange === res.getHeader('last-modified') || ifRange === res.getHeader('etag') ? req.headers.range : undefined
-      if (rangeHeader === undefined && notModified(req, mtime)) {
-        res.writeHead(304).end()
-        return true
-      }
-      const range = parseRange(rangeHeader, st.size)
-      if (range.kind === 'unsatisfiable') {
-        res.removeHeader('content-type')
-        plain(res, 416, 'range not satisfiable', { 'content-range': `bytes */${st.size}` })
-        return true
-      }
-      const [start, end] = range.kind === 'part' ? [range.start, range.end] : [0, st.size - 1]
-      const length = end - start + 1
-      if (range.kind === 'part') res.setHeader('content-range', `bytes ${start}-${end}/${st.size}`)
-      res.writeHead(range.kind === 'part' ? 206 : 200, { 'content-length': length })
-      if (req.method === 'HEAD' || length === 0) {
-        res.end()
-        return true
-      }
-      streaming = true
-      const stream = fh.createReadStream({ start, end, autoClose: true, highWaterMark: 256 * 1024 })
-      // A client that goes away ends its response only: the file and any fetch are untouched.
-      await pipeline(stream, res).catch((err: NodeJS.ErrnoException) => {
-        this.log.debug('http.response-cut', { name: file.name, code: err.code })
-      })
-      return true
-    } finally {
-      if (!streaming) await fh.close()
-    }
-  }
-}
-
-/** If-Modified-Since: true when the file (its mtime, whole seconds) is no newer than the client's copy. */
-function notModified (req: IncomingMessage, mtimeMs: number): boolean {
-  const ims = req.headers['if-modified-since']
-  if (ims === undefined) return false
-  const t = Date.parse(ims)
-  return !Number.isNaN(t) && mtimeMs <= t
-}
-
-function plain (res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
-  const body = `${text}\n`
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers })
-  res.end(res.req.method === 'HEAD' ? undefined : body)
-}
-
-function json (res: ServerResponse, req: IncomingMessage, doc: unknown): void {
-  const body = `${JSON.stringify(doc)}\n`
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' })
-  res.end(req.method === 'HEAD' ? undefined : body)
 }

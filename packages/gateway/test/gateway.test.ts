@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { DistswarmError } from '@distswarm/protocol'
 import { contentHashPath, Gateway, GatewayError, LAYOUT_CONF, parseRange, type GatewayInit, type GatewaySource, type ServedFile } from '../src/index.js'
+import { get, raw } from './raw.js'
 
 const blake2b = (d: Buffer): string => createHash('blake2b512').update(d).digest('hex')
 
@@ -87,18 +88,6 @@ async function fixture (init: Partial<GatewayInit> & { gate?: boolean, failFetch
   }
 }
 
-/** Sends raw bytes (no client-side normalisation of the path) and reads the whole answer until the server closes. */
-async function raw (url: string, request: string | Buffer): Promise<{ status: number, text: string }> {
-  const { hostname, port } = new URL(url)
-  const socket = connect(Number(port), hostname)
-  const chunks: Buffer[] = []
-  socket.on('data', (d: Buffer) => chunks.push(d))
-  socket.write(request)
-  await new Promise<void>((resolve) => { socket.on('close', () => resolve()); socket.on('error', () => resolve()) })
-  const text = Buffer.concat(chunks).toString('latin1')
-  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text }
-}
-const get = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`
 
 describe('Gateway options', () => {
   const source: GatewaySource = { local: () => undefined, held: () => false, fetch: async () => { throw new Error('no') }, status: () => ({}) }

@@ -12,7 +12,7 @@ import { DistswarmError, isValidName } from '@distswarm/protocol'
 import { CONTROL_ARGS, defineCommand, UsageError, type IO } from '../command.js'
 import { findControl, withClient } from '../control.js'
 import { formatBytes, formatDuration, movedText } from '../format.js'
-import { gentooMirrorsLine } from '../mirrors.js'
+import { DEFAULT_GATEWAY_URL, gatewayUrl, gentooMirrorsLine } from '../mirrors.js'
 import {
   DOWNLOAD_SUFFIX, makeConfWord, parseDigests, PORTAGE_FETCHCOMMAND, PORTAGE_RESUMECOMMAND, shlexSplit, varexpand
 } from '../portage.js'
@@ -152,23 +152,59 @@ async function agentStatus (control: string): Promise<StatusResult | null> {
 /** The first lines of what portage-config prints: where PORTAGE_RO_DISTDIRS and FETCHCOMMAND point. */
 export const PORTAGE_CONFIG_HEADER = '# distswarm: take distfiles from the LAN swarm first, then the normal download.'
 
+/** Where `--binrepos` output goes: Portage reads every file of this directory. */
+export const BINREPOS_FILE = '/etc/portage/binrepos.conf/distswarm.conf'
+/** Above the local PKGDIR's own builds it never goes; among binrepos, before a remote binhost of the distribution. */
+export const BINREPO_PRIORITY = 10
+
+/**
+ * The binrepos.conf section for the agent's binhost (`/binpkgs/` on its
+ * gateway), with the signing path and the unsigned path explained.
+ */
+export function binreposSection (status: StatusResult | null, unsigned: boolean): string[] {
+  const url = gatewayUrl(status)
+  return [
+    '# distswarm: the binary packages of the LAN\'s trusted builders, from this box\'s agent (its binhost at /binpkgs/).',
+    `# Save as ${BINREPOS_FILE}, then emerge with --getbinpkg (or FEATURES="getbinpkg").`,
+    ...(status === null ? ['# No agent answered: the address below is the default; run distswarm portage-config --binrepos again once it runs.'] : []),
+    ...(url === null ? ['# The agent runs without its HTTP gateway (http = "off"): set http = "127.0.0.1:49740" for the binhost to answer.'] : []),
+    '# Signed path (recommended): each build host signs its gpkg (FEATURES="binpkg-signing", BINPKG_GPG_SIGNING_KEY); every',
+    '#   box imports those public keys into /etc/portage/gnupg (getuto, then gpg --homedir /etc/portage/gnupg --import KEY and',
+    '#   --lsign-key it) and keeps verify-signature = true. distswarm passes gpkg bytes through unchanged, so signatures verify.',
+    '# Unsigned path: builds nobody signed install only with verify-signature = false, which this prints with --unsigned;',
+    '#   keep it to this repo. Trust then rests on binpkg-trust: the agent serves only builds of the keys listed there.',
+    '[distswarm]',
+    `sync-uri = ${(url ?? DEFAULT_GATEWAY_URL).replace(/\/+$/, '')}/binpkgs`,
+    `priority = ${BINREPO_PRIORITY}`,
+    `verify-signature = ${unsigned ? 'false' : 'true'}`
+  ]
+}
+
 export const portageConfigCommand = defineCommand({
   meta: {
     name: 'portage-config',
-    summary: 'print the make.conf lines that make emerge take distfiles from the swarm first',
-    usage: 'distswarm portage-config [--cache-dir DIR] [--control PATH | --config FILE]',
+    summary: 'print the make.conf lines that make emerge take distfiles from the swarm first; with --binrepos, the binrepos.conf section of its binhost',
+    usage: 'distswarm portage-config [--cache-dir DIR] [--binrepos [--unsigned]] [--control PATH | --config FILE]',
     examples: [
       'distswarm portage-config >> /etc/portage/make.conf',
+      `distswarm portage-config --binrepos > ${BINREPOS_FILE}`,
       'distswarm portage-config --config /etc/distswarm/lan.toml   # the agent of that config'
     ]
   },
   args: {
     'cache-dir': { type: 'string', valueName: 'DIR', description: "the agent's cache dir (default: what the running agent says, else the agent's default)" },
+    binrepos: { type: 'boolean', description: `print the binrepos.conf section of the agent's binhost instead (for ${BINREPOS_FILE})` },
+    unsigned: { type: 'boolean', description: 'with --binrepos: verify-signature = false, for builds nobody signed (this repo only)' },
     ...CONTROL_ARGS
   },
   async run ({ values }, io) {
+    if (values.unsigned && !values.binrepos) throw new UsageError('--unsigned goes with --binrepos')
     const control = await findControl(values, io.env)
     const status = await agentStatus(control.path)
+    if (values.binrepos) {
+      io.stdout.write([...binreposSection(status, values.unsigned === true), ''].join('\n'))
+      return 0
+    }
     const reached = status?.cacheDir ?? null
     const cacheDir = values['cache-dir'] ?? reached ?? defaultCacheDir(io.env)
     const prefix = [process.execPath, BIN, 'portage-fetch']
@@ -188,6 +224,7 @@ export const portageConfigCommand = defineCommand({
       `FETCHCOMMAND="${cmd(false)}"`,
       `RESUMECOMMAND="${cmd(true)}"`,
       ...await gentooMirrorsLine(status, io.env),
+      `# Binary packages from the swarm's builders: distswarm portage-config --binrepos > ${BINREPOS_FILE}`,
       ''
     ].join('\n'))
     return 0

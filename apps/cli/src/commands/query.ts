@@ -86,7 +86,7 @@ function percent (done: number, total: number): string {
 export const statusCommand = defineQuery({
   meta: {
     name: 'status',
-    summary: "show this box's agent: identity, network, inventory, cache, transfers in flight, traffic totals",
+    summary: "show this box's agent: identity, network, inventory, cache, builds, transfers in flight, traffic totals",
     usage: 'distswarm status [--control PATH | --config FILE] [--json]',
     examples: ['distswarm status', 'distswarm status --json | jq .traffic', 'distswarm status --json | jq ".transfers[] | {name, bytesDone, size}"']
   },
@@ -108,6 +108,9 @@ export const statusCommand = defineQuery({
       ['inventory', `${s.files} files, ${formatBytes(s.bytes)}`],
       ['cache', cacheLine(s.cache)],
       ['manifests', s.manifest.repos.length ? `${s.manifest.names} distfiles in ${s.manifest.repos.join(' ')}${s.manifest.problems ? `, ${s.manifest.problems} lines skipped` : ''}` : 'none'],
+      // An older agent's status has no builds.
+      ...(s.builds ? [['builds', `${s.builds.local} on this box, ${s.builds.network} on the network, ${s.builds.served} in this box's binhost` +
+        (s.url && s.builds.served ? ` (${s.url}/binpkgs/Packages)` : '')] as [string, string]] : []),
       ['peers', String(s.peers)],
       ['fetches', `${f.completed} done, ${f.failed ? p.red(`${f.failed} failed`) : '0 failed'}, ${f.inFlight} in flight`],
       ['traffic', `${formatBytes(t.servedToPeers)} served to peers, ${formatBytes(t.fetchedFromPeers)} fetched from peers, ` +
