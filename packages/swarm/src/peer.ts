@@ -107,6 +107,7 @@ export class Peer {
       ready: () => this.state === 'ready',
       send: (msg) => this.send(msg),
       sendFrame: (frame) => this.sendFrame(frame),
+      allocFrame: (size) => this.stream.alloc?.(size) ?? Buffer.allocUnsafe(size),
       fail: (code, err) => this.fail(code, err)
     }, init.source, this.limits, this.log)
     this.liveness = new Liveness(init.stream, this.limits.deadAfterMs, {
