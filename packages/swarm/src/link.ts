@@ -51,6 +51,15 @@ function recvBuffer (size: number): Buffer {
 }
 
 /**
+ * Marks the buffer under `bytes` as never to be reused: its record carried
+ * more than one frame (or part of one), so views of it may outlive any one
+ * message. Only a peer breaking the protocol sends such records.
+ */
+export function disown (bytes: Uint8Array): void {
+  recvOut.delete(bytes.buffer as ArrayBuffer)
+}
+
+/**
  * Hands back the buffer under `bytes` (a Data payload a link received) for
  * the next record: call it only when nothing holds those bytes any more
  * (they are written to disk). Bytes from elsewhere are ignored.

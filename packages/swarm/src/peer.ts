@@ -4,6 +4,7 @@ import {
   type DataMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message, type PeerAddress
 } from '@distswarm/protocol'
 import { EntryPool } from './entries.js'
+import { disown } from './link.js'
 import { SwarmError } from './errors.js'
 import { peerLimits, type PeerLimits } from './limits.js'
 import { Liveness } from './liveness.js'
@@ -340,6 +341,8 @@ export class Peer {
       this.fail('BAD_MESSAGE', err as Error)
       return
     }
+    // A data link record is one frame; any other split leaves views of its buffer about, so it is not reused.
+    if (frames.length !== 1 || frames[0]!.byteLength + 4 !== chunk.byteLength) disown(chunk)
     for (const frame of frames) {
       if (this.closed) return
       let msg: Message

@@ -2,7 +2,7 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 import { describe, expect, it, onTestFinished } from 'vitest'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import { createKeyPair } from '../src/index.js'
-import { DataLink, MAX_RECORD } from '../src/link.js'
+import { DataLink, MAX_RECORD, disown, recycle } from '../src/link.js'
 import { DataPath } from '../src/datapath.js'
 import type { SecretStream } from '../src/types.js'
 
@@ -67,6 +67,24 @@ describe('data link', () => {
     expect(atB[1]!.equals(expected)).toBe(true)
     expect(atB[2]!.equals(Buffer.alloc(3 * 1024 * 1024 / 2, 7))).toBe(true)
     expect(atA[0]!.toString()).toBe('back')
+  })
+
+  it('reuses a received buffer once recycled, never one disowned', async () => {
+    const { a, b } = await linkedPair()
+    const got: Buffer[] = []
+    b.on('data', (d: Buffer) => got.push(d))
+    a.write(Buffer.alloc(100_000, 1))
+    await until(() => got.length === 1)
+    recycle(got[0]!)
+    a.write(Buffer.alloc(100_000, 2))
+    await until(() => got.length === 2)
+    expect(got[1]!.buffer).toBe(got[0]!.buffer)
+    expect(got[1]!.equals(Buffer.alloc(100_000, 2))).toBe(true)
+    disown(got[1]!)
+    recycle(got[1]!)
+    a.write(Buffer.alloc(100_000, 3))
+    await until(() => got.length === 3)
+    expect(got[2]!.buffer).not.toBe(got[1]!.buffer)
   })
 
   it('ends the connection at a record that fails its tag', async () => {
