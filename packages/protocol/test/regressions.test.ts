@@ -8,23 +8,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { PROPERTIES, thrown, type FuzzProperty } from './properties.js'
-import { batchSeed, fromJson, loadRegressions, REGRESSIONS_DIR, replay, runProperty, toJson } from './runner.js'
+import { batchSeed, fromJson, loadRegressions, REGRESSIONS_DIR, replay, replayRegressions, runProperty, toJson } from './runner.js'
 
-const byName = new Map(PROPERTIES.map((p) => [p.name, p]))
+replayRegressions(PROPERTIES, REGRESSIONS_DIR)
 
-describe('fuzz regressions', () => {
-  for (const { file, regression } of loadRegressions(REGRESSIONS_DIR)) {
-    it(`${file}: ${regression.property}`, () => {
-      const p = byName.get(regression.property)
-      expect(p, `no property named ${JSON.stringify(regression.property)}`).toBeDefined()
-      replay(p!, regression)
-    })
-  }
-
-  it('property names are unique (a saved case finds its property by name)', () => {
-    expect(byName.size).toBe(PROPERTIES.length)
-  })
-
+describe('the fuzz runner', () => {
   it('a failing run saves its shrunk input, which replays to the same failure', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'distswarm-fuzz-'))
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
