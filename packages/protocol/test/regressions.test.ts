@@ -58,6 +58,29 @@ describe('the fuzz runner', () => {
     expect(Array.from({ length: 3000 }, (_, k) => batchSeed(7, k))).toContain(seed)
   })
 
+  it('an async property (a server, a socket) is awaited: its failure is found, saved, and replays as a rejection', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'distswarm-fuzz-'))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    const slow: FuzzProperty<number> = {
+      group: 'test',
+      name: 'rejects a number above 1000, later',
+      weight: 1,
+      async: true,
+      input: fc.integer({ min: 0, max: 5000 }),
+      check: async (n) => {
+        await new Promise((resolve) => setImmediate(resolve))
+        if (n > 1000) throw new Error('too big')
+      }
+    }
+    expect(String(await runProperty(slow, { seed: 3, runs: 1000, saveDir: dir }).catch((e: unknown) => e))).toMatch(/Got: too big/)
+    const [saved] = loadRegressions(dir)
+    expect(fromJson(saved!.regression.input)).toBe(1001)
+    await expect(replay(slow, saved!.regression)).rejects.toThrow('too big')
+    // The same check run as a sync property would pass every input unawaited: refused instead.
+    const unmarked = { ...slow, async: false }
+    expect(String(await runProperty(unmarked, { seed: 3, runs: 10 }).catch((e: unknown) => e))).toMatch(/returned a promise: mark it async: true/)
+  })
+
   it('toJson keeps what JSON alone loses', () => {
     const value = [Buffer.from([1, 2]), new Uint8Array([3]), -0, NaN, Infinity, undefined, 2n ** 70n, { a: '\ud800', b: [Buffer.alloc(0)] }]
     const back = fromJson(JSON.parse(JSON.stringify(toJson(value)))) as unknown[]
