@@ -173,7 +173,7 @@ export const BINPKG_PROPERTIES: readonly FuzzProperty[] = [
   {
     group: 'BinhostIndex',
     name: 'merges any offered stanzas into one document Portage reads whole: every build once, its own PATH and BUILD_ID, no line a value could add',
-    weight: 4,
+    weight: 2,
     input: fc.tuple(offers, fc.boolean(), fc.integer({ min: 0, max: 2 ** 31 })),
     check: ([list, all, now]: [OfferedBuild[], boolean, number]) => {
       const index = new BinhostIndex({ chost: CHOST, group: CHOST, trust: all ? 'all-members' : TRUSTED, header: { ARCH: 'amd64' } })
