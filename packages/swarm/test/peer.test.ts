@@ -1,9 +1,9 @@
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
-import { decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, type Message, type PeerAddress } from '@distswarm/protocol'
+import { decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, type BuildsMessage, type Message, type PeerAddress } from '@distswarm/protocol'
 import { generateNetworkKey, membershipProof, type SecretStream } from '../src/index.js'
-import { Peer } from '../src/peer.js'
+import { Peer, type PeerInit } from '../src/peer.js'
 import { MemorySource, tempDir, until } from './helpers.js'
 
 /** A stream whose writes back up and never drain: a peer that stops reading. */
@@ -61,12 +61,12 @@ class RecordingStream extends EventEmitter {
   destroy (): void {}
 }
 
-async function readyPeer (source: MemorySource, limits = {}) {
+async function readyPeer (source: MemorySource, limits = {}, init: Partial<PeerInit> = {}) {
   const networkKey = generateNetworkKey()
   const stream = new RecordingStream()
   const peer = new Peer({
     stream: stream as unknown as SecretStream, networkKey, localName: 'victim', source, limits,
-    onReady: () => {}, onInventory: () => {}, onClose: () => {}
+    onReady: () => {}, onInventory: () => {}, onClose: () => {}, ...init
   })
   onTestFinished(() => peer.destroy())
   stream.emit('data', encodeMessage({
@@ -141,5 +141,19 @@ describe('PeerAddresses on a connection', () => {
     stream.emit('data', encodeMessage({ type: 'peer-addresses', addresses }))
     expect(heard).toEqual([addresses])
     peer.destroy()
+  })
+})
+
+describe('Builds on a connection', () => {
+  it('reach onBuilds; an older peer answering UNKNOWN_TYPE to ours does not end the connection', async () => {
+    const heard: BuildsMessage[] = []
+    const { peer, stream } = await readyPeer(new MemorySource(await tempDir()), {}, { onBuilds: (_, msg) => heard.push(msg) })
+    peer.sendBuilds({ reset: true, added: [], removed: [] })
+    expect(stream.sent.at(-1)).toEqual({ type: 'builds', reset: true, added: [], removed: [] })
+    stream.emit('data', encodeMessage({ type: 'error', code: 'UNKNOWN_TYPE', id: 0, message: 'unknown message type' }))
+    expect(peer.state).toBe('ready')
+    const msg: BuildsMessage = { type: 'builds', reset: false, added: [], removed: [randomBytes(64)] }
+    stream.emit('data', encodeMessage(msg))
+    expect(heard).toEqual([msg])
   })
 })
