@@ -84,8 +84,9 @@ function stanzaFor (build: Build, fields: Fields, buildId: number, path: string)
   }
   out.BUILD_ID = String(buildId)
   out.PATH = path
-  // Portage's next run crashes on a stanza without MTIME.
-  out.MTIME = String(build.mtime ?? (Number(fields.BUILD_TIME) || 0))
+  // Portage's next run crashes on a stanza without MTIME, or with one that is not a whole number
+  // (a builder's BUILD_TIME of "-1", "1.5" or "1e400" made "-1", "1.5", "Infinity").
+  out.MTIME = String(build.mtime ?? (/^\d{1,15}$/.test(fields.BUILD_TIME ?? '') ? Number(fields.BUILD_TIME) : 0))
   return out
 }
 

@@ -191,7 +191,10 @@ export class Gateway {
       // Node's own answers to a malformed or oversized request head, or a head that took too long.
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
       this.log.debug('http.client-error', { code: err.code, status })
-      if (socket.writable && !socket.destroyed) socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+      // Only on a socket nothing was written to yet: Node answers some bad requests itself (400 to an
+      // HTTP/1.1 request without Host) and may still report the socket here; a second answer would
+      // follow the first on the wire, a response to no request.
+      if (socket.writable && !socket.destroyed && socket.bytesWritten === 0) socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
       socket.destroySoon()
     })
     server.on('drop', (data?: { remoteAddress?: string }) => this.log.warn('http.connection-dropped', { from: data?.remoteAddress, max: this.maxConnections }))

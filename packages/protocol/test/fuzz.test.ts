@@ -11,59 +11,18 @@
  * DISTSWARM_FUZZ_SEED and DISTSWARM_FUZZ_SAVE=1 for this file. A long run goes
  * in batches of a few seconds, each from a seed of its own (runner.ts); a
  * failure names its batch's seed, and the saved input replays without it.
+ * The same runner fuzzes binpkg's Packages reader and merged index
+ * (packages/binpkg/test/fuzz.test.ts) and the gateway's HTTP handling
+ * (packages/gateway/test/fuzz.test.ts).
  */
-import { afterAll, describe, expect, it } from 'vitest'
-import { writeSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
 import { encodeFrame, FrameDecoder } from '../src/index.js'
-import { expect as fastExpect, expectProtocolError, HEADER, largestAllocation, PROPERTIES, thrown, type FuzzProperty } from './properties.js'
-import { REGRESSIONS_DIR, runProperty } from './runner.js'
+import { expect as fastExpect, expectProtocolError, HEADER, largestAllocation, PROPERTIES, thrown } from './properties.js'
+import { defineFuzzSuite, REGRESSIONS_DIR } from './runner.js'
 
-function envInt (name: string, fallback: number): number {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const n = Number(raw)
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`)
-  return n
-}
+defineFuzzSuite({ title: 'protocol', properties: PROPERTIES, regressionsDir: REGRESSIONS_DIR })
 
-const SEED = envInt('DISTSWARM_FUZZ_SEED', 0x5eed)
-const ASKED = envInt('DISTSWARM_FUZZ_RUNS', 0)
-/** Runs of a property: exactly the number asked for, else 500 times its weight. */
-const runsOf = (p: FuzzProperty): number => ASKED > 0 ? ASKED : 500 * p.weight
-const RUNS = ASKED > 0 ? ASKED : 500
-const SAVE_DIR = process.env.DISTSWARM_FUZZ_SAVE === '1' ? REGRESSIONS_DIR : undefined
-/** A bound on each test that grows with the runs asked for: a long fuzz run is not a timeout. */
-const TIMEOUT = 30_000 + RUNS * 4 * 50
-
-const GROUPS = [...new Set(PROPERTIES.map((p) => p.group))]
-let inputs = 0
-let seconds = 0
-
-afterAll(() => {
-  const rss = process.resourceUsage().maxRSS / 1024
-  console.info(`fuzz: ${inputs} inputs in ${seconds.toFixed(1)} s (${Math.round(inputs / seconds)}/s), seed ${SEED}, peak RSS of this worker ${rss.toFixed(0)} MiB`)
-})
-
-describe(`fuzz (seed ${SEED}, ${ASKED > 0 ? ASKED : '500 × weight'} runs a property; DISTSWARM_FUZZ_SEED / DISTSWARM_FUZZ_RUNS to change)`, () => {
-  for (const group of GROUPS) {
-    describe(group, () => {
-      for (const p of PROPERTIES.filter((x) => x.group === group)) {
-        it(p.name, async () => {
-          // A long run says how far it got, every 100 000 inputs; straight to stderr, as vitest
-          // holds a test's console output until the event loop turns, which a property never lets it.
-          const progress = ASKED >= 100_000
-            ? (n: number, ms: number): void => { writeSync(2, `fuzz: ${p.name}: ${n} inputs, ${Math.round(n / (ms / 1000))}/s, RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB\n`) }
-            : undefined
-          const r = await runProperty(p, { seed: SEED, runs: runsOf(p), saveDir: SAVE_DIR, progress })
-          inputs += r.runs
-          seconds += r.ms / 1000
-          const rss = process.memoryUsage().rss / 2 ** 20
-          if (ASKED > 0) console.info(`fuzz: ${p.name}: ${r.runs} inputs (${r.skipped} skipped) in ${(r.ms / 1000).toFixed(1)} s, ${Math.round(r.runs / (r.ms / 1000))}/s, seed ${SEED}, RSS ${rss.toFixed(0)} MiB`)
-        }, TIMEOUT)
-      }
-    })
-  }
-
+describe('fuzz helpers', () => {
   it('refuses a 4 GiB length header without allocating for it', () => {
     const dec = new FrameDecoder()
     const allocated = largestAllocation(() => {

@@ -16,16 +16,9 @@ import {
   MAX_BUILDS_BATCH, MAX_HASH_PIECES, MAX_NAME_BYTES, MAX_PEER_ADDRESSES, MAX_PIECE_SIZE, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, nameProblem, PIECE_HASH_BYTES, parseHexDigest, ProtocolError, toHex,
   type ErrorCodeName, type FileEntry, type Message
 } from '../src/index.js'
+import type { FuzzProperty } from './runner.js'
 
-/** One fuzzed property: inputs drawn from `input`, each given to `check`, which throws on a broken contract. */
-export interface FuzzProperty<T = any> {
-  group: string
-  name: string
-  /** Runs relative to the others in the default (short) run: the larger input spaces get more. */
-  weight: number
-  input: fc.Arbitrary<T>
-  check: (input: T) => void
-}
+export type { FuzzProperty }
 
 /**
  * vitest's expect for the matchers these properties use, with a fast path:

@@ -8,23 +8,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { PROPERTIES, thrown, type FuzzProperty } from './properties.js'
-import { batchSeed, fromJson, loadRegressions, REGRESSIONS_DIR, replay, runProperty, toJson } from './runner.js'
+import { batchSeed, fromJson, loadRegressions, REGRESSIONS_DIR, replay, replayRegressions, runProperty, toJson } from './runner.js'
 
-const byName = new Map(PROPERTIES.map((p) => [p.name, p]))
+replayRegressions(PROPERTIES, REGRESSIONS_DIR)
 
-describe('fuzz regressions', () => {
-  for (const { file, regression } of loadRegressions(REGRESSIONS_DIR)) {
-    it(`${file}: ${regression.property}`, () => {
-      const p = byName.get(regression.property)
-      expect(p, `no property named ${JSON.stringify(regression.property)}`).toBeDefined()
-      replay(p!, regression)
-    })
-  }
-
-  it('property names are unique (a saved case finds its property by name)', () => {
-    expect(byName.size).toBe(PROPERTIES.length)
-  })
-
+describe('the fuzz runner', () => {
   it('a failing run saves its shrunk input, which replays to the same failure', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'distswarm-fuzz-'))
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
@@ -68,6 +56,29 @@ describe('fuzz regressions', () => {
     expect(err).toMatch(/batch [1-9]/)
     expect(seed).not.toBe(7)
     expect(Array.from({ length: 3000 }, (_, k) => batchSeed(7, k))).toContain(seed)
+  })
+
+  it('an async property (a server, a socket) is awaited: its failure is found, saved, and replays as a rejection', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'distswarm-fuzz-'))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    const slow: FuzzProperty<number> = {
+      group: 'test',
+      name: 'rejects a number above 1000, later',
+      weight: 1,
+      async: true,
+      input: fc.integer({ min: 0, max: 5000 }),
+      check: async (n) => {
+        await new Promise((resolve) => setImmediate(resolve))
+        if (n > 1000) throw new Error('too big')
+      }
+    }
+    expect(String(await runProperty(slow, { seed: 3, runs: 1000, saveDir: dir }).catch((e: unknown) => e))).toMatch(/Got: too big/)
+    const [saved] = loadRegressions(dir)
+    expect(fromJson(saved!.regression.input)).toBe(1001)
+    await expect(replay(slow, saved!.regression)).rejects.toThrow('too big')
+    // The same check run as a sync property would pass every input unawaited: refused instead.
+    const unmarked = { ...slow, async: false }
+    expect(String(await runProperty(unmarked, { seed: 3, runs: 10 }).catch((e: unknown) => e))).toMatch(/returned a promise: mark it async: true/)
   })
 
   it('toJson keeps what JSON alone loses', () => {

@@ -1,14 +1,31 @@
 /**
  * Runs a FuzzProperty at any scale, and keeps what a failure found: the
- * shrunk input is saved as a JSON regression case that regressions.test.ts
- * replays on every `npm test`, whatever the seed or the arbitraries become.
+ * shrunk input is saved as a JSON regression case that the suite's
+ * regressions test replays on every `npm test`, whatever the seed or the
+ * arbitraries become. Shared by every package's fuzz suite (the protocol's,
+ * binpkg's, the gateway's): defineFuzzSuite and replayRegressions.
  */
 import { createHash } from 'node:crypto'
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import fc from 'fast-check'
-import type { FuzzProperty } from './properties.js'
+import { afterAll, describe, expect, it } from 'vitest'
+
+/**
+ * One fuzzed property: inputs drawn from `input`, each given to `check`,
+ * which throws (or rejects, with `async`) on a broken contract.
+ */
+export interface FuzzProperty<T = any> {
+  group: string
+  name: string
+  /** Runs relative to the others in the default (short) run: the larger input spaces get more. */
+  weight: number
+  input: fc.Arbitrary<T>
+  /** True when `check` returns a promise (a real server, a socket): run as fast-check's asyncProperty. */
+  async?: boolean
+  check: (input: T) => void | Promise<void>
+}
 
 /** Where saved regression cases live, committed with the tests. */
 export const REGRESSIONS_DIR = fileURLToPath(new URL('./regressions/', import.meta.url))
@@ -68,13 +85,22 @@ export function loadRegressions (dir: string): Array<{ file: string, regression:
   return names.map((file) => ({ file, regression: JSON.parse(readFileSync(join(dir, file), 'utf8')) as Regression }))
 }
 
-/** Runs a saved input through its property's check: throws as the check does. An input a precondition skips passes. */
-export function replay (p: FuzzProperty, r: Regression): void {
+/** Runs a saved input through its property's check: throws (or rejects) as the check does. An input a precondition skips passes. */
+export function replay (p: FuzzProperty, r: Regression): void | Promise<void> {
+  const unlessSkipped = (err: unknown): void => { if (!fc.PreconditionFailure.isFailure(err)) throw err }
+  let result: void | Promise<void>
   try {
-    p.check(fromJson(r.input))
+    result = p.check(fromJson(r.input))
   } catch (err) {
-    if (fc.PreconditionFailure.isFailure(err)) return
-    throw err
+    return unlessSkipped(err)
+  }
+  if (result instanceof Promise) return result.catch(unlessSkipped)
+}
+
+/** A sync property's check, refusing a promise: fast-check would take it for a pass without awaiting it. */
+function syncCheck (p: FuzzProperty): (input: unknown) => void {
+  return (input) => {
+    if (p.check(input) instanceof Promise) throw new Error(`property ${JSON.stringify(p.name)} returned a promise: mark it async: true`)
   }
 }
 
@@ -114,23 +140,26 @@ export async function runProperty (p: FuzzProperty, opts: {
 }): Promise<RunResult> {
   const started = performance.now()
   const every = opts.progressEvery ?? 100_000
-  const property = fc.property(p.input, (input) => { p.check(input) })
+  const check = p.async === true ? null : syncCheck(p)
   let runs = 0
   let skipped = 0
   for (let k = 0; runs < opts.runs; k++) {
     const seed = batchSeed(opts.seed, k)
-    const details = fc.check(property, { seed, numRuns: opts.runs - runs, interruptAfterTimeLimit: opts.batchMs ?? BATCH_MS, markInterruptAsFailure: false })
+    const params = { seed, numRuns: opts.runs - runs, interruptAfterTimeLimit: opts.batchMs ?? BATCH_MS, markInterruptAsFailure: false }
+    const details = check === null
+      ? await fc.check(fc.asyncProperty(p.input, async (input) => { await p.check(input) }), params)
+      : fc.check(fc.property(p.input, check), params)
     // A batch cut before its first input ends as "failed" with nothing to show: not a failure.
     if (details.failed && !(details.interrupted && details.counterexample === null)) {
       let saved = ''
+      const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)
       if (opts.saveDir !== undefined && details.counterexample !== null) {
-        const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)
         const file = saveRegression(opts.saveDir, {
           property: p.name, seed, path: details.counterexamplePath, error: error.slice(0, 2000), input: toJson(details.counterexample[0])
         })
         saved = `\nfailing input saved as ${file} (a regression case npm test replays)`
       }
-      throw new Error(`after ${runs} inputs of run seed ${opts.seed}, batch ${k}: ${fc.defaultReportMessage(details) ?? 'property failed'}${saved}`)
+      throw new Error(`after ${runs} inputs of run seed ${opts.seed}, batch ${k}: ${fc.defaultReportMessage(details) ?? 'property failed'}\nGot: ${error.slice(0, 2000)}${saved}`)
     }
     const before = runs
     runs += details.numRuns
@@ -139,4 +168,77 @@ export async function runProperty (p: FuzzProperty, opts: {
     await new Promise<void>((resolve) => setImmediate(resolve))
   }
   return { runs, skipped, ms: performance.now() - started }
+}
+
+function envInt (name: string, fallback: number): number {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const n = Number(raw)
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`)
+  return n
+}
+
+/**
+ * The vitest suite of a package's fuzzed properties, one test each, grouped.
+ * By default each property runs 500 inputs times its weight (a few seconds
+ * in all, for `npm test`). `npm run fuzz -- --runs N [--seed S]` sets
+ * DISTSWARM_FUZZ_RUNS (every property runs exactly that many, with progress
+ * every 100 000), DISTSWARM_FUZZ_SEED and DISTSWARM_FUZZ_SAVE=1 (a failing
+ * input is saved under `regressionsDir`, which replayRegressions replays).
+ */
+export function defineFuzzSuite (opts: { title: string, properties: readonly FuzzProperty[], regressionsDir: string }): void {
+  const seed = envInt('DISTSWARM_FUZZ_SEED', 0x5eed)
+  const asked = envInt('DISTSWARM_FUZZ_RUNS', 0)
+  /** Runs of a property: exactly the number asked for, else 500 times its weight. */
+  const runsOf = (p: FuzzProperty): number => asked > 0 ? asked : 500 * p.weight
+  const saveDir = process.env.DISTSWARM_FUZZ_SAVE === '1' ? opts.regressionsDir : undefined
+  /** A bound on each test that grows with the runs asked for: a long fuzz run is not a timeout. */
+  const timeout = 30_000 + (asked > 0 ? asked : 500) * 4 * 50
+  let inputs = 0
+  let seconds = 0
+
+  afterAll(() => {
+    if (inputs === 0) return
+    const rss = process.resourceUsage().maxRSS / 1024
+    console.info(`fuzz: ${opts.title}: ${inputs} inputs in ${seconds.toFixed(1)} s (${Math.round(inputs / seconds)}/s), seed ${seed}, peak RSS of this worker ${rss.toFixed(0)} MiB`)
+  })
+
+  describe(`fuzz ${opts.title} (seed ${seed}, ${asked > 0 ? asked : '500 × weight'} runs a property; DISTSWARM_FUZZ_SEED / DISTSWARM_FUZZ_RUNS to change)`, () => {
+    for (const group of new Set(opts.properties.map((p) => p.group))) {
+      describe(group, () => {
+        for (const p of opts.properties.filter((x) => x.group === group)) {
+          it(p.name, async () => {
+            // A long run says how far it got, every 100 000 inputs; straight to stderr, as vitest
+            // holds a test's console output until the event loop turns, which a sync property never lets it.
+            const progress = asked >= 100_000
+              ? (n: number, ms: number): void => { writeSync(2, `fuzz: ${p.name}: ${n} inputs, ${Math.round(n / (ms / 1000))}/s, RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB\n`) }
+              : undefined
+            const r = await runProperty(p, { seed, runs: runsOf(p), saveDir, progress })
+            inputs += r.runs
+            seconds += r.ms / 1000
+            const rss = process.memoryUsage().rss / 2 ** 20
+            if (asked > 0) console.info(`fuzz: ${p.name}: ${r.runs} inputs (${r.skipped} skipped) in ${(r.ms / 1000).toFixed(1)} s, ${Math.round(r.runs / (r.ms / 1000))}/s, seed ${seed}, RSS ${rss.toFixed(0)} MiB`)
+          }, timeout)
+        }
+      })
+    }
+  })
+}
+
+/** Replays every input a fuzz run saved under `dir` against its property, found by name (names must be unique). */
+export function replayRegressions (properties: readonly FuzzProperty[], dir: string): void {
+  const byName = new Map(properties.map((p) => [p.name, p]))
+  describe('fuzz regressions', () => {
+    for (const { file, regression } of loadRegressions(dir)) {
+      it(`${file}: ${regression.property}`, async () => {
+        const p = byName.get(regression.property)
+        expect(p, `no property named ${JSON.stringify(regression.property)}`).toBeDefined()
+        await replay(p!, regression)
+      })
+    }
+
+    it('property names are unique (a saved case finds its property by name)', () => {
+      expect(byName.size).toBe(properties.length)
+    })
+  })
 }

@@ -37,8 +37,8 @@ export interface DiscoveryInit {
 /**
  * The hyperswarm side of the swarm: the DHT node, the topic joined as client
  * and server, rediscovery on a doubling timer, and a periodic check that the
- * DHT still lists us (re-announcing when it does not) and that the bootstrap
- * nodes answer (a problem when one does not).
+ * DHT still lists us (re-announcing when it does not), that the bootstrap
+ * nodes answer (a problem when one does not) and that no ban outlives its end.
  */
 export class Discovery {
   private readonly init: DiscoveryInit
@@ -125,9 +125,29 @@ export class Discovery {
   private watchAnnouncement (): void {
     if (this.stopped) return
     this.announcementTimer = setTimeout(() => {
+      this.liftEndedBans()
       void Promise.all([this.reannounceIfForgotten(), this.checkBootstrap()]).finally(() => this.watchAnnouncement())
     }, ANNOUNCEMENT_CHECK_MS)
     this.announcementTimer.unref()
+  }
+
+  /**
+   * Hyperswarm marks a key that our firewall refused as banned, and never
+   * clears that mark itself: a ban of ten minutes would last until restart.
+   * A peer whose ban has ended is let in again here, and we look for peers
+   * at once so that the two meet.
+   */
+  private liftEndedBans (): void {
+    let lifted = 0
+    for (const peer of this.hyperswarm?.peers.values() ?? []) {
+      if (peer.banned && !this.init.firewall(peer.publicKey)) {
+        peer.ban(false)
+        lifted++
+      }
+    }
+    if (lifted === 0 || this.stopped) return
+    this.log.info('swarm.ban-lifted', { peers: lifted })
+    this.session?.refresh({ client: true, server: true }).catch((err: Error) => this.log.debug('swarm.rediscovery-failed', { why: err.message }))
   }
 
   private async reannounceIfForgotten (): Promise<void> {

@@ -70,6 +70,8 @@ declare module 'hyperswarm' {
     readonly dht: HyperDHT
     readonly keyPair: KeyPair
     readonly connections: Set<unknown>
+    /** Every peer it knows, by hex public key; `banned` once its firewall refused the key, until ban(false). */
+    readonly peers: Map<string, { readonly publicKey: Buffer, readonly banned: boolean, ban: (banned: boolean) => void }>
     join (topic: Buffer, opts?: { server?: boolean, client?: boolean }): PeerDiscovery
     leave (topic: Buffer): Promise<void>
     flush (): Promise<void>
