@@ -5,7 +5,7 @@
 import type { FileHandle } from 'node:fs/promises'
 import { open } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { pipeline } from 'node:stream/promises'
+import type { Readable } from 'node:stream'
 import type { Logger } from '@distswarm/protocol'
 import { parseRange } from './range.js'
 
@@ -52,7 +52,6 @@ export async function serveFile (req: IncomingMessage, res: ServerResponse, file
     log.debug('http.open-failed', { path: file.path, code: (err as NodeJS.ErrnoException).code })
     return false
   }
-  let streaming = false
   try {
     const st = await fh.stat()
     if (!st.isFile() || st.size !== file.size) {
@@ -84,14 +83,38 @@ export async function serveFile (req: IncomingMessage, res: ServerResponse, file
       res.end()
       return true
     }
-    streaming = true
-    const stream = fh.createReadStream({ start, end, autoClose: true, highWaterMark: 256 * 1024 })
-    // A client that goes away ends its response only: the file and any fetch are untouched.
-    await pipeline(stream, res).catch((err: NodeJS.ErrnoException) => {
-      log.debug('http.response-cut', { name: file.name, code: err.code })
-    })
+    const stream = fh.createReadStream({ start, end, autoClose: false, highWaterMark: 256 * 1024 })
+    await streamTo(stream, req, res, (err) => { log.debug('http.response-cut', { name: file.name, code: err.code }) })
     return true
   } finally {
-    if (!streaming) await fh.close()
+    await fh.close()
+  }
+}
+
+/**
+ * Streams `from` into `res` until it is read whole, fails, or the client is
+ * gone, then stops it; the caller closes the file. Not stream.pipeline: a
+ * response queued behind a pipelined request never emits 'close' when its
+ * socket dies, so a pipeline over it never settles and its file stays open.
+ * A client that goes away ends its response only: the file and any fetch are untouched.
+ */
+async function streamTo (from: Readable, req: IncomingMessage, res: ServerResponse, onCut: (err: NodeJS.ErrnoException) => void): Promise<void> {
+  const socket = req.socket
+  if (socket.destroyed) return void from.destroy()
+  let settle = (): void => {}
+  const settled = new Promise<void>((resolve) => { settle = resolve })
+  const cut = (err: NodeJS.ErrnoException): void => { onCut(err); settle() }
+  const gone = (): void => { cut(Object.assign(new Error('client gone'), { code: 'ECONNRESET' })) }
+  from.once('end', settle).once('error', cut)
+  res.once('close', gone).once('error', cut)
+  socket.once('close', gone)
+  from.pipe(res)
+  try {
+    await settled
+  } finally {
+    socket.off('close', gone)
+    res.off('close', gone).off('error', cut)
+    from.unpipe(res)
+    from.destroy()
   }
 }
