@@ -4,6 +4,9 @@ import { BLAKE2B_BYTES, MAX_NAME_BYTES, SHA512_BYTES, type FileEntry } from '@di
 /** Bytes of one slot's digests: BLAKE2B, then SHA512 (zeros and a flag when the holder does not know it). */
 const DIGESTS = BLAKE2B_BYTES + SHA512_BYTES
 const FIRST_CAPACITY = 1024
+/** Slots per buffer of digests (256 KiB): the digests never move, and growing frees no large buffer, which would raise glibc's mmap threshold and leave the heap fragmented. */
+const CHUNK_SLOTS = 2048
+const CHUNK_SHIFT = 11
 /** Bookkeeping of one distinct entry besides its name and digests (size, name offset and length, counts, two hash-table cells at half load). */
 const SLOT_OVERHEAD = 8 + 4 + 1 + 4 + 4 + 16
 /** Longest probe sequence tolerated before the hash tables are keyed afresh (random digests rarely probe past 20 at half load). */
@@ -131,7 +134,7 @@ export class EntryPool {
   /** Slots ever used; freed ones below it are on the free list. */
   private high = 0
   private free: number[] = []
-  private digests = Buffer.alloc(FIRST_CAPACITY * DIGESTS)
+  private readonly digestChunks: Buffer[] = []
   private sizes = new Float64Array(FIRST_CAPACITY)
   private hasSha = new Uint8Array(FIRST_CAPACITY)
   private refs = new Uint32Array(FIRST_CAPACITY)
@@ -155,6 +158,9 @@ export class EntryPool {
   private liveBytes = 0
   /** Every peer's inventory over this pool. */
   readonly members = new Set<PeerFiles>()
+  /** Bumped when a slot is made or freed: the last lookup (every peer's, for one query) is reused until then. */
+  private version = 0
+  private lastLookup = { key: '', byName: false, version: -1, slots: [] as number[] }
   /** Budget of the distinct entries' memory (see PeerLimits.maxPoolBytes); enforce() holds the pool to it. */
   readonly maxBytes: number
 
@@ -227,6 +233,7 @@ export class EntryPool {
     this.namesGarbage += this.nameLen[slot]!
     this.liveBytes -= DIGESTS + this.nameLen[slot]! + SLOT_OVERHEAD
     this.live--
+    this.version++
     this.free.push(slot)
   }
 
@@ -251,6 +258,22 @@ export class EntryPool {
     return keyedHash(this.key, this.digestWords, this.digestBytes, BLAKE2B_BYTES)
   }
 
+  /** slotsOf a hex digest (anything else finds nothing); the same query for every peer is looked up once. */
+  slotsOfHex (hex: string): number[] {
+    return this.remembered(hex, false, () => hex.length === 2 * BLAKE2B_BYTES ? this.slotsOf(Buffer.from(hex, 'hex')) : [])
+  }
+
+  /** slotsNamed, the same query for every peer looked up once. */
+  slotsNamedOnce (name: string): number[] {
+    return this.remembered(name, true, () => this.slotsNamed(name))
+  }
+
+  private remembered (key: string, byName: boolean, find: () => number[]): number[] {
+    const last = this.lastLookup
+    if (last.key !== key || last.byName !== byName || last.version !== this.version) this.lastLookup = { key, byName, version: this.version, slots: find() }
+    return this.lastLookup.slots
+  }
+
   /** Slots of entries named `name`. */
   slotsNamed (name: string): number[] {
     const n = this.scratch.write(name, 0, 'utf8')
@@ -262,12 +285,13 @@ export class EntryPool {
 
   /** The entry in a slot, as a new object that owns copies of its bytes (a slot is reused once freed). */
   entry (slot: number): FileEntry {
-    const at = slot * DIGESTS
+    const digests = this.digestChunks[slot >>> CHUNK_SHIFT]!
+    const at = (slot & (CHUNK_SLOTS - 1)) * DIGESTS
     return {
       name: this.names.toString('utf8', this.nameAt[slot]!, this.nameAt[slot]! + this.nameLen[slot]!),
       size: this.sizes[slot]!,
-      blake2b: Buffer.from(this.digests.subarray(at, at + BLAKE2B_BYTES)),
-      sha512: this.hasSha[slot] === 1 ? Buffer.from(this.digests.subarray(at + BLAKE2B_BYTES, at + DIGESTS)) : Buffer.alloc(0)
+      blake2b: Buffer.from(digests.subarray(at, at + BLAKE2B_BYTES)),
+      sha512: this.hasSha[slot] === 1 ? Buffer.from(digests.subarray(at + BLAKE2B_BYTES, at + DIGESTS)) : Buffer.alloc(0)
     }
   }
 
@@ -277,13 +301,14 @@ export class EntryPool {
   }
 
   sameDigest (slot: number, digest: Buffer): boolean {
-    return this.digests.compare(digest, 0, BLAKE2B_BYTES, slot * DIGESTS, slot * DIGESTS + BLAKE2B_BYTES) === 0
+    const at = (slot & (CHUNK_SLOTS - 1)) * DIGESTS
+    return this.digestChunks[slot >>> CHUNK_SHIFT]!.compare(digest, 0, BLAKE2B_BYTES, at, at + BLAKE2B_BYTES) === 0
   }
 
   private sameSha (slot: number, sha512: Buffer): boolean {
     if (sha512.byteLength === 0) return this.hasSha[slot] === 0
-    const at = slot * DIGESTS + BLAKE2B_BYTES
-    return this.hasSha[slot] === 1 && this.digests.compare(sha512, 0, SHA512_BYTES, at, at + SHA512_BYTES) === 0
+    const at = (slot & (CHUNK_SLOTS - 1)) * DIGESTS + BLAKE2B_BYTES
+    return this.hasSha[slot] === 1 && this.digestChunks[slot >>> CHUNK_SHIFT]!.compare(sha512, 0, SHA512_BYTES, at, at + SHA512_BYTES) === 0
   }
 
   private sameName (slot: number, name: Buffer, len: number): boolean {
@@ -299,10 +324,12 @@ export class EntryPool {
       if (this.high === this.capacity) this.grow()
       slot = this.high++
     }
-    const at = slot * DIGESTS
-    digest.copy(this.digests, at)
+    if ((slot >>> CHUNK_SHIFT) === this.digestChunks.length) this.digestChunks.push(Buffer.allocUnsafeSlow(CHUNK_SLOTS * DIGESTS))
+    const digests = this.digestChunks[slot >>> CHUNK_SHIFT]!
+    const at = (slot & (CHUNK_SLOTS - 1)) * DIGESTS
+    digest.copy(digests, at)
     if (e.sha512.byteLength === SHA512_BYTES) {
-      Buffer.from(e.sha512.buffer, e.sha512.byteOffset, SHA512_BYTES).copy(this.digests, at + BLAKE2B_BYTES)
+      Buffer.from(e.sha512.buffer, e.sha512.byteOffset, SHA512_BYTES).copy(digests, at + BLAKE2B_BYTES)
       this.hasSha[slot] = 1
     } else {
       this.hasSha[slot] = 0
@@ -318,6 +345,7 @@ export class EntryPool {
     this.byDigest.insert(slot)
     this.byName.insert(slot)
     this.live++
+    this.version++
     this.liveBytes += DIGESTS + nameBytes + SLOT_OVERHEAD
     // A probe run this long means crafted input or a bad key: key afresh.
     if (this.byDigest.longest > MAX_PROBE || this.byName.longest > MAX_PROBE) this.rekey()
@@ -333,7 +361,8 @@ export class EntryPool {
     this.key = newKey()
     const live = [...this.liveSlots()]
     for (const s of live) {
-      this.digestHash[s] = this.hashDigest(this.digests.subarray(s * DIGESTS, s * DIGESTS + BLAKE2B_BYTES))
+      const at = (s & (CHUNK_SLOTS - 1)) * DIGESTS
+      this.digestHash[s] = this.hashDigest(this.digestChunks[s >>> CHUNK_SHIFT]!.subarray(at, at + BLAKE2B_BYTES))
       this.names.copy(this.scratch, 0, this.nameAt[s]!, this.nameAt[s]! + this.nameLen[s]!)
       this.nameHash[s] = keyedHash(this.key, this.scratchWords, this.scratch, this.nameLen[s]!)
     }
@@ -341,12 +370,9 @@ export class EntryPool {
     this.byName.rebuild(this.byName.cells.length, live)
   }
 
-  /** Grows every per-slot array by half (allocUnsafeSlow / typed arrays: pages not yet written cost no memory). */
+  /** Grows every per-slot array but the digests by half. */
   private grow (): void {
     const cap = Math.ceil(this.capacity * 1.5)
-    const digests = Buffer.allocUnsafeSlow(cap * DIGESTS)
-    this.digests.copy(digests, 0, 0, this.high * DIGESTS)
-    this.digests = digests
     const more = <T extends Float64Array | Uint8Array | Uint32Array>(a: T, make: (n: number) => T): T => { const b = make(cap); b.set(a); return b }
     this.sizes = more(this.sizes, (n) => new Float64Array(n))
     this.hasSha = more(this.hasSha, (n) => new Uint8Array(n))
@@ -450,17 +476,17 @@ export class PeerFiles {
   }
 
   get (hex: string): FileEntry | undefined {
-    const slot = hex.length === 2 * BLAKE2B_BYTES ? this.slotOf(Buffer.from(hex, 'hex')) : NO_SLOT
-    return slot === NO_SLOT ? undefined : this.pool.entry(slot)
+    const slot = this.pool.slotsOfHex(hex).find((s) => this.holds(s))
+    return slot === undefined ? undefined : this.pool.entry(slot)
   }
 
   has (hex: string): boolean {
-    return hex.length === 2 * BLAKE2B_BYTES && this.slotOf(Buffer.from(hex, 'hex')) !== NO_SLOT
+    return this.pool.slotsOfHex(hex).some((s) => this.holds(s))
   }
 
   /** The entries of this name held (usually one). */
   named (name: string): FileEntry[] {
-    return this.pool.slotsNamed(name).filter((s) => this.holds(s)).map((s) => this.pool.entry(s))
+    return this.pool.slotsNamedOnce(name).filter((s) => this.holds(s)).map((s) => this.pool.entry(s))
   }
 
   * values (): IterableIterator<FileEntry> {

@@ -35,7 +35,7 @@ function floodBatch (from: number): FileEntry[] {
 async function flood (port: number, networkKey: Buffer, wanted?: Buffer): Promise<{ entries: number, requests: number, cutOff: boolean }> {
   const socket = connect({ host: '127.0.0.1', port })
   const stream = new NoiseSecretStream(true, socket, { keyPair: createKeyPair() })
-  onTestFinished(() => stream.destroy())
+  onTestFinished(() => { stream.destroy() })
   stream.on('error', () => {})
   stream.on('data', () => {}) // it reads whatever it is sent: only its own sending is hostile
   let closed = false
