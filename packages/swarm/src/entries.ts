@@ -384,9 +384,28 @@ export class EntryPool {
     this.capacity = cap
   }
 
-  /** Copies the live names into a new buffer with as much room again: compacts them after many were freed, grows it otherwise. */
+  /**
+   * Makes room for a name of `need` bytes: compacts the names in place when
+   * a quarter of the buffer is names no longer used (nothing allocated or
+   * freed, so peers cut off and replaced do not grow it), else copies the
+   * live ones into a new buffer with as much room again.
+   */
   private makeNameRoom (need: number): void {
     const used = this.namesEnd - this.namesGarbage
+    if (this.namesGarbage * 4 >= this.names.byteLength && used + need <= this.names.byteLength) {
+      // In order of position, each name moves down (copy within a buffer is a memmove).
+      const live = [...this.liveSlots()].sort((x, y) => this.nameAt[x]! - this.nameAt[y]!)
+      let end = 0
+      for (const s of live) {
+        const at = this.nameAt[s]!
+        if (at !== end) this.names.copy(this.names, end, at, at + this.nameLen[s]!)
+        this.nameAt[s] = end
+        end += this.nameLen[s]!
+      }
+      this.namesEnd = end
+      this.namesGarbage = 0
+      return
+    }
     const names = Buffer.allocUnsafeSlow(Math.max(FIRST_CAPACITY * 32, 2 * (used + need)))
     let end = 0
     for (const s of this.liveSlots()) {
