@@ -140,7 +140,8 @@ describe('distswarm for people and scripts', () => {
     const net = await localNet()
     const seed = await net.dirs('seeder')
     await writeRandomFile(join(seed.distdir, 'slow-1.tar.xz'), 8 * MiB)
-    const [seeder, box] = await Promise.all([net.startAgent({ name: 'seeder' }), net.startAgent({ name: 'box' })])
+    // The seeder is frozen for seconds below: --dead-peer-ms keeps the box from taking it for dead (over TCP too, since pings tell).
+    const [seeder, box] = await Promise.all([net.startAgent({ name: 'seeder' }), net.startAgent({ name: 'box', args: ['--dead-peer-ms', '120000'] })])
     await waitFor(async () => (await cli(['where', 'slow-1.tar.xz', '--control', box.control])).code === 0, 30_000, 'box to see the file')
 
     // The seeder holds still: the transfer stays in flight, at 0 bytes, until it goes on.

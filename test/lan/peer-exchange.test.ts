@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PeerInfo } from '@distswarm/agent'
-import { cliJson, waitFor } from '../harness.js'
+import { cli, cliJson, waitFor } from '../harness.js'
 import { distfile } from '../gentoo.js'
 import { fetchVia, LAB, lab, SLOW, newNetworkKey, skipped } from './lab.js'
 
@@ -20,6 +20,11 @@ describe.skipIf(!LAB.ok)(`peer exchange${skipped(LAB.reason)}`, () => {
     const atNas = await cliJson<PeerInfo[]>(['peers', '--control', nas!.control])
     expect(atNas.map((p) => p.name).sort()).toEqual(['buildhost', 'laptop'])
     expect(atNas.find((p) => p.name === 'laptop')!.address).toMatch(/^10\.77\.0\.11:/)
+    // TCP connections, no UDX to measure them: the round-trip time comes from pings (issue 15, item 7)
+    expect(atNas.every((p) => p.path === 'tcp')).toBe(true)
+    await waitFor(async () => (await cliJson<PeerInfo[]>(['peers', '--control', nas!.control])).every((p) => typeof p.rttMs === 'number' && typeof p.clockOffsetMs === 'number'), 15_000, 'round-trip times to both')
+    const table = await cli(['peers', '--control', nas!.control])
+    expect(table.stdout).not.toMatch(/^(buildhost|laptop) .* - +0 /m)
 
     // The box everyone knew leaves: the others keep each other, and the file on laptop reaches nas.
     await buildhost.stop()

@@ -37,16 +37,17 @@ describe('where a command finds the agent', () => {
       const t = testIO()
       expect(await run([...cmd, '--config', config, '--json'], t.io), `${cmd.join(' ')}: ${t.err()}`).toBe(0)
     }
-    expect(inFile.requests.map((r) => r.method)).toEqual(['peers', 'status', 'ls'])
+    // peers asks for the status too (its problems)
+    expect(inFile.requests.map((r) => r.method)).toEqual(['peers', 'status', 'status', 'ls'])
     // DISTSWARM_CONFIG names the file as --config does
     expect(await run(['peers'], testIO({ DISTSWARM_CONFIG: config }).io)).toBe(0)
-    expect(inFile.requests).toHaveLength(4)
+    expect(inFile.requests).toHaveLength(6)
 
     const flagged = await fakeAgent(answerStatus())
     expect(await run(['peers', '--config', config, '--control', flagged.path], testIO().io)).toBe(0)
     expect(await run(['peers', '--config', config], testIO({ DISTSWARM_CONTROL: flagged.path }).io)).toBe(0)
-    expect(flagged.requests).toHaveLength(2)
-    expect(inFile.requests).toHaveLength(4)
+    expect(flagged.requests).toHaveLength(4)
+    expect(inFile.requests).toHaveLength(6)
   })
 
   it('a config file that is missing or names no usable socket is a configuration error (exit 2), named', async () => {
@@ -169,6 +170,23 @@ describe('what commands print', () => {
     const q = testIO()
     expect(await run(['status', '--control', quiet.path], q.io)).toBe(0)
     expect(q.out()).not.toMatch(/^problems$/m)
+  })
+
+  it('peers lists them too, under the peers (or "no peers"); --json is the list of peers alone, as before', async () => {
+    const problem = { at: new Date().toISOString(), event: 'static-peer.unreachable', address: '10.77.0.10:49739', cause: 'connection refused: nothing listens there (a wrong --peer port, or its agent is not running)', count: 2 }
+    const agent = await fakeAgent(answerStatus({ ...STATUS, problems: [problem] }))
+    const t = testIO()
+    expect(await run(['peers', '--control', agent.path], t.io)).toBe(0)
+    expect(t.out()).toMatch(/^no peers\n\nproblems$/m)
+    expect(t.out()).toMatch(/10\.77\.0\.10:49739 +2 +connection refused/)
+    const j = testIO()
+    expect(await run(['peers', '--control', agent.path, '--json'], j.io)).toBe(0)
+    expect(JSON.parse(j.out())).toEqual([])
+    // an older agent's status has no problems
+    const { problems: _, ...old } = STATUS
+    const o = testIO()
+    expect(await run(['peers', '--control', (await fakeAgent(answerStatus(old))).path], o.io)).toBe(0)
+    expect(o.out()).toBe('no peers\n')
   })
 
   it('a resumed fetch says so, and its rate counts the bytes moved this time only', async () => {

@@ -4,23 +4,25 @@
  * dir, and `nobody` as Portage's user (every box has one).
  */
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { startBootstrapNode, type StatusResult } from '@distswarm/agent'
+import { startBootstrapNode, type PeerInfo, type StatusResult } from '@distswarm/agent'
 import { run } from '../src/main.js'
-import { bakedControl, readMakeConf, type Check } from '../src/commands/doctor.js'
+import { bakedControl, clockCheck, readMakeConf, type Check } from '../src/commands/doctor.js'
 import { fakeAgent, tempDir, testIO } from './fake-agent.js'
 
 const KEY = 'ab'.repeat(32)
 
 /** A box: its config, cache dir, Portage dir and the agent socket, set up as the README says unless `opts` says otherwise. */
-async function box (opts: { peers?: number, bootstrap?: string, readable?: boolean, makeConf?: boolean }) {
+async function box (opts: { peers?: number, bootstrap?: string, readable?: boolean, makeConf?: boolean, clockOffsetMs?: number }) {
   const dir = await tempDir()
   const cacheDir = join(dir, 'cache')
   await mkdir(cacheDir)
   const agent = await fakeAgent((req) => req.method === 'status'
     ? { result: { name: 'box', control: agent.path, cacheDir, peers: opts.peers ?? 1 } satisfies Partial<StatusResult> }
-    : { result: null })
+    : req.method === 'peers'
+      ? { result: Array.from({ length: opts.peers ?? 1 }, (_, i) => ({ name: `peer${i}`, address: `10.77.0.${11 + i}:49738`, clockOffsetMs: i === 0 ? opts.clockOffsetMs ?? 12 : 3 } satisfies Partial<PeerInfo>)) }
+      : { result: null })
   const config = join(dir, 'distswarm.toml')
   await writeFile(config, `network-key = "${KEY}"\nbootstrap = ["${opts.bootstrap}"]\ncontrol = "${agent.path}"\ncache-dir = "${cacheDir}"\n`)
   const portage = join(dir, 'portage')
@@ -57,7 +59,8 @@ describe('distswarm doctor', () => {
     const b = await box({ bootstrap: await bootstrapNode() })
     const r = await doctor(b.argv)
     expect([...r.checks.values()].filter((c) => c.status !== 'ok')).toEqual([])
-    expect([...r.checks.keys()]).toEqual(['config', 'agent', 'socket-access', 'cache-dir', 'make-conf', 'bootstrap', 'peers'])
+    expect([...r.checks.keys()]).toEqual(['config', 'agent', 'socket-access', 'cache-dir', 'make-conf', 'bootstrap', 'peers', 'clock'])
+    expect(r.checks.get('clock')?.detail).toMatch(/^within 0 s of 1 peer's clock; no file from the future/)
     expect(r).toMatchObject({ code: 0, ok: true })
     // for people: one line a check
     const t = testIO()
@@ -97,5 +100,26 @@ describe('distswarm doctor', () => {
     const r = await doctor(b.argv)
     expect(r.checks.get('agent')).toMatchObject({ status: 'fail', detail: expect.stringContaining("/nonexistent/control.sock (FETCHCOMMAND's)") })
     expect(r.checks.get('make-conf')?.detail).toContain("FETCHCOMMAND's --control /nonexistent/control.sock is not the agent's socket")
+  })
+
+  it('checks the clock against the peers\' (measured by ping) and against files that cannot be from the future', async () => {
+    // a peer 15 min ahead: this box is behind
+    const b = await box({ bootstrap: await bootstrapNode(), clockOffsetMs: 15 * 60_000 })
+    const r = await doctor(b.argv)
+    expect(r).toMatchObject({ code: 1, ok: false })
+    expect(r.checks.get('clock')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/900 s behind peer0's \(10\.77\.0\.11:49738\)/), fix: expect.stringContaining('NTP') })
+    expect([...r.checks.values()].filter((c) => c.status === 'fail').map((c) => c.name)).toEqual(['clock'])
+
+    // no peer to compare with, but a config file written an hour from now: the clock is behind
+    const future = await box({ bootstrap: await bootstrapNode(), peers: 0 })
+    const hour = new Date(Date.now() + 3600_000)
+    await utimes(future.config, hour, hour)
+    const f = await doctor(future.argv)
+    expect(f.checks.get('clock')).toMatchObject({ status: 'fail', detail: expect.stringContaining(`${future.config} was modified at`) })
+
+    // the check on its own: within a minute is fine; an older agent's peers carry no offset
+    expect(await clockCheck([{ clockOffsetMs: -59_000 } as PeerInfo], [])).toMatchObject({ status: 'ok' })
+    expect(await clockCheck([{ clockOffsetMs: -61_000, name: 'nas', address: null } as PeerInfo], [])).toMatchObject({ status: 'fail', detail: expect.stringContaining("61 s ahead of nas's") })
+    expect(await clockCheck([{ name: 'old' } as PeerInfo], [])).toMatchObject({ status: 'ok', detail: expect.stringContaining('no peer to compare with') })
   })
 })

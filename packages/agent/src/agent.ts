@@ -119,9 +119,12 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private async bringUp (): Promise<void> {
     const config = this.config
-    const keyPair = await loadOrCreateIdentity(config.stateDir)
-    await this.policy.start()
-    await this.store.start()
+    // The first index (worker threads) runs while the Manifests load; parts
+    // that read the inventory start once it is whole.
+    const indexed = this.store.start()
+    indexed.catch(() => {})
+    const [keyPair] = await Promise.all([loadOrCreateIdentity(config.stateDir), this.policy.start()])
+    await indexed
     this.log.debug('store.indexed', { files: this.store.size })
     const swarm = this.swarm = new DistSwarm({
       networkKey: config.networkKey,

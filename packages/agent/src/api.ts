@@ -73,8 +73,10 @@ export interface PeerInfo {
   faults: number
   /** how transfers travel: over the fast TCP link, or the hyperswarm stream */
   path: 'tcp' | 'hyperswarm'
-  /** smoothed round-trip time of the hyperswarm (UDX) connection, whole ms; null when the peer is reached over TCP only (no measure) */
+  /** round-trip time in ms: the hyperswarm (UDX) connection's smoothed one, else (TCP) the shortest recent ping's; null until measured, or for an agent that does not answer pings */
   rttMs: number | null
+  /** how far the peer's clock is ahead of this box's (negative: behind), ms, from pings; null until measured */
+  clockOffsetMs: number | null
   /** when bytes from this peer last arrived (ISO 8601) */
   lastSeenAt: string
 }

@@ -30,6 +30,7 @@ export function peerInfo (p: Peer, faults: number, path: PeerInfo['path'], traff
     faults,
     path,
     rttMs: p.rttMs,
+    clockOffsetMs: p.clockOffsetMs,
     lastSeenAt: new Date(lastSeen ?? p.lastReceivedAt).toISOString()
   }
 }

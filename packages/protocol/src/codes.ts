@@ -68,6 +68,8 @@ export const CODES = {
   ERR_PACKAGES_INVALID: 'a Packages index that cannot be used as a whole (no header, no TIMESTAMP, VERSION above 0, too large)',
   ERR_PACKAGES_VALUE: 'a key or value that would break a Packages index (a newline, a control character, too long)',
   ERR_BAD_BUILD: 'a binary package stanza or file that fails a check (CPV, PATH, SIZE, MD5, SHA1)',
+  ERR_BAD_SIGNATURE: "a build advertisement whose builder's signature does not verify: it is not advertised or kept",
+  ERR_BUILDS_LIMIT: 'builds past a bound (too many from one peer, or one too large): those are ignored',
   // any library: an option handed to a constructor
   ERR_INVALID_OPTION: 'an option handed to a library constructor is out of range or of the wrong type',
   // cli

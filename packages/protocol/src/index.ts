@@ -8,7 +8,9 @@ export { encodeFrame, FrameDecoder } from './framing.js'
 export { allocDataFrame, encodeMessage, decodeMessage, ErrorCode } from './messages.js'
 export type {
   Message, HelloMessage, InventoryMessage, RequestMessage, DataMessage, CancelMessage, ErrorMessage, ReportMessage,
-  HashRequestMessage, HashesMessage, PieceRange, PeerAddress, PeerAddressesMessage,
-  FileEntry, ErrorCodeName
+  HashRequestMessage, HashesMessage, PieceRange, PeerAddress, PeerAddressesMessage, PingMessage, PongMessage,
+  FileEntry, ErrorCodeName, BuildsMessage
 } from './messages.js'
+export { buildProblem, buildSigningPayload, buildWireBytes, sortedKeys } from './builds.js'
+export type { BuildEntry } from './builds.js'
 export { nameProblem, isValidName, assertValidName, isHexDigest, parseHexDigest, toHex, hostPort } from './names.js'

@@ -34,3 +34,16 @@ export const MAX_PEER_ADDRESSES = 64
 /** Characters of an address's host: the longest IPv6 literal (an IPv4-mapped one) is 45. */
 export const MAX_HOST_CHARS = 45
 export const PUBLIC_KEY_BYTES = 32
+
+/** Entries (added + removed) in one Builds message; a sender also keeps each message under MAX_BUILDS_MESSAGE_BYTES. */
+export const MAX_BUILDS_BATCH = 1024
+/** Bytes of one Builds message as a sender cuts them (estimated from its entries): half a frame. */
+export const MAX_BUILDS_MESSAGE_BYTES = 1024 * 1024
+/** Fields (stanza keys) of one build entry: Portage writes about 30. */
+export const MAX_BUILD_FIELDS = 128
+/** Bytes of one build entry's keys, values and group together. */
+export const MAX_BUILD_BYTES = 64 * 1024
+/** Bytes of a build entry's compatibility group. */
+export const MAX_BUILD_GROUP_BYTES = 128
+/** Bytes of an ed25519 signature. */
+export const SIGNATURE_BYTES = 64

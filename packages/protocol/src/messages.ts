@@ -3,8 +3,9 @@ import * as wire from './generated/distswarm.cjs'
 import { ProtocolError } from './errors.js'
 import { encodeFrame } from './framing.js'
 import { nameProblem } from './names.js'
+import { sortedKeys, type BuildEntry } from './builds.js'
 import {
-  BLAKE2B_BYTES, MAX_AGENT_NAME_BYTES, MAX_DATA_CHUNK, MAX_ERROR_MESSAGE, MAX_FILE_SIZE,
+  BLAKE2B_BYTES, MAX_AGENT_NAME_BYTES, MAX_BUILDS_BATCH, SIGNATURE_BYTES, MAX_DATA_CHUNK, MAX_ERROR_MESSAGE, MAX_FILE_SIZE,
   MAX_HASH_PIECES, MAX_HOST_CHARS, MAX_INVENTORY_BATCH, MAX_PEER_ADDRESSES, PUBLIC_KEY_BYTES, MAX_PIECE_SIZE, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, PIECE_HASH_BYTES, PROOF_BYTES, SHA512_BYTES
 } from './limits.js'
 
@@ -33,6 +34,11 @@ export interface HashesMessage { type: 'hashes', id: number, hashes: Buffer[] }
 /** A member the sender is connected to: its key, and its data port at an IP literal. */
 export interface PeerAddress { publicKey: Buffer, host: string, port: number }
 export interface PeerAddressesMessage { type: 'peer-addresses', addresses: PeerAddress[] }
+/** Binary packages the sender holds: like an inventory, `reset` replaces what is known of the sender. */
+export interface BuildsMessage { type: 'builds', reset: boolean, added: BuildEntry[], removed: Buffer[] }
+/** `time`: the sender's wall clock, ms since the Unix epoch. */
+export interface PingMessage { type: 'ping', id: number, time: number }
+export interface PongMessage { type: 'pong', id: number, time: number }
 
 /** Pieces of `pieceSize` bytes from `offset` up to `offset + length`, the last maybe shorter: what a HashRequest covers. */
 export interface PieceRange {
@@ -44,7 +50,7 @@ export interface PieceRange {
 /** Every message of the protocol, validated: a decoded Message obeys every bound in limits.ts. */
 export type Message =
   | HelloMessage | InventoryMessage | RequestMessage | DataMessage | CancelMessage | ErrorMessage | ReportMessage
-  | HashRequestMessage | HashesMessage | PeerAddressesMessage
+  | HashRequestMessage | HashesMessage | PeerAddressesMessage | BuildsMessage | PingMessage | PongMessage
 
 const EMPTY = Buffer.alloc(0)
 const UINT32_MAX = 0xffff_ffff
@@ -98,7 +104,15 @@ function toEnvelope (msg: Message): wire.Envelope {
     case 'hash-request': return { hash_request: { id: msg.id, blake2b: msg.blake2b, offset: msg.offset, length: msg.length, piece_size: msg.pieceSize } }
     case 'hashes': return { hashes: { id: msg.id, hashes: msg.hashes } }
     case 'peer-addresses': return { peer_addresses: { addresses: msg.addresses.map((a) => ({ public_key: a.publicKey, host: a.host, port: a.port })) } }
+    case 'builds': return { builds: { reset: msg.reset, added: msg.added.map(wireBuild), removed: msg.removed } }
+    case 'ping': return { ping: { id: msg.id, time: msg.time } }
+    case 'pong': return { pong: { id: msg.id, time: msg.time } }
   }
+}
+
+function wireBuild (e: BuildEntry): wire.BuildEntry {
+  const fields = sortedKeys(e.fields).map((key) => ({ key, value: e.fields[key]! }))
+  return { blake2b: e.blake2b, size: e.size, group: e.group, fields, builder: e.builder, signature: e.signature }
 }
 
 /** Protobuf varint of a non-negative safe integer (arithmetic, not bitwise: offsets pass 2^32). */
@@ -147,6 +161,26 @@ function entry (e: wire.FileEntry): FileEntry {
   const sha512 = bytes(e.sha512)
   check(sha512.byteLength === 0 || sha512.byteLength === SHA512_BYTES, 'inventory', `entry ${name} has a SHA512 digest of ${sha512.byteLength} bytes`)
   return { name, size, blake2b, sha512 }
+}
+
+/**
+ * A build entry's structure: digests, key and signature of their sizes, a
+ * size in range, each key once. Bounds on its content (field count, bytes,
+ * key syntax) are the receiver's to apply entry by entry (buildProblem).
+ */
+function buildEntry (e: wire.BuildEntry): BuildEntry {
+  const blake2b = digestField(e.blake2b, 'builds')
+  const size = uint(e.size, MAX_FILE_SIZE)
+  check(size >= 0, 'builds', 'entry size out of range')
+  const builder = bytes(e.builder)
+  check(builder.byteLength === PUBLIC_KEY_BYTES, 'builds', `builder key of ${builder.byteLength} bytes`)
+  const signature = bytes(e.signature)
+  check(signature.byteLength === SIGNATURE_BYTES, 'builds', `signature of ${signature.byteLength} bytes`)
+  const list = e.fields ?? []
+  // fromEntries defines own properties: a key "__proto__" is data, never the prototype.
+  const fields = Object.fromEntries(list.map((f) => [f.key ?? '', f.value ?? ''])) as Record<string, string>
+  check(Object.keys(fields).length === list.length, 'builds', 'a field key given twice')
+  return { blake2b, size, group: e.group ?? '', fields, builder, signature }
 }
 
 function fromEnvelope (env: wire.Envelope): Message {
@@ -230,6 +264,21 @@ function fromEnvelope (env: wire.Envelope): Message {
       return { publicKey, host, port }
     })
     return { type: 'peer-addresses', addresses }
+  }
+  if (env.builds) {
+    const b = env.builds
+    const added = b.added ?? []
+    const removed = (b.removed ?? []).map(bytes)
+    check(added.length + removed.length <= MAX_BUILDS_BATCH, 'builds', `more than ${MAX_BUILDS_BATCH} entries`)
+    check(removed.every((d) => d.byteLength === BLAKE2B_BYTES), 'builds', 'a removed digest is not 64 bytes')
+    return { type: 'builds', reset: b.reset ?? false, added: added.map(buildEntry), removed }
+  }
+  for (const type of ['ping', 'pong'] as const) {
+    const p = env[type]
+    if (!p) continue
+    const time = uint(p.time, Number.MAX_SAFE_INTEGER)
+    check(time >= 0, type, 'time out of range')
+    return { type, id: uint32(p.id, type, 'id'), time }
   }
   throw ProtocolError.UNKNOWN_TYPE()
 }

@@ -37,7 +37,23 @@ const GOLDEN: Record<string, Message> = {
   'report': { type: 'report', blake2b: seq(64, 8) },
   'hash-request': { type: 'hash-request', id: 9, blake2b: seq(64, 9), offset: 65536, length: 3 * 65536 + 1, pieceSize: 65536 },
   'hashes': { type: 'hashes', id: 9, hashes: [seq(32, 10), seq(32, 11), seq(32, 12), seq(32, 13)] },
-  'peer-addresses': { type: 'peer-addresses', addresses: [{ publicKey: seq(32, 14), host: '192.0.2.7', port: 40123 }, { publicKey: seq(32, 15), host: 'fe80::1', port: 1 }] }
+  'peer-addresses': { type: 'peer-addresses', addresses: [{ publicKey: seq(32, 14), host: '192.0.2.7', port: 40123 }, { publicKey: seq(32, 15), host: 'fe80::1', port: 1 }] },
+  'builds': {
+    type: 'builds',
+    reset: true,
+    added: [{
+      blake2b: seq(64, 16),
+      size: 5_123_456,
+      group: 'x86_64-pc-linux-gnu',
+      // Sorted by key, as the wire carries them.
+      fields: { BUILD_ID: '1', CPV: 'dev-db/mariadb-11.4.5', MD5: 'd41d8cd98f00b204e9800998ecf8427e', SIZE: '5123456', USE: '-minimal perl ü' },
+      builder: seq(32, 17),
+      signature: seq(64, 18)
+    }],
+    removed: [seq(64, 19)]
+  },
+  'ping': { type: 'ping', id: 3, time: 1764480000123 },
+  'pong': { type: 'pong', id: 0xffffffff, time: Number.MAX_SAFE_INTEGER }
 }
 
 function fixture (name: string): Buffer {
@@ -92,7 +108,7 @@ describe('wire golden corpus, protocol version 1', () => {
     const files = readdirSync(DIR).filter((f) => f.endsWith('.hex')).map((f) => f.slice(0, -4)).sort()
     expect(files).toEqual(Object.keys(GOLDEN).sort())
     const types = new Set(Object.values(GOLDEN).map((m) => m.type))
-    expect([...types].sort()).toEqual(['cancel', 'data', 'error', 'hash-request', 'hashes', 'hello', 'inventory', 'peer-addresses', 'report', 'request'])
+    expect([...types].sort()).toEqual(['builds', 'cancel', 'data', 'error', 'hash-request', 'hashes', 'hello', 'inventory', 'peer-addresses', 'ping', 'pong', 'report', 'request'])
     expect(PROTOCOL_VERSION).toBe(1)
   })
 
@@ -136,8 +152,8 @@ describe('wire golden corpus, protocol version 1', () => {
   })
 
   it('refuses a message type it lacks with ERR_UNKNOWN_TYPE, which a peer answers (see docs/protocol.md)', () => {
-    // Envelope field 11 (past the last type, PeerAddresses = 10: one a newer version adds), and an envelope with no body at all.
-    for (const payload of [Buffer.concat([tag(11, 2), varint(3), Buffer.from([0x08, 0x01, 0x10])]), Buffer.concat([tag(11, 2), varint(0)]), Buffer.alloc(0), UNKNOWN_FIELDS]) {
+    // Envelope field 99 (far past the last type, Pong = 13: one a newer version adds), and an envelope with no body at all.
+    for (const payload of [Buffer.concat([tag(99, 2), varint(3), Buffer.from([0x08, 0x01, 0x10])]), Buffer.concat([tag(99, 2), varint(0)]), Buffer.alloc(0), UNKNOWN_FIELDS]) {
       let err: unknown
       try {
         decodeMessage(payload)
@@ -148,7 +164,7 @@ describe('wire golden corpus, protocol version 1', () => {
       expect((err as ProtocolError).code).toBe('ERR_UNKNOWN_TYPE')
     }
     // The frame around it is read like any other: the stream goes on after it.
-    const unknown = encodeFrame(Buffer.concat([tag(11, 2), varint(0)]))
+    const unknown = encodeFrame(Buffer.concat([tag(99, 2), varint(0)]))
     const frames = new FrameDecoder(MAX_FRAME_SIZE).push(Buffer.concat([unknown, fixture('cancel')]))
     expect(frames).toHaveLength(2)
     expect(decodeMessage(frames[1]!)).toEqual(GOLDEN.cancel)

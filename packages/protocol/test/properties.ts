@@ -13,7 +13,7 @@ import * as wire from '../src/generated/distswarm.cjs'
 import {
   assertValidName, decodeMessage, encodeFrame, encodeMessage, ErrorCode, FrameDecoder, isHexDigest, isValidName,
   MAX_AGENT_NAME_BYTES, MAX_DATA_CHUNK, MAX_ERROR_MESSAGE, MAX_FILE_SIZE, MAX_FRAME_SIZE, MAX_INVENTORY_BATCH,
-  MAX_HASH_PIECES, MAX_NAME_BYTES, MAX_PEER_ADDRESSES, MAX_PIECE_SIZE, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, nameProblem, PIECE_HASH_BYTES, parseHexDigest, ProtocolError, toHex,
+  MAX_BUILDS_BATCH, MAX_HASH_PIECES, MAX_NAME_BYTES, MAX_PEER_ADDRESSES, MAX_PIECE_SIZE, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, nameProblem, PIECE_HASH_BYTES, parseHexDigest, ProtocolError, toHex,
   type ErrorCodeName, type FileEntry, type Message
 } from '../src/index.js'
 
@@ -131,6 +131,16 @@ const entry: fc.Arbitrary<FileEntry> = fc.record({
   sha512: fc.oneof(digest, fc.constant(Buffer.alloc(0)))
 })
 
+/** A build entry as decoded: structure only (content bounds are the receiver's, entry by entry). */
+const buildEntry = fc.record({
+  blake2b: digest,
+  size: fileSize,
+  group: fc.string({ maxLength: 12 }),
+  fields: fc.dictionary(fc.oneof(fc.constantFrom('CPV', 'USE', 'BUILD_ID', '__proto__', 'constructor'), fc.string({ maxLength: 8 })), fc.string({ maxLength: 20 }), { maxKeys: 6 }),
+  builder: bytesOf(32, 32),
+  signature: bytesOf(64, 64)
+}).map((e) => ({ ...e, fields: Object.fromEntries(Object.entries(e.fields)) }))
+
 /** Every message type, each obeying the bounds a decoded message obeys. */
 const validMessage: fc.Arbitrary<Message> = fc.oneof(
   fc.record({ type: fc.constant('hello' as const), version: uint32, proof: bytesOf(32, 32), name: agentName, dataPort: fc.integer({ min: 0, max: 65535 }), dataOnly: fc.boolean(), seeder: fc.boolean() }),
@@ -158,7 +168,9 @@ const validMessage: fc.Arbitrary<Message> = fc.oneof(
   fc.record({
     type: fc.constant('peer-addresses' as const),
     addresses: fc.array(fc.record({ publicKey: bytesOf(32, 32), host: fc.oneof(fc.ipV4(), fc.ipV6()), port: fc.integer({ min: 1, max: 65535 }) }), { maxLength: 4 })
-  })
+  }),
+  fc.record({ type: fc.constant('builds' as const), reset: fc.boolean(), added: fc.array(buildEntry, { maxLength: 3 }), removed: fc.array(digest, { maxLength: 4 }) }),
+  fc.record({ type: fc.constantFrom('ping' as const, 'pong' as const), id: uint32, time: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }) })
 )
 
 /** A change to a valid encoding: what a buggy or hostile peer, or a bad link, would send instead. */
@@ -229,6 +241,16 @@ function boundsBroken (m: Message): string | null {
       return isUint(m.id, UINT32) && m.hashes.length <= MAX_HASH_PIECES && m.hashes.every((h) => isBuf(h, PIECE_HASH_BYTES)) ? null : 'hashes'
     case 'peer-addresses':
       return m.addresses.length <= MAX_PEER_ADDRESSES && m.addresses.every((a) => isBuf(a.publicKey, 32) && isIP(a.host) !== 0 && a.port >= 1 && a.port <= 65535) ? null : 'peer-addresses'
+    case 'builds':
+      if (m.added.length + m.removed.length > MAX_BUILDS_BATCH || !m.removed.every((d) => isBuf(d, 64))) return 'builds'
+      for (const e of m.added) {
+        if (!isBuf(e.blake2b, 64) || !isBuf(e.builder, 32) || !isBuf(e.signature, 64) || !isUint(e.size, MAX_FILE_SIZE) || !isWellFormed(e.group)) return 'build entry'
+        if (!Object.entries(e.fields).every(([k, v]) => typeof v === 'string' && isWellFormed(k) && isWellFormed(v))) return 'build fields'
+      }
+      return null
+    case 'ping':
+    case 'pong':
+      return isUint(m.id, UINT32) && isUint(m.time, Number.MAX_SAFE_INTEGER) ? null : m.type
   }
 }
 
@@ -282,7 +304,23 @@ const anyEnvelope: fc.Arbitrary<wire.Envelope> = fc.oneof(
     peer_addresses: fc.record({
       addresses: fc.array(fc.record({ public_key: anyBytes, host: fc.oneof(anyString, fc.ipV4(), fc.ipV6()), port: anyNumber }, { requiredKeys: [] }), { maxLength: 3 })
     }, { requiredKeys: [] })
-  })
+  }),
+  fc.record({
+    builds: fc.record({
+      reset: fc.boolean(),
+      added: fc.array(fc.record({
+        blake2b: anyBytes,
+        size: anyNumber,
+        group: anyString,
+        fields: fc.array(fc.record({ key: fc.oneof(anyString, fc.constantFrom('CPV', '__proto__')), value: anyString }, { requiredKeys: [] }), { maxLength: 4 }),
+        builder: anyBytes,
+        signature: anyBytes
+      }, { requiredKeys: [] }), { maxLength: 3 }),
+      removed: fc.array(anyBytes, { maxLength: 3 })
+    }, { requiredKeys: [] })
+  }),
+  fc.record({ ping: fc.record({ id: anyNumber, time: anyNumber }, { requiredKeys: [] }) }),
+  fc.record({ pong: fc.record({ id: anyNumber, time: anyNumber }, { requiredKeys: [] }) })
 )
 
 

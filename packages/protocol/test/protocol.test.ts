@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import {
   allocDataFrame, decodeMessage, encodeMessage, encodeFrame, FrameDecoder, MAX_DATA_CHUNK, MAX_FRAME_SIZE, MAX_INVENTORY_BATCH,
-  MAX_REQUEST_LENGTH, type Message, type ProtocolError
+  MAX_REQUEST_LENGTH, MAX_BUILDS_BATCH, MAX_BUILD_BYTES, MAX_BUILD_FIELDS, buildProblem, buildSigningPayload,
+  type BuildEntry, type Message, type ProtocolError
 } from '../src/index.js'
+import * as wire from '../src/generated/distswarm.cjs'
 
 function roundTrip (msg: Message): Message {
   const frames = new FrameDecoder().push(encodeMessage(msg))
@@ -21,6 +23,14 @@ function codeOf (fn: () => unknown): string | undefined {
 }
 
 const digest = () => randomBytes(64)
+
+function build (over: Partial<BuildEntry> = {}): BuildEntry {
+  return {
+    blake2b: digest(), size: 4096, group: 'x86_64-pc-linux-gnu',
+    fields: { CPV: 'dev-db/mariadb-11.4.5', BUILD_ID: '2', USE: 'minimal' },
+    builder: randomBytes(32), signature: randomBytes(64), ...over
+  }
+}
 
 describe('messages', () => {
   it('allocDataFrame, once filled, is byte for byte what encodeMessage gives', () => {
@@ -51,7 +61,11 @@ describe('messages', () => {
       { type: 'report', blake2b: digest() },
       { type: 'hash-request', id: 11, blake2b: digest(), offset: 4 << 20, length: 2 ** 33, pieceSize: 4 << 20 },
       { type: 'hashes', id: 11, hashes: [randomBytes(32), randomBytes(32)] },
-      { type: 'peer-addresses', addresses: [{ publicKey: randomBytes(32), host: '10.77.0.11', port: 49738 }, { publicKey: randomBytes(32), host: 'fe80::1', port: 1 }] }
+      { type: 'peer-addresses', addresses: [{ publicKey: randomBytes(32), host: '10.77.0.11', port: 49738 }, { publicKey: randomBytes(32), host: 'fe80::1', port: 1 }] },
+      { type: 'builds', reset: false, added: [build(), build({ fields: {} })], removed: [digest()] },
+      { type: 'builds', reset: true, added: [], removed: [] },
+      { type: 'ping', id: 1, time: Date.now() },
+      { type: 'pong', id: 0xffffffff, time: 0 }
     ]
     for (const msg of msgs) expect(roundTrip(msg)).toEqual(msg)
   })
@@ -88,12 +102,19 @@ describe('messages', () => {
       { type: 'peer-addresses', addresses: [{ publicKey: randomBytes(32), host: '10.0.0.1', port: 0 }] },
       { type: 'peer-addresses', addresses: [{ publicKey: randomBytes(32), host: '10.0.0.1', port: 65536 }] },
       { type: 'peer-addresses', addresses: Array.from({ length: 65 }, () => ({ publicKey: randomBytes(32), host: '10.0.0.1', port: 1 })) },
+      { type: 'ping', id: 1, time: 2 ** 60 },
+      { type: 'pong', id: 2 ** 40, time: 1 },
       {
         type: 'inventory',
         reset: false,
         added: [],
         removed: Array.from({ length: MAX_INVENTORY_BATCH + 1 }, () => Buffer.alloc(64))
-      }
+      },
+      { type: 'builds', reset: false, added: [build({ blake2b: randomBytes(32) })], removed: [] },
+      { type: 'builds', reset: false, added: [build({ builder: randomBytes(33) })], removed: [] },
+      { type: 'builds', reset: false, added: [build({ signature: Buffer.alloc(0) })], removed: [] },
+      { type: 'builds', reset: false, added: [], removed: [randomBytes(63)] },
+      { type: 'builds', reset: false, added: [build()], removed: Array.from({ length: MAX_BUILDS_BATCH }, () => Buffer.alloc(64)) }
     ]
     for (const msg of bad) expect(codeOf(() => decodeMessage(encodeMessage(msg).subarray(4)))).toBe('ERR_BAD_MESSAGE')
   })
@@ -106,6 +127,56 @@ describe('messages', () => {
       }
       expect(codeOf(() => decodeMessage(encodeMessage(msg).subarray(4)))).toBe('ERR_BAD_MESSAGE')
     })
+})
+
+describe('build entries', () => {
+  it('refuses a field key given twice as ERR_BAD_MESSAGE (the signed encoding has each key once)', () => {
+    const e = build()
+    const payload = wire.Envelope.encode({
+      builds: { added: [{ ...e, fields: [{ key: 'USE', value: 'minimal' }, { key: 'USE', value: '-minimal' }] }] }
+    })
+    expect(codeOf(() => decodeMessage(payload))).toBe('ERR_BAD_MESSAGE')
+  })
+
+  it('keeps a key named __proto__ as data, not as the prototype of the fields', () => {
+    const payload = wire.Envelope.encode({ builds: { added: [{ ...build(), fields: [{ key: '__proto__', value: 'x' }] }] } })
+    const msg = decodeMessage(payload)
+    if (msg.type !== 'builds') throw new Error('not builds')
+    const fields = msg.added[0]!.fields
+    expect(Object.getPrototypeOf(fields)).toBe(Object.prototype)
+    expect(Object.keys(fields)).toEqual(['__proto__'])
+    expect(fields['__proto__']).toBe('x')
+  })
+
+  it('writes the fields sorted by key, whatever order they were given in', () => {
+    const e = build({ fields: { USE: 'a', CPV: 'b/c-1', BUILD_ID: '1' } })
+    const env = wire.Envelope.decode(encodeMessage({ type: 'builds', reset: false, added: [e], removed: [] }).subarray(4))
+    expect(env.builds!.added!.map((b) => b.fields!.map((f) => f.key))).toEqual([['BUILD_ID', 'CPV', 'USE']])
+  })
+
+  it('buildProblem names each bound an entry breaks, and passes a good one', () => {
+    expect(buildProblem(build())).toBeNull()
+    const many = Object.fromEntries(Array.from({ length: MAX_BUILD_FIELDS + 1 }, (_, i) => [`K${i}`, 'v']))
+    for (const bad of [
+      build({ blake2b: randomBytes(63) }), build({ builder: randomBytes(31) }), build({ signature: randomBytes(1) }),
+      build({ size: -1 }), build({ size: 2 ** 41 }), build({ size: 1.5 }), build({ group: 'g'.repeat(129) }),
+      build({ fields: many }), build({ fields: { 'A B': 'x' } }), build({ fields: { '': 'x' } }), build({ fields: { '9A': 'x' } }),
+      build({ fields: { DESC: 'x'.repeat(MAX_BUILD_BYTES) } })
+    ]) expect(buildProblem(bad)).toEqual(expect.any(String))
+  })
+
+  it('signs a canonical encoding: field order does not matter, every field and the builder do', () => {
+    const e = build({ fields: { CPV: 'a/b-1', USE: 'x' } })
+    const same = buildSigningPayload({ ...e, fields: { USE: 'x', CPV: 'a/b-1' } })
+    expect(buildSigningPayload(e).equals(same)).toBe(true)
+    expect(buildSigningPayload(e).subarray(0, 19).toString()).toBe('distswarm/build/v1\u0000')
+    for (const other of [
+      { ...e, size: e.size + 1 }, { ...e, group: 'other' }, { ...e, fields: { CPV: 'a/b-1', USE: 'y' } },
+      { ...e, fields: { CPV: 'a/b-1' } }, { ...e, builder: randomBytes(32) }, { ...e, blake2b: digest() },
+      // a value moved into the key must not sign the same bytes
+      { ...e, fields: { CPV: 'a/b-1', USEx: '' } }
+    ]) expect(buildSigningPayload(other).equals(buildSigningPayload(e))).toBe(false)
+  })
 })
 
 describe('framing', () => {

@@ -6,6 +6,12 @@ import { WORKER_SOURCE } from './pool-worker.js'
 import type { ListedFile, StatKey } from './scan.js'
 
 const READ_CHUNK = 1024 * 1024
+/**
+ * Jobs posted to one worker at a time: the one it runs and the next, so it
+ * starts that one without waiting for the main thread (busy loading modules
+ * or Manifests while the first index runs) to read a reply and post again.
+ */
+const PIPELINE_DEPTH = 2
 
 export type { PieceRange }
 
@@ -62,7 +68,8 @@ interface Job {
 
 interface Slot {
   worker: Worker
-  job: Job | null
+  /** Posted and not yet answered, in the order the worker runs them. */
+  jobs: Job[]
   idleTimer: NodeJS.Timeout | null
 }
 
@@ -88,10 +95,12 @@ export function splitHashWorkers (total = 2 * defaultHashWorkers()): { files: nu
 }
 
 /**
- * Hashes files (and lists dirs) in worker threads, one job per worker at a
- * time, so a big DISTDIR never ties up the event loop. Jobs wait in FIFO
- * order; callers bound how many they submit (the Store keeps a small window
- * in flight), so the queue stays short.
+ * Hashes files (and lists dirs) in worker threads, so a big DISTDIR never
+ * ties up the event loop. Each worker runs one job at a time and holds at
+ * most one more (PIPELINE_DEPTH); a job goes to an idle worker first, then
+ * to a new one, then behind a running one. Jobs wait in FIFO order; callers
+ * bound how many they submit (the Store keeps a small window in flight), so
+ * the queue stays short.
  */
 export class HashPool {
   readonly size: number
@@ -151,6 +160,26 @@ export class HashPool {
     throw Object.assign(new Error(`cannot list ${dir}: ${reply.message}`), { code: reply.code })
   }
 
+  /**
+   * Starts every worker now rather than on the first jobs, so their start-up
+   * overlaps whatever the caller does before it has work (the Store: opening
+   * the cache dir and loading the hash index). Idle ones retire after idleMs.
+   */
+  warm (): void {
+    if (this.closing) return
+    while (this.slots.size < this.size) {
+      let slot: Slot
+      try {
+        slot = this.spawn()
+      } catch (err) {
+        // dispatch() tries again, and reports it, when there is work.
+        this.logger.debug('hash.warm-failed', { error: (err as Error).message })
+        return
+      }
+      this.idle(slot)
+    }
+  }
+
   private submit (request: Request): Promise<Reply> {
     if (this.closing) return Promise.reject(StoreError.STORE_CLOSED())
     return new Promise((resolve, reject) => {
@@ -159,9 +188,10 @@ export class HashPool {
     })
   }
 
+  /** Workers with a job. */
   get busy (): number {
     let n = 0
-    for (const s of this.slots) if (s.job) n++
+    for (const s of this.slots) if (s.jobs.length > 0) n++
     return n
   }
 
@@ -176,7 +206,7 @@ export class HashPool {
     // Running jobs notice the flag within one chunk and close their fd; a
     // terminate() mid-read would leak it.
     Atomics.store(this.stop, 0, 1)
-    const running = [...this.slots].map((s) => s.job).filter((j) => j !== null)
+    const running = [...this.slots].flatMap((s) => s.jobs)
     const settled = running.map((j) => new Promise<void>((resolve) => {
       const { resolve: res, reject: rej } = j
       j.resolve = (o) => { res(o); resolve() }
@@ -191,9 +221,12 @@ export class HashPool {
   private dispatch (): void {
     while (this.queue.length > 0) {
       let slot: Slot | undefined
-      for (const s of this.slots) if (!s.job) { slot = s; break }
+      for (const s of this.slots) if (s.jobs.length === 0) { slot = s; break }
+      if (!slot && this.slots.size >= this.size) {
+        for (const s of this.slots) if (s.jobs.length < PIPELINE_DEPTH && (!slot || s.jobs.length < slot.jobs.length)) slot = s
+        if (!slot) return
+      }
       if (!slot) {
-        if (this.slots.size >= this.size) return
         try {
           slot = this.spawn()
         } catch (err) {
@@ -210,7 +243,7 @@ export class HashPool {
   private run (slot: Slot, job: Job): void {
     if (slot.idleTimer) clearTimeout(slot.idleTimer)
     slot.idleTimer = null
-    slot.job = job
+    slot.jobs.push(job)
     // Referenced only while busy: an idle pool never keeps the process alive.
     slot.worker.ref()
     slot.worker.postMessage({ id: job.id, ...job.request })
@@ -218,7 +251,7 @@ export class HashPool {
 
   private spawn (): Slot {
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { stop: this.stop, chunk: READ_CHUNK } })
-    const slot: Slot = { worker, job: null, idleTimer: null }
+    const slot: Slot = { worker, jobs: [], idleTimer: null }
     this.slots.add(slot)
     worker.on('message', (reply: Reply) => this.settle(slot, reply))
     worker.on('error', (err) => {
@@ -234,40 +267,46 @@ export class HashPool {
   }
 
   private settle (slot: Slot, reply: Reply): void {
-    const job = slot.job
-    slot.job = null
+    // A worker answers in the order it was posted to.
+    const job = slot.jobs[0]?.id === reply.id ? slot.jobs.shift() : undefined
     this.bytesHashed += reply.bytes
-    if (job && job.id === reply.id) {
+    if (job) {
       if (reply.ok && job.request.kind === 'hash') this.filesHashed++
       if (reply.code === 'ECANCELED') job.reject(StoreError.STORE_CLOSED())
       else job.resolve(reply)
     }
     if (this.closing) return
-    if (this.queue.length > 0) {
-      this.run(slot, this.queue.shift()!)
-      return
-    }
+    this.dispatch()
+    if (slot.jobs.length === 0) this.idle(slot)
+  }
+
+  /** A worker with nothing to do: it no longer keeps the process alive, and retires after idleMs. */
+  private idle (slot: Slot): void {
     slot.worker.unref()
     slot.idleTimer = setTimeout(() => { void this.retire(slot) }, this.idleMs)
     slot.idleTimer.unref()
   }
 
-  /** A worker died: its job fails, and the queue moves on to a fresh worker. */
+  /** A worker died: the job it ran fails, and the queue moves on to a fresh worker. */
   private fail (slot: Slot, err: unknown): void {
     if (!this.slots.delete(slot)) return
     if (slot.idleTimer) clearTimeout(slot.idleTimer)
-    const job = slot.job
-    slot.job = null
-    job?.reject(err)
-    if (!this.closing) this.dispatch()
+    // The job it ran fails; the one it held had not started and goes back to the head of the queue.
+    const [running, ...waiting] = slot.jobs.splice(0)
+    running?.reject(err)
+    if (this.closing) {
+      for (const job of waiting) job.reject(StoreError.STORE_CLOSED())
+      return
+    }
+    this.queue.unshift(...waiting)
+    this.dispatch()
   }
 
   private async retire (slot: Slot): Promise<void> {
     if (slot.idleTimer) clearTimeout(slot.idleTimer)
     slot.idleTimer = null
     this.slots.delete(slot)
-    slot.job?.reject(StoreError.STORE_CLOSED())
-    slot.job = null
+    for (const job of slot.jobs.splice(0)) job.reject(StoreError.STORE_CLOSED())
     await slot.worker.terminate()
   }
 }

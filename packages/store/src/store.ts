@@ -171,6 +171,8 @@ export class Store extends EventEmitter<StoreEvents> {
 
   private async run (): Promise<void> {
     const started = Date.now()
+    // The first index hashes at once; state I/O meanwhile.
+    this.pool.warm()
     await this.cache.open()
     await this.state.start()
     await this.uses.load()

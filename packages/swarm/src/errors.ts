@@ -50,6 +50,10 @@ export class SwarmError extends DistswarmError {
     return new SwarmError('ERR_NO_WAY_IN', 'no bootstrap node, no static peer and no data port: there is no way to meet other agents')
   }
 
+  static BAD_BUILD (build: string, why: string): SwarmError {
+    return new SwarmError('ERR_BAD_BUILD', `build ${build.slice(0, 256)}: ${why}`)
+  }
+
   static CANCELLED (): SwarmError {
     return new SwarmError('ERR_CANCELLED', 'request cancelled')
   }

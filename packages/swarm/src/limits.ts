@@ -52,16 +52,20 @@ export interface PeerLimits {
   /** Requests accepted per second, on average (bursts of twice that); more are answered BUSY. Default 100. */
   requestsPerSecond?: number
   /**
-   * While requests of ours are out on a hyperswarm (UDX) connection (and
-   * after, until the remote next shows life), the remote must show life this
-   * often: any packet, if only the acknowledgement of the keepalive we send
-   * every third of it. A remote silent this long is
-   * dead (killed, frozen, unplugged): the connection is dropped with
+   * While requests of ours are out on a connection (and after, until the
+   * remote next shows life), the remote must show life this often: on
+   * hyperswarm (UDX) any packet, if only the acknowledgement of the
+   * keepalive we send every third of it; on TCP any bytes, if only the
+   * answer to the Ping we send as often. A remote silent this long is dead
+   * (killed, frozen, unplugged): the connection is dropped with
    * ERR_PEER_DEAD, so a transfer moves on at once instead of waiting for the
-   * stream's own timeout (~15 s). TCP connections are left to the kernel,
-   * which resets them when the remote process dies. Default 3 s.
+   * stream's own timeout (~15 s on UDX, minutes on TCP). Default 3 s.
    */
   deadAfterMs?: number
+  /** Binary packages one peer may advertise (Builds); more are ignored, with a warning. Default 100 000. */
+  maxRemoteBuilds?: number
+  /** Bytes of the stanzas of one peer's builds, together; past it further builds are ignored, with a warning. Default 256 MiB. */
+  maxRemoteBuildBytes?: number
 }
 
 export const DEFAULT_LIMITS: Readonly<Required<PeerLimits>> = {
@@ -76,7 +80,9 @@ export const DEFAULT_LIMITS: Readonly<Required<PeerLimits>> = {
   maxPieceMapDeltasPerSecond: 1000,
   uploadStallMs: 30_000,
   requestsPerSecond: 100,
-  deadAfterMs: 3_000
+  deadAfterMs: 3_000,
+  maxRemoteBuilds: 100_000,
+  maxRemoteBuildBytes: 256 * 1024 * 1024
 }
 
 /** Checks connection limits, filling defaults (ERR_INVALID_OPTION naming a bad one). */

@@ -7,17 +7,20 @@ export interface LivenessHooks {
   lastReceivedAt: () => number
   /** The remote showed no life for `silentMs`, at least deadAfterMs. */
   dead: (silentMs: number) => void
+  /** Makes the remote answer (a Ping): on TCP, which counts no packets, the only way to hear from a remote with nothing to send. */
+  poke: () => void
 }
 
 /**
- * Tells a dead remote from a slow one on a UDX (hyperswarm) connection,
- * while requests of ours are out on it: the secret-stream keepalive sent
- * every third of deadAfterMs is acknowledged by a live remote's UDX stack,
- * which counts as a received packet, so a remote that neither sends nor
- * acknowledges anything for deadAfterMs is gone (killed, frozen, unplugged).
- * UDX itself would give up only after its retransmissions, ~15 s. TCP
- * connections are left to the kernel, which resets them when the remote
- * process dies.
+ * Tells a dead remote from a slow one while requests of ours are out on the
+ * connection. On UDX (hyperswarm): the secret-stream keepalive sent every
+ * third of deadAfterMs is acknowledged by a live remote's UDX stack, which
+ * counts as a received packet. On TCP, which counts no packets: a Ping sent
+ * as often, which a live remote answers (a Pong, or an older agent's
+ * UNKNOWN_TYPE: any bytes will do). A remote that neither sends nor answers
+ * anything for deadAfterMs is gone (killed, frozen, unplugged). UDX itself
+ * would give up only after its retransmissions, ~15 s; TCP after minutes,
+ * unless the remote's kernel resets it (a killed process).
  */
 export class Liveness {
   private timer: NodeJS.Timeout | null = null
@@ -40,7 +43,7 @@ export class Liveness {
     return this.timer ? Date.now() - Math.max(this.heardAt, this.hooks.lastReceivedAt()) : 0
   }
 
-  /** Packets the connection received, acknowledgements included: a UDX stream counts them; undefined on TCP. */
+  /** Packets the connection received, acknowledgements included: a UDX stream counts them; undefined on TCP (then only protocol bytes tell). */
   private get packetsReceived (): number | undefined {
     const n = this.stream.rawStream?.packetsReceived
     return typeof n === 'number' ? n : undefined
@@ -48,10 +51,10 @@ export class Liveness {
 
   /** Starts watching, if not already, when a request of ours goes out. */
   watch (): void {
-    if (this.timer || this.packetsReceived === undefined) return
+    if (this.timer) return
     this.heardAt = this.tickedAt = Date.now()
-    this.packetsSeen = this.packetsReceived
-    this.stream.sendKeepAlive?.()
+    this.packetsSeen = this.packetsReceived ?? 0
+    this.prod()
     this.timer = setInterval(() => this.check(), this.intervalMs)
     this.timer.unref()
   }
@@ -59,6 +62,12 @@ export class Liveness {
   stop (): void {
     if (this.timer) clearInterval(this.timer)
     this.timer = null
+  }
+
+  /** Makes a live remote send something: the keepalive its UDX stack acknowledges, or on TCP a Ping. */
+  private prod (): void {
+    if (this.packetsReceived !== undefined) this.stream.sendKeepAlive?.()
+    else this.hooks.poke()
   }
 
   private check (): void {
@@ -84,6 +93,6 @@ export class Liveness {
       this.hooks.dead(now - this.heardAt)
       return
     }
-    this.stream.sendKeepAlive?.()
+    this.prod()
   }
 }

@@ -1,13 +1,14 @@
 // Over 400 lines: one connection's protocol as a state machine (hello, inventory both ways, the requests we make); uploads (uploads.ts), liveness (liveness.ts) and limits (limits.ts) live apart.
 import {
   debugLogger, decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, ProtocolError, toHex,
-  type DataMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message, type PeerAddress
+  type BuildsMessage, type DataMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message, type PeerAddress
 } from '@distswarm/protocol'
 import { EntryPool, type PeerFiles } from './entries.js'
 import { SwarmError } from './errors.js'
 import { peerLimits, RateBudgets, type BudgetName, type PeerLimits } from './limits.js'
 import { Liveness } from './liveness.js'
 import { membershipProof, verifyMembershipProof } from './membership.js'
+import { Pinger } from './ping.js'
 import { Uploads } from './uploads.js'
 import type { LocalSource, SecretStream } from './types.js'
 
@@ -46,6 +47,10 @@ export interface PeerInit {
   onReport?: (peer: Peer, blake2b: Buffer) => void
   /** Peer exchange: members the remote is connected to (see mesh.ts). */
   onPeerAddresses?: (peer: Peer, addresses: PeerAddress[]) => void
+  /** Binary packages the remote advertises (see builds.ts). */
+  onBuilds?: (peer: Peer, msg: BuildsMessage) => void
+  /** A ping measured the round trip again: `clockOffsetMs` may have changed (see ping.ts). */
+  onPingSample?: (peer: Peer) => void
   onClose: (peer: Peer, reason: Error | null) => void
 }
 
@@ -103,9 +108,13 @@ export class Peer {
   private helloTimer: NodeJS.Timeout | null
   /** Deltas held back while the full inventory is still going out; null when none is. */
   private heldDeltas: Array<{ added: FileEntry[], removed: Buffer[] }> | null = null
+  /** Senders of builds waiting for the stream to drain. */
+  private writableWaiters: Array<() => void> = []
   private readonly uploads: Uploads
   /** Watches the remote while requests of ours are out: see PeerLimits.deadAfterMs. */
   private readonly liveness: Liveness
+  /** Round trips and the remote's clock, on a member connection (see ping.ts). */
+  private readonly pinger: Pinger
 
   constructor (init: PeerInit) {
     this.init = init
@@ -128,12 +137,14 @@ export class Peer {
       dead: (silentMs) => {
         this.log.info('peer.dead', { peer: this.label, address: this.remoteAddress, silentMs })
         this.close(SwarmError.PEER_DEAD(silentMs))
-      }
+      },
+      poke: () => this.pinger.poke()
     })
+    this.pinger = new Pinger({ send: (msg) => this.send(msg), onSample: () => init.onPingSample?.(this) })
     this.publicKey = init.stream.remotePublicKey
     this.publicKeyHex = toHex(this.publicKey)
     this.stream.on('data', (chunk: Buffer) => this.onData(chunk))
-    this.stream.on('drain', () => this.uploads.flushDrainWaiters())
+    this.stream.on('drain', () => { this.uploads.flushDrainWaiters(); this.flushWritable() })
     this.stream.on('error', (err: Error) => this.log.debug('peer.stream-error', { peer: this.label, why: err.message }))
     this.stream.on('close', () => this.close(null))
     this.helloTimer = setTimeout(() => {
@@ -175,10 +186,19 @@ export class Peer {
     return host ? `${host}:${this.stream.rawStream?.remotePort ?? 0}` : null
   }
 
-  /** The connection's smoothed round-trip time in ms as UDX measures it; null on TCP, which has no such measure. */
+  /**
+   * Round-trip time in ms: the UDX connection's smoothed one (hyperswarm);
+   * on TCP, the shortest recent Ping round trip (ping.ts). Null until the
+   * first pong, and for an agent that does not answer pings.
+   */
   get rttMs (): number | null {
     const rtt = this.stream.rawStream?.rtt
-    return typeof rtt === 'number' ? rtt : null
+    return typeof rtt === 'number' ? rtt : this.pinger.rttMs
+  }
+
+  /** How far the remote's wall clock is ahead of ours in ms (negative: behind), from pings; null until the first pong. */
+  get clockOffsetMs (): number | null {
+    return this.pinger.clockOffsetMs
   }
 
   get closed (): boolean {
@@ -298,6 +318,27 @@ export class Peer {
     this.send({ type: 'peer-addresses', addresses })
   }
 
+  /**
+   * Our binary packages (see builds.ts). A peer without this message type
+   * answers UNKNOWN_TYPE, which is only logged. False when the stream's
+   * buffer is full: wait for writable() before sending more.
+   */
+  sendBuilds (msg: Omit<BuildsMessage, 'type'>): boolean {
+    return this.send({ type: 'builds', ...msg })
+  }
+
+  /** Resolves when the stream takes writes again, or the connection closed. */
+  writable (): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    return new Promise((resolve) => this.writableWaiters.push(resolve))
+  }
+
+  private flushWritable (): void {
+    const waiters = this.writableWaiters
+    this.writableWaiters = []
+    for (const resolve of waiters) resolve()
+  }
+
   /** Ends the connection. Idempotent. */
   destroy (reason?: Error): void {
     this.close(reason ?? null)
@@ -373,6 +414,9 @@ export class Peer {
       case 'hash-request': return this.charged(this.budgets.hashRequest()) ? void this.uploads.onHashRequest(msg) : undefined
       case 'hashes': return this.onHashes(msg.id, msg.hashes)
       case 'peer-addresses': return this.init.onPeerAddresses?.(this, msg.addresses)
+      case 'builds': return this.init.onBuilds?.(this, msg)
+      case 'ping': return this.pinger.onPing(msg)
+      case 'pong': return this.pinger.onPong(msg)
     }
   }
 
@@ -395,7 +439,10 @@ export class Peer {
     this.remoteSeeder = seeder
     this.state = 'ready'
     this.log.debug('peer.authenticated', { peer: this.label, link: this.isLink })
-    if (!this.isLink) void this.sendInventory(this.init.source.entries())
+    if (!this.isLink) {
+      void this.sendInventory(this.init.source.entries())
+      this.pinger.start()
+    }
     this.init.onReady(this)
   }
 
@@ -491,6 +538,7 @@ export class Peer {
     this.state = 'closed'
     if (this.helloTimer) clearTimeout(this.helloTimer)
     this.liveness.stop()
+    this.pinger.stop()
     for (const req of this.requests.values()) {
       clearTimeout(req.timer)
       req.reject(reason ?? SwarmError.PEER_CLOSED())
@@ -502,6 +550,7 @@ export class Peer {
     }
     this.hashRequests.clear()
     this.uploads.clear()
+    this.flushWritable()
     this.stream.end()
     // Give the error reply a moment to flush, then make sure the socket dies.
     setTimeout(() => this.stream.destroy(), 1000).unref()

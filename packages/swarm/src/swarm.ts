@@ -2,6 +2,7 @@
 import { EventEmitter } from 'node:events'
 import { debugLogger, toHex, type FileEntry, type Logger, type PieceRange } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
+import { BuildBook, type BuildAd } from './builds.js'
 import { DataPath } from './datapath.js'
 import { EntryPool } from './entries.js'
 import { Discovery } from './discovery.js'
@@ -83,6 +84,14 @@ export interface SwarmEvents {
   inventory: [Peer]
   /** A peer says bytes we served it for this digest failed verification. */
   report: [Peer, Buffer]
+  /** The remote builds (builds()) changed; once per turn of the event loop at most. */
+  builds: []
+}
+
+/** A binary package connected peers advertise (verified), and who has it. */
+export interface RemoteBuild {
+  ad: BuildAd
+  holders: Peer[]
 }
 
 /** A file some connected peer advertises, and who has it. */
@@ -100,6 +109,12 @@ export const DEFAULT_REDISCOVER_MS = 2000
 
 const WRONG_NETWORK_KEY = 'it does not know our network key: the two boxes were given different network keys'
 const OTHER_VERSION = 'it speaks another protocol version: update the older agent'
+/**
+ * Clocks further apart than this are a problem: LAN discovery's tags rotate
+ * every EPOCH_MS (10 min) and tolerate one epoch, so boxes 10 min apart stop
+ * hearing each other; a minute apart already means a box keeps no time.
+ */
+export const CLOCK_SKEW_MS = 60_000
 
 export class DistSwarm extends EventEmitter<SwarmEvents> {
   readonly topic: Buffer
@@ -138,6 +153,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private readonly pastTraffic = new Map<string, { sent: number, received: number }>()
   /** File bytes uploaded over connections that have closed, for servedBytes(). */
   private pastServed = 0
+  /** Binary packages: the set we advertise, and the verified ones peers advertise. */
+  private readonly buildBook: BuildBook<Peer>
 
   /** Checks every option (ERR_INVALID_OPTION, ERR_INVALID_NETWORK_KEY, ERR_NO_WAY_IN); starts nothing. */
   constructor (init: SwarmInit) {
@@ -173,6 +190,12 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     this.problemList = new Problems(this.log)
     this.topic = topicOf(init.networkKey)
     this.publicKey = init.keyPair.publicKey
+    this.buildBook = new BuildBook<Peer>({
+      logger: this.log.child('builds'),
+      maxBuilds: this.limits.maxRemoteBuilds,
+      maxBytes: this.limits.maxRemoteBuildBytes,
+      changed: () => this.emit('builds')
+    })
   }
 
   /**
@@ -337,9 +360,40 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     return times.length ? Math.max(...times) : null
   }
 
-  /** Ready peers that advertise this hex digest, banned ones left out: whom a download or a diagnosis may ask. */
+  /** Ready peers that advertise this hex digest (as a distfile or a build), banned ones left out: whom a download or a diagnosis may ask. */
   private holdersOf (hex: string): Peer[] {
-    return this.readyPeers().filter((p) => p.files.has(hex) && !this.isBanned(p.publicKeyHex))
+    return this.readyPeers().filter((p) => (p.files.has(hex) || this.buildBook.holds(p, hex)) && !this.isBanned(p.publicKeyHex))
+  }
+
+  /**
+   * The full set of binary packages this box advertises now (its own builds
+   * and those it keeps for others, each signed by its builder: see
+   * signBuild). Peers get the difference from what they were told. An ad
+   * past a bound or whose signature fails is left out, with a warning. An
+   * ad object is read when first given (a new object for new content).
+   */
+  setBuilds (ads: readonly BuildAd[]): void {
+    this.buildBook.set(ads)
+  }
+
+  /**
+   * The verified builds ready, unbanned peers advertise: one row per file
+   * (BLAKE2B) and builder, with the peers holding it. download() and
+   * pieceHashes() take these holders too. The rows are frozen and shared
+   * until the builds change: copy a list before changing it.
+   */
+  builds (): RemoteBuild[] {
+    return this.buildBook.rows((p) => this.peers.get(p.publicKeyHex) === p && !this.isBanned(p.publicKeyHex))
+  }
+
+  /** Ready, unbanned peers that advertise a build with this hex BLAKE2B: cheaper than searching builds(). */
+  buildHolders (blake2b: string): Peer[] {
+    return this.readyPeers().filter((p) => this.buildBook.holds(p, blake2b) && !this.isBanned(p.publicKeyHex))
+  }
+
+  /** Builds this box advertises, and remote ones dropped: for a forged signature, or past a bound. */
+  buildCounts (): { advertised: number, forged: number, refused: number } {
+    return { advertised: this.buildBook.advertised, forged: this.buildBook.forged, refused: this.buildBook.refused }
   }
 
   /** Closes the member connection of a peer (a ban: `isBanned` keeps it out afterwards). */
@@ -428,11 +482,20 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         this.peers.set(p.publicKeyHex, p)
         // One side dials a fast-path link: the one with the smaller key; a TCP member connection is fast already.
         if (p.transport === 'hyperswarm' && Buffer.compare(this.publicKey, p.publicKey) < 0) this.dataPath?.connect(p)
+        this.buildBook.attach(p)
         this.emit('peer-ready', p)
         this.mesh?.changed()
       },
       onPeerAddresses: (p, addresses) => { if (!p.isLink) this.mesh?.onAddresses(p, addresses) },
+      onPingSample: (p) => {
+        const offset = p.clockOffsetMs
+        if (offset === null || Math.abs(offset) <= CLOCK_SKEW_MS) return
+        const s = Math.round(Math.abs(offset) / 1000)
+        this.problemList.report('peer.clock-skew', (via.inbound ? p.remoteHost : p.remoteAddress) ?? '?',
+          `its clock is ${s} s ${offset > 0 ? 'ahead of' : 'behind'} ours: run NTP (chronyd, systemd-timesyncd) on both boxes`, { peer: p.label, offsetMs: offset })
+      },
       onInventory: (p) => this.emit('inventory', p),
+      onBuilds: (p, msg) => { if (this.peers.get(p.publicKeyHex) === p) this.buildBook.onMessage(p, msg) },
       onReport: (p, blake2b) => this.emit('report', p, blake2b),
       onClose: (p, reason) => {
         if (p.refusal) {
@@ -445,6 +508,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         const past = this.pastTraffic.get(p.publicKeyHex) ?? { sent: 0, received: 0 }
         this.pastTraffic.set(p.publicKeyHex, { sent: past.sent + p.bytesSent, received: past.received + p.bytesReceived })
         this.dataPath?.release(p)
+        this.buildBook.detach(p)
         if (this.peers.get(p.publicKeyHex) === p) {
           this.peers.delete(p.publicKeyHex)
           this.dataPath?.drop(p.publicKeyHex)
@@ -463,6 +527,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       this.state = 'stopped'
       for (const wake of this.redialTimers) wake()
       this.mesh?.stop()
+      this.buildBook.stop()
       for (const peer of this.connections) peer.destroy(SwarmError.DESTROYED())
       await this.dataPath?.close()
       await this.discovery?.stop()

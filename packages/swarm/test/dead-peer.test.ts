@@ -17,7 +17,7 @@ async function doomedHolder (bootstrap: HostPort[], networkKey: Buffer, file: Lo
   })
   const child = spawn(process.execPath, [HOLDER, arg], { stdio: ['pipe', 'pipe', 'inherit'] })
   onTestFinished(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const { publicKey } = await new Promise<{ publicKey: string }>((resolve, reject) => {
+  const { publicKey, dataPort: port } = await new Promise<{ publicKey: string, dataPort: number | null }>((resolve, reject) => {
     let out = ''
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
       out += d
@@ -25,7 +25,7 @@ async function doomedHolder (bootstrap: HostPort[], networkKey: Buffer, file: Lo
     })
     child.once('exit', (code) => reject(new Error(`holder exited ${code}`)))
   })
-  return { publicKey, kill: () => child.kill('SIGKILL') }
+  return { publicKey, port, kill: () => child.kill('SIGKILL'), freeze: () => child.kill('SIGSTOP') }
 }
 
 /** A sink that takes a while over each write, so the transfer is surely still going when the holder dies. */
@@ -71,5 +71,25 @@ describe('a holder killed mid-transfer', () => {
     const { data, receiver, entry, sink } = await setup(2, dataPort)
     await receiver.download(entry, sink)
     expect(digest(sink.bytes)).toBe(digest(data))
+  })
+
+  it('frozen (SIGSTOP: no reset, the TCP connection stays up) behind a static peer, no DHT: pings find it dead, the transfer fails naming it, and it is dropped', async () => {
+    const networkKey = generateNetworkKey()
+    const data = random(32 * MiB)
+    const file = await new MemorySource(await tempDir()).add('frozen-1.0.tar.xz', data)
+    const frozen = await doomedHolder([], networkKey, file, 0)
+    const receiver = await startSwarm([], {
+      networkKey, source: new MemorySource(await tempDir()), name: 'r', rangeSize: MiB, staticPeers: [{ host: '127.0.0.1', port: frozen.port! }],
+      // Long, so that what ends the transfer is the dead peer's detection, never a request timing out.
+      limits: { requestTimeoutMs: 10 * 60_000 }
+    })
+    await until(() => receiver.find({ name: file.name })[0]?.holders.length === 1, 20_000, 'the holder')
+    expect(receiver.pathTo(frozen.publicKey)).toBe('tcp')
+    const sink = new SlowSink()
+    sink.onWrite = () => { if (sink.written >= 2 * MiB) frozen.freeze() }
+    const err = await receiver.download(receiver.find({ name: file.name })[0]!.entry, sink).then(() => null, (e: unknown) => e)
+    expect(err).toMatchObject({ code: 'ERR_ALL_SOURCES_FAILED', cause: { code: 'ERR_PEER_DEAD' } })
+    expect(sink.written).toBeLessThan(file.size)
+    await until(() => receiver.readyPeers().length === 0, 5000, 'the frozen peer to be dropped')
   })
 })

@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os'
 import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { onTestFinished } from 'vitest'
+import Hyperswarm from 'hyperswarm'
+import HyperDHT from 'hyperdht'
 // @ts-expect-error: hyperdht ships no types
 import createTestnet from 'hyperdht/testnet.js'
-import { toHex, type LogFields, type Logger } from '@distswarm/protocol'
-import { DistSwarm, createKeyPair, generateNetworkKey, type LocalFile, type LocalSource, type SwarmInit, type HostPort, type Sink } from '../src/index.js'
+import { decodeMessage, encodeMessage, FrameDecoder, PROTOCOL_VERSION, toHex, type LogFields, type Logger, type Message } from '@distswarm/protocol'
+import { DistSwarm, createKeyPair, generateNetworkKey, membershipProof, type LocalFile, type LocalSource, type SecretStream, type SwarmInit, type HostPort, type Sink } from '../src/index.js'
 
 /** A local DHT on 127.0.0.1, torn down when the test ends. */
 export async function testnet (): Promise<HostPort[]> {
@@ -100,4 +102,32 @@ export async function closedPort (): Promise<number> {
   const { port } = server.address() as AddressInfo
   await new Promise<void>((resolve) => server.close(() => resolve()))
   return port
+}
+
+/**
+ * A hand-driven peer: a real hyperswarm secret stream on the network's topic,
+ * speaking whatever bytes a test makes it speak.
+ */
+export async function rawPeer (bootstrap: Array<{ host: string, port: number }>, topic: Buffer) {
+  const dht = new HyperDHT({ bootstrap, host: '127.0.0.1' })
+  const swarm = new Hyperswarm({ dht })
+  onTestFinished(async () => { await swarm.destroy(); await dht.destroy() })
+  const received: Message[] = []
+  const conn = await new Promise<SecretStream>((resolve) => {
+    swarm.on('connection', (c: SecretStream) => resolve(c))
+    swarm.join(topic, { server: false, client: true })
+  })
+  let closed = false
+  const decoder = new FrameDecoder()
+  conn.on('data', (chunk) => { for (const f of decoder.push(chunk)) received.push(decodeMessage(f)) })
+  conn.on('close', () => { closed = true })
+  conn.on('error', () => {})
+  return { conn, received, isClosed: () => closed }
+}
+
+/** A raw peer's hello, proving `networkKey` (a wrong one fails the proof). */
+export function rawHello (conn: SecretStream, networkKey: Buffer): void {
+  conn.write(encodeMessage({
+    type: 'hello', version: PROTOCOL_VERSION, name: 'raw', dataPort: 0, dataOnly: false, seeder: false, proof: membershipProof(networkKey, conn.handshakeHash, conn.publicKey)
+  }))
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
-import { decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, type Message, type PeerAddress } from '@distswarm/protocol'
+import { decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, type BuildsMessage, type Message, type PeerAddress } from '@distswarm/protocol'
 import { generateNetworkKey, membershipProof, type SecretStream } from '../src/index.js'
 import { INVENTORY_SEND_BATCH, Peer, type PeerInit } from '../src/peer.js'
 import { EntryPool } from '../src/entries.js'
@@ -241,5 +241,19 @@ describe('Peer budgets (issue 17: a member that floods)', () => {
     expect(w.peer.chargePieceMap(20)).toBe(true) // a burst of twice the rate
     expect(w.peer.chargePieceMap(5)).toBe(false)
     expectCutOff(w, 'piece-map-deltas')
+  })
+})
+
+describe('Builds on a connection', () => {
+  it('reach onBuilds; an older peer answering UNKNOWN_TYPE to ours does not end the connection', async () => {
+    const heard: BuildsMessage[] = []
+    const { peer, stream } = await readyPeer(new MemorySource(await tempDir()), {}, { onBuilds: (_, msg) => heard.push(msg) })
+    peer.sendBuilds({ reset: true, added: [], removed: [] })
+    expect(stream.sent.at(-1)).toEqual({ type: 'builds', reset: true, added: [], removed: [] })
+    stream.emit('data', encodeMessage({ type: 'error', code: 'UNKNOWN_TYPE', id: 0, message: 'unknown message type' }))
+    expect(peer.state).toBe('ready')
+    const msg: BuildsMessage = { type: 'builds', reset: false, added: [], removed: [randomBytes(64)] }
+    stream.emit('data', encodeMessage(msg))
+    expect(heard).toEqual([msg])
   })
 })

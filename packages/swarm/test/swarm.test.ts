@@ -1,12 +1,10 @@
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createHash } from 'node:crypto'
-import Hyperswarm from 'hyperswarm'
-import HyperDHT from 'hyperdht'
 import {
   decodeMessage, encodeFrame, encodeMessage, FrameDecoder, MAX_FRAME_SIZE, PROTOCOL_VERSION, type Message
 } from '@distswarm/protocol'
 import { createKeyPair, generateNetworkKey, membershipProof, topicOf, type SecretStream, type Sink } from '../src/index.js'
-import { BufferSink, MemorySource, random, startSwarm, tempDir, testnet, until } from './helpers.js'
+import { BufferSink, MemorySource, random, rawHello, rawPeer, startSwarm, tempDir, testnet, until } from './helpers.js'
 
 
 describe('two swarms on a local testnet', () => {
@@ -66,27 +64,6 @@ describe('two swarms on a local testnet', () => {
   })
 })
 
-/**
- * A hand-driven peer: a real hyperswarm secret stream on the network's topic,
- * speaking whatever bytes a test makes it speak.
- */
-async function rawPeer (bootstrap: Array<{ host: string, port: number }>, topic: Buffer) {
-  const dht = new HyperDHT({ bootstrap, host: '127.0.0.1' })
-  const swarm = new Hyperswarm({ dht })
-  onTestFinished(async () => { await swarm.destroy(); await dht.destroy() })
-  const received: Message[] = []
-  const conn = await new Promise<SecretStream>((resolve) => {
-    swarm.on('connection', (c: SecretStream) => resolve(c))
-    swarm.join(topic, { server: false, client: true })
-  })
-  let closed = false
-  const decoder = new FrameDecoder()
-  conn.on('data', (chunk) => { for (const f of decoder.push(chunk)) received.push(decodeMessage(f)) })
-  conn.on('close', () => { closed = true })
-  conn.on('error', () => {})
-  return { conn, received, isClosed: () => closed }
-}
-
 describe('hostile peers', () => {
   async function victim () {
     const bootstrap = await testnet()
@@ -97,16 +74,10 @@ describe('hostile peers', () => {
     return { bootstrap, networkKey, agent, topic: topicOf(networkKey) }
   }
 
-  function hello (conn: SecretStream, networkKey: Buffer): void {
-    conn.write(encodeMessage({
-      type: 'hello', version: PROTOCOL_VERSION, name: 'raw', dataPort: 0, dataOnly: false, seeder: false, proof: membershipProof(networkKey, conn.handshakeHash, conn.publicKey)
-    }))
-  }
-
   it('drops a peer with a wrong membership proof before it sees any inventory', async () => {
     const { bootstrap, agent, topic } = await victim()
     const raw = await rawPeer(bootstrap, topic)
-    hello(raw.conn, generateNetworkKey())
+    rawHello(raw.conn, generateNetworkKey())
     await until(raw.isClosed, 10_000, 'victim to close')
     expect(raw.received.map((m) => m.type)).toEqual(['hello', 'error'])
     expect(raw.received[1]).toMatchObject({ type: 'error', code: 'AUTH_FAILED' })
@@ -124,7 +95,7 @@ describe('hostile peers', () => {
   it('answers an unknown message type with UNKNOWN_TYPE and keeps the connection', async () => {
     const { bootstrap, networkKey, agent, topic } = await victim()
     const raw = await rawPeer(bootstrap, topic)
-    hello(raw.conn, networkKey)
+    rawHello(raw.conn, networkKey)
     await until(() => raw.received.some((m) => m.type === 'inventory'), 10_000, 'inventory')
     raw.conn.write(encodeFrame(Buffer.from([15 << 3, 1]))) // field 15: a future message type
     await until(() => raw.received.some((m) => m.type === 'error'), 10_000, 'error reply')
@@ -147,7 +118,7 @@ describe('hostile peers', () => {
   ])('drops a member that sends %s, and keeps serving others', async (_, bytes) => {
     const { bootstrap, networkKey, agent, topic } = await victim()
     const raw = await rawPeer(bootstrap, topic)
-    hello(raw.conn, networkKey)
+    rawHello(raw.conn, networkKey)
     await until(() => agent.readyPeers().length === 1, 10_000, 'raw peer ready')
     raw.conn.write(bytes())
     await until(raw.isClosed, 10_000, 'victim to close')

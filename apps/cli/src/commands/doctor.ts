@@ -5,9 +5,10 @@
 import { lookup } from 'node:dns/promises'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import HyperDHT from 'hyperdht'
 import {
-  defaultConfigPath, loadOptions, resolveConfig, type AgentConfig, type HostPort, type StatusResult
+  defaultConfigPath, loadOptions, resolveConfig, type AgentConfig, type HostPort, type PeerInfo, type StatusResult
 } from '@distswarm/agent'
 import { CONTROL_ARGS, defineCommand, writeJson, type IO } from '../command.js'
 import { findControl, withClient } from '../control.js'
@@ -16,7 +17,7 @@ import { hostPort } from '../net.js'
 import { shlexSplit } from '../portage.js'
 
 export interface Check {
-  name: 'config' | 'agent' | 'socket-access' | 'cache-dir' | 'make-conf' | 'bootstrap' | 'peers'
+  name: 'config' | 'agent' | 'socket-access' | 'cache-dir' | 'make-conf' | 'bootstrap' | 'peers' | 'clock'
   status: 'ok' | 'fail' | 'skip'
   detail: string
   /** For a failure: what to do, in one line. */
@@ -27,6 +28,15 @@ const DEFAULT_PORTAGE_DIR = '/etc/portage'
 const DEFAULT_PORTAGE_USER = 'portage'
 /** How long a bootstrap node has to answer a ping. */
 const PING_TIMEOUT_MS = 3000
+/**
+ * Clocks this far apart fail the clock check. LAN discovery's tags rotate
+ * every 10 min and tolerate one rotation, so boxes 10 min apart no longer
+ * hear each other; a minute apart already means a box keeps no time.
+ */
+export const MAX_CLOCK_SKEW_MS = 60_000
+/** distswarm's own files: installed (or built) before now, whatever the clock says. */
+const OWN_FILES = [fileURLToPath(import.meta.url), fileURLToPath(new URL('../../package.json', import.meta.url))]
+const CLOCK_FIX = 'run NTP on every box (chronyd, ntpd or systemd-timesyncd), then check with: date'
 
 /** A user as the kernel checks its access: uid, and every group it is in. */
 interface User { name: string, uid: number, gids: number[] }
@@ -114,6 +124,36 @@ async function pingDht (to: HostPort): Promise<boolean> {
     clearTimeout(timer)
     await node.destroy()
   }
+}
+
+const seconds = (ms: number): string => `${Math.round(Math.abs(ms) / 1000)} s`
+
+/**
+ * The clock: against each connected peer's (measured by Ping over the
+ * connection), and against the modification times of files that cannot be
+ * from the future (the config file, distswarm's own files), which also
+ * catches a box without a real-time clock that booted in 1970.
+ */
+export async function clockCheck (peers: PeerInfo[] | null, files: string[], now = Date.now()): Promise<Check> {
+  const measured = (peers ?? []).filter((p) => typeof p.clockOffsetMs === 'number')
+  const worst = measured.reduce<PeerInfo | null>((w, p) => w && Math.abs(w.clockOffsetMs!) >= Math.abs(p.clockOffsetMs!) ? w : p, null)
+  if (worst && Math.abs(worst.clockOffsetMs!) > MAX_CLOCK_SKEW_MS) {
+    const off = worst.clockOffsetMs!
+    // The peer's offset from us: positive, it is ahead, so this box is behind it.
+    return { name: 'clock', status: 'fail', detail: `this box's clock is ${seconds(off)} ${off > 0 ? 'behind' : 'ahead of'} ${worst.name || '?'}'s (${worst.address ?? '?'}): LAN discovery fails when clocks are 10 min apart`, fix: CLOCK_FIX }
+  }
+  let newest: { path: string, mtimeMs: number } | null = null
+  for (const path of files) {
+    const st = await stat(path).catch(() => null)
+    if (st && (!newest || st.mtimeMs > newest.mtimeMs)) newest = { path, mtimeMs: st.mtimeMs }
+  }
+  if (newest && newest.mtimeMs - now > MAX_CLOCK_SKEW_MS) {
+    return { name: 'clock', status: 'fail', detail: `this box's clock is at least ${seconds(newest.mtimeMs - now)} behind: ${newest.path} was modified at ${new Date(newest.mtimeMs).toISOString()}, after now (${new Date(now).toISOString()})`, fix: CLOCK_FIX }
+  }
+  const against = worst
+    ? `within ${seconds(worst.clockOffsetMs!)} of ${measured.length === 1 ? "1 peer's clock" : `${measured.length} peers' clocks`}`
+    : 'no peer to compare with'
+  return { name: 'clock', status: 'ok', detail: `${against}; no file from the future (${files.length} checked)` }
 }
 
 export async function diagnose (values: { control?: string | undefined, config?: string | undefined, 'portage-dir'?: string | undefined, 'portage-user'?: string | undefined }, io: IO): Promise<Check[]> {
@@ -227,13 +267,17 @@ export async function diagnose (values: { control?: string | undefined, config?:
   if (!status) add({ name: 'peers', status: 'skip', detail: 'no agent to ask' })
   else if (status.peers > 0) add({ name: 'peers', status: 'ok', detail: `${status.peers} peer${status.peers === 1 ? '' : 's'} connected` })
   else add({ name: 'peers', status: 'fail', detail: 'no peer connected', fix: 'give every box the same network key and a reachable bootstrap node or --peer; distswarm agent --log-level debug says why connections fail' })
+
+  // 6. the clock
+  const peers = status && socket ? await withClient(socket, (c) => c.call('peers', {})).catch(() => null) : null
+  add(await clockCheck(Array.isArray(peers) ? peers : null, [...(config ? [configPath] : []), ...OWN_FILES]))
   return checks
 }
 
 export const doctorCommand = defineCommand({
   meta: {
     name: 'doctor',
-    summary: "check this box's setup: config, agent, Portage's access, make.conf, bootstrap node, peers; each problem with its fix",
+    summary: "check this box's setup: config, agent, Portage's access, make.conf, bootstrap node, peers, clock; each problem with its fix",
     usage: 'distswarm doctor [--control PATH | --config FILE] [--portage-dir DIR] [--portage-user NAME] [--json]',
     examples: ['sudo distswarm doctor', 'distswarm doctor --json | jq -r \'.checks[] | select(.status == "fail") | .fix\'']
   },

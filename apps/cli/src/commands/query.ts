@@ -24,6 +24,8 @@ interface QuerySpec<R, A extends Args> {
   show: (result: R, io: IO) => void
   /** Exit code for a result. Default 0. */
   exitCode?: (result: R) => number
+  /** What --json prints of a result. Default: all of it. */
+  json?: (result: R) => unknown
 }
 
 /** A command that asks the running agent one thing and prints the answer, as text or with --json. */
@@ -37,7 +39,7 @@ export function defineQuery<R, const A extends Args = {}> (spec: QuerySpec<R, A>
       spec.check?.(positionals, values)
       const control = await findControl(values, io.env)
       const result = await withClient(control.path, (client) => spec.ask(client, positionals, values, io))
-      if (values.json) writeJson(io, result)
+      if (values.json) writeJson(io, spec.json ? spec.json(result) : result)
       else spec.show(result, io)
       return spec.exitCode?.(result) ?? 0
     }
@@ -67,6 +69,14 @@ export function reachableAt (bound: string, addresses: string[]): string {
 function listedAddresses (s: StatusResult): string[] | null {
   if (!('addresses' in s) || !Array.isArray(s.addresses)) return null
   return s.addresses.filter((a): a is string => typeof a === 'string')
+}
+
+/** The misconfigurations an agent saw, as a table under a heading; '' when none (or an older agent, whose status has none). */
+function problemsTable (problems: StatusResult['problems'] | undefined, p: Paint): string {
+  if (!problems?.length) return ''
+  return `\n${p.bold('problems')}\n` + table(['SEEN', 'ADDRESS', 'TIMES', 'CAUSE'], problems.map((x) => [
+    formatSince(x.at), x.address, String(x.count), p.red(x.cause)
+  ]), { right: [2], header: p.bold })
 }
 
 function percent (done: number, total: number): string {
@@ -104,13 +114,7 @@ export const statusCommand = defineQuery({
         `${formatBytes(t.fetchedUpstream)} upstream (${t.upstreamFiles} file${t.upstreamFiles === 1 ? '' : 's'} by portage-fetch)`],
       ['uptime', formatDuration(s.uptimeMs)]
     ]
-    let out = keyValues(rows, p.dim)
-    // An older agent's status has no problems.
-    if (s.problems?.length) {
-      out += `\n${p.bold('problems')}\n` + table(['SEEN', 'ADDRESS', 'TIMES', 'CAUSE'], s.problems.map((x) => [
-        formatSince(x.at), x.address, String(x.count), p.red(x.cause)
-      ]), { right: [2], header: p.bold })
-    }
+    let out = keyValues(rows, p.dim) + problemsTable(s.problems, p)
     if (s.transfers.length) {
       out += `\n${p.bold('transfers in flight')}\n` + table(['NAME', 'DONE', 'SIZE', '%', 'STARTED'], s.transfers.map((x) => [
         x.name, formatBytes(x.bytesDone), formatBytes(x.size), percent(x.bytesDone, x.size), formatSince(x.startedAt)
@@ -123,20 +127,25 @@ export const statusCommand = defineQuery({
 export const peersCommand = defineQuery({
   meta: {
     name: 'peers',
-    summary: 'list the authenticated peers this agent is connected to: address, path, files, traffic, round-trip time',
+    summary: 'list the authenticated peers this agent is connected to (address, path, files, traffic, round-trip time), and the misconfigurations it saw',
     usage: 'distswarm peers [--control PATH | --config FILE] [--json]',
-    examples: ['distswarm peers', 'distswarm peers --json | jq -r ".[] | [.name, .rttMs] | @tsv"']
+    examples: ['distswarm peers', 'distswarm peers --json | jq -r ".[] | [.name, .rttMs] | @tsv"', 'distswarm status --json | jq .problems   # the problems, as JSON']
   },
-  ask: (c) => c.call('peers', {}),
-  show (peers, io) {
+  // The problems come with the status; --json prints the peers alone, as ever.
+  ask: async (c) => {
+    const [peers, status] = await Promise.all([c.call('peers', {}), c.call('status', {})])
+    return { peers, problems: status.problems }
+  },
+  json: (r) => r.peers,
+  show ({ peers, problems }, io) {
     const p = paintFor(io.stdout, io.env)
     const now = Date.now()
-    io.stdout.write(peers.length === 0
+    io.stdout.write((peers.length === 0
       ? 'no peers\n'
       : table(['NAME', 'KEY', 'ADDRESS', 'PATH', 'FILES', 'SENT', 'RECEIVED', 'RTT', 'FAULTS', 'CONNECTED', 'LAST SEEN'], peers.map((x) => [
         x.name || '?', shortKey(x.publicKey), x.address ?? '-', x.path, String(x.files), formatBytes(x.bytesSent), formatBytes(x.bytesReceived),
         formatRtt(x.rttMs), String(x.faults), formatSince(x.connectedAt, now), formatSince(x.lastSeenAt, now)
-      ]), { right: [4, 5, 6, 7, 8], header: p.bold }))
+      ]), { right: [4, 5, 6, 7, 8], header: p.bold })) + problemsTable(problems, p))
   }
 })
 

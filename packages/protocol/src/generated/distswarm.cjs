@@ -95,6 +95,41 @@ var PeerAddresses = exports.PeerAddresses = {
   decode: null
 }
 
+var KeyValue = exports.KeyValue = {
+  buffer: true,
+  encodingLength: null,
+  encode: null,
+  decode: null
+}
+
+var BuildEntry = exports.BuildEntry = {
+  buffer: true,
+  encodingLength: null,
+  encode: null,
+  decode: null
+}
+
+var Builds = exports.Builds = {
+  buffer: true,
+  encodingLength: null,
+  encode: null,
+  decode: null
+}
+
+var Ping = exports.Ping = {
+  buffer: true,
+  encodingLength: null,
+  encode: null,
+  decode: null
+}
+
+var Pong = exports.Pong = {
+  buffer: true,
+  encodingLength: null,
+  encode: null,
+  decode: null
+}
+
 var Envelope = exports.Envelope = {
   buffer: true,
   encodingLength: null,
@@ -114,6 +149,11 @@ defineHashRequest()
 defineHashes()
 definePeerAddress()
 definePeerAddresses()
+defineKeyValue()
+defineBuildEntry()
+defineBuilds()
+definePing()
+definePong()
 defineEnvelope()
 
 function defineHello () {
@@ -1158,6 +1198,449 @@ function definePeerAddresses () {
   }
 }
 
+function defineKeyValue () {
+  KeyValue.encodingLength = encodingLength
+  KeyValue.encode = encode
+  KeyValue.decode = decode
+
+  function encodingLength (obj) {
+    var length = 0
+    if (defined(obj.key)) {
+      var len = encodings.string.encodingLength(obj.key)
+      length += 1 + len
+    }
+    if (defined(obj.value)) {
+      var len = encodings.string.encodingLength(obj.value)
+      length += 1 + len
+    }
+    return length
+  }
+
+  function encode (obj, buf, offset) {
+    if (!offset) offset = 0
+    if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
+    var oldOffset = offset
+    if (defined(obj.key)) {
+      buf[offset++] = 10
+      encodings.string.encode(obj.key, buf, offset)
+      offset += encodings.string.encode.bytes
+    }
+    if (defined(obj.value)) {
+      buf[offset++] = 18
+      encodings.string.encode(obj.value, buf, offset)
+      offset += encodings.string.encode.bytes
+    }
+    encode.bytes = offset - oldOffset
+    return buf
+  }
+
+  function decode (buf, offset, end) {
+    if (!offset) offset = 0
+    if (!end) end = buf.length
+    if (!(end <= buf.length && offset <= buf.length)) throw new Error("Decoded message is not valid")
+    var oldOffset = offset
+    var obj = {
+      key: "",
+      value: ""
+    }
+    while (true) {
+      if (end <= offset) {
+        decode.bytes = offset - oldOffset
+        return obj
+      }
+      var prefix = varint.decode(buf, offset)
+      offset += varint.decode.bytes
+      var tag = prefix >> 3
+      switch (tag) {
+        case 1:
+        obj.key = encodings.string.decode(buf, offset)
+        offset += encodings.string.decode.bytes
+        break
+        case 2:
+        obj.value = encodings.string.decode(buf, offset)
+        offset += encodings.string.decode.bytes
+        break
+        default:
+        offset = skip(prefix & 7, buf, offset)
+      }
+    }
+  }
+}
+
+function defineBuildEntry () {
+  BuildEntry.encodingLength = encodingLength
+  BuildEntry.encode = encode
+  BuildEntry.decode = decode
+
+  function encodingLength (obj) {
+    var length = 0
+    if (defined(obj.blake2b)) {
+      var len = encodings.bytes.encodingLength(obj.blake2b)
+      length += 1 + len
+    }
+    if (defined(obj.size)) {
+      var len = encodings.varint.encodingLength(obj.size)
+      length += 1 + len
+    }
+    if (defined(obj.group)) {
+      var len = encodings.string.encodingLength(obj.group)
+      length += 1 + len
+    }
+    if (defined(obj.fields)) {
+      for (var i = 0; i < obj.fields.length; i++) {
+        if (!defined(obj.fields[i])) continue
+        var len = KeyValue.encodingLength(obj.fields[i])
+        length += varint.encodingLength(len)
+        length += 1 + len
+      }
+    }
+    if (defined(obj.builder)) {
+      var len = encodings.bytes.encodingLength(obj.builder)
+      length += 1 + len
+    }
+    if (defined(obj.signature)) {
+      var len = encodings.bytes.encodingLength(obj.signature)
+      length += 1 + len
+    }
+    return length
+  }
+
+  function encode (obj, buf, offset) {
+    if (!offset) offset = 0
+    if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
+    var oldOffset = offset
+    if (defined(obj.blake2b)) {
+      buf[offset++] = 10
+      encodings.bytes.encode(obj.blake2b, buf, offset)
+      offset += encodings.bytes.encode.bytes
+    }
+    if (defined(obj.size)) {
+      buf[offset++] = 16
+      encodings.varint.encode(obj.size, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    if (defined(obj.group)) {
+      buf[offset++] = 26
+      encodings.string.encode(obj.group, buf, offset)
+      offset += encodings.string.encode.bytes
+    }
+    if (defined(obj.fields)) {
+      for (var i = 0; i < obj.fields.length; i++) {
+        if (!defined(obj.fields[i])) continue
+        buf[offset++] = 34
+        varint.encode(KeyValue.encodingLength(obj.fields[i]), buf, offset)
+        offset += varint.encode.bytes
+        KeyValue.encode(obj.fields[i], buf, offset)
+        offset += KeyValue.encode.bytes
+      }
+    }
+    if (defined(obj.builder)) {
+      buf[offset++] = 42
+      encodings.bytes.encode(obj.builder, buf, offset)
+      offset += encodings.bytes.encode.bytes
+    }
+    if (defined(obj.signature)) {
+      buf[offset++] = 50
+      encodings.bytes.encode(obj.signature, buf, offset)
+      offset += encodings.bytes.encode.bytes
+    }
+    encode.bytes = offset - oldOffset
+    return buf
+  }
+
+  function decode (buf, offset, end) {
+    if (!offset) offset = 0
+    if (!end) end = buf.length
+    if (!(end <= buf.length && offset <= buf.length)) throw new Error("Decoded message is not valid")
+    var oldOffset = offset
+    var obj = {
+      blake2b: null,
+      size: 0,
+      group: "",
+      fields: [],
+      builder: null,
+      signature: null
+    }
+    while (true) {
+      if (end <= offset) {
+        decode.bytes = offset - oldOffset
+        return obj
+      }
+      var prefix = varint.decode(buf, offset)
+      offset += varint.decode.bytes
+      var tag = prefix >> 3
+      switch (tag) {
+        case 1:
+        obj.blake2b = encodings.bytes.decode(buf, offset)
+        offset += encodings.bytes.decode.bytes
+        break
+        case 2:
+        obj.size = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        case 3:
+        obj.group = encodings.string.decode(buf, offset)
+        offset += encodings.string.decode.bytes
+        break
+        case 4:
+        var len = varint.decode(buf, offset)
+        offset += varint.decode.bytes
+        obj.fields.push(KeyValue.decode(buf, offset, offset + len))
+        offset += KeyValue.decode.bytes
+        break
+        case 5:
+        obj.builder = encodings.bytes.decode(buf, offset)
+        offset += encodings.bytes.decode.bytes
+        break
+        case 6:
+        obj.signature = encodings.bytes.decode(buf, offset)
+        offset += encodings.bytes.decode.bytes
+        break
+        default:
+        offset = skip(prefix & 7, buf, offset)
+      }
+    }
+  }
+}
+
+function defineBuilds () {
+  Builds.encodingLength = encodingLength
+  Builds.encode = encode
+  Builds.decode = decode
+
+  function encodingLength (obj) {
+    var length = 0
+    if (defined(obj.reset)) {
+      var len = encodings.bool.encodingLength(obj.reset)
+      length += 1 + len
+    }
+    if (defined(obj.added)) {
+      for (var i = 0; i < obj.added.length; i++) {
+        if (!defined(obj.added[i])) continue
+        var len = BuildEntry.encodingLength(obj.added[i])
+        length += varint.encodingLength(len)
+        length += 1 + len
+      }
+    }
+    if (defined(obj.removed)) {
+      for (var i = 0; i < obj.removed.length; i++) {
+        if (!defined(obj.removed[i])) continue
+        var len = encodings.bytes.encodingLength(obj.removed[i])
+        length += 1 + len
+      }
+    }
+    return length
+  }
+
+  function encode (obj, buf, offset) {
+    if (!offset) offset = 0
+    if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
+    var oldOffset = offset
+    if (defined(obj.reset)) {
+      buf[offset++] = 8
+      encodings.bool.encode(obj.reset, buf, offset)
+      offset += encodings.bool.encode.bytes
+    }
+    if (defined(obj.added)) {
+      for (var i = 0; i < obj.added.length; i++) {
+        if (!defined(obj.added[i])) continue
+        buf[offset++] = 18
+        varint.encode(BuildEntry.encodingLength(obj.added[i]), buf, offset)
+        offset += varint.encode.bytes
+        BuildEntry.encode(obj.added[i], buf, offset)
+        offset += BuildEntry.encode.bytes
+      }
+    }
+    if (defined(obj.removed)) {
+      for (var i = 0; i < obj.removed.length; i++) {
+        if (!defined(obj.removed[i])) continue
+        buf[offset++] = 26
+        encodings.bytes.encode(obj.removed[i], buf, offset)
+        offset += encodings.bytes.encode.bytes
+      }
+    }
+    encode.bytes = offset - oldOffset
+    return buf
+  }
+
+  function decode (buf, offset, end) {
+    if (!offset) offset = 0
+    if (!end) end = buf.length
+    if (!(end <= buf.length && offset <= buf.length)) throw new Error("Decoded message is not valid")
+    var oldOffset = offset
+    var obj = {
+      reset: false,
+      added: [],
+      removed: []
+    }
+    while (true) {
+      if (end <= offset) {
+        decode.bytes = offset - oldOffset
+        return obj
+      }
+      var prefix = varint.decode(buf, offset)
+      offset += varint.decode.bytes
+      var tag = prefix >> 3
+      switch (tag) {
+        case 1:
+        obj.reset = encodings.bool.decode(buf, offset)
+        offset += encodings.bool.decode.bytes
+        break
+        case 2:
+        var len = varint.decode(buf, offset)
+        offset += varint.decode.bytes
+        obj.added.push(BuildEntry.decode(buf, offset, offset + len))
+        offset += BuildEntry.decode.bytes
+        break
+        case 3:
+        obj.removed.push(encodings.bytes.decode(buf, offset))
+        offset += encodings.bytes.decode.bytes
+        break
+        default:
+        offset = skip(prefix & 7, buf, offset)
+      }
+    }
+  }
+}
+
+function definePing () {
+  Ping.encodingLength = encodingLength
+  Ping.encode = encode
+  Ping.decode = decode
+
+  function encodingLength (obj) {
+    var length = 0
+    if (defined(obj.id)) {
+      var len = encodings.varint.encodingLength(obj.id)
+      length += 1 + len
+    }
+    if (defined(obj.time)) {
+      var len = encodings.varint.encodingLength(obj.time)
+      length += 1 + len
+    }
+    return length
+  }
+
+  function encode (obj, buf, offset) {
+    if (!offset) offset = 0
+    if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
+    var oldOffset = offset
+    if (defined(obj.id)) {
+      buf[offset++] = 8
+      encodings.varint.encode(obj.id, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    if (defined(obj.time)) {
+      buf[offset++] = 16
+      encodings.varint.encode(obj.time, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    encode.bytes = offset - oldOffset
+    return buf
+  }
+
+  function decode (buf, offset, end) {
+    if (!offset) offset = 0
+    if (!end) end = buf.length
+    if (!(end <= buf.length && offset <= buf.length)) throw new Error("Decoded message is not valid")
+    var oldOffset = offset
+    var obj = {
+      id: 0,
+      time: 0
+    }
+    while (true) {
+      if (end <= offset) {
+        decode.bytes = offset - oldOffset
+        return obj
+      }
+      var prefix = varint.decode(buf, offset)
+      offset += varint.decode.bytes
+      var tag = prefix >> 3
+      switch (tag) {
+        case 1:
+        obj.id = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        case 2:
+        obj.time = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        default:
+        offset = skip(prefix & 7, buf, offset)
+      }
+    }
+  }
+}
+
+function definePong () {
+  Pong.encodingLength = encodingLength
+  Pong.encode = encode
+  Pong.decode = decode
+
+  function encodingLength (obj) {
+    var length = 0
+    if (defined(obj.id)) {
+      var len = encodings.varint.encodingLength(obj.id)
+      length += 1 + len
+    }
+    if (defined(obj.time)) {
+      var len = encodings.varint.encodingLength(obj.time)
+      length += 1 + len
+    }
+    return length
+  }
+
+  function encode (obj, buf, offset) {
+    if (!offset) offset = 0
+    if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
+    var oldOffset = offset
+    if (defined(obj.id)) {
+      buf[offset++] = 8
+      encodings.varint.encode(obj.id, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    if (defined(obj.time)) {
+      buf[offset++] = 16
+      encodings.varint.encode(obj.time, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    encode.bytes = offset - oldOffset
+    return buf
+  }
+
+  function decode (buf, offset, end) {
+    if (!offset) offset = 0
+    if (!end) end = buf.length
+    if (!(end <= buf.length && offset <= buf.length)) throw new Error("Decoded message is not valid")
+    var oldOffset = offset
+    var obj = {
+      id: 0,
+      time: 0
+    }
+    while (true) {
+      if (end <= offset) {
+        decode.bytes = offset - oldOffset
+        return obj
+      }
+      var prefix = varint.decode(buf, offset)
+      offset += varint.decode.bytes
+      var tag = prefix >> 3
+      switch (tag) {
+        case 1:
+        obj.id = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        case 2:
+        obj.time = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        default:
+        offset = skip(prefix & 7, buf, offset)
+      }
+    }
+  }
+}
+
 function defineEnvelope () {
   Envelope.encodingLength = encodingLength
   Envelope.encode = encode
@@ -1165,7 +1648,7 @@ function defineEnvelope () {
 
   function encodingLength (obj) {
     var length = 0
-    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
+    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses) + +defined(obj.builds) + +defined(obj.ping) + +defined(obj.pong)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
     if (defined(obj.hello)) {
       var len = Hello.encodingLength(obj.hello)
       length += varint.encodingLength(len)
@@ -1216,6 +1699,21 @@ function defineEnvelope () {
       length += varint.encodingLength(len)
       length += 1 + len
     }
+    if (defined(obj.builds)) {
+      var len = Builds.encodingLength(obj.builds)
+      length += varint.encodingLength(len)
+      length += 1 + len
+    }
+    if (defined(obj.ping)) {
+      var len = Ping.encodingLength(obj.ping)
+      length += varint.encodingLength(len)
+      length += 1 + len
+    }
+    if (defined(obj.pong)) {
+      var len = Pong.encodingLength(obj.pong)
+      length += varint.encodingLength(len)
+      length += 1 + len
+    }
     return length
   }
 
@@ -1223,7 +1721,7 @@ function defineEnvelope () {
     if (!offset) offset = 0
     if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
     var oldOffset = offset
-    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
+    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses) + +defined(obj.builds) + +defined(obj.ping) + +defined(obj.pong)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
     if (defined(obj.hello)) {
       buf[offset++] = 10
       varint.encode(Hello.encodingLength(obj.hello), buf, offset)
@@ -1294,6 +1792,27 @@ function defineEnvelope () {
       PeerAddresses.encode(obj.peer_addresses, buf, offset)
       offset += PeerAddresses.encode.bytes
     }
+    if (defined(obj.builds)) {
+      buf[offset++] = 90
+      varint.encode(Builds.encodingLength(obj.builds), buf, offset)
+      offset += varint.encode.bytes
+      Builds.encode(obj.builds, buf, offset)
+      offset += Builds.encode.bytes
+    }
+    if (defined(obj.ping)) {
+      buf[offset++] = 98
+      varint.encode(Ping.encodingLength(obj.ping), buf, offset)
+      offset += varint.encode.bytes
+      Ping.encode(obj.ping, buf, offset)
+      offset += Ping.encode.bytes
+    }
+    if (defined(obj.pong)) {
+      buf[offset++] = 106
+      varint.encode(Pong.encodingLength(obj.pong), buf, offset)
+      offset += varint.encode.bytes
+      Pong.encode(obj.pong, buf, offset)
+      offset += Pong.encode.bytes
+    }
     encode.bytes = offset - oldOffset
     return buf
   }
@@ -1313,7 +1832,10 @@ function defineEnvelope () {
       report: null,
       hash_request: null,
       hashes: null,
-      peer_addresses: null
+      peer_addresses: null,
+      builds: null,
+      ping: null,
+      pong: null
     }
     while (true) {
       if (end <= offset) {
@@ -1334,6 +1856,9 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hello = Hello.decode(buf, offset, offset + len)
@@ -1349,6 +1874,9 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.inventory = Inventory.decode(buf, offset, offset + len)
@@ -1364,6 +1892,9 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.request = Request.decode(buf, offset, offset + len)
@@ -1379,6 +1910,9 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.data = Data.decode(buf, offset, offset + len)
@@ -1394,6 +1928,9 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.cancel = Cancel.decode(buf, offset, offset + len)
@@ -1409,6 +1946,9 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.error = ErrorReply.decode(buf, offset, offset + len)
@@ -1424,6 +1964,9 @@ function defineEnvelope () {
         delete obj.hash_request
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.report = Report.decode(buf, offset, offset + len)
@@ -1439,6 +1982,9 @@ function defineEnvelope () {
         delete obj.report
         delete obj.hashes
         delete obj.peer_addresses
+        delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hash_request = HashRequest.decode(buf, offset, offset + len)
@@ -1454,6 +2000,9 @@ function defineEnvelope () {
         delete obj.report
         delete obj.hash_request
         delete obj.peer_addresses
+        delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hashes = Hashes.decode(buf, offset, offset + len)
@@ -1469,10 +2018,67 @@ function defineEnvelope () {
         delete obj.report
         delete obj.hash_request
         delete obj.hashes
+        delete obj.builds
+        delete obj.ping
+        delete obj.pong
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.peer_addresses = PeerAddresses.decode(buf, offset, offset + len)
         offset += PeerAddresses.decode.bytes
+        break
+        case 11:
+        delete obj.hello
+        delete obj.inventory
+        delete obj.request
+        delete obj.data
+        delete obj.cancel
+        delete obj.error
+        delete obj.report
+        delete obj.hash_request
+        delete obj.hashes
+        delete obj.peer_addresses
+        delete obj.ping
+        delete obj.pong
+        var len = varint.decode(buf, offset)
+        offset += varint.decode.bytes
+        obj.builds = Builds.decode(buf, offset, offset + len)
+        offset += Builds.decode.bytes
+        break
+        case 12:
+        delete obj.hello
+        delete obj.inventory
+        delete obj.request
+        delete obj.data
+        delete obj.cancel
+        delete obj.error
+        delete obj.report
+        delete obj.hash_request
+        delete obj.hashes
+        delete obj.peer_addresses
+        delete obj.builds
+        delete obj.pong
+        var len = varint.decode(buf, offset)
+        offset += varint.decode.bytes
+        obj.ping = Ping.decode(buf, offset, offset + len)
+        offset += Ping.decode.bytes
+        break
+        case 13:
+        delete obj.hello
+        delete obj.inventory
+        delete obj.request
+        delete obj.data
+        delete obj.cancel
+        delete obj.error
+        delete obj.report
+        delete obj.hash_request
+        delete obj.hashes
+        delete obj.peer_addresses
+        delete obj.builds
+        delete obj.ping
+        var len = varint.decode(buf, offset)
+        offset += varint.decode.bytes
+        obj.pong = Pong.decode(buf, offset, offset + len)
+        offset += Pong.decode.bytes
         break
         default:
         offset = skip(prefix & 7, buf, offset)

@@ -90,6 +90,41 @@ export interface PeerAddresses {
 }
 export declare const PeerAddresses: Codec<PeerAddresses>
 
+export interface KeyValue {
+  key?: string
+  value?: string
+}
+export declare const KeyValue: Codec<KeyValue>
+
+export interface BuildEntry {
+  blake2b?: Uint8Array | null
+  size?: number
+  group?: string
+  fields?: Array<KeyValue>
+  builder?: Uint8Array | null
+  signature?: Uint8Array | null
+}
+export declare const BuildEntry: Codec<BuildEntry>
+
+export interface Builds {
+  reset?: boolean
+  added?: Array<BuildEntry>
+  removed?: Array<Uint8Array>
+}
+export declare const Builds: Codec<Builds>
+
+export interface Ping {
+  id?: number
+  time?: number
+}
+export declare const Ping: Codec<Ping>
+
+export interface Pong {
+  id?: number
+  time?: number
+}
+export declare const Pong: Codec<Pong>
+
 export interface Envelope {
   hello?: Hello | null
   inventory?: Inventory | null
@@ -101,5 +136,8 @@ export interface Envelope {
   hash_request?: HashRequest | null
   hashes?: Hashes | null
   peer_addresses?: PeerAddresses | null
+  builds?: Builds | null
+  ping?: Ping | null
+  pong?: Pong | null
 }
 export declare const Envelope: Codec<Envelope>

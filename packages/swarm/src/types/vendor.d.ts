@@ -4,6 +4,8 @@ declare module 'sodium-universal' {
     crypto_generichash (out: Uint8Array, input: Uint8Array, key?: Uint8Array): void
     sodium_memcmp (a: Uint8Array, b: Uint8Array): boolean
     randombytes_buf (buf: Uint8Array): void
+    crypto_sign_detached (signature: Uint8Array, message: Uint8Array, secretKey: Uint8Array): void
+    crypto_sign_verify_detached (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean
   }
   export = sodium
 }
