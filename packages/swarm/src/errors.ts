@@ -58,6 +58,10 @@ export class SwarmError extends DistswarmError {
     return new SwarmError('ERR_CANCELLED', 'request cancelled')
   }
 
+  static OVER_BUDGET (budget: string, limit: number): SwarmError {
+    return new SwarmError('ERR_PEER_OVER_BUDGET', `peer went past its ${budget} budget (${limit}): cut off`)
+  }
+
   static DESTROYED (): SwarmError {
     return new SwarmError('ERR_DESTROYED', 'swarm is shut down')
   }

@@ -3,15 +3,25 @@ import {
   debugLogger, decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, ProtocolError, toHex,
   type BuildsMessage, type DataMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message, type PeerAddress
 } from '@distswarm/protocol'
-import { EntryPool } from './entries.js'
+import { EntryPool, type PeerFiles } from './entries.js'
 import { disown } from './link.js'
 import { SwarmError } from './errors.js'
-import { peerLimits, type PeerLimits } from './limits.js'
+import { peerLimits, RateBudgets, type BudgetName, type PeerLimits } from './limits.js'
 import { Liveness } from './liveness.js'
 import { membershipProof, verifyMembershipProof } from './membership.js'
 import { Pinger } from './ping.js'
 import { Uploads } from './uploads.js'
 import type { LocalSource, SecretStream } from './types.js'
+
+/**
+ * Entries in one Inventory message we send (the receiver takes up to
+ * MAX_INVENTORY_BATCH): a frame of 256 entries stays under ~100 KiB even at
+ * the name limit, below glibc's mmap threshold, so the receiver's buffers
+ * for it are reused from malloc's free lists instead of each 400 KiB frame
+ * raising that threshold and leaving the heap fragmented (~40 MiB more RSS
+ * after 10 inventories of 70 000 entries).
+ */
+export const INVENTORY_SEND_BATCH = 256
 
 export interface PeerInit {
   stream: SecretStream
@@ -83,9 +93,10 @@ export class Peer {
   refusal: 'wrong-network-key' | 'other-version' | null = null
   /** When the last bytes from the remote arrived (ms since the epoch). */
   lastReceivedAt = Date.now()
-  /** The remote's inventory, by hex BLAKE2B digest (entries shared with other peers through the EntryPool). */
-  readonly files = new Map<string, FileEntry>()
+  /** The remote's inventory, by hex BLAKE2B digest: a bitset over the EntryPool shared with the other peers. */
+  readonly files: PeerFiles
   private readonly pool: EntryPool
+  private readonly budgets: RateBudgets
 
   private readonly stream: SecretStream
   private readonly init: PeerInit
@@ -112,6 +123,8 @@ export class Peer {
     this.limits = peerLimits(init.limits)
     this.log = init.logger ?? debugLogger('distswarm:peer')
     this.pool = init.entries ?? new EntryPool()
+    this.files = this.pool.holder(() => this.overBudget('pool-bytes', this.pool.maxBytes))
+    this.budgets = new RateBudgets(this.limits)
     this.uploads = new Uploads({
       label: () => this.label,
       ready: () => this.state === 'ready',
@@ -206,25 +219,7 @@ export class Peer {
   /** The remote's files of this name (usually one). */
   filesNamed (name: string): FileEntry[] {
     // The pool's name index, not one of our own: it is shared by every peer, and a lookup must not scan every entry.
-    return this.pool.named(name).filter(({ hex, entry }) => this.files.get(hex) === entry).map(({ entry }) => entry)
-  }
-
-  private addFile (e: FileEntry): void {
-    const { hex, entry } = this.pool.acquire(e)
-    const old = this.files.get(hex)
-    if (old) this.removeFile(hex, old)
-    this.files.set(hex, entry)
-  }
-
-  private removeFile (hex: string, e: FileEntry | undefined = this.files.get(hex)): void {
-    if (!e) return
-    this.files.delete(hex)
-    this.pool.release(hex, e)
-  }
-
-  private clearFiles (): void {
-    for (const [hex, e] of this.files) this.pool.release(hex, e)
-    this.files.clear()
+    return this.files.named(name)
   }
 
   /**
@@ -236,9 +231,9 @@ export class Peer {
   private async sendInventory (entries: Iterable<FileEntry>): Promise<void> {
     const all = [...entries]
     this.heldDeltas = []
-    for (let i = 0; (i === 0 || i < all.length) && !this.closed; i += MAX_INVENTORY_BATCH) {
+    for (let i = 0; (i === 0 || i < all.length) && !this.closed; i += INVENTORY_SEND_BATCH) {
       if (i > 0) await new Promise((resolve) => setImmediate(resolve))
-      const added = all.slice(i, i + MAX_INVENTORY_BATCH).map((e) => ({ name: e.name, size: e.size, blake2b: e.blake2b, sha512: e.sha512 }))
+      const added = all.slice(i, i + INVENTORY_SEND_BATCH).map((e) => ({ name: e.name, size: e.size, blake2b: e.blake2b, sha512: e.sha512 }))
       this.send({ type: 'inventory', reset: i === 0, added, removed: [] })
     }
     const held = this.heldDeltas
@@ -415,12 +410,12 @@ export class Peer {
     switch (msg.type) {
       case 'hello': return this.fail('BAD_MESSAGE', SwarmError.PROTOCOL_VIOLATION('second hello'))
       case 'inventory': return this.onInventory(msg)
-      case 'request': return this.uploads.onRequest(msg)
+      case 'request': return this.charged(this.budgets.request()) ? this.uploads.onRequest(msg) : undefined
       case 'data': return this.onDataMessage(msg)
-      case 'cancel': return this.uploads.onCancel(msg.id)
+      case 'cancel': return this.charged(this.budgets.request()) ? this.uploads.onCancel(msg.id) : undefined
       case 'error': return this.onErrorReply(msg.code, msg.id, msg.message)
       case 'report': return this.init.onReport?.(this, msg.blake2b)
-      case 'hash-request': return void this.uploads.onHashRequest(msg)
+      case 'hash-request': return this.charged(this.budgets.hashRequest()) ? void this.uploads.onHashRequest(msg) : undefined
       case 'hashes': return this.onHashes(msg.id, msg.hashes)
       case 'peer-addresses': return this.init.onPeerAddresses?.(this, msg.addresses)
       case 'builds': return this.init.onBuilds?.(this, msg)
@@ -456,14 +451,43 @@ export class Peer {
   }
 
   private onInventory (msg: InventoryMessage): void {
-    if (msg.reset) this.clearFiles()
-    for (const d of msg.removed) this.removeFile(toHex(d))
-    for (const e of msg.added) this.addFile(e)
-    if (this.files.size > this.limits.maxRemoteEntries) {
-      this.fail('BAD_MESSAGE', SwarmError.PROTOCOL_VIOLATION(`advertised more than ${this.limits.maxRemoteEntries} files`))
-      return
-    }
+    if (msg.reset) this.files.clear()
+    for (const d of msg.removed) this.files.remove(d)
+    for (const e of msg.added) this.files.add(e)
+    // Checked after each batch: a peer goes past a budget by one batch at most.
+    if (this.files.size > this.limits.maxRemoteEntries) return this.overBudget('inventory-entries', this.limits.maxRemoteEntries)
+    if (this.files.bytes > this.limits.maxRemoteInventoryBytes) return this.overBudget('inventory-bytes', this.limits.maxRemoteInventoryBytes)
+    // The pool past its own budget cuts off whoever holds the most entries no one else holds (maybe this peer).
+    this.pool.enforce()
+    if (this.closed) return
     this.init.onInventory(this)
+  }
+
+  /**
+   * The budget hook for piece-map deltas (swarming downloads): whoever
+   * receives `n` of them from the remote calls this first; false when the
+   * remote went past maxPieceMapDeltasPerSecond and is being cut off.
+   */
+  chargePieceMap (n: number): boolean {
+    return this.charged(this.budgets.pieceMap(n))
+  }
+
+  /** True when a charge kept within budget; else the remote is cut off. */
+  private charged (broken: BudgetName | null): boolean {
+    if (broken === null) return true
+    const limit = broken === 'requests'
+      ? this.limits.maxRequestsPerSecond
+      : broken === 'hash-requests' ? this.limits.maxHashRequestsPerMinute : this.limits.maxPieceMapDeltasPerSecond
+    this.overBudget(broken, limit)
+    return false
+  }
+
+  /** Cuts off a remote that went past a budget: a warning with the reason, an error reply, and the connection closed with ERR_PEER_OVER_BUDGET. */
+  private overBudget (budget: BudgetName, limit: number): void {
+    if (this.closed) return
+    const err = SwarmError.OVER_BUDGET(budget, limit)
+    this.log.warn('peer.over-budget', { peer: this.label, address: this.remoteAddress, budget, limit, entries: this.files.size, bytes: this.files.bytes, code: err.code })
+    this.fail('BAD_MESSAGE', err)
   }
 
   private onDataMessage (msg: DataMessage): void {
@@ -534,7 +558,7 @@ export class Peer {
     this.stream.end()
     // Give the error reply a moment to flush, then make sure the socket dies.
     setTimeout(() => this.stream.destroy(), 1000).unref()
-    this.clearFiles()
+    this.files.close()
     this.init.onClose(this, wasReady ? reason : reason ?? SwarmError.PEER_CLOSED())
   }
 }

@@ -148,7 +148,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   /** Whether a peer is refused; a ban outlives the connection (hyperswarm's firewall refuses the key). */
   private readonly isBanned: (publicKeyHex: string) => boolean
   /** Remote file entries, one copy for all peers that advertise one. */
-  private readonly entryPool = new EntryPool()
+  private readonly entryPool: EntryPool
   /** Bytes of closed connections, by peer key, for traffic(). */
   private readonly pastTraffic = new Map<string, { sent: number, received: number }>()
   /** File bytes uploaded over connections that have closed, for servedBytes(). */
@@ -185,6 +185,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     this.transferOpts = transferOptions(init)
     this.isBanned = init.isBanned ?? (() => false)
     this.limits = peerLimits(init.limits)
+    this.entryPool = new EntryPool({ maxBytes: this.limits.maxPoolBytes })
     this.log = init.logger ?? debugLogger('distswarm:swarm')
     this.problemList = new Problems(this.log)
     this.topic = topicOf(init.networkKey)

@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { EntryPool } from '../src/entries.js'
+import type { FileEntry } from '@distswarm/protocol'
+import { EntryPool, entryCost } from '../src/entries.js'
+
+let noise = randomBytes(0)
+/** An entry with random digests (cut from one random buffer: a call to randomBytes per entry is slow on a loaded box). */
+const entry = (name: string, size = 10) => {
+  if (noise.byteLength < 128) noise = randomBytes(128 * 4096)
+  const blake2b = noise.subarray(0, 64)
+  const sha512 = noise.subarray(64, 128)
+  noise = noise.subarray(128)
+  return { name, size, blake2b, sha512 }
+}
 
 describe('EntryPool', () => {
   it('shares one copy of an entry among its holders, owning its bytes, until the last lets go', () => {
@@ -9,20 +20,88 @@ describe('EntryPool', () => {
     const e = { name: 'a-1.tar.xz', size: 10, blake2b: frame.subarray(0, 64), sha512: frame.subarray(64, 128) }
     const one = pool.acquire(e)
     const two = pool.acquire({ ...e, blake2b: Buffer.from(e.blake2b), sha512: Buffer.from(e.sha512) })
-    expect(two.entry).toBe(one.entry)
-    expect(two.hex).toBe(one.hex)
-    expect(one.entry.blake2b.buffer).not.toBe(frame.buffer) // copied out of the frame
+    expect(two).toBe(one)
+    const copy = { ...e, blake2b: Buffer.from(e.blake2b), sha512: Buffer.from(e.sha512) }
+    frame.fill(0) // the frame it came in is reused: the pool kept its own copy
+    expect(pool.entry(one)).toEqual(copy)
     // Same digest, other name: an entry of its own.
-    const renamed = pool.acquire({ ...e, name: 'b-1.tar.xz' })
-    expect(renamed.entry).not.toBe(one.entry)
+    const renamed = pool.acquire({ ...pool.entry(one), name: 'b-1.tar.xz' })
+    expect(renamed).not.toBe(one)
     expect(pool.size).toBe(2)
-    expect(pool.named('a-1.tar.xz').map((n) => n.entry)).toEqual([one.entry])
-    expect(pool.named('b-1.tar.xz').map((n) => n.entry)).toEqual([renamed.entry])
-    pool.release(one.hex, one.entry)
+    expect(pool.slotsNamed('a-1.tar.xz')).toEqual([one])
+    expect(pool.slotsNamed('b-1.tar.xz')).toEqual([renamed])
+    expect(pool.slotsOf(pool.entry(one).blake2b).sort()).toEqual([one, renamed].sort())
+    pool.release(one)
     expect(pool.size).toBe(2)
-    pool.release(two.hex, two.entry)
-    pool.release(renamed.hex, renamed.entry)
+    pool.release(two)
+    pool.release(renamed)
     expect(pool.size).toBe(0)
-    expect(pool.named('a-1.tar.xz')).toEqual([])
+    expect(pool.bytes).toBe(0)
+    expect(pool.slotsNamed('a-1.tar.xz')).toEqual([])
+  })
+
+  it('keeps an entry without SHA512 apart from one with it, and hands back an empty SHA512', () => {
+    const pool = new EntryPool()
+    const e = entry('c-1.tar.xz')
+    const without = pool.acquire({ ...e, sha512: Buffer.alloc(0) })
+    const withSha = pool.acquire(e)
+    expect(without).not.toBe(withSha)
+    expect(pool.entry(without).sha512.byteLength).toBe(0)
+    expect(pool.entry(withSha).sha512).toEqual(e.sha512)
+  })
+
+  it('finds every entry by digest and name through growth, reuse of freed slots and name compaction', () => {
+    const pool = new EntryPool()
+    const all = Array.from({ length: 8000 }, (_, i) => entry(`pkg-${i}-${'x'.repeat(i % 200)}.tar.xz`, i))
+    const slots = all.map((e) => pool.acquire(e))
+    // Free every other one, then add as many new: slots and name bytes are reused.
+    for (let i = 0; i < all.length; i += 2) pool.release(slots[i]!)
+    const fresh = Array.from({ length: 4000 }, (_, i) => entry(`new-${i}.tar.gz`, i))
+    const freshSlots = fresh.map((e) => pool.acquire(e))
+    expect(pool.size).toBe(8000)
+    expect(pool.bytes).toBe([...all.filter((_, i) => i % 2 === 1), ...fresh].reduce((n, e) => n + entryCost(e), 0))
+    // One assertion over all of them: an expect (or a deep toEqual) per entry would cost more than the pool.
+    const differs = (slot: number, e: FileEntry): boolean => {
+      const got = pool.entry(slot)
+      return got.name !== e.name || got.size !== e.size || !got.blake2b.equals(e.blake2b) || !got.sha512.equals(e.sha512) ||
+        pool.slotsOf(e.blake2b).join() !== String(slot) || pool.slotsNamed(e.name).join() !== String(slot)
+    }
+    const wrong = all.filter((e, i) => i % 2 === 0 ? pool.slotsOf(e.blake2b).length !== 0 : differs(slots[i]!, e))
+    expect(wrong.map((e) => e.name)).toEqual([])
+    expect(fresh.filter((e, i) => differs(freshSlots[i]!, e)).map((e) => e.name)).toEqual([])
+  })
+})
+
+describe('PeerFiles', () => {
+  it('holds one entry per digest, Map-like by hex digest, and lets go of all of it on close', () => {
+    const pool = new EntryPool()
+    const a = pool.holder()
+    const b = pool.holder()
+    const shared = entry('shared-1.tar.xz')
+    const mine = entry('mine-1.tar.xz')
+    a.add(shared)
+    a.add(mine)
+    b.add(shared)
+    expect(pool.size).toBe(2)
+    expect(a.size).toBe(2)
+    expect(a.bytes).toBe(entryCost(shared) + entryCost(mine))
+    const hex = shared.blake2b.toString('hex')
+    expect(a.get(hex)).toEqual(shared)
+    expect(b.has(mine.blake2b.toString('hex'))).toBe(false)
+    expect(a.has('not hex')).toBe(false)
+    expect([...a.values()].map((e) => e.name).sort()).toEqual(['mine-1.tar.xz', 'shared-1.tar.xz'])
+    expect(a.named('shared-1.tar.xz')).toEqual([shared])
+    // The same digest again under another name replaces the entry.
+    a.add({ ...shared, name: 'renamed-1.tar.xz' })
+    expect(a.size).toBe(2)
+    expect(a.get(hex)?.name).toBe('renamed-1.tar.xz')
+    expect(b.get(hex)?.name).toBe('shared-1.tar.xz')
+    a.remove(mine.blake2b)
+    expect(a.size).toBe(1)
+    a.close()
+    expect(pool.size).toBe(1)
+    b.close()
+    expect(pool.size).toBe(0)
+    expect(pool.members.size).toBe(0)
   })
 })

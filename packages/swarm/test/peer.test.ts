@@ -3,8 +3,9 @@ import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, type BuildsMessage, type Message, type PeerAddress } from '@distswarm/protocol'
 import { generateNetworkKey, membershipProof, type SecretStream } from '../src/index.js'
-import { Peer, type PeerInit } from '../src/peer.js'
-import { MemorySource, tempDir, until } from './helpers.js'
+import { INVENTORY_SEND_BATCH, Peer, type PeerInit } from '../src/peer.js'
+import { EntryPool } from '../src/entries.js'
+import { captureLogger, MemorySource, tempDir, until } from './helpers.js'
 
 /** A stream whose writes back up and never drain: a peer that stops reading. */
 class CloggedStream extends EventEmitter {
@@ -83,10 +84,15 @@ describe('Peer inventory', () => {
     for (const e of entries) source.files.set(e.blake2b.toString('hex'), e)
     const { peer, stream } = await readyPeer(source)
     peer.sendInventoryDelta([], [entries[0]!.blake2b]) // while batches are still going out
-    await until(() => stream.sent.filter((m) => m.type === 'inventory').length === 4, 5000, 'three batches and the delta')
+    const batches = Math.ceil(5000 / INVENTORY_SEND_BATCH)
+    await until(() => stream.sent.filter((m) => m.type === 'inventory').length === batches + 1, 5000, 'the batches and the delta')
     const inv = stream.sent.filter((m) => m.type === 'inventory')
+    expect(INVENTORY_SEND_BATCH).toBeLessThanOrEqual(MAX_INVENTORY_BATCH)
     expect(inv.map((m) => [m.reset, m.added.length, m.removed.length])).toEqual([
-      [true, MAX_INVENTORY_BATCH, 0], [false, MAX_INVENTORY_BATCH, 0], [false, 5000 - 2 * MAX_INVENTORY_BATCH, 0], [false, 0, 1]
+      [true, INVENTORY_SEND_BATCH, 0],
+      ...Array.from({ length: batches - 2 }, () => [false, INVENTORY_SEND_BATCH, 0]),
+      [false, 5000 - (batches - 1) * INVENTORY_SEND_BATCH, 0],
+      [false, 0, 1]
     ])
     const remote = new Set<string>()
     for (const m of inv) {
@@ -141,6 +147,100 @@ describe('PeerAddresses on a connection', () => {
     stream.emit('data', encodeMessage({ type: 'peer-addresses', addresses }))
     expect(heard).toEqual([addresses])
     peer.destroy()
+  })
+})
+
+/** Inventory messages of `count` entries in all, `per` each, with names of `nameBytes` bytes. */
+function inventoryFrames (count: number, per: number, nameBytes = 20, tag = 'f'): Buffer {
+  const frames: Buffer[] = []
+  for (let i = 0; i < count; i += per) {
+    const added = Array.from({ length: Math.min(per, count - i) }, (_, j) => {
+      const stem = `${tag}-${i + j}-`
+      return { name: stem + 'x'.repeat(nameBytes - stem.length), size: 1, blake2b: randomBytes(64), sha512: randomBytes(64) }
+    })
+    frames.push(encodeMessage({ type: 'inventory', reset: i === 0, added, removed: [] }))
+  }
+  return Buffer.concat(frames)
+}
+
+/** A peer whose close reason and log a test looks at. */
+async function watchedPeer (limits = {}, entries?: EntryPool) {
+  const source = new MemorySource(await tempDir())
+  const log = captureLogger()
+  let reason: Error | null | undefined
+  const ready = await readyPeer(source, limits, { logger: log, entries, onClose: (_, why) => { reason = why } })
+  return { ...ready, source, log, closedWith: () => reason }
+}
+
+function expectCutOff (w: Awaited<ReturnType<typeof watchedPeer>>, budget: string): void {
+  expect(w.peer.closed).toBe(true)
+  expect(w.closedWith()).toMatchObject({ code: 'ERR_PEER_OVER_BUDGET' })
+  expect(w.log.lines.filter((l) => l.event === 'peer.over-budget')).toEqual([
+    { level: 'warn', event: 'peer.over-budget', fields: expect.objectContaining({ budget, code: 'ERR_PEER_OVER_BUDGET' }) as unknown }
+  ])
+  // The remote is told why before the connection closes.
+  expect(w.stream.sent.at(-1)).toMatchObject({ type: 'error', code: 'BAD_MESSAGE', message: expect.stringMatching(new RegExp(`${budget} budget`)) as unknown })
+}
+
+describe('Peer budgets (issue 17: a member that floods)', () => {
+  it('cuts off a peer that advertises more entries than maxRemoteEntries, and frees them', async () => {
+    const pool = new EntryPool()
+    const w = await watchedPeer({ maxRemoteEntries: 1000 }, pool)
+    w.stream.emit('data', inventoryFrames(1000, 500))
+    expect(w.peer.closed).toBe(false)
+    expect(w.peer.files.size).toBe(1000)
+    w.stream.emit('data', inventoryFrames(1500, 500).subarray(0)) // a reset, then past the budget
+    expectCutOff(w, 'inventory-entries')
+    expect(pool.size).toBe(0)
+  })
+
+  it('cuts off a peer whose names at the size limit take more than maxRemoteInventoryBytes', async () => {
+    const w = await watchedPeer({ maxRemoteInventoryBytes: 1024 * 1024 })
+    w.stream.emit('data', inventoryFrames(2000, 250, 255))
+    expect(w.peer.closed).toBe(false)
+    w.stream.emit('data', inventoryFrames(3000, 250, 255, 'g'))
+    expectCutOff(w, 'inventory-bytes')
+  })
+
+  it('holds the shared pool to maxPoolBytes by cutting off whoever holds the most entries alone', async () => {
+    const pool = new EntryPool({ maxBytes: 2 * 1024 * 1024 })
+    const honest = await watchedPeer({}, pool)
+    const hostile = await watchedPeer({}, pool)
+    honest.stream.emit('data', inventoryFrames(4000, 500, 30, 'honest'))
+    // Each alone within its own budget; together past the pool's.
+    hostile.stream.emit('data', inventoryFrames(8000, 500, 30, 'flood'))
+    expectCutOff(hostile, 'pool-bytes')
+    expect(honest.peer.closed).toBe(false)
+    expect(honest.peer.files.size).toBe(4000)
+    expect(pool.size).toBe(4000)
+    expect(pool.bytes).toBeLessThanOrEqual(pool.maxBytes)
+  })
+
+  it('cuts off a peer that keeps requesting far past the BUSY rate (requests, cancels)', async () => {
+    const w = await watchedPeer({ requestsPerSecond: 10, maxRequestsPerSecond: 50 })
+    const file = await w.source.add('small.tar', randomBytes(100))
+    // A burst within twice the budget is only told BUSY, as the rate-limit test above.
+    w.stream.emit('data', Buffer.concat(Array.from({ length: 60 }, (_, i) => encodeMessage({ type: 'request', id: i + 1, blake2b: file.blake2b, offset: 0, length: 100 }))))
+    expect(w.peer.closed).toBe(false)
+    w.stream.emit('data', Buffer.concat(Array.from({ length: 60 }, (_, i) => encodeMessage({ type: 'cancel', id: i + 1 }))))
+    expectCutOff(w, 'requests')
+  })
+
+  it('cuts off a peer past maxHashRequestsPerMinute', async () => {
+    const w = await watchedPeer({ maxHashRequestsPerMinute: 3 })
+    const file = await w.source.add('small.tar', randomBytes(100))
+    const ask = (id: number) => encodeMessage({ type: 'hash-request', id, blake2b: file.blake2b, offset: 0, length: 100, pieceSize: 64 * 1024 })
+    w.stream.emit('data', Buffer.concat([ask(1), ask(2), ask(3)]))
+    expect(w.peer.closed).toBe(false)
+    w.stream.emit('data', ask(4))
+    expectCutOff(w, 'hash-requests')
+  })
+
+  it('offers a budget hook for piece-map deltas', async () => {
+    const w = await watchedPeer({ maxPieceMapDeltasPerSecond: 10 })
+    expect(w.peer.chargePieceMap(20)).toBe(true) // a burst of twice the rate
+    expect(w.peer.chargePieceMap(5)).toBe(false)
+    expectCutOff(w, 'piece-map-deltas')
   })
 })
 
