@@ -118,6 +118,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     try {
       await this.bringUp()
     } catch (err) {
+      // Parts may have been running before the failing step: the agent is not started.
+      this.running = null
       await this.teardown()
       throw err
     }
@@ -185,7 +187,6 @@ export class Agent extends EventEmitter<AgentEvents> {
     })
     this.wire(swarm, fetcher, handlers)
     fetcher.start()
-    this.control = await startControlServer(config.control, handlers.handlers())
     if (config.metrics) {
       const { server, address } = await startMetricsServer(config.metrics, () => this.metrics.render(this.metricsSnapshot(swarm)))
       this.metricsServer = server
@@ -200,6 +201,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       events: this,
       logger: this.root.child('http')
     })
+    // Last before joining: a client that reaches the control socket finds an agent whose every part started.
+    this.control = await startControlServer(config.control, handlers.handlers())
     await swarm.start()
     quota.start()
   }
