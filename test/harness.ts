@@ -60,7 +60,7 @@ export function cliTTY (args: string[], opts: { env?: NodeJS.ProcessEnv } = {}):
 /** `cli … --json` that must exit 0. */
 export async function cliJson<T> (args: string[], env?: NodeJS.ProcessEnv): Promise<T> {
   const r = await cli([...args, '--json'], { env })
-  if (r.code !== 0) throw new Error(`distswarm ${args.join(' ')} exited ${r.code}: ${r.stderr}`)
+  if (r.code !== 0) throw new Error(`distswarm ${args.join(' ')} exited ${r.code}: ${r.stderr}${r.stdout.slice(0, 2000)}`)
   return JSON.parse(r.stdout) as T
 }
 
