@@ -166,7 +166,9 @@ export class Binhost {
     this.quota.start()
     this.changed(true)
     const why = this.view().unavailable
-    if (why !== null) this.log.warn('binhost.unavailable', { why })
+    // A box that asked for binary packages (a PKGDIR, trusted builders) must hear why it serves none; others need not.
+    const asked = this.pkgdirs.length > 0 || (config.binpkgTrust ?? []).length > 0
+    if (why !== null) this.log[asked ? 'warn' : 'info']('binhost.unavailable', { why })
     this.log.info('binhost.started', { pkgdirs: this.pkgdirs.length, own: this.own.size, cached: this.cache.size, chost: this.chost() ?? undefined })
   }
 

@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, open, readFile, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { portageRead, writeGpkg, writePackages, type WrittenBuild } from '@distswarm/binpkg/testing'
-import { Agent, ControlClient } from '../src/index.js'
+import type { Logger } from '@distswarm/protocol'
+import { Agent, ControlClient, type AgentConfig } from '../src/index.js'
 import { agentConfig as config, startAgent as started, tempDir, until } from './util.js'
 
 const CHOST = 'x86_64-pc-linux-gnu'
@@ -87,6 +88,26 @@ describe('binary packages at the agent', { timeout: 60_000 }, () => {
     const grouped = await started(config(join(dir, 'c'), { pkgdirs: [p], chost: CHOST, binpkgGroup: 'native-zen4', control: join(dir, 'c.sock') }))
     // Its own builds are advertised in its own group: they stay in.
     expect(grouped.builds().builds.every((b) => b.skipped === null)).toBe(true)
+  })
+
+  it('warns that it serves no builds only where binary packages were asked for (a PKGDIR or trusted builders)', async () => {
+    const dir = await tempDir()
+    const bare = join(dir, 'bare')
+    await mkdir(bare)
+    const c = await writeGpkg(bare, { cpv: 'app-misc/hello-1', buildId: 1, use: '' })
+    await writePackages(bare, [c.stanza], { CHOST: '' })
+    const warned = async (name: string, extra: Partial<AgentConfig>): Promise<string[]> => {
+      const events: string[] = []
+      const nop = (): void => {}
+      const logger: Logger = { error: nop, info: nop, debug: nop, warn: (e) => { events.push(e) }, child: () => logger }
+      const agent = new Agent(config(join(dir, name), { control: join(dir, `${name}.sock`), ...extra }), { logger })
+      onTestFinished(() => agent.stop())
+      await agent.start()
+      return events
+    }
+    expect(await warned('asked', { pkgdirs: [bare] })).toContain('binhost.unavailable')
+    // No PKGDIR, no trusted builder, no Portage: nothing was asked of the binhost, and the default log stays quiet.
+    expect(await warned('quiet', { pkgdirs: [] })).not.toContain('binhost.unavailable')
   })
 
   it("takes PKGDIR and CHOST from Portage when not given (portageq envvar)", async () => {
