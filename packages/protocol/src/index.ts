@@ -9,7 +9,7 @@ export { allocDataFrame, encodeMessage, decodeMessage, ErrorCode } from './messa
 export type {
   Message, HelloMessage, InventoryMessage, RequestMessage, DataMessage, CancelMessage, ErrorMessage, ReportMessage,
   HashRequestMessage, HashesMessage, PieceRange, PeerAddress, PeerAddressesMessage, PingMessage, PongMessage,
-  FileEntry, ErrorCodeName, BuildsMessage
+  FileEntry, ErrorCodeName, BuildsMessage, PieceMapMessage
 } from './messages.js'
 export { buildProblem, buildSigningPayload, buildWireBytes, sortedKeys } from './builds.js'
 export type { BuildEntry } from './builds.js'

@@ -47,3 +47,6 @@ export const MAX_BUILD_BYTES = 64 * 1024
 export const MAX_BUILD_GROUP_BYTES = 128
 /** Bytes of an ed25519 signature. */
 export const SIGNATURE_BYTES = 64
+
+/** Piece indexes in one PieceMap delta (`added`). */
+export const MAX_PIECE_MAP_ADDED = 1024

@@ -6,7 +6,7 @@ import { nameProblem } from './names.js'
 import { sortedKeys, type BuildEntry } from './builds.js'
 import {
   BLAKE2B_BYTES, MAX_AGENT_NAME_BYTES, MAX_BUILDS_BATCH, SIGNATURE_BYTES, MAX_DATA_CHUNK, MAX_ERROR_MESSAGE, MAX_FILE_SIZE,
-  MAX_HASH_PIECES, MAX_HOST_CHARS, MAX_INVENTORY_BATCH, MAX_PEER_ADDRESSES, PUBLIC_KEY_BYTES, MAX_PIECE_SIZE, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, PIECE_HASH_BYTES, PROOF_BYTES, SHA512_BYTES
+  MAX_HASH_PIECES, MAX_HOST_CHARS, MAX_PIECE_MAP_ADDED, MAX_INVENTORY_BATCH, MAX_PEER_ADDRESSES, PUBLIC_KEY_BYTES, MAX_PIECE_SIZE, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, PIECE_HASH_BYTES, PROOF_BYTES, SHA512_BYTES
 } from './limits.js'
 
 /** Error codes carried by an ErrorReply, as named in the schema. */
@@ -39,6 +39,12 @@ export interface BuildsMessage { type: 'builds', reset: boolean, added: BuildEnt
 /** `time`: the sender's wall clock, ms since the Unix epoch. */
 export interface PingMessage { type: 'ping', id: number, time: number }
 export interface PongMessage { type: 'pong', id: number, time: number }
+/**
+ * Verified pieces of a file the sender is downloading (swarming): with
+ * `reset`, `have` (a bitfield, piece i at bit 7 - i % 8 of byte i / 8)
+ * replaces what is known; otherwise the pieces in `added` join it.
+ */
+export interface PieceMapMessage { type: 'piece-map', blake2b: Buffer, size: number, pieceSize: number, reset: boolean, have: Buffer, added: number[] }
 
 /** Pieces of `pieceSize` bytes from `offset` up to `offset + length`, the last maybe shorter: what a HashRequest covers. */
 export interface PieceRange {
@@ -50,7 +56,7 @@ export interface PieceRange {
 /** Every message of the protocol, validated: a decoded Message obeys every bound in limits.ts. */
 export type Message =
   | HelloMessage | InventoryMessage | RequestMessage | DataMessage | CancelMessage | ErrorMessage | ReportMessage
-  | HashRequestMessage | HashesMessage | PeerAddressesMessage | BuildsMessage | PingMessage | PongMessage
+  | HashRequestMessage | HashesMessage | PeerAddressesMessage | BuildsMessage | PingMessage | PongMessage | PieceMapMessage
 
 const EMPTY = Buffer.alloc(0)
 const UINT32_MAX = 0xffff_ffff
@@ -107,6 +113,7 @@ function toEnvelope (msg: Message): wire.Envelope {
     case 'builds': return { builds: { reset: msg.reset, added: msg.added.map(wireBuild), removed: msg.removed } }
     case 'ping': return { ping: { id: msg.id, time: msg.time } }
     case 'pong': return { pong: { id: msg.id, time: msg.time } }
+    case 'piece-map': return { piece_map: { blake2b: msg.blake2b, size: msg.size, piece_size: msg.pieceSize, reset: msg.reset, have: msg.have, added: msg.added } }
   }
 }
 
@@ -280,7 +287,28 @@ function fromEnvelope (env: wire.Envelope): Message {
     check(time >= 0, type, 'time out of range')
     return { type, id: uint32(p.id, type, 'id'), time }
   }
+  if (env.piece_map) return pieceMap(env.piece_map)
   throw ProtocolError.UNKNOWN_TYPE()
+}
+
+/** A PieceMap within its bounds: a piece count a HashRequest could cover, a bitfield no longer than it, indexes below it. */
+function pieceMap (m: wire.PieceMap): PieceMapMessage {
+  const type = 'piece-map'
+  const blake2b = digestField(m.blake2b, type)
+  const size = uint(m.size, MAX_FILE_SIZE)
+  check(size > 0, type, 'size out of range')
+  const pieceSize = uint32(m.piece_size, type, 'piece_size')
+  check(pieceSize >= MIN_PIECE_SIZE && pieceSize <= MAX_PIECE_SIZE, type, `piece size must be ${MIN_PIECE_SIZE}..${MAX_PIECE_SIZE}`)
+  const pieces = Math.ceil(size / pieceSize)
+  check(pieces <= MAX_HASH_PIECES, type, `more than ${MAX_HASH_PIECES} pieces`)
+  const have = bytes(m.have)
+  check(have.byteLength <= Math.ceil(pieces / 8), type, `a bitfield of ${have.byteLength} bytes for ${pieces} pieces`)
+  // Bits past the last piece: a sender that writes them does not know the file's size.
+  check(have.byteLength < Math.ceil(pieces / 8) || pieces % 8 === 0 || (have[have.byteLength - 1]! & (0xff >> (pieces % 8))) === 0, type, 'a bit set past the last piece')
+  const added = m.added ?? []
+  check(added.length <= MAX_PIECE_MAP_ADDED, type, `more than ${MAX_PIECE_MAP_ADDED} pieces added`)
+  check(added.every((i) => Number.isSafeInteger(i) && i >= 0 && i < pieces), type, 'a piece index past the last piece')
+  return { type, blake2b, size, pieceSize, reset: m.reset ?? false, have, added: [...added] }
 }
 
 /**

@@ -53,7 +53,10 @@ const GOLDEN: Record<string, Message> = {
     removed: [seq(64, 19)]
   },
   'ping': { type: 'ping', id: 3, time: 1764480000123 },
-  'pong': { type: 'pong', id: 0xffffffff, time: Number.MAX_SAFE_INTEGER }
+  'pong': { type: 'pong', id: 0xffffffff, time: Number.MAX_SAFE_INTEGER },
+  // 131 MiB + 1 in 4 MiB pieces: 33 pieces, 5 bytes of bitfield (the last with bit 32 only).
+  'piece-map': { type: 'piece-map', blake2b: seq(64, 20), size: 131 * 1048576 + 1, pieceSize: 4194304, reset: true, have: Buffer.from([0xa0, 0x00, 0xff, 0x01, 0x80]), added: [] },
+  'piece-map-delta': { type: 'piece-map', blake2b: seq(64, 21), size: 131 * 1048576 + 1, pieceSize: 4194304, reset: false, have: Buffer.alloc(0), added: [32, 0, 300 % 33] }
 }
 
 function fixture (name: string): Buffer {
@@ -108,7 +111,7 @@ describe('wire golden corpus, protocol version 1', () => {
     const files = readdirSync(DIR).filter((f) => f.endsWith('.hex')).map((f) => f.slice(0, -4)).sort()
     expect(files).toEqual(Object.keys(GOLDEN).sort())
     const types = new Set(Object.values(GOLDEN).map((m) => m.type))
-    expect([...types].sort()).toEqual(['builds', 'cancel', 'data', 'error', 'hash-request', 'hashes', 'hello', 'inventory', 'peer-addresses', 'ping', 'pong', 'report', 'request'])
+    expect([...types].sort()).toEqual(['builds', 'cancel', 'data', 'error', 'hash-request', 'hashes', 'hello', 'inventory', 'peer-addresses', 'piece-map', 'ping', 'pong', 'report', 'request'])
     expect(PROTOCOL_VERSION).toBe(1)
   })
 

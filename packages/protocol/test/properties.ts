@@ -13,7 +13,7 @@ import * as wire from '../src/generated/distswarm.cjs'
 import {
   assertValidName, decodeMessage, encodeFrame, encodeMessage, ErrorCode, FrameDecoder, isHexDigest, isValidName,
   MAX_AGENT_NAME_BYTES, MAX_DATA_CHUNK, MAX_ERROR_MESSAGE, MAX_FILE_SIZE, MAX_FRAME_SIZE, MAX_INVENTORY_BATCH,
-  MAX_BUILDS_BATCH, MAX_HASH_PIECES, MAX_NAME_BYTES, MAX_PEER_ADDRESSES, MAX_PIECE_SIZE, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, nameProblem, PIECE_HASH_BYTES, parseHexDigest, ProtocolError, toHex,
+  MAX_BUILDS_BATCH, MAX_HASH_PIECES, MAX_NAME_BYTES, MAX_PIECE_MAP_ADDED, MAX_PEER_ADDRESSES, MAX_PIECE_SIZE, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, nameProblem, PIECE_HASH_BYTES, parseHexDigest, ProtocolError, toHex,
   type ErrorCodeName, type FileEntry, type Message
 } from '../src/index.js'
 import type { FuzzProperty } from './runner.js'
@@ -163,7 +163,16 @@ const validMessage: fc.Arbitrary<Message> = fc.oneof(
     addresses: fc.array(fc.record({ publicKey: bytesOf(32, 32), host: fc.oneof(fc.ipV4(), fc.ipV6()), port: fc.integer({ min: 1, max: 65535 }) }), { maxLength: 4 })
   }),
   fc.record({ type: fc.constant('builds' as const), reset: fc.boolean(), added: fc.array(buildEntry, { maxLength: 3 }), removed: fc.array(digest, { maxLength: 4 }) }),
-  fc.record({ type: fc.constantFrom('ping' as const, 'pong' as const), id: uint32, time: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }) })
+  fc.record({ type: fc.constantFrom('ping' as const, 'pong' as const), id: uint32, time: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }) }),
+  fc.integer({ min: 1, max: 64 }).chain((pieces) => fc.record({
+    type: fc.constant('piece-map' as const),
+    blake2b: digest,
+    size: fc.constant(pieces * MIN_PIECE_SIZE),
+    pieceSize: fc.constant(MIN_PIECE_SIZE),
+    reset: fc.boolean(),
+    have: bytesOf(0, Math.ceil(pieces / 8)).map((b) => { if (b.byteLength === Math.ceil(pieces / 8) && pieces % 8 !== 0) b[b.byteLength - 1]! &= ~(0xff >> (pieces % 8)) & 0xff; return b }),
+    added: fc.array(fc.integer({ min: 0, max: pieces - 1 }), { maxLength: 8 })
+  }))
 )
 
 /** A change to a valid encoding: what a buggy or hostile peer, or a bad link, would send instead. */
@@ -244,6 +253,11 @@ function boundsBroken (m: Message): string | null {
     case 'ping':
     case 'pong':
       return isUint(m.id, UINT32) && isUint(m.time, Number.MAX_SAFE_INTEGER) ? null : m.type
+    case 'piece-map': {
+      const pieces = Math.ceil(m.size / m.pieceSize)
+      if (!isBuf(m.blake2b, 64) || !isUint(m.size, MAX_FILE_SIZE) || m.size < 1 || m.pieceSize < MIN_PIECE_SIZE || m.pieceSize > MAX_PIECE_SIZE || pieces > MAX_HASH_PIECES) return 'piece-map'
+      return isBuf(m.have) && m.have.byteLength <= Math.ceil(pieces / 8) && m.added.length <= MAX_PIECE_MAP_ADDED && m.added.every((i) => isUint(i, pieces - 1)) ? null : 'piece-map bits'
+    }
   }
 }
 
@@ -313,7 +327,12 @@ const anyEnvelope: fc.Arbitrary<wire.Envelope> = fc.oneof(
     }, { requiredKeys: [] })
   }),
   fc.record({ ping: fc.record({ id: anyNumber, time: anyNumber }, { requiredKeys: [] }) }),
-  fc.record({ pong: fc.record({ id: anyNumber, time: anyNumber }, { requiredKeys: [] }) })
+  fc.record({ pong: fc.record({ id: anyNumber, time: anyNumber }, { requiredKeys: [] }) }),
+  fc.record({
+    piece_map: fc.record({
+      blake2b: anyBytes, size: anyNumber, piece_size: fc.oneof(anyNumber, fc.constant(MIN_PIECE_SIZE)), reset: fc.boolean(), have: anyBytes, added: fc.array(anyNumber, { maxLength: 3 })
+    }, { requiredKeys: [] })
+  })
 )
 
 

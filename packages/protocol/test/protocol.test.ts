@@ -65,7 +65,9 @@ describe('messages', () => {
       { type: 'builds', reset: false, added: [build(), build({ fields: {} })], removed: [digest()] },
       { type: 'builds', reset: true, added: [], removed: [] },
       { type: 'ping', id: 1, time: Date.now() },
-      { type: 'pong', id: 0xffffffff, time: 0 }
+      { type: 'pong', id: 0xffffffff, time: 0 },
+      { type: 'piece-map', blake2b: digest(), size: 2 ** 33 + 1, pieceSize: 4 << 20, reset: true, have: Buffer.from([0xff, 0x01]), added: [] },
+      { type: 'piece-map', blake2b: digest(), size: 10 << 20, pieceSize: 4 << 20, reset: false, have: Buffer.alloc(0), added: [2, 0] }
     ]
     for (const msg of msgs) expect(roundTrip(msg)).toEqual(msg)
   })
@@ -104,6 +106,15 @@ describe('messages', () => {
       { type: 'peer-addresses', addresses: Array.from({ length: 65 }, () => ({ publicKey: randomBytes(32), host: '10.0.0.1', port: 1 })) },
       { type: 'ping', id: 1, time: 2 ** 60 },
       { type: 'pong', id: 2 ** 40, time: 1 },
+      { type: 'piece-map', blake2b: randomBytes(63), size: 1 << 20, pieceSize: 1 << 16, reset: true, have: Buffer.alloc(0), added: [] },
+      { type: 'piece-map', blake2b: digest(), size: 0, pieceSize: 1 << 16, reset: true, have: Buffer.alloc(0), added: [] },
+      { type: 'piece-map', blake2b: digest(), size: 1 << 20, pieceSize: 1024, reset: true, have: Buffer.alloc(0), added: [] },
+      { type: 'piece-map', blake2b: digest(), size: 2 ** 40, pieceSize: 1 << 16, reset: true, have: Buffer.alloc(0), added: [] },
+      // 3 pieces: one byte of bitfield, bits past the third unset; indexes below 3.
+      { type: 'piece-map', blake2b: digest(), size: 3 << 16, pieceSize: 1 << 16, reset: true, have: Buffer.from([0xe0, 0]), added: [] },
+      { type: 'piece-map', blake2b: digest(), size: 3 << 16, pieceSize: 1 << 16, reset: true, have: Buffer.from([0xf0]), added: [] },
+      { type: 'piece-map', blake2b: digest(), size: 3 << 16, pieceSize: 1 << 16, reset: false, have: Buffer.alloc(0), added: [3] },
+      { type: 'piece-map', blake2b: digest(), size: 2 ** 30, pieceSize: 1 << 16, reset: false, have: Buffer.alloc(0), added: Array.from({ length: 1025 }, (_, i) => i) },
       {
         type: 'inventory',
         reset: false,

@@ -130,6 +130,13 @@ var Pong = exports.Pong = {
   decode: null
 }
 
+var PieceMap = exports.PieceMap = {
+  buffer: true,
+  encodingLength: null,
+  encode: null,
+  decode: null
+}
+
 var Envelope = exports.Envelope = {
   buffer: true,
   encodingLength: null,
@@ -154,6 +161,7 @@ defineBuildEntry()
 defineBuilds()
 definePing()
 definePong()
+definePieceMap()
 defineEnvelope()
 
 function defineHello () {
@@ -1641,6 +1649,137 @@ function definePong () {
   }
 }
 
+function definePieceMap () {
+  PieceMap.encodingLength = encodingLength
+  PieceMap.encode = encode
+  PieceMap.decode = decode
+
+  function encodingLength (obj) {
+    var length = 0
+    if (defined(obj.blake2b)) {
+      var len = encodings.bytes.encodingLength(obj.blake2b)
+      length += 1 + len
+    }
+    if (defined(obj.size)) {
+      var len = encodings.varint.encodingLength(obj.size)
+      length += 1 + len
+    }
+    if (defined(obj.piece_size)) {
+      var len = encodings.varint.encodingLength(obj.piece_size)
+      length += 1 + len
+    }
+    if (defined(obj.reset)) {
+      var len = encodings.bool.encodingLength(obj.reset)
+      length += 1 + len
+    }
+    if (defined(obj.have)) {
+      var len = encodings.bytes.encodingLength(obj.have)
+      length += 1 + len
+    }
+    if (defined(obj.added)) {
+      for (var i = 0; i < obj.added.length; i++) {
+        if (!defined(obj.added[i])) continue
+        var len = encodings.varint.encodingLength(obj.added[i])
+        length += 1 + len
+      }
+    }
+    return length
+  }
+
+  function encode (obj, buf, offset) {
+    if (!offset) offset = 0
+    if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
+    var oldOffset = offset
+    if (defined(obj.blake2b)) {
+      buf[offset++] = 10
+      encodings.bytes.encode(obj.blake2b, buf, offset)
+      offset += encodings.bytes.encode.bytes
+    }
+    if (defined(obj.size)) {
+      buf[offset++] = 16
+      encodings.varint.encode(obj.size, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    if (defined(obj.piece_size)) {
+      buf[offset++] = 24
+      encodings.varint.encode(obj.piece_size, buf, offset)
+      offset += encodings.varint.encode.bytes
+    }
+    if (defined(obj.reset)) {
+      buf[offset++] = 32
+      encodings.bool.encode(obj.reset, buf, offset)
+      offset += encodings.bool.encode.bytes
+    }
+    if (defined(obj.have)) {
+      buf[offset++] = 42
+      encodings.bytes.encode(obj.have, buf, offset)
+      offset += encodings.bytes.encode.bytes
+    }
+    if (defined(obj.added)) {
+      for (var i = 0; i < obj.added.length; i++) {
+        if (!defined(obj.added[i])) continue
+        buf[offset++] = 48
+        encodings.varint.encode(obj.added[i], buf, offset)
+        offset += encodings.varint.encode.bytes
+      }
+    }
+    encode.bytes = offset - oldOffset
+    return buf
+  }
+
+  function decode (buf, offset, end) {
+    if (!offset) offset = 0
+    if (!end) end = buf.length
+    if (!(end <= buf.length && offset <= buf.length)) throw new Error("Decoded message is not valid")
+    var oldOffset = offset
+    var obj = {
+      blake2b: null,
+      size: 0,
+      piece_size: 0,
+      reset: false,
+      have: null,
+      added: []
+    }
+    while (true) {
+      if (end <= offset) {
+        decode.bytes = offset - oldOffset
+        return obj
+      }
+      var prefix = varint.decode(buf, offset)
+      offset += varint.decode.bytes
+      var tag = prefix >> 3
+      switch (tag) {
+        case 1:
+        obj.blake2b = encodings.bytes.decode(buf, offset)
+        offset += encodings.bytes.decode.bytes
+        break
+        case 2:
+        obj.size = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        case 3:
+        obj.piece_size = encodings.varint.decode(buf, offset)
+        offset += encodings.varint.decode.bytes
+        break
+        case 4:
+        obj.reset = encodings.bool.decode(buf, offset)
+        offset += encodings.bool.decode.bytes
+        break
+        case 5:
+        obj.have = encodings.bytes.decode(buf, offset)
+        offset += encodings.bytes.decode.bytes
+        break
+        case 6:
+        obj.added.push(encodings.varint.decode(buf, offset))
+        offset += encodings.varint.decode.bytes
+        break
+        default:
+        offset = skip(prefix & 7, buf, offset)
+      }
+    }
+  }
+}
+
 function defineEnvelope () {
   Envelope.encodingLength = encodingLength
   Envelope.encode = encode
@@ -1648,7 +1787,7 @@ function defineEnvelope () {
 
   function encodingLength (obj) {
     var length = 0
-    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses) + +defined(obj.builds) + +defined(obj.ping) + +defined(obj.pong)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
+    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses) + +defined(obj.builds) + +defined(obj.ping) + +defined(obj.pong) + +defined(obj.piece_map)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
     if (defined(obj.hello)) {
       var len = Hello.encodingLength(obj.hello)
       length += varint.encodingLength(len)
@@ -1714,6 +1853,11 @@ function defineEnvelope () {
       length += varint.encodingLength(len)
       length += 1 + len
     }
+    if (defined(obj.piece_map)) {
+      var len = PieceMap.encodingLength(obj.piece_map)
+      length += varint.encodingLength(len)
+      length += 1 + len
+    }
     return length
   }
 
@@ -1721,7 +1865,7 @@ function defineEnvelope () {
     if (!offset) offset = 0
     if (!buf) buf = Buffer.allocUnsafe(encodingLength(obj))
     var oldOffset = offset
-    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses) + +defined(obj.builds) + +defined(obj.ping) + +defined(obj.pong)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
+    if ((+defined(obj.hello) + +defined(obj.inventory) + +defined(obj.request) + +defined(obj.data) + +defined(obj.cancel) + +defined(obj.error) + +defined(obj.report) + +defined(obj.hash_request) + +defined(obj.hashes) + +defined(obj.peer_addresses) + +defined(obj.builds) + +defined(obj.ping) + +defined(obj.pong) + +defined(obj.piece_map)) > 1) throw new Error("only one of the properties defined in oneof body can be set")
     if (defined(obj.hello)) {
       buf[offset++] = 10
       varint.encode(Hello.encodingLength(obj.hello), buf, offset)
@@ -1813,6 +1957,13 @@ function defineEnvelope () {
       Pong.encode(obj.pong, buf, offset)
       offset += Pong.encode.bytes
     }
+    if (defined(obj.piece_map)) {
+      buf[offset++] = 114
+      varint.encode(PieceMap.encodingLength(obj.piece_map), buf, offset)
+      offset += varint.encode.bytes
+      PieceMap.encode(obj.piece_map, buf, offset)
+      offset += PieceMap.encode.bytes
+    }
     encode.bytes = offset - oldOffset
     return buf
   }
@@ -1835,7 +1986,8 @@ function defineEnvelope () {
       peer_addresses: null,
       builds: null,
       ping: null,
-      pong: null
+      pong: null,
+      piece_map: null
     }
     while (true) {
       if (end <= offset) {
@@ -1859,6 +2011,7 @@ function defineEnvelope () {
         delete obj.builds
         delete obj.ping
         delete obj.pong
+        delete obj.piece_map
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hello = Hello.decode(buf, offset, offset + len)
@@ -1877,6 +2030,7 @@ function defineEnvelope () {
         delete obj.builds
         delete obj.ping
         delete obj.pong
+        delete obj.piece_map
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.inventory = Inventory.decode(buf, offset, offset + len)
@@ -1895,6 +2049,7 @@ function defineEnvelope () {
         delete obj.builds
         delete obj.ping
         delete obj.pong
+        delete obj.piece_map
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.request = Request.decode(buf, offset, offset + len)
@@ -1913,6 +2068,7 @@ function defineEnvelope () {
         delete obj.builds
         delete obj.ping
         delete obj.pong
+        delete obj.piece_map
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.data = Data.decode(buf, offset, offset + len)
@@ -1931,6 +2087,7 @@ function defineEnvelope () {
         delete obj.builds
         delete obj.ping
         delete obj.pong
+        delete obj.piece_map
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.cancel = Cancel.decode(buf, offset, offset + len)
@@ -1949,6 +2106,7 @@ function defineEnvelope () {
         delete obj.builds
         delete obj.ping
         delete obj.pong
+        delete obj.piece_map
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.error = ErrorReply.decode(buf, offset, offset + len)
@@ -1967,6 +2125,7 @@ function defineEnvelope () {
         delete obj.builds
         delete obj.ping
         delete obj.pong
+        delete obj.piece_map
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.report = Report.decode(buf, offset, offset + len)
@@ -1985,6 +2144,7 @@ function defineEnvelope () {
         delete obj.builds
         delete obj.ping
         delete obj.pong
+        delete obj.piece_map
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hash_request = HashRequest.decode(buf, offset, offset + len)
@@ -2003,6 +2163,7 @@ function defineEnvelope () {
         delete obj.builds
         delete obj.ping
         delete obj.pong
+        delete obj.piece_map
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.hashes = Hashes.decode(buf, offset, offset + len)
@@ -2021,6 +2182,7 @@ function defineEnvelope () {
         delete obj.builds
         delete obj.ping
         delete obj.pong
+        delete obj.piece_map
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.peer_addresses = PeerAddresses.decode(buf, offset, offset + len)
@@ -2039,6 +2201,7 @@ function defineEnvelope () {
         delete obj.peer_addresses
         delete obj.ping
         delete obj.pong
+        delete obj.piece_map
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.builds = Builds.decode(buf, offset, offset + len)
@@ -2057,6 +2220,7 @@ function defineEnvelope () {
         delete obj.peer_addresses
         delete obj.builds
         delete obj.pong
+        delete obj.piece_map
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.ping = Ping.decode(buf, offset, offset + len)
@@ -2075,10 +2239,30 @@ function defineEnvelope () {
         delete obj.peer_addresses
         delete obj.builds
         delete obj.ping
+        delete obj.piece_map
         var len = varint.decode(buf, offset)
         offset += varint.decode.bytes
         obj.pong = Pong.decode(buf, offset, offset + len)
         offset += Pong.decode.bytes
+        break
+        case 14:
+        delete obj.hello
+        delete obj.inventory
+        delete obj.request
+        delete obj.data
+        delete obj.cancel
+        delete obj.error
+        delete obj.report
+        delete obj.hash_request
+        delete obj.hashes
+        delete obj.peer_addresses
+        delete obj.builds
+        delete obj.ping
+        delete obj.pong
+        var len = varint.decode(buf, offset)
+        offset += varint.decode.bytes
+        obj.piece_map = PieceMap.decode(buf, offset, offset + len)
+        offset += PieceMap.decode.bytes
         break
         default:
         offset = skip(prefix & 7, buf, offset)

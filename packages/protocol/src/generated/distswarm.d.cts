@@ -125,6 +125,16 @@ export interface Pong {
 }
 export declare const Pong: Codec<Pong>
 
+export interface PieceMap {
+  blake2b?: Uint8Array | null
+  size?: number
+  piece_size?: number
+  reset?: boolean
+  have?: Uint8Array | null
+  added?: Array<number>
+}
+export declare const PieceMap: Codec<PieceMap>
+
 export interface Envelope {
   hello?: Hello | null
   inventory?: Inventory | null
@@ -139,5 +149,6 @@ export interface Envelope {
   builds?: Builds | null
   ping?: Ping | null
   pong?: Pong | null
+  piece_map?: PieceMap | null
 }
 export declare const Envelope: Codec<Envelope>
