@@ -186,7 +186,10 @@ export class Fetcher extends EventEmitter<FetcherEvents> {
       let redo: PieceSource[] | null = null
       for (let round = 1; ; round++) {
         try {
-          for (const p of await this.swarm.download(entry, download, { exclude: excluded, ranges: redo ?? undefined })) from.set(p.offset, p)
+          // Swarming: pieces land in any order, and a partial holder whose relayed piece fails its hash is blamed at once.
+          download.allowGaps = redo === null
+          const onFault = (key: string, why: string): void => this.blame(key, entry, why, excluded)
+          for (const p of await this.swarm.download(entry, download, { exclude: excluded, ranges: redo ?? undefined, onFault })) from.set(p.offset, p)
         } catch (err) {
           if (redo === null) {
             // The sources failed, not the bytes: keep them for the next attempt to resume.

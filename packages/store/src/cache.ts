@@ -183,6 +183,15 @@ export class Download {
   resumedFrom = 0
 
   /**
+   * Writes may land past `written`, leaving a gap to be filled later (a
+   * swarming download writes pieces in any order; `written` is then the end
+   * of the furthest). Off by default: a gap is ERR_DOWNLOAD_GAP. The
+   * whole-file check is the same either way; a download that stops with
+   * gaps must be truncate()d to its gapless prefix before suspend().
+   */
+  allowGaps = false
+
+  /**
    * @internal Takes up what an earlier attempt left in the partial file: its
    * bytes are hashed in the background while the rest arrives. A partial
    * longer than the file is discarded.
@@ -217,7 +226,7 @@ export class Download {
       await this.abort()
       throw StoreError.SIZE_EXCEEDED(this.expected.name, this.expected.size)
     }
-    if (offset > this.size) throw StoreError.GAP(this.expected.name, offset, this.size)
+    if (offset > this.size && !this.allowGaps) throw StoreError.GAP(this.expected.name, offset, this.size)
     try {
       let done = 0
       while (done < length) {
@@ -237,7 +246,8 @@ export class Download {
     const appended = offset === this.size
     this.size = end
     // A repair's rewrites are hashed by verify(), once, after the last of them.
-    if (appended && (this.size - this.stream.size >= FEED_STEP || this.size === this.expected.size)) this.stream.feed(this.size)
+    // With gaps allowed, bytes past a gap would be hashed before the gap is filled: verify() hashes once, at the end.
+    if (appended && !this.allowGaps && (this.size - this.stream.size >= FEED_STEP || this.size === this.expected.size)) this.stream.feed(this.size)
   }
 
   /**

@@ -1,6 +1,6 @@
 export { SwarmError } from './errors.js'
 export { DistSwarm } from './swarm.js'
-export type { SwarmInit, SwarmEvents, RemoteFile, RemoteBuild, PieceRange } from './swarm.js'
+export type { SwarmInit, SwarmEvents, RemoteFile, RemoteBuild, PieceRange, DownloadOptions } from './swarm.js'
 export { signBuild, verifyBuild } from './builds.js'
 export type { BuildAd } from './builds.js'
 export { judge } from './diagnose.js'

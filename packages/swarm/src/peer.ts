@@ -1,7 +1,7 @@
 // Over 400 lines: one connection's protocol as a state machine (hello, inventory both ways, the requests we make); uploads (uploads.ts), liveness (liveness.ts) and limits (limits.ts) live apart.
 import {
   debugLogger, decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, ProtocolError, toHex,
-  type BuildsMessage, type DataMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message, type PeerAddress
+  type BuildsMessage, type DataMessage, type PieceMapMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message, type PeerAddress
 } from '@distswarm/protocol'
 import { EntryPool, type PeerFiles } from './entries.js'
 import { SwarmError } from './errors.js'
@@ -49,6 +49,8 @@ export interface PeerInit {
   onPeerAddresses?: (peer: Peer, addresses: PeerAddress[]) => void
   /** Binary packages the remote advertises (see builds.ts). */
   onBuilds?: (peer: Peer, msg: BuildsMessage) => void
+  /** Verified pieces of a file the remote is downloading (see relay.ts). */
+  onPieceMap?: (peer: Peer, msg: PieceMapMessage) => void
   /** A ping measured the round trip again: `clockOffsetMs` may have changed (see ping.ts). */
   onPingSample?: (peer: Peer) => void
   onClose: (peer: Peer, reason: Error | null) => void
@@ -327,6 +329,11 @@ export class Peer {
     return this.send({ type: 'builds', ...msg })
   }
 
+  /** Verified pieces of a download of ours (see relay.ts). A peer without this message type answers UNKNOWN_TYPE, which is only logged. */
+  sendPieceMap (msg: Omit<PieceMapMessage, 'type'>): void {
+    this.send({ type: 'piece-map', ...msg })
+  }
+
   /** Resolves when the stream takes writes again, or the connection closed. */
   writable (): Promise<void> {
     if (this.closed) return Promise.resolve()
@@ -417,6 +424,7 @@ export class Peer {
       case 'builds': return this.init.onBuilds?.(this, msg)
       case 'ping': return this.pinger.onPing(msg)
       case 'pong': return this.pinger.onPong(msg)
+      case 'piece-map': return this.init.onPieceMap?.(this, msg)
     }
   }
 

@@ -11,7 +11,9 @@ import { intOption, portOption } from './options.js'
 import { peerLimits, type PeerLimits } from './limits.js'
 import { Peer } from './peer.js'
 import { Problems, type Problem } from './problems.js'
-import { Transfer, transferOptions, type PieceSource, type TransferOptions } from './transfer.js'
+import { Transfer, transferOptions, type PieceSource, type RelayMode, type TransferOptions } from './transfer.js'
+import { agreedHashes } from './pieces.js'
+import { Relay } from './relay.js'
 import { Mesh } from './mesh.js'
 import type { HostPort, KeyPair, LocalSource, SecretStream, Sink } from './types.js'
 
@@ -76,6 +78,24 @@ export interface SwarmInit {
    * Default false. Peer exchange (mesh.ts) is always on.
    */
   lanDiscovery?: boolean | { port?: number, group?: string, intervalMs?: number }
+  /**
+   * Swarming (relay.ts): downloads into a sink that allows gaps fetch pieces
+   * in any order from whole-file and partial holders, and serve their
+   * verified pieces to others while they go on. Default true.
+   */
+  relay?: boolean
+  /** Relay uploads served at once, over all peers (more: BUSY). Default 4. */
+  maxRelayUploads?: number
+}
+
+/** How DistSwarm.download goes about it. */
+export interface DownloadOptions {
+  /** Hex keys of peers not to ask. */
+  exclude?: ReadonlySet<string>
+  /** Only these ranges, written over what the sink holds there (a repair). */
+  ranges?: ReadonlyArray<{ offset: number, length: number }>
+  /** Swarming: a partial holder sent a piece that failed its hash (it is left out of this download; the caller blames it). */
+  onFault?: (publicKeyHex: string, why: string) => void
 }
 
 export interface SwarmEvents {
@@ -105,6 +125,8 @@ export type { PieceRange }
 export const DEFAULT_HOST = '0.0.0.0'
 export const DEFAULT_MAX_PEERS = 64
 export const DEFAULT_REDISCOVER_MS = 2000
+/** Holders of the whole file asked for its piece hashes before a swarming download relays anything. */
+const HASH_HOLDERS = 3
 
 
 const WRONG_NETWORK_KEY = 'it does not know our network key: the two boxes were given different network keys'
@@ -155,6 +177,9 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private pastServed = 0
   /** Binary packages: the set we advertise, and the verified ones peers advertise. */
   private readonly buildBook: BuildBook<Peer>
+  /** Swarming: our partial downloads' pieces, and the members'. */
+  private readonly relay: Relay
+  private readonly source: LocalSource
 
   /** Checks every option (ERR_INVALID_OPTION, ERR_INVALID_NETWORK_KEY, ERR_NO_WAY_IN); starts nothing. */
   constructor (init: SwarmInit) {
@@ -190,6 +215,13 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     this.problemList = new Problems(this.log)
     this.topic = topicOf(init.networkKey)
     this.publicKey = init.keyPair.publicKey
+    this.relay = new Relay({
+      members: () => this.peers.values(),
+      heldWhole: (hex, size, from) => this.readyPeers().some((p) => p !== from && p.files.get(hex)?.size === size),
+      logger: this.log.child('relay'),
+      maxUploads: intOption('maxRelayUploads', init.maxRelayUploads ?? 4, 1)
+    })
+    this.source = this.relay.source(init.source)
     this.buildBook = new BuildBook<Peer>({
       logger: this.log.child('builds'),
       maxBuilds: this.limits.maxRemoteBuilds,
@@ -354,6 +386,16 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     return n
   }
 
+  /** Members holding verified pieces of the file with this hex digest while they download it (swarming): how many pieces each, by hex key. */
+  partialHolders (hex: string): Array<{ peer: string, pieces: number }> {
+    return this.relay.holders(hex, -1, -1).map((h) => ({ peer: h.peer.publicKeyHex, pieces: h.count }))
+  }
+
+  /** File bytes uploaded to peers from partial downloads (swarming), since we started. */
+  relayedBytes (): number {
+    return this.relay.bytesRelayed
+  }
+
   /** When bytes from this peer last arrived, over its member connection or its fast-path link (ms since the epoch); null when not connected. */
   lastSeen (publicKeyHex: string): number | null {
     const times = [this.peers.get(publicKeyHex), this.dataPath?.link(publicKeyHex)].filter((p) => p !== undefined).map((p) => p.lastReceivedAt)
@@ -419,16 +461,49 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
    * the sink holds there (a repair). Resolves to where each written byte
    * range came from, so a caller whose verification fails knows whom to suspect.
    */
-  async download (entry: FileEntry, sink: Sink, opts: { exclude?: ReadonlySet<string>, ranges?: ReadonlyArray<{ offset: number, length: number }> } = {}): Promise<PieceSource[]> {
+  async download (entry: FileEntry, sink: Sink, opts: DownloadOptions = {}): Promise<PieceSource[]> {
     if (this.destroyed) throw SwarmError.DESTROYED()
     const hex = toHex(entry.blake2b)
     const exclude = opts.exclude ?? new Set<string>()
+    const usable = (p: Peer): boolean => !exclude.has(p.publicKeyHex) && !this.isBanned(p.publicKeyHex)
+    const pieceSize = this.transferOpts.rangeSize
+    let mode: RelayMode | undefined
+    let ours: ReturnType<Relay['begin']> | null = null
+    if (this.init.relay !== false && sink.allowGaps === true && sink.tempPath !== undefined && sink.truncate && !opts.ranges && entry.size > pieceSize) {
+      const hashes = await this.wholeFileHashes(entry, this.holdersOf(hex).filter(usable))
+      if (hashes) {
+        ours = this.relay.begin(entry, pieceSize, sink.tempPath)
+        const local = ours
+        mode = { hashes, onHave: (i) => local.have(i), onFault: (key, why) => opts.onFault?.(key, why) }
+      }
+    }
     const transfer = new Transfer(entry, sink, {
-      holders: () => this.holdersOf(hex).filter((p) => !exclude.has(p.publicKeyHex)),
+      holders: () => this.holdersOf(hex).filter(usable),
+      partialHolders: () => this.relay.holders(hex, entry.size, pieceSize).filter((h) => usable(h.peer) && this.peers.get(h.peer.publicKeyHex) === h.peer),
       via: (peer) => this.dataPath?.link(peer.publicKeyHex) ?? peer,
       logger: this.log.child('transfer')
-    }, this.transferOpts, opts.ranges)
-    return await transfer.run()
+    }, this.transferOpts, opts.ranges, mode)
+    try {
+      return await transfer.run()
+    } finally {
+      ours?.end()
+    }
+  }
+
+  /**
+   * The piece hashes of the whole file that its holders agree on (see
+   * agreedHashes: a majority of up to HASH_HOLDERS answers, seeders asked
+   * first), or null when none answered: the download then relays nothing.
+   */
+  private async wholeFileHashes (entry: FileEntry, holders: Peer[]): Promise<Array<Buffer | null> | null> {
+    const pieceSize = this.transferOpts.rangeSize
+    const asked = [...holders].sort((a, b) => Number(b.remoteSeeder) - Number(a.remoteSeeder)).slice(0, HASH_HOLDERS)
+    const answers = (await Promise.all(asked.map((p) => p.requestHashes(entry.blake2b, 0, entry.size, pieceSize).catch((err: unknown) => {
+      this.log.debug('relay.no-piece-hashes', { name: entry.name, peer: p.label, why: (err as Error).message })
+      return null
+    })))).filter((a) => a !== null)
+    if (answers.length === 0) return null
+    return agreedHashes(answers, Math.ceil(entry.size / pieceSize))
   }
 
   /** Bytes asked for in one request: downloads cut their pieces at this size from their first offset. */
@@ -467,7 +542,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       stream,
       networkKey: this.init.networkKey,
       localName: this.name,
-      source: this.init.source,
+      source: this.source,
       limits: this.limits,
       logger: this.log.child('peer'),
       dataPort: this.dataPath?.port ?? 0,
@@ -483,6 +558,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         // One side dials a fast-path link: the one with the smaller key; a TCP member connection is fast already.
         if (p.transport === 'hyperswarm' && Buffer.compare(this.publicKey, p.publicKey) < 0) this.dataPath?.connect(p)
         this.buildBook.attach(p)
+        this.relay.attach(p)
         this.emit('peer-ready', p)
         this.mesh?.changed()
       },
@@ -496,7 +572,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       },
       onInventory: (p) => this.emit('inventory', p),
       onBuilds: (p, msg) => { if (this.peers.get(p.publicKeyHex) === p) this.buildBook.onMessage(p, msg) },
-      onReport: (p, blake2b) => this.emit('report', p, blake2b),
+      onReport: (p, blake2b) => { this.relay.forgetHashes(); this.emit('report', p, blake2b) },
+      onPieceMap: (p, msg) => { if (this.peers.get(p.publicKeyHex) === p) this.relay.onMessage(p, msg) },
       onClose: (p, reason) => {
         if (p.refusal) {
           const address = (via.inbound ? p.remoteHost : p.remoteAddress) ?? '?'
@@ -509,6 +586,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         this.pastTraffic.set(p.publicKeyHex, { sent: past.sent + p.bytesSent, received: past.received + p.bytesReceived })
         this.dataPath?.release(p)
         this.buildBook.detach(p)
+        this.relay.detach(p)
         if (this.peers.get(p.publicKeyHex) === p) {
           this.peers.delete(p.publicKeyHex)
           this.dataPath?.drop(p.publicKeyHex)

@@ -2,6 +2,7 @@ import { debugLogger, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, type FileEntry, type L
 import { SwarmError } from './errors.js'
 import { intOption } from './options.js'
 import type { Peer } from './peer.js'
+import { pieceHash } from './pieces.js'
 import type { Sink } from './types.js'
 
 export const DEFAULT_RANGE_SIZE = 4 * 1024 * 1024
@@ -50,6 +51,22 @@ export interface TransferDeps {
   via: (peer: Peer) => Peer
   /** Default: debug output under distswarm:transfer. */
   logger?: Logger
+  /** Swarming: peers holding verified pieces of this file (cut at rangeSize from 0), and which. */
+  partialHolders?: () => Array<{ peer: Peer, has: (piece: number) => boolean }>
+}
+
+/**
+ * Swarming (relay.ts): pieces are cut at rangeSize from offset 0, fetched in
+ * any order (rarest first, from whole-file and partial holders alike) and
+ * written where they belong, each checked against its piece hash first.
+ */
+export interface RelayMode {
+  /** The agreed hash of each piece of the file (null: none agreed, never relayed). */
+  hashes: ReadonlyArray<Buffer | null>
+  /** A piece matched its hash and is written: it may be relayed. */
+  onHave: (piece: number) => void
+  /** A partial holder sent a piece that failed its hash: blame it (it is dropped from this transfer). */
+  onFault: (publicKeyHex: string, why: string) => void
 }
 
 interface Source {
@@ -69,6 +86,8 @@ interface Source {
    * tells within seconds whether anyone is there (see PeerLimits.deadAfterMs).
    */
   linkLost: boolean
+  /** Which pieces it holds: null for the whole file, else a partial holder's verified pieces. */
+  has: ((piece: number) => boolean) | null
 }
 
 interface Attempt {
@@ -86,6 +105,10 @@ interface Piece {
   attempts: Set<Attempt>
   data: Buffer[] | null
   from: string | null
+  /** Swarming: its index in the file (offset / rangeSize), and whether it is written. */
+  index: number
+  written: boolean
+  verified: boolean
 }
 
 /** Hold-off after a BUSY answer before asking that source again. */
@@ -101,6 +124,8 @@ const TICK_MS = 200
  * is dropped after PeerLimits.deadAfterMs.
  */
 const SILENT_SOURCE_MS = 1000
+/** How long a swarming download waits, nothing in flight, for partial holders to get pieces no source has. */
+const PARTIAL_ONLY_WAIT_MS = 30_000
 
 /** How much a source is preferred: its measured rate (unknown: first), doubled for a seeder, whose serving costs no one's work. */
 function score (s: Source): number {
@@ -130,20 +155,30 @@ export class Transfer {
   private sinkError: { error: unknown } | null = null
   private lastError: unknown = null
   private wake: (() => void) | null = null
+  private readonly relay: RelayMode | null
+  /** Swarming: finished pieces waiting to be written, and pieces written. */
+  private readonly writeQueue: Piece[] = []
+  private done = 0
 
   /**
    * Fetches `ranges` (in ascending order) when given, written over what the
    * sink holds there: a repair. Else the rest of the file after sink.written.
    */
-  constructor (entry: FileEntry, sink: Sink, deps: TransferDeps, opts: Partial<TransferOptions> = {}, ranges?: ReadonlyArray<{ offset: number, length: number }>) {
+  constructor (entry: FileEntry, sink: Sink, deps: TransferDeps, opts: Partial<TransferOptions> = {}, ranges?: ReadonlyArray<{ offset: number, length: number }>, relay?: RelayMode) {
     this.entry = entry
     this.sink = sink
     this.deps = deps
     this.opts = transferOptions(opts)
     this.log = deps.logger ?? debugLogger('distswarm:transfer')
-    const add = (offset: number, length: number): void => { this.pieces.push({ offset, length, attempts: new Set(), data: null, from: null }) }
+    this.relay = relay && !ranges && sink.allowGaps === true ? relay : null
+    const size = this.opts.rangeSize
+    const add = (offset: number, length: number): void => {
+      this.pieces.push({ offset, length, attempts: new Set(), data: null, from: null, index: Math.floor(offset / size), written: false, verified: false })
+    }
+    // Swarming cuts pieces where the piece hashes do: a resumed prefix is taken up to its last whole piece.
+    const first = this.relay ? sink.written - sink.written % size : sink.written
     if (ranges) for (const r of ranges) add(r.offset, r.length)
-    else for (let offset = sink.written; offset < entry.size; offset += this.opts.rangeSize) add(offset, Math.min(this.opts.rangeSize, entry.size - offset))
+    else for (let offset = first; offset < entry.size; offset += size) add(offset, Math.min(size, entry.size - offset))
   }
 
   /**
@@ -153,29 +188,54 @@ export class Transfer {
    * before a failure stay in the sink.
    */
   async run (): Promise<PieceSource[]> {
+    let idleSince: number | null = null
     try {
       for (;;) {
         if (this.sinkError) throw this.sinkError.error
-        if (this.head === this.pieces.length && !this.writing) return this.provenance
+        if (this.complete()) return this.provenance
         this.refreshSources()
         this.assign()
         const inflight = this.pieces.some((p) => p.attempts.size > 0)
-        if (!inflight && !this.writing && this.head < this.pieces.length) {
+        if (!inflight && !this.writing && !this.complete()) {
           const waiting = [...this.sources.values()].filter((s) => !s.failed && !s.peer.closed)
           if (waiting.length === 0) {
             if (this.sources.size === 0) throw SwarmError.NOT_FOUND(this.entry.name)
             throw SwarmError.ALL_SOURCES_FAILED(this.entry.name, this.lastError)
           }
-        }
+          // Swarming with partial holders only, none of which has what is missing: they may get it, for a while.
+          idleSince ??= Date.now()
+          if (this.relay && Date.now() - idleSince > PARTIAL_ONLY_WAIT_MS) throw SwarmError.ALL_SOURCES_FAILED(this.entry.name, this.lastError ?? SwarmError.NOT_FOUND(`the rest of ${this.entry.name}`))
+        } else idleSince = null
         await new Promise<void>((resolve) => {
           this.wake = resolve
           setTimeout(resolve, TICK_MS).unref()
         })
         this.wake = null
       }
+    } catch (err) {
+      await this.keepPrefix()
+      throw err
     } finally {
       for (const p of this.pieces) for (const a of p.attempts) a.abort.abort()
     }
+  }
+
+  private complete (): boolean {
+    if (this.relay) return this.done === this.pieces.length && !this.writing
+    return this.head === this.pieces.length && !this.writing
+  }
+
+  /** A swarming transfer that fails leaves only its gapless prefix, which a later attempt resumes from. */
+  private async keepPrefix (): Promise<void> {
+    if (!this.relay || this.sinkError || !this.sink.truncate) return
+    const gap = this.pieces.find((p) => !p.written)
+    if (!gap || gap.offset >= this.sink.written) return
+    for (;;) {
+      // Let a write under way finish first.
+      if (!this.writing) break
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    await this.sink.truncate(gap.offset).catch((err: unknown) => this.log.debug('transfer.truncate-failed', { name: this.entry.name, why: (err as Error).message }))
   }
 
   private notify (): void {
@@ -183,13 +243,22 @@ export class Transfer {
   }
 
   private refreshSources (): void {
-    for (const peer of this.deps.holders()) {
+    const whole = this.deps.holders()
+    const partial = this.relay ? this.deps.partialHolders?.() ?? [] : []
+    const seen = new Set<string>()
+    const take = (peer: Peer, has: Source['has']): void => {
+      if (seen.has(peer.publicKeyHex)) return
+      seen.add(peer.publicKeyHex)
       const known = this.sources.get(peer.publicKeyHex)
       // A peer that reconnected is a new connection: give it a fresh chance.
       if (!known || (known.peer !== peer && known.peer.closed)) {
-        this.sources.set(peer.publicKeyHex, { peer, inflight: 0, rate: 0, failed: false, busyUntil: 0, busy: 0, linkLost: false })
-      }
+        this.sources.set(peer.publicKeyHex, { peer, inflight: 0, rate: 0, failed: false, busyUntil: 0, busy: 0, linkLost: false, has })
+      } else known.has = has
     }
+    for (const peer of whole) take(peer, null)
+    for (const { peer, has } of partial) take(peer, has)
+    // A partial holder whose map was withdrawn (its download ended) holds nothing we know of.
+    if (this.relay) for (const s of this.sources.values()) if (!seen.has(s.peer.publicKeyHex) && s.has !== null) s.has = () => false
   }
 
   /** Gives free request slots pieces: new pieces first, in order; when none is due, a second attempt at a held-up one. */
@@ -209,7 +278,7 @@ export class Transfer {
       progress = false
       for (const source of ready) {
         if (source.inflight >= this.opts.window) continue
-        const piece = this.nextFresh(limit) ?? this.nextHedge(source, now)
+        const piece = (this.relay ? this.nextRarest(source, usable, doubtful) : this.nextFresh(limit)) ?? this.nextHedge(source, now)
         if (!piece) continue
         this.start(piece, source)
         progress = true
@@ -225,11 +294,35 @@ export class Transfer {
     return undefined
   }
 
+  /**
+   * Swarming: a piece this source holds that no one is asked for, the one
+   * the fewest sources hold (random among the first equals, so downloaders
+   * that start together ask for different ones). A whole-file holder is not
+   * asked for a piece a partial holder has, unless that holder is slower.
+   * Pieces in memory (in flight or waiting to be written) stay under maxAhead.
+   */
+  private nextRarest (source: Source, usable: Source[], doubtful: (s: Source) => boolean): Piece | undefined {
+    const held = this.pieces.reduce((n, p) => n + (p.attempts.size > 0 || p.data !== null ? 1 : 0), 0)
+    if (held >= this.opts.maxAhead) return undefined
+    const partial = usable.filter((s) => s.has !== null && !doubtful(s))
+    let best: Piece[] = []
+    let rarest = Infinity
+    for (const p of this.pieces) {
+      if (p.written || p.data !== null || p.attempts.size > 0) continue
+      if (source.has && !source.has(p.index)) continue
+      if (source.has === null && partial.some((s) => s.has!(p.index) && (s.rate === 0 || s.rate >= source.rate))) continue
+      const count = usable.reduce((n, s) => n + (s.has === null || s.has(p.index) ? 1 : 0), 0)
+      if (count < rarest) { rarest = count; best = [p] } else if (count === rarest && best.length < 2 * this.opts.maxAhead) best.push(p)
+    }
+    return best[Math.floor(Math.random() * best.length)]
+  }
+
   /** The lowest piece in flight at one other source for longer than hedgeAfterMs and twice what that source's rate predicts. */
   private nextHedge (source: Source, now: number): Piece | undefined {
     for (let i = this.head; i < this.pieces.length; i++) {
       const p = this.pieces[i]!
-      if (p.data !== null || p.attempts.size !== 1) continue
+      if (p.data !== null || p.written || p.attempts.size !== 1) continue
+      if (source.has && !source.has(p.index)) continue
       const only = p.attempts.values().next().value!
       if (only.source === source) continue
       const expected = only.source.rate > 0 ? 2 * p.length / only.source.rate : 0
@@ -255,16 +348,67 @@ export class Transfer {
   }
 
   private finished (piece: Piece, attempt: Attempt): void {
-    if (piece.data !== null) return
+    if (piece.data !== null || piece.written) return
     const ms = Math.max(1, Date.now() - attempt.startedAt)
     const rate = piece.length / ms
     attempt.source.busy = 0
     attempt.source.linkLost = false
     attempt.source.rate = attempt.source.rate === 0 ? rate : 0.7 * attempt.source.rate + 0.3 * rate
+    if (this.relay && !this.checkPiece(piece, attempt)) return
     piece.data = attempt.chunks
     piece.from = attempt.source.peer.publicKeyHex
     for (const other of piece.attempts) if (other !== attempt) other.abort.abort()
-    void this.drainWrites()
+    if (this.relay) {
+      this.writeQueue.push(piece)
+      void this.drainQueue()
+    } else void this.drainWrites()
+  }
+
+  /**
+   * Swarming: a piece against its agreed hash. A partial holder's wrong
+   * piece is refused and blamed, and the holder dropped from this transfer;
+   * a whole-file holder's is kept unrelayed, for the whole-file check and
+   * its diagnosis to judge, as without swarming.
+   */
+  private checkPiece (piece: Piece, attempt: Attempt): boolean {
+    const want = this.relay!.hashes[piece.index]
+    if (!want) return true
+    if (pieceHash(attempt.chunks).equals(want)) {
+      piece.verified = true
+      return true
+    }
+    const source = attempt.source
+    if (source.has === null) return true
+    source.failed = true
+    this.lastError = SwarmError.PROTOCOL_VIOLATION(`relayed piece ${piece.index} does not match its hash`)
+    this.log.warn('transfer.bad-relayed-piece', { name: this.entry.name, piece: piece.index, peer: source.peer.label })
+    for (const p of this.pieces) for (const a of p.attempts) if (a.source === source && a !== attempt) a.abort.abort()
+    this.relay!.onFault(source.peer.publicKeyHex, `relayed piece ${piece.index} of ${this.entry.name} did not match its piece hash`)
+    return false
+  }
+
+  /** Swarming: writes finished pieces where they belong, one write at a time; a verified one may then be relayed. */
+  private async drainQueue (): Promise<void> {
+    if (this.writing) return
+    this.writing = true
+    try {
+      for (let p = this.writeQueue.shift(); p && !this.sinkError; p = this.writeQueue.shift()) {
+        try {
+          await this.sink.write(p.data!, p.offset)
+        } catch (error) {
+          this.sinkError = { error }
+          break
+        }
+        this.provenance.push({ offset: p.offset, length: p.length, source: p.from! })
+        p.data = null
+        p.written = true
+        this.done++
+        if (p.verified) this.relay!.onHave(p.index)
+      }
+    } finally {
+      this.writing = false
+      this.notify()
+    }
   }
 
   private failed (piece: Piece, attempt: Attempt, conn: Peer, err: unknown): void {

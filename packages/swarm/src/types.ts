@@ -15,6 +15,12 @@ export interface LocalSource {
    * file. Optional: without it such requests are answered NOT_FOUND.
    */
   hashPieces? (blake2b: Uint8Array, offset: number, length: number, pieceSize: number): Promise<Buffer[] | undefined>
+  /**
+   * Swarming (relay.ts): the partial file of a download under way when
+   * [offset, offset + length) lies in its verified pieces, with an upload
+   * slot to give back; 'busy' when every relay slot is taken. The swarm adds it.
+   */
+  partial? (blake2b: Uint8Array, offset: number, length: number): { file: LocalFile, release: (bytes: number) => void } | 'busy' | undefined
 }
 
 /** Where a download's bytes go, in order; the store's Download implements it. */
@@ -23,6 +29,16 @@ export interface Sink {
   readonly written: number
   /** Writes the bytes at `offset`: `written` for an append, less to rewrite a repaired piece. Calls never overlap. */
   write (chunks: readonly Uint8Array[], offset: number): Promise<void>
+  /**
+   * Optional, for swarming: set when writes may land past `written` (pieces
+   * in any order; `written` is then the end of the furthest). With
+   * `tempPath` and `truncate`, a download may relay its verified pieces.
+   */
+  readonly allowGaps?: boolean
+  /** The partial file, which relayed pieces are read from. */
+  readonly tempPath?: string
+  /** Cuts the partial file back to `offset` bytes (a failed swarming download keeps only its gapless prefix, to resume from). */
+  truncate? (offset: number): Promise<void>
 }
 
 /** The part of @hyperswarm/secret-stream's NoiseSecretStream that we use. */

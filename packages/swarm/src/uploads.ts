@@ -122,19 +122,35 @@ export class Uploads {
 
   /** Streams one range from disk, no faster than the remote takes it. */
   private async upload (req: RequestMessage): Promise<void> {
-    const file = this.source.get(req.blake2b)
+    let file = this.source.get(req.blake2b)
+    // Not held whole: maybe verified pieces of a download under way (relay.ts), under a relay slot.
+    const lease = file ? undefined : this.source.partial?.(req.blake2b, req.offset, req.length)
+    if (lease === 'busy') {
+      this.link.send({ type: 'error', code: 'BUSY', id: req.id, message: 'every relay slot is taken' })
+      return
+    }
+    file ??= lease?.file
     if (!file) {
       this.link.send({ type: 'error', code: 'NOT_FOUND', id: req.id, message: '' })
       return
     }
     const end = req.offset + req.length
     if (end > file.size) {
+      lease?.release(0)
       this.link.send({ type: 'error', code: 'BAD_RANGE', id: req.id, message: `file has ${file.size} bytes` })
       return
     }
-    const fh = await open(file.path, 'r')
+    const before = this.bytesServed
+    let fh
     try {
-      if ((await fh.stat()).size !== file.size) {
+      fh = await open(file.path, 'r')
+    } catch (err) {
+      lease?.release(0)
+      throw err
+    }
+    try {
+      // A partial file is shorter until its last piece lands: only a whole one must have its size.
+      if (!lease && (await fh.stat()).size !== file.size) {
         this.link.send({ type: 'error', code: 'NOT_FOUND', id: req.id, message: 'file changed on disk' })
         return
       }
@@ -156,6 +172,7 @@ export class Uploads {
         }
       }
     } finally {
+      lease?.release(this.bytesServed - before)
       await fh.close()
     }
   }

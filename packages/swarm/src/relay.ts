@@ -1,0 +1,203 @@
+/**
+ * Swarming: the pieces of files being downloaded, shared while the
+ * downloads go on. Ours: the verified pieces of each download, told to every
+ * member (PieceMap: full maps to a member that arrives, a delta per piece
+ * after) and served from the partial file under a few upload slots of their
+ * own. Theirs: each member's maps, bounded, kept only for files some other
+ * member holds whole, for the transfers to ask. See docs/protocol.md.
+ */
+import { toHex, type FileEntry, type Logger, type PieceMapMessage } from '@distswarm/protocol'
+import { Bits } from './pieces.js'
+import type { Peer } from './peer.js'
+import type { LocalFile, LocalSource } from './types.js'
+
+/** Relay uploads served at once by this agent, over all peers; more are answered BUSY, so its own download keeps most of its link and disk. */
+export const DEFAULT_MAX_RELAY_UPLOADS = 4
+/** Files one peer may have piece maps for; maps for more are ignored, with a warning. */
+export const DEFAULT_MAX_MAPS_PER_PEER = 64
+/** Piece hashes of whole files kept for HashRequests (a swarm of downloaders each asks for the same), and for how long. */
+const HASH_CACHE_ENTRIES = 8
+const HASH_CACHE_MS = 60_000
+
+/** One relayed upload: the partial file to read, and its slot to give back. */
+export interface RelayLease {
+  file: LocalFile
+  release: (bytes: number) => void
+}
+
+/** A download of ours being relayed: mark pieces verified, end it. */
+export interface LocalPartial {
+  have: (piece: number) => void
+  end: () => void
+}
+
+interface Ours {
+  entry: FileEntry
+  pieceSize: number
+  path: string
+  bits: Bits
+}
+
+interface Theirs {
+  size: number
+  pieceSize: number
+  bits: Bits
+}
+
+export interface RelayInit {
+  /** Member connections to tell about our pieces. */
+  members: () => Iterable<Peer>
+  /** Whether some member other than `peer` advertises this file whole, at this size. */
+  heldWhole: (hex: string, size: number, peer: Peer) => boolean
+  logger: Logger
+  maxUploads?: number
+  maxMapsPerPeer?: number
+}
+
+export class Relay {
+  /** File bytes uploaded from partial downloads. */
+  bytesRelayed = 0
+  private readonly init: RelayInit
+  private readonly maxUploads: number
+  private readonly maxMaps: number
+  private readonly ours = new Map<string, Ours>()
+  private readonly theirs = new Map<Peer, Map<string, Theirs>>()
+  private uploads = 0
+  private readonly hashCache = new Map<string, { at: number, hashes: Promise<Buffer[] | undefined> }>()
+  /** Peers already warned about maps past their bound or for unknown files, so a flood is one warning. */
+  private readonly warned = new WeakSet<Peer>()
+
+  constructor (init: RelayInit) {
+    this.init = init
+    this.maxUploads = init.maxUploads ?? DEFAULT_MAX_RELAY_UPLOADS
+    this.maxMaps = init.maxMapsPerPeer ?? DEFAULT_MAX_MAPS_PER_PEER
+  }
+
+  /** What peers are served from: `source`, its whole-file piece hashes cached, plus the verified pieces of our partial downloads. */
+  source (source: LocalSource): LocalSource {
+    const hashPieces = source.hashPieces?.bind(source)
+    return {
+      entries: () => source.entries(),
+      get: (blake2b) => source.get(blake2b),
+      hashPieces: hashPieces && ((blake2b, offset, length, pieceSize) => this.cachedHashes(hashPieces, blake2b, offset, length, pieceSize)),
+      partial: (blake2b, offset, length) => this.lease(blake2b, offset, length)
+    }
+  }
+
+  /** A peer said bytes we sent were wrong: piece hashes are computed afresh. */
+  forgetHashes (): void {
+    this.hashCache.clear()
+  }
+
+  private cachedHashes (hash: NonNullable<LocalSource['hashPieces']>, blake2b: Uint8Array, offset: number, length: number, pieceSize: number): Promise<Buffer[] | undefined> {
+    const key = `${toHex(blake2b)}:${offset}:${length}:${pieceSize}`
+    const now = Date.now()
+    const hit = this.hashCache.get(key)
+    if (hit && now - hit.at < HASH_CACHE_MS) return hit.hashes
+    const hashes = hash(blake2b, offset, length, pieceSize)
+    // A failure is not remembered.
+    hashes.catch(() => this.hashCache.delete(key))
+    this.hashCache.set(key, { at: now, hashes })
+    while (this.hashCache.size > HASH_CACHE_ENTRIES) this.hashCache.delete(this.hashCache.keys().next().value!)
+    return hashes
+  }
+
+  /** The partial file, when [offset, offset + length) lies in verified pieces of ours; 'busy' when every relay slot is taken. */
+  private lease (blake2b: Uint8Array, offset: number, length: number): RelayLease | 'busy' | undefined {
+    const ours = this.ours.get(toHex(blake2b))
+    if (!ours || length <= 0) return undefined
+    for (let i = Math.floor(offset / ours.pieceSize); i * ours.pieceSize < offset + length; i++) if (!ours.bits.has(i)) return undefined
+    if (this.uploads >= this.maxUploads) return 'busy'
+    this.uploads++
+    let released = false
+    return {
+      file: { ...ours.entry, path: ours.path },
+      release: (bytes) => {
+        if (released) return
+        released = true
+        this.uploads--
+        this.bytesRelayed += bytes
+      }
+    }
+  }
+
+  /** Starts relaying a download of ours: its partial file at `path`, pieces of `pieceSize`. */
+  begin (entry: FileEntry, pieceSize: number, path: string): LocalPartial {
+    const hex = toHex(entry.blake2b)
+    const ours: Ours = { entry, pieceSize, path, bits: new Bits(Math.ceil(entry.size / pieceSize)) }
+    this.ours.set(hex, ours)
+    const live = (): boolean => this.ours.get(hex) === ours
+    return {
+      have: (piece) => {
+        if (!live() || !ours.bits.add(piece)) return
+        this.broadcast({ blake2b: entry.blake2b, size: entry.size, pieceSize, reset: false, have: Buffer.alloc(0), added: [piece] })
+      },
+      end: () => {
+        if (!live()) return
+        this.ours.delete(hex)
+        if (ours.bits.size > 0) this.broadcast({ blake2b: entry.blake2b, size: entry.size, pieceSize, reset: true, have: Buffer.alloc(0), added: [] })
+      }
+    }
+  }
+
+  private broadcast (msg: Omit<PieceMapMessage, 'type'>): void {
+    for (const peer of this.init.members()) peer.sendPieceMap(msg)
+  }
+
+  /** A member arrived: the full maps of our downloads under way. */
+  attach (peer: Peer): void {
+    for (const o of this.ours.values()) {
+      if (o.bits.size > 0) peer.sendPieceMap({ blake2b: o.entry.blake2b, size: o.entry.size, pieceSize: o.pieceSize, reset: true, have: o.bits.bytes, added: [] })
+    }
+  }
+
+  detach (peer: Peer): void {
+    this.theirs.delete(peer)
+  }
+
+  /** A member's PieceMap: charged to its budget, kept within the bounds of docs/protocol.md. */
+  onMessage (peer: Peer, msg: PieceMapMessage): void {
+    if (!peer.chargePieceMap(1 + msg.added.length)) return
+    const hex = toHex(msg.blake2b)
+    let maps = this.theirs.get(peer)
+    const known = maps?.get(hex)
+    if (msg.reset && !msg.have.some((b) => b !== 0)) {
+      maps?.delete(hex)
+      return
+    }
+    if (peer.files.get(hex) !== undefined) return // it holds the file whole: its inventory says all
+    if (!this.init.heldWhole(hex, msg.size, peer)) {
+      this.warnOnce(peer, 'relay.map-unknown-file', { name: hex.slice(0, 16), size: msg.size, why: 'no member holds this file whole: ignored' })
+      return
+    }
+    if (!known && (maps?.size ?? 0) >= this.maxMaps) {
+      this.warnOnce(peer, 'relay.too-many-maps', { limit: this.maxMaps, why: 'maps for more files ignored' })
+      return
+    }
+    let map = known
+    if (!map || map.size !== msg.size || map.pieceSize !== msg.pieceSize || msg.reset) {
+      map = { size: msg.size, pieceSize: msg.pieceSize, bits: new Bits(Math.ceil(msg.size / msg.pieceSize), msg.reset ? msg.have : undefined) }
+      if (!maps) this.theirs.set(peer, maps = new Map())
+      maps.set(hex, map)
+    }
+    for (const i of msg.added) map.bits.add(i)
+  }
+
+  private warnOnce (peer: Peer, event: string, fields: Record<string, string | number>): void {
+    if (this.warned.has(peer)) return
+    this.warned.add(peer)
+    this.init.logger.warn(event, { peer: peer.label, ...fields })
+  }
+
+  /** Members holding verified pieces of this file, in pieces of `pieceSize`, and which. */
+  /** Members holding verified pieces of this file, in pieces of `pieceSize` (size and pieceSize -1: any), and which. */
+  holders (hex: string, size: number, pieceSize: number): Array<{ peer: Peer, has: (piece: number) => boolean, count: number }> {
+    const out: Array<{ peer: Peer, has: (piece: number) => boolean, count: number }> = []
+    for (const [peer, maps] of this.theirs) {
+      const m = maps.get(hex)
+      if (!m || m.bits.size === 0 || peer.closed) continue
+      if ((size === -1 || m.size === size) && (pieceSize === -1 || m.pieceSize === pieceSize)) out.push({ peer, has: (i) => m.bits.has(i), count: m.bits.size })
+    }
+    return out
+  }
+}
