@@ -140,6 +140,7 @@ describe('metrics', () => {
       distswarm_verification_failures_total: 'counter',
       distswarm_peer_faults_total: 'counter',
       distswarm_peer_bans_total: 'counter',
+      distswarm_relayed_bytes_total: 'counter',
       distswarm_transfer_duration_seconds: 'histogram'
     })
     expect(boxBefore.value('distswarm_peers_connected', { path: 'tcp' })).toBe(1)

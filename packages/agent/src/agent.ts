@@ -248,7 +248,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       traffic.sent += t.sent
       traffic.received += t.received
     }
-    return { peers, traffic, ...inventory(this.store) }
+    return { peers, traffic, relayed: swarm.relayedBytes(), ...inventory(this.store) }
   }
 
   private parts (): Running {

@@ -47,6 +47,8 @@ export interface StatusResult {
   traffic: {
     /** uploaded to peers */
     servedToPeers: number
+    /** of those, relayed from the partial files of downloads under way (swarming) */
+    relayedToPeers?: number
     /** fetched from peers: sizes of the files fetched (as fetches.bytesFetched) */
     fetchedFromPeers: number
     /** downloaded from upstream by portage-fetch's fallback (as it reported them; best effort) */
@@ -70,6 +72,8 @@ export interface PeerInfo {
   files: number
   bytesSent: number
   bytesReceived: number
+  /** file bytes this box sent the peer from partial downloads (swarming), part of bytesSent */
+  bytesRelayed?: number
   connectedAt: string
   /** times bytes from this peer failed verification */
   faults: number
@@ -93,6 +97,8 @@ export interface TransferInfo {
   bytesDone: number
   /** ISO 8601 */
   startedAt: string
+  /** members holding verified pieces of this file while they download it too (swarming) */
+  partialHolders?: number
 }
 
 export interface LsParams {

@@ -18,7 +18,7 @@ function reachAt (p: Peer): string | null {
 }
 
 /** What the control API says of a connected peer. */
-export function peerInfo (p: Peer, faults: number, path: PeerInfo['path'], traffic: { sent: number, received: number }, lastSeen: number | null): PeerInfo {
+export function peerInfo (p: Peer, faults: number, path: PeerInfo['path'], traffic: { sent: number, received: number, relayed: number }, lastSeen: number | null): PeerInfo {
   return {
     name: p.name,
     publicKey: p.publicKeyHex,
@@ -26,6 +26,7 @@ export function peerInfo (p: Peer, faults: number, path: PeerInfo['path'], traff
     files: p.files.size,
     bytesSent: traffic.sent,
     bytesReceived: traffic.received,
+    bytesRelayed: traffic.relayed,
     connectedAt: new Date(p.connectedAt).toISOString(),
     faults,
     path,

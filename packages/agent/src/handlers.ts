@@ -133,9 +133,10 @@ export class ControlHandlers {
       cache: { bytes: store.cacheBytes, maxBytes: config.cacheMaxBytes },
       peers: swarm.readyPeers().length,
       fetches: fetcher.stats(),
-      transfers: fetcher.underWay(),
+      transfers: fetcher.underWay().map((t) => ({ ...t, partialHolders: swarm.partialHolders(t.blake2b).length })),
       traffic: {
         servedToPeers: swarm.servedBytes(),
+        relayedToPeers: swarm.relayedBytes(),
         fetchedFromPeers: fetcher.stats().bytesFetched,
         fetchedUpstream: this.upstreamCounters.bytes,
         upstreamFiles: this.upstreamCounters.files

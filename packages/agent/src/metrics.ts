@@ -36,6 +36,8 @@ export interface MetricsSnapshot {
   bytes: number
   /** bytes exchanged with peers since start, closed connections included */
   traffic: { sent: number, received: number }
+  /** file bytes uploaded from partial downloads (swarming) since start */
+  relayed: number
 }
 
 /** A histogram of transfer durations, with prom-client's observe(). */
@@ -68,7 +70,7 @@ export class Metrics {
   constructor () {
     const m = this
     const registers = [this.registry]
-    const snap = (): MetricsSnapshot => m.snapshot ?? { peers: { tcp: 0, hyperswarm: 0 }, files: 0, bytes: 0, traffic: { sent: 0, received: 0 } }
+    const snap = (): MetricsSnapshot => m.snapshot ?? { peers: { tcp: 0, hyperswarm: 0 }, files: 0, bytes: 0, traffic: { sent: 0, received: 0 }, relayed: 0 }
     // Values kept elsewhere are copied in at each scrape: set for gauges, reset + inc for counters.
     const counter = (name: string, help: string, value: () => number): void => {
       const c: Counter = new Counter({ name: PREFIX + name, help, registers, collect () { c.reset(); c.inc(value()) } })
@@ -99,6 +101,7 @@ export class Metrics {
     counter('verification_failures_total', 'Downloaded files that failed their whole-file size and hash check.', () => m.verificationFailures)
     counter('peer_faults_total', 'Times a peer was blamed for bytes that failed verification.', () => m.peerFaults)
     counter('peer_bans_total', 'Times a peer was banned for too many faults.', () => m.peerBans)
+    counter('relayed_bytes_total', 'File bytes uploaded to peers from the partial files of downloads under way (swarming).', () => snap().relayed)
   }
 
   /** The exposition text of these counters, the snapshot and the process metrics. */

@@ -168,6 +168,11 @@ export class Peer {
     return this.uploads.bytesServed
   }
 
+  /** Of bytesServed, those relayed from partial downloads (swarming). */
+  get bytesRelayed (): number {
+    return this.uploads.bytesRelayed
+  }
+
   /** While requests of ours are out on a UDX connection: ms since the remote last showed life; 0 otherwise. */
   get silentMs (): number {
     return this.liveness.silentMs

@@ -172,7 +172,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   /** Remote file entries, one copy for all peers that advertise one. */
   private readonly entryPool: EntryPool
   /** Bytes of closed connections, by peer key, for traffic(). */
-  private readonly pastTraffic = new Map<string, { sent: number, received: number }>()
+  private readonly pastTraffic = new Map<string, { sent: number, received: number, relayed: number }>()
   /** File bytes uploaded over connections that have closed, for servedBytes(). */
   private pastServed = 0
   /** Binary packages: the set we advertise, and the verified ones peers advertise. */
@@ -370,11 +370,11 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     return [...found.values()]
   }
 
-  /** Bytes exchanged with a peer over every connection to it (member connection and fast-path links), since we started. */
-  traffic (publicKeyHex: string): { sent: number, received: number } {
-    const t = { ...this.pastTraffic.get(publicKeyHex) ?? { sent: 0, received: 0 } }
+  /** Bytes exchanged with a peer over every connection to it (member connection and fast-path links), since we started; `relayed`: file bytes we sent it from partial downloads. */
+  traffic (publicKeyHex: string): { sent: number, received: number, relayed: number } {
+    const t = { sent: 0, received: 0, relayed: 0, ...this.pastTraffic.get(publicKeyHex) }
     for (const p of [this.peers.get(publicKeyHex), this.dataPath?.link(publicKeyHex)]) {
-      if (p && !p.closed) { t.sent += p.bytesSent; t.received += p.bytesReceived }
+      if (p && !p.closed) { t.sent += p.bytesSent; t.received += p.bytesReceived; t.relayed += p.bytesRelayed }
     }
     return t
   }
@@ -582,8 +582,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         }
         this.connections.delete(p)
         this.pastServed += p.bytesServed
-        const past = this.pastTraffic.get(p.publicKeyHex) ?? { sent: 0, received: 0 }
-        this.pastTraffic.set(p.publicKeyHex, { sent: past.sent + p.bytesSent, received: past.received + p.bytesReceived })
+        const past = this.pastTraffic.get(p.publicKeyHex) ?? { sent: 0, received: 0, relayed: 0 }
+        this.pastTraffic.set(p.publicKeyHex, { sent: past.sent + p.bytesSent, received: past.received + p.bytesReceived, relayed: past.relayed + p.bytesRelayed })
         this.dataPath?.release(p)
         this.buildBook.detach(p)
         this.relay.detach(p)

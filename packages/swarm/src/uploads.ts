@@ -24,6 +24,8 @@ export interface UploadLink {
 export class Uploads {
   /** File bytes uploaded to the remote (Data payloads), for the agent's totals. */
   bytesServed = 0
+  /** Of those, bytes from the partial files of downloads under way (swarming). */
+  bytesRelayed = 0
   private readonly queue: RequestMessage[] = []
   private uploading: RequestMessage | null = null
   private cancelledUpload = false
@@ -172,6 +174,7 @@ export class Uploads {
         }
       }
     } finally {
+      if (lease) this.bytesRelayed += this.bytesServed - before
       lease?.release(this.bytesServed - before)
       await fh.close()
     }

@@ -114,7 +114,9 @@ export const statusCommand = defineQuery({
       ['peers', String(s.peers)],
       ['fetches', `${f.completed} done, ${f.failed ? p.red(`${f.failed} failed`) : '0 failed'}, ${f.inFlight} in flight`],
       ['traffic', `${formatBytes(t.servedToPeers)} served to peers, ${formatBytes(t.fetchedFromPeers)} fetched from peers, ` +
-        `${formatBytes(t.fetchedUpstream)} upstream (${t.upstreamFiles} file${t.upstreamFiles === 1 ? '' : 's'} by portage-fetch)`],
+        `${formatBytes(t.fetchedUpstream)} upstream (${t.upstreamFiles} file${t.upstreamFiles === 1 ? '' : 's'} by portage-fetch)` +
+        // An older agent's status has no relayed bytes.
+        (t.relayedToPeers ? `; ${formatBytes(t.relayedToPeers)} of the served relayed from downloads under way` : '')],
       ['uptime', formatDuration(s.uptimeMs)]
     ]
     let out = keyValues(rows, p.dim) + problemsTable(s.problems, p)
@@ -126,6 +128,12 @@ export const statusCommand = defineQuery({
     io.stdout.write(out)
   }
 })
+
+/** Swarming: who this box relayed pieces of its downloads under way to, when it did. */
+function relayedLine (peers: ReadonlyArray<{ name: string, publicKey: string, bytesRelayed?: number }>): string {
+  const to = peers.filter((x) => (x.bytesRelayed ?? 0) > 0).map((x) => `${formatBytes(x.bytesRelayed!)} to ${x.name || shortKey(x.publicKey)}`)
+  return to.length ? `relayed from downloads under way: ${to.join(', ')}\n` : ''
+}
 
 export const peersCommand = defineQuery({
   meta: {
@@ -148,7 +156,7 @@ export const peersCommand = defineQuery({
       : table(['NAME', 'KEY', 'ADDRESS', 'PATH', 'FILES', 'SENT', 'RECEIVED', 'RTT', 'FAULTS', 'CONNECTED', 'LAST SEEN'], peers.map((x) => [
         x.name || '?', shortKey(x.publicKey), x.address ?? '-', x.path, String(x.files), formatBytes(x.bytesSent), formatBytes(x.bytesReceived),
         formatRtt(x.rttMs), String(x.faults), formatSince(x.connectedAt, now), formatSince(x.lastSeenAt, now)
-      ]), { right: [4, 5, 6, 7, 8], header: p.bold })) + problemsTable(problems, p))
+      ]), { right: [4, 5, 6, 7, 8], header: p.bold })) + relayedLine(peers) + problemsTable(problems, p))
   }
 })
 
