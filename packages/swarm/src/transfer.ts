@@ -268,8 +268,12 @@ export class Transfer {
     // A source whose link just died, or that went silent, is asked only when no other source is left.
     const doubtful = (s: Source): boolean => s.linkLost || this.deps.via(s.peer).silentMs >= SILENT_SOURCE_MS
     const trusted = usable.some((s) => !doubtful(s))
+    // Swarming with partial holders about: a whole-file holder (the seeder, most often) gets one piece at a time
+    // from each downloader, so the pieces it sends finish sooner and spread, and fewer are asked of it twice.
+    const swarming = this.relay !== null && usable.some((s) => s.has !== null)
+    const window = (s: Source): number => swarming && s.has === null ? 1 : this.opts.window
     const ready = usable
-      .filter((s) => (!trusted || !doubtful(s)) && s.busyUntil <= now && s.inflight < this.opts.window)
+      .filter((s) => (!trusted || !doubtful(s)) && s.busyUntil <= now && s.inflight < window(s))
       // Faster sources first, seeders counting double; one not yet measured
       // is tried early, so it gets measured; among equals, seeders first.
       .sort((a, b) => score(b) - score(a) || Number(b.peer.remoteSeeder) - Number(a.peer.remoteSeeder))
@@ -277,7 +281,7 @@ export class Transfer {
     for (let progress = true; progress;) {
       progress = false
       for (const source of ready) {
-        if (source.inflight >= this.opts.window) continue
+        if (source.inflight >= window(source)) continue
         const piece = (this.relay ? this.nextRarest(source, usable, doubtful) : this.nextFresh(limit)) ?? this.nextHedge(source, now)
         if (!piece) continue
         this.start(piece, source)
@@ -296,8 +300,8 @@ export class Transfer {
 
   /**
    * Swarming: a piece this source holds that no one is asked for, the one
-   * the fewest sources hold (random among the first equals, so downloaders
-   * that start together ask for different ones). A whole-file holder is not
+   * the fewest sources hold (random among equals, so downloaders that start
+   * together ask for different ones). A whole-file holder is not
    * asked for a piece a partial holder has, unless that holder is slower.
    * Pieces in memory (in flight or waiting to be written) stay under maxAhead.
    */
@@ -312,7 +316,7 @@ export class Transfer {
       if (source.has && !source.has(p.index)) continue
       if (source.has === null && partial.some((s) => s.has!(p.index) && (s.rate === 0 || s.rate >= source.rate))) continue
       const count = usable.reduce((n, s) => n + (s.has === null || s.has(p.index) ? 1 : 0), 0)
-      if (count < rarest) { rarest = count; best = [p] } else if (count === rarest && best.length < 2 * this.opts.maxAhead) best.push(p)
+      if (count < rarest) { rarest = count; best = [p] } else if (count === rarest) best.push(p)
     }
     return best[Math.floor(Math.random() * best.length)]
   }
@@ -325,6 +329,8 @@ export class Transfer {
       if (source.has && !source.has(p.index)) continue
       const only = p.attempts.values().next().value!
       if (only.source === source) continue
+      // Swarming: a whole-file holder takes over a partial holder's piece only when that holder went silent.
+      if (this.relay && source.has === null && only.source.has !== null && only.conn.silentMs < SILENT_SOURCE_MS) continue
       const expected = only.source.rate > 0 ? 2 * p.length / only.source.rate : 0
       if (now - only.startedAt > Math.max(this.opts.hedgeAfterMs, expected) || only.conn.silentMs >= SILENT_SOURCE_MS) return p
     }
