@@ -128,6 +128,7 @@ export class Peer {
     this.budgets = new RateBudgets(this.limits)
     this.uploads = new Uploads({
       label: () => this.label,
+      key: () => this.publicKeyHex,
       ready: () => this.state === 'ready',
       send: (msg) => this.send(msg),
       sendFrame: (frame) => this.sendFrame(frame),

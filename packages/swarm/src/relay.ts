@@ -19,6 +19,9 @@ export const DEFAULT_MAX_MAPS_PER_PEER = 64
 const HASH_CACHE_ENTRIES = 8
 const HASH_CACHE_MS = 60_000
 
+/** How long after a whole-file upload to a partial holder ends that range still counts as going to it (see Relay.claim). */
+const CLAIM_LINGER_MS = 2000
+
 /** One relayed upload: the partial file to read, and its slot to give back. */
 export interface RelayLease {
   file: LocalFile
@@ -47,7 +50,7 @@ interface Theirs {
 export interface RelayInit {
   /** Member connections to tell about our pieces. */
   members: () => Iterable<Peer>
-  /** Whether some member other than `peer` advertises this file whole, at this size. */
+  /** Whether we or some member other than `peer` hold this file whole, at this size. */
   heldWhole: (hex: string, size: number, peer: Peer) => boolean
   logger: Logger
   maxUploads?: number
@@ -63,6 +66,8 @@ export class Relay {
   private readonly ours = new Map<string, Ours>()
   private readonly theirs = new Map<Peer, Map<string, Theirs>>()
   private uploads = 0
+  /** Whole-file uploads under way: the hex keys of the peers each range goes to. */
+  private readonly sending = new Map<string, Set<string>>()
   private readonly hashCache = new Map<string, { at: number, hashes: Promise<Buffer[] | undefined> }>()
   /** Peers already warned about maps past their bound or for unknown files, so a flood is one warning. */
   private readonly warned = new WeakSet<Peer>()
@@ -80,8 +85,35 @@ export class Relay {
       entries: () => source.entries(),
       get: (blake2b) => source.get(blake2b),
       hashPieces: hashPieces && ((blake2b, offset, length, pieceSize) => this.cachedHashes(hashPieces, blake2b, offset, length, pieceSize)),
-      partial: (blake2b, offset, length) => this.lease(blake2b, offset, length)
+      partial: (blake2b, offset, length) => this.lease(blake2b, offset, length),
+      claim: (blake2b, offset, length, to) => this.claim(blake2b, offset, length, to)
     }
+  }
+
+  /**
+   * Whole-file uploads under way, by range: a partial holder of the file
+   * (it sent us its map: it swarms) that asks for a range going to another
+   * peer right now is answered BUSY, and gets it from that peer once it is
+   * verified there, so a seeder sends each piece about once.
+   */
+  private claim (blake2b: Uint8Array, offset: number, length: number, to: string): (() => void) | 'busy' {
+    const hex = toHex(blake2b)
+    const key = `${hex}:${offset}:${length}`
+    const going = this.sending.get(key) ?? new Set<string>()
+    if ([...going].some((k) => k !== to) && this.swarms(to, hex)) return 'busy'
+    going.add(to)
+    this.sending.set(key, going)
+    // Held a little after the send ends too: the receiver verifies and advertises it meanwhile.
+    return () => setTimeout(() => {
+      going.delete(to)
+      if (going.size === 0 && this.sending.get(key) === going) this.sending.delete(key)
+    }, CLAIM_LINGER_MS).unref()
+  }
+
+  /** Whether the peer with this hex key has sent a piece map for this file. */
+  private swarms (key: string, hex: string): boolean {
+    for (const [peer, maps] of this.theirs) if (peer.publicKeyHex === key && maps.has(hex)) return true
+    return false
   }
 
   /** A peer said bytes we sent were wrong: piece hashes are computed afresh. */

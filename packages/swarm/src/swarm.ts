@@ -217,7 +217,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     this.publicKey = init.keyPair.publicKey
     this.relay = new Relay({
       members: () => this.peers.values(),
-      heldWhole: (hex, size, from) => this.readyPeers().some((p) => p !== from && p.files.get(hex)?.size === size),
+      // We may hold it ourselves (a seeder keeps the maps of those it serves, see Relay.claim).
+      heldWhole: (hex, size, from) => init.source.get(Buffer.from(hex, 'hex'))?.size === size || this.readyPeers().some((p) => p !== from && p.files.get(hex)?.size === size),
       logger: this.log.child('relay'),
       maxUploads: intOption('maxRelayUploads', init.maxRelayUploads ?? 4, 1)
     })

@@ -115,6 +115,14 @@ interface Piece {
 const BUSY_BACKOFF_MS = 1000
 /** BUSY answers in a row after which a source counts as failed. */
 const MAX_BUSY = 30
+/**
+ * Swarming: a seeder answers BUSY for a piece on its way to another
+ * downloader (relay.ts, claim), which has it moments later; a partial holder
+ * when its relay slots are taken. Both pass quickly: ask again sooner, and
+ * put up with as many in a row for about as long.
+ */
+const SWARMING_BUSY_BACKOFF_MS = 250
+const MAX_BUSY_SWARMING = 120
 /** How often the scheduler looks for pieces to hedge while it waits. */
 const TICK_MS = 200
 /**
@@ -124,6 +132,12 @@ const TICK_MS = 200
  * is dropped after PeerLimits.deadAfterMs.
  */
 const SILENT_SOURCE_MS = 1000
+/**
+ * A partial holder is slower than a whole-file holder, which may then be asked
+ * for pieces the partial holder has, when its rate is this many times lower:
+ * by then the whole-file holder's link is worth more than the bytes it sends.
+ */
+const SLOWER = 3
 /** How long a swarming download waits, nothing in flight, for partial holders to get pieces no source has. */
 const PARTIAL_ONLY_WAIT_MS = 30_000
 
@@ -314,7 +328,7 @@ export class Transfer {
     for (const p of this.pieces) {
       if (p.written || p.data !== null || p.attempts.size > 0) continue
       if (source.has && !source.has(p.index)) continue
-      if (source.has === null && partial.some((s) => s.has!(p.index) && (s.rate === 0 || s.rate >= source.rate))) continue
+      if (source.has === null && partial.some((s) => s.has!(p.index) && !(s.rate * SLOWER < source.rate))) continue
       const count = usable.reduce((n, s) => n + (s.has === null || s.has(p.index) ? 1 : 0), 0)
       if (count < rarest) { rarest = count; best = [p] } else if (count === rarest) best.push(p)
     }
@@ -421,8 +435,8 @@ export class Transfer {
     if (attempt.abort.signal.aborted) return
     const source = attempt.source
     const code = (err as { code?: string }).code
-    if (code === 'ERR_REMOTE_BUSY' && ++source.busy < MAX_BUSY) {
-      source.busyUntil = Date.now() + BUSY_BACKOFF_MS
+    if (code === 'ERR_REMOTE_BUSY' && ++source.busy < (this.relay ? MAX_BUSY_SWARMING : MAX_BUSY)) {
+      source.busyUntil = Date.now() + (this.relay ? SWARMING_BUSY_BACKOFF_MS : BUSY_BACKOFF_MS)
     } else if (conn !== source.peer && conn.closed && !source.peer.closed) {
       // The fast-path link died; the member connection may still work, and the next request (if any) goes over it.
       source.linkLost = true

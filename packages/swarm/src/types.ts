@@ -21,6 +21,13 @@ export interface LocalSource {
    * slot to give back; 'busy' when every relay slot is taken. The swarm adds it.
    */
   partial? (blake2b: Uint8Array, offset: number, length: number): { file: LocalFile, release: (bytes: number) => void } | 'busy' | undefined
+  /**
+   * Swarming: claims an upload of a range of a file held whole to the peer
+   * with hex key `to`, returning its release; 'busy' when that peer is a
+   * partial holder of the file and the same range is going to another peer
+   * right now (it will get it from there). The swarm adds it.
+   */
+  claim? (blake2b: Uint8Array, offset: number, length: number, to: string): (() => void) | 'busy'
 }
 
 /** Where a download's bytes go, in order; the store's Download implements it. */

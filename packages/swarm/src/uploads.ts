@@ -2,11 +2,13 @@ import { open } from 'node:fs/promises'
 import { allocDataFrame, MAX_DATA_CHUNK, type ErrorCodeName, type HashRequestMessage, type Logger, type Message, type RequestMessage } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
 import type { PeerLimits } from './limits.js'
-import type { LocalSource } from './types.js'
+import type { LocalFile, LocalSource } from './types.js'
 
 /** What the uploads need of their connection. */
 export interface UploadLink {
   label: () => string
+  /** The remote's hex public key. */
+  key: () => string
   /** Authenticated and open: uploads stop when it is not. */
   ready: () => boolean
   send: (msg: Message) => boolean
@@ -132,6 +134,19 @@ export class Uploads {
       return
     }
     file ??= lease?.file
+    const claim = file && !lease ? this.source.claim?.(req.blake2b, req.offset, req.length, this.link.key()) : undefined
+    if (claim === 'busy') {
+      this.link.send({ type: 'error', code: 'BUSY', id: req.id, message: 'this piece is on its way to another downloader: ask it' })
+      return
+    }
+    try {
+      await this.sendRange(req, file, lease)
+    } finally {
+      claim?.()
+    }
+  }
+
+  private async sendRange (req: RequestMessage, file: LocalFile | undefined, lease: { release: (bytes: number) => void } | undefined): Promise<void> {
     if (!file) {
       this.link.send({ type: 'error', code: 'NOT_FOUND', id: req.id, message: '' })
       return
