@@ -5,10 +5,10 @@
 // others to finish.
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { open, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AgentProc } from '@distswarm/localnet'
-import type { WhereResult } from '@distswarm/agent'
+import type { PeerInfo, WhereResult } from '@distswarm/agent'
 import { cliJson, waitFor } from '../harness.js'
 import { distfile } from '../gentoo.js'
 import { fetchVia, LAB, lab, newNetworkKey, skipped, SLOW } from './lab.js'
@@ -17,9 +17,9 @@ const MiB = 1024 * 1024
 const RATE = '100mbit'
 const BOXES = ['box1', 'box2', 'box3', 'box4']
 
-/** A seeder (--seed) holding one 64 MiB file and four boxes, every link at RATE, each box seeing the seeder's file. */
-async function swarm (name: string): Promise<{ seeder: AgentProc, boxes: AgentProc[], data: Buffer }> {
-  const l = await lab([{ name: 'seeder', shape: { rate: RATE } }, ...BOXES.map((b) => ({ name: b, shape: { rate: RATE } }))])
+/** A seeder (--seed) holding one 64 MiB file and four boxes, every link at RATE (the seeder's at `seederRate`), each box seeing the seeder's file. */
+async function swarm (name: string, seederRate = RATE): Promise<{ seeder: AgentProc, boxes: AgentProc[], data: Buffer }> {
+  const l = await lab([{ name: 'seeder', shape: { rate: seederRate } }, ...BOXES.map((b) => ({ name: b, shape: { rate: RATE } }))])
   const key = newNetworkKey()
   const f = distfile(name, randomBytes(64 * MiB))
   await writeFile(join((await l.dirs('seeder')).distdir, f.name), f.data)
@@ -71,5 +71,36 @@ describe.skipIf(!LAB.ok)(`swarming in the LAN lab${skipped(LAB.reason)}`, () => 
       await holdsWhole(rest[i]!, name, data)
     }
     expect(await doomed).toBeInstanceOf(Error)
+  })
+
+  it('a box whose partial file goes bad relays wrong pieces: it is blamed, the others finish, nothing wrong is published anywhere', { timeout: SLOW }, async () => {
+    const name = 'swarm-liar-1.0.tar.xz'
+    // A slow seeder: the liar is still downloading when the others start.
+    const { boxes, data } = await swarm(name, '40mbit')
+    const [liar, ...rest] = boxes as [AgentProc, ...AgentProc[]]
+    const hex = (await cliJson<WhereResult>(['where', name, '--control', liar.control, '--json'])).remote[0]!.blake2b
+    const lying = fetchVia(liar.control, name).catch((err: Error) => err)
+    await waitFor(async () => (await liar.status()).transfers.some((t) => t.bytesDone >= 16 * MiB), 60_000, 'the liar to hold pieces')
+    // Its disk changes the bytes of the pieces it verified and advertised: it will serve them wrong.
+    const partial = await open(join(liar.cacheDir, '.partial', hex), 'r+')
+    try {
+      const { size } = await partial.stat()
+      const junk = Buffer.alloc(1024 * 1024, 0xee)
+      for (let at = 0; at + junk.length <= size; at += junk.length) await partial.write(junk, 0, junk.length, at)
+    } finally {
+      await partial.close()
+    }
+    const results = await Promise.all(rest.map((b) => fetchVia(b.control, name)))
+    for (const [i, r] of results.entries()) {
+      expect(r.source).toBe('swarm')
+      await holdsWhole(rest[i]!, name, data)
+    }
+    const faults = await Promise.all(rest.map(async (b) => (await cliJson<PeerInfo[]>(['peers', '--control', b.control, '--json'])).find((p) => p.name === liar.name)?.faults ?? 0))
+    process.stderr.write(`swarming: faults of the liar at the other boxes: ${faults.join(', ')}\n`)
+    expect(faults.some((n) => n > 0)).toBe(true)
+    // The liar's own fetch: whatever came of it, its cache dir holds the right bytes or nothing.
+    await lying
+    const published = (await readdir(liar.cacheDir)).filter((n) => !n.startsWith('.'))
+    for (const n of published) expect((await readFile(join(liar.cacheDir, n))).equals(data)).toBe(true)
   })
 })

@@ -20,7 +20,7 @@ const HASH_CACHE_ENTRIES = 8
 const HASH_CACHE_MS = 60_000
 
 /** How long after a whole-file upload to a partial holder ends that range still counts as going to it (see Relay.claim). */
-const CLAIM_LINGER_MS = 2000
+const CLAIM_LINGER_MS = 5000
 
 /** One relayed upload: the partial file to read, and its slot to give back. */
 export interface RelayLease {

@@ -13,7 +13,7 @@ import { Peer } from './peer.js'
 import { Problems, type Problem } from './problems.js'
 import { Transfer, transferOptions, type PieceSource, type RelayMode, type TransferOptions } from './transfer.js'
 import { agreedHashes } from './pieces.js'
-import { Relay } from './relay.js'
+import { DEFAULT_MAX_RELAY_UPLOADS, Relay } from './relay.js'
 import { Mesh } from './mesh.js'
 import type { HostPort, KeyPair, LocalSource, SecretStream, Sink } from './types.js'
 
@@ -220,7 +220,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       // We may hold it ourselves (a seeder keeps the maps of those it serves, see Relay.claim).
       heldWhole: (hex, size, from) => init.source.get(Buffer.from(hex, 'hex'))?.size === size || this.readyPeers().some((p) => p !== from && p.files.get(hex)?.size === size),
       logger: this.log.child('relay'),
-      maxUploads: intOption('maxRelayUploads', init.maxRelayUploads ?? 4, 1)
+      maxUploads: intOption('maxRelayUploads', init.maxRelayUploads ?? DEFAULT_MAX_RELAY_UPLOADS, 1)
     })
     this.source = this.relay.source(init.source)
     this.buildBook = new BuildBook<Peer>({

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import { open, readFile, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodeMessage, toHex } from '@distswarm/protocol'
-import { sourcesOf, type DistSwarm, type LocalFile, type PieceSource, type Sink } from '../src/index.js'
+import { createKeyPair, DistSwarm, sourcesOf, type LocalFile, type PieceSource, type Sink } from '../src/index.js'
 import { captureLogger, MemorySource, random, rawHello, rawPeer, startSwarm, tempDir, testnet, until } from './helpers.js'
 
 const PIECE = 64 * 1024
@@ -165,6 +165,11 @@ describe('swarming on loopback', () => {
     expect(faults[0]!.why).toMatch(/did not match its piece hash/)
     expect(sourcesOf(pieces)).toEqual([toHex(b.readyPeers().find((p) => p.name === 'seeder')!.publicKey)])
     expect((await sinkB.bytes()).equals(data)).toBe(true)
+  })
+
+  it('refuses a relay upload limit below 1 (ERR_INVALID_OPTION)', async () => {
+    const init = { networkKey: random(32), keyPair: createKeyPair(), bootstrap: [], source: new MemorySource(await tempDir()), maxRelayUploads: 0 }
+    expect(() => new DistSwarm(init)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }))
   })
 
   it('bounds piece maps: one for a file no member holds is ignored with a warning; a flood cuts the sender off', { timeout: 60_000 }, async () => {
