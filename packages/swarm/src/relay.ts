@@ -21,6 +21,8 @@ const HASH_CACHE_MS = 60_000
 
 /** How long after a whole-file upload to a partial holder ends that range still counts as going to it (see Relay.claim). */
 const CLAIM_LINGER_MS = 5000
+/** Files whose hash askers are remembered (see Relay.claim). */
+const ASKED_FILES = 256
 
 /** One relayed upload: the partial file to read, and its slot to give back. */
 export interface RelayLease {
@@ -68,6 +70,8 @@ export class Relay {
   private uploads = 0
   /** Whole-file uploads under way: the hex keys of the peers each range goes to. */
   private readonly sending = new Map<string, Set<string>>()
+  /** Files whose whole piece hashes peers asked for, and who: they swarm on them. */
+  private readonly askedHashes = new Map<string, Set<string>>()
   private readonly hashCache = new Map<string, { at: number, hashes: Promise<Buffer[] | undefined> }>()
   /** Peers already warned about maps past their bound or for unknown files, so a flood is one warning. */
   private readonly warned = new WeakSet<Peer>()
@@ -86,13 +90,24 @@ export class Relay {
       get: (blake2b) => source.get(blake2b),
       hashPieces: hashPieces && ((blake2b, offset, length, pieceSize) => this.cachedHashes(hashPieces, blake2b, offset, length, pieceSize)),
       partial: (blake2b, offset, length) => this.lease(blake2b, offset, length),
-      claim: (blake2b, offset, length, to) => this.claim(blake2b, offset, length, to)
+      claim: (blake2b, offset, length, to) => this.claim(blake2b, offset, length, to),
+      hashesAsked: (blake2b, to) => this.hashesAsked(blake2b, to)
     }
   }
 
+  private hashesAsked (blake2b: Uint8Array, to: string): void {
+    const hex = toHex(blake2b)
+    const keys = this.askedHashes.get(hex) ?? new Set<string>()
+    keys.add(to)
+    // Latest last; the oldest files forgotten past the bound.
+    this.askedHashes.delete(hex)
+    this.askedHashes.set(hex, keys)
+    while (this.askedHashes.size > ASKED_FILES) this.askedHashes.delete(this.askedHashes.keys().next().value!)
+  }
+
   /**
-   * Whole-file uploads under way, by range: a partial holder of the file
-   * (it sent us its map: it swarms) that asks for a range going to another
+   * Whole-file uploads under way, by range: a peer that swarms on the file
+   * (it asked for its piece hashes, or sent us its map) that asks for a range going to another
    * peer right now is answered BUSY, and gets it from that peer once it is
    * verified there, so a seeder sends each piece about once.
    */
@@ -110,8 +125,9 @@ export class Relay {
     }, CLAIM_LINGER_MS).unref()
   }
 
-  /** Whether the peer with this hex key has sent a piece map for this file. */
+  /** Whether the peer with this hex key swarms on this file: it asked for its piece hashes, or sent a piece map for it. */
   private swarms (key: string, hex: string): boolean {
+    if (this.askedHashes.get(hex)?.has(key)) return true
     for (const [peer, maps] of this.theirs) if (peer.publicKeyHex === key && maps.has(hex)) return true
     return false
   }

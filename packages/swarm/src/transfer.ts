@@ -314,8 +314,8 @@ export class Transfer {
 
   /**
    * Swarming: a piece this source holds that no one is asked for, the one
-   * the fewest sources hold (random among equals, so downloaders that start
-   * together ask for different ones). A whole-file holder is not
+   * the fewest sources hold (random among equals, so downloaders ask for
+   * different ones); the first one while no partial holder is about. A whole-file holder is not
    * asked for a piece a partial holder has, unless that holder is slower.
    * Pieces in memory (in flight or waiting to be written) stay under maxAhead.
    */
@@ -325,10 +325,13 @@ export class Transfer {
     const partial = usable.filter((s) => s.has !== null && !doubtful(s))
     let best: Piece[] = []
     let rarest = Infinity
+    // Nobody else is downloading it (that we know of): in order, so a download that stops keeps a long prefix to resume from.
+    const alone = partial.length === 0
     for (const p of this.pieces) {
       if (p.written || p.data !== null || p.attempts.size > 0) continue
       if (source.has && !source.has(p.index)) continue
       if (source.has === null && partial.some((s) => s.has!(p.index) && !(s.rate * SLOWER < source.rate))) continue
+      if (alone) return p
       const count = usable.reduce((n, s) => n + (s.has === null || s.has(p.index) ? 1 : 0), 0)
       if (count < rarest) { rarest = count; best = [p] } else if (count === rarest) best.push(p)
     }

@@ -28,6 +28,8 @@ export interface LocalSource {
    * right now (it will get it from there). The swarm adds it.
    */
   claim? (blake2b: Uint8Array, offset: number, length: number, to: string): (() => void) | 'busy'
+  /** Swarming: the peer with hex key `to` asked for the piece hashes of this whole file (it swarms). The swarm adds it. */
+  hashesAsked? (blake2b: Uint8Array, to: string): void
 }
 
 /** Where a download's bytes go, in order; the store's Download implements it. */

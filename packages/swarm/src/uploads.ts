@@ -67,6 +67,8 @@ export class Uploads {
       this.link.send({ type: 'error', code: 'BUSY', id: msg.id, message: 'one hash request at a time' })
       return
     }
+    // The whole file's piece hashes: what a swarming download asks for first (see relay.ts, claim).
+    if (msg.offset === 0 && msg.length === this.source.get(msg.blake2b)!.size) this.source.hashesAsked?.(msg.blake2b, this.link.key())
     this.hashing = true
     try {
       const hashes = await hashPieces(msg.blake2b, msg.offset, msg.length, msg.pieceSize)
