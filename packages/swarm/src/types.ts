@@ -30,6 +30,8 @@ export interface SecretStream {
   readonly publicKey: Buffer
   readonly remotePublicKey: Buffer
   readonly handshakeHash: Buffer
+  /** True on the side that dialled. */
+  readonly isInitiator: boolean
   /** A UDX stream (hyperswarm) has remoteHost and rtt (its smoothed round-trip time, ms); a TCP socket remoteAddress. */
   readonly rawStream?: { remoteHost?: string, remoteAddress?: string, remotePort?: number, rtt?: number, packetsReceived?: number }
   /** Sends an empty message (secret-stream's keepalive): on UDX the remote's stack acknowledges it. */
