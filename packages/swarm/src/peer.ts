@@ -4,6 +4,7 @@ import {
   type BuildsMessage, type DataMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message, type PeerAddress
 } from '@distswarm/protocol'
 import { EntryPool, type PeerFiles } from './entries.js'
+import { disown } from './link.js'
 import { SwarmError } from './errors.js'
 import { peerLimits, RateBudgets, type BudgetName, type PeerLimits } from './limits.js'
 import { Liveness } from './liveness.js'
@@ -131,6 +132,7 @@ export class Peer {
       ready: () => this.state === 'ready',
       send: (msg) => this.send(msg),
       sendFrame: (frame) => this.sendFrame(frame),
+      allocFrame: (size) => this.stream.alloc?.(size) ?? Buffer.allocUnsafe(size),
       fail: (code, err) => this.fail(code, err)
     }, init.source, this.limits, this.log)
     this.liveness = new Liveness(init.stream, this.limits.deadAfterMs, {
@@ -391,6 +393,8 @@ export class Peer {
       this.fail('BAD_MESSAGE', err as Error)
       return
     }
+    // A data link record is one frame; any other split leaves views of its buffer about, so it is not reused.
+    if (frames.length !== 1 || frames[0]!.byteLength + 4 !== chunk.byteLength) disown(chunk)
     for (const frame of frames) {
       if (this.closed) return
       let msg: Message

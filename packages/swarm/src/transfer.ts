@@ -1,5 +1,6 @@
 import { debugLogger, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, type FileEntry, type Logger } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
+import { recycle } from './link.js'
 import { intOption } from './options.js'
 import type { Peer } from './peer.js'
 import type { Sink } from './types.js'
@@ -324,6 +325,8 @@ export class Transfer {
           break
         }
         this.provenance.push({ offset: p.offset, length: p.length, source: p.from! })
+        // Written and let go of: the link's receive buffers under them take the next records.
+        if (this.sink.releasesChunks === true) for (const c of p.data) recycle(c)
         p.data = null
         this.head++
       }
