@@ -141,7 +141,7 @@ export async function bench ({ quick, onCleanup }) {
       held: () => false,
       fetch: async () => { throw new Error('no distfiles in this benchmark') },
       status: () => ({}),
-      binhost: { index: () => ({ text: merged.text, timestamp: merged.timestamp }), local: (p) => held.get(p), fetch: async () => { throw new Error('no files in this benchmark') } }
+      binhost: { index: () => ({ body: merged.body, timestamp: merged.timestamp }), local: (p) => held.get(p), fetch: async () => { throw new Error('no files in this benchmark') } }
     }
   })
   await gateway.start()
@@ -154,7 +154,7 @@ export async function bench ({ quick, onCleanup }) {
       offers[r].fields = { ...offers[r].fields, USE: `${offers[r].fields.USE} r${r}` }
       merged = index.merge(offers)
       const first = await curlTime([url])
-      if (first.code !== 200 || first.bytes !== Buffer.byteLength(merged.text)) throw new Error(`GET Packages: ${first.code}, ${first.bytes} bytes`)
+      if (first.code !== 200 || first.bytes !== merged.body.length) throw new Error(`GET Packages: ${first.code}, ${first.bytes} bytes`)
       m.first.push(first.ms)
       for (let i = 0; i < STEADY; i++) {
         const c0 = process.cpuUsage()
@@ -173,7 +173,7 @@ export async function bench ({ quick, onCleanup }) {
       m.rss.push(memOf(process.pid, 'VmRSS'))
       m.hwm.push(memOf(process.pid, 'VmHWM'))
     }
-    const mib = Buffer.byteLength(merged.text) / MiB
+    const mib = merged.body.length / MiB
     await gateway.stop()
     const a = await agentPhase({ BUILDERS, PER, onCleanup })
     return {
@@ -201,7 +201,7 @@ export async function bench ({ quick, onCleanup }) {
       ],
       notes: [
         `Agent rows: a real agent process (--binpkg-trust all-members, no PKGDIR of its own) and ${BUILDERS} DistSwarm peers in the bench process, each advertising ${PER} signed builds (synthetic stanzas and digests, no files) over the real protocol; ${ROUNDS} GETs of the merged index once every build was in it.`,
-        `In-process rows: the offers are synthetic (${offers.length} stanzas of about ${Math.round(Buffer.byteLength(merged.text) / offers.length)} bytes, random digests, no files), merged by @distswarm/binpkg's BinhostIndex and served by @distswarm/gateway in the bench process; curl is a separate process and its time_total is the figure.`,
+        `In-process rows: the offers are synthetic (${offers.length} stanzas of about ${Math.round(merged.body.length / offers.length)} bytes, random digests, no files), merged by @distswarm/binpkg's BinhostIndex and served by @distswarm/gateway in the bench process; curl is a separate process and its time_total is the figure.`,
         `${ROUNDS} rounds; each changes one stanza and merges again, as an agent does when a build arrives, then GETs the index once (it is encoded then), ${STEADY} times more (the target row), once with If-Modified-Since; the first 3 rounds also GET Packages.gz twice. RSS is the bench process's (offers, merged index, its encoded body and gzip).`,
         quick ? `Quick run: ${BUILDERS} × ${PER} builds instead of 10 × 5 000.` : ''
       ].filter(Boolean)

@@ -285,11 +285,16 @@ export class Binhost {
       const hex = toHex(c.ad.blake2b)
       if (!known.has(hex)) known.set(hex, { offer: offerOf(c.ad), file: c.file.path, ad: c.ad, holders: [] })
     }
+    // One string per builder key, not one per build (10 builders x 5 000 builds: 50 000 copies of 10 keys).
+    const builders = new Map<string, string>()
     for (const row of this.init.network?.builds() ?? []) {
       const hex = toHex(row.ad.blake2b)
       const k = known.get(hex)
       if (!k) {
-        known.set(hex, { offer: offerOf(row.ad), file: null, ad: row.ad, holders: [...row.holders] })
+        const builder = toHex(row.ad.builder)
+        const one = builders.get(builder) ?? builder
+        builders.set(one, one)
+        known.set(hex, { offer: offerOf(row.ad, hex, one), file: null, ad: row.ad, holders: [...row.holders] })
         continue
       }
       k.holders = [...new Set([...k.holders, ...row.holders])]
@@ -333,7 +338,7 @@ export class Binhost {
     return {
       index: () => {
         const v = this.view()
-        return v.merged === null ? { unavailable: v.unavailable ?? 'no index' } : { text: v.merged.text, timestamp: v.merged.timestamp }
+        return v.merged === null ? { unavailable: v.unavailable ?? 'no index' } : { body: v.merged.body, timestamp: v.merged.timestamp }
       },
       local: (path) => this.local(path),
       fetch: (path) => this.fetch(path)
@@ -432,8 +437,8 @@ export class Binhost {
   }
 }
 
-function offerOf (ad: BuildAd): OfferedBuild {
-  return { blake2b: toHex(ad.blake2b), builder: toHex(ad.builder), group: ad.group, fields: ad.fields }
+function offerOf (ad: BuildAd, hex = toHex(ad.blake2b), builder = toHex(ad.builder)): OfferedBuild {
+  return { blake2b: hex, builder, group: ad.group, fields: ad.fields }
 }
 
 /** The FileEntry the swarm downloads a build by (no SHA512: builds are addressed by BLAKE2B alone). */

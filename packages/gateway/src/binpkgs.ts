@@ -10,8 +10,14 @@ import type { ServedFile } from './serve.js'
 
 const gzip = promisify(gzipCallback)
 
-/** The merged index now, or why this box serves no builds. */
-export type BinhostIndexAnswer = { text: string, timestamp: number } | { unavailable: string }
+/**
+ * The merged index now (as text, or already encoded: a large index is best
+ * held once, as the bytes sent), or why this box serves no builds.
+ */
+export type BinhostIndexAnswer = { text: string, timestamp: number } | { body: Buffer, timestamp: number } | { unavailable: string }
+
+/** The document of an answer that has one. */
+export type IndexDocument = string | Buffer
 
 /** What the binhost needs from the agent (`agent.binhost()`). */
 export interface BinhostSource {
@@ -78,24 +84,25 @@ export function parseBinpkgsPath (rest: string): BinpkgsRequest {
  * tens of MB; Portage asks for Packages.gz first).
  */
 export class IndexBodies {
-  private text: string | null = null
+  private doc: IndexDocument | null = null
   private plain: Buffer = Buffer.alloc(0)
   private gz: Promise<Buffer> | null = null
 
-  private current (text: string): void {
-    if (text === this.text) return
-    this.text = text
-    this.plain = Buffer.from(text)
+  private current (doc: IndexDocument): void {
+    if (doc === this.doc) return
+    this.doc = doc
+    // An encoded document is sent as it is: no second copy.
+    this.plain = typeof doc === 'string' ? Buffer.from(doc) : doc
     this.gz = null
   }
 
-  body (text: string): Buffer {
-    this.current(text)
+  body (doc: IndexDocument): Buffer {
+    this.current(doc)
     return this.plain
   }
 
-  gzip (text: string): Promise<Buffer> {
-    this.current(text)
+  gzip (doc: IndexDocument): Promise<Buffer> {
+    this.current(doc)
     if (this.gz === null) {
       const p = this.gz = gzip(this.plain)
       // A failed gzip is tried again by the next client.
