@@ -70,9 +70,13 @@ export interface PeerLimits {
    * stream's own timeout (~15 s on UDX, minutes on TCP). Default 3 s.
    */
   deadAfterMs?: number
-  /** Binary packages one peer may advertise (Builds); more are ignored, with a warning. Default 100 000. */
+  /**
+   * Budget: binary packages one peer may advertise (Builds); more are
+   * ignored, with a warning (ERR_BUILDS_LIMIT), the peer kept. Default
+   * 20 000 (a Gentoo box has ~1 000-2 000 packages installed).
+   */
   maxRemoteBuilds?: number
-  /** Bytes of the stanzas of one peer's builds, together; past it further builds are ignored, with a warning. Default 256 MiB. */
+  /** Budget: signed bytes (stanzas, groups, digests) of one peer's builds, together; past it further builds are ignored, with a warning. Default 32 MiB (20 000 typical builds are ~21 MiB). */
   maxRemoteBuildBytes?: number
   /**
    * A peer cut off for an offence (a budget above, a protocol violation) is
@@ -83,7 +87,15 @@ export interface PeerLimits {
   coolOffMs?: number
   /** The longest cool-off. Default 1 h. */
   maxCoolOffMs?: number
-  /** Bytes of the stanzas of every peer's builds together (one shared by many counted once); past it new builds are ignored, with a warning. */
+  /**
+   * Budget of all peers together: memory the distinct builds of every peer
+   * may take, each counted as its signed bytes plus 1.5 KiB (its objects and
+   * its row of the merged index: see BUILD_OVERHEAD_BYTES in builds.ts);
+   * past it new builds are ignored, with a warning. So 10 peers at their own
+   * budgets cannot add up past it. Default 128 MiB: ~50 000 typical builds
+   * (~1 KiB signed each), e.g. 10 boxes x 5 000; the agent's RSS grows by
+   * about 1.5x the pool when it is full (docs/protocol.md, "Budgets").
+   */
   maxBuildPoolBytes?: number
 }
 
@@ -101,9 +113,9 @@ export const DEFAULT_LIMITS: Readonly<Required<PeerLimits>> = {
   uploadStallMs: 30_000,
   requestsPerSecond: 100,
   deadAfterMs: 3_000,
-  maxRemoteBuilds: 100_000,
-  maxRemoteBuildBytes: 256 * 1024 * 1024,
-  maxBuildPoolBytes: 256 * 1024 * 1024,
+  maxRemoteBuilds: 20_000,
+  maxRemoteBuildBytes: 32 * 1024 * 1024,
+  maxBuildPoolBytes: 128 * 1024 * 1024,
   coolOffMs: 30_000,
   maxCoolOffMs: 60 * 60_000
 }
