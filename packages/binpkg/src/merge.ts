@@ -146,6 +146,8 @@ export class BinhostIndex {
   private readonly init: MergeInit
   private lastBody: string | null = null
   private lastTimestamp = 0
+  /** The document of the last merge: given again while the content stays the same (one copy, and the gateway's gzip of it stays good). */
+  private lastDocument: Buffer | null = null
 
   constructor (init: MergeInit) {
     for (const [k, v] of Object.entries(init.header ?? {})) {
@@ -213,7 +215,8 @@ export class BinhostIndex {
     let at = headerRoom
     for (const s of served) at = writeStanza(s, out, at)
     const digest = createHash('sha256').update(out.subarray(headerRoom)).update(JSON.stringify(this.init.header ?? {})).digest('hex')
-    if (digest !== this.lastBody) {
+    const same = digest === this.lastBody && this.lastDocument !== null
+    if (!same) {
       this.lastBody = digest
       this.lastTimestamp = Math.max(nowSeconds, this.lastTimestamp + PORTAGE_TIMESTAMP_TOLERANCE + 1)
     }
@@ -224,13 +227,17 @@ export class BinhostIndex {
       TIMESTAMP: String(this.lastTimestamp),
       VERSION: '0'
     }
-    const head = Buffer.from(block(header))
-    const start = headerRoom - head.byteLength
-    head.copy(out, start)
-    const body = out.subarray(start)
+    let body = this.lastDocument
+    if (!same || body === null) {
+      const head = Buffer.from(block(header))
+      const start = headerRoom - head.byteLength
+      head.copy(out, start)
+      body = this.lastDocument = out.subarray(start)
+    }
+    const document = body
     return {
-      body,
-      get text () { return body.toString() },
+      body: document,
+      get text () { return document.toString() },
       timestamp: this.lastTimestamp,
       builds,
       skipped

@@ -84,19 +84,29 @@ export function parseBinpkgsPath (rest: string): BinpkgsRequest {
  * tens of MB; Portage asks for Packages.gz first).
  */
 export class IndexBodies {
-  private doc: IndexDocument | null = null
+  /** The last document: a string and its encoding, or an encoded one held weakly (its owner keeps it while it is current). */
+  private text: string | null = null
+  private encoded: WeakRef<Buffer> | null = null
   private plain: Buffer = Buffer.alloc(0)
   private gz: Promise<Buffer> | null = null
 
   private current (doc: IndexDocument): void {
-    if (doc === this.doc) return
-    this.doc = doc
-    // An encoded document is sent as it is: no second copy.
-    this.plain = typeof doc === 'string' ? Buffer.from(doc) : doc
+    if (typeof doc === 'string' ? doc === this.text : this.encoded?.deref() === doc) return
+    if (typeof doc === 'string') {
+      this.text = doc
+      this.encoded = null
+      this.plain = Buffer.from(doc)
+    } else {
+      // An encoded document is sent as it is: no second copy, and none kept once its owner let it go.
+      this.text = null
+      this.encoded = new WeakRef(doc)
+      this.plain = Buffer.alloc(0)
+    }
     this.gz = null
   }
 
   body (doc: IndexDocument): Buffer {
+    if (typeof doc !== 'string') return doc
     this.current(doc)
     return this.plain
   }
