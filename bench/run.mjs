@@ -20,7 +20,8 @@ const BENCHES = [
   { id: 'manifest', file: 'manifest-load.mjs', node: ['--expose-gc'] },
   { id: 'gateway', file: 'gateway.mjs' },
   { id: 'lan', file: 'lan.mjs' },
-  { id: 'binhost', file: 'binhost.mjs' }
+  { id: 'binhost', file: 'binhost.mjs' },
+  { id: 'flood', file: 'flood.mjs' }
 ]
 const arg = (name) => { const i = process.argv.indexOf(name); return i === -1 ? undefined : process.argv[i + 1] }
 const quick = process.argv.includes('--quick')

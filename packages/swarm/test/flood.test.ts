@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto'
 import {
   encodeMessage, MAX_BUILD_BYTES, MAX_BUILDS_BATCH, MAX_BUILDS_MESSAGE_BYTES, MAX_INVENTORY_BATCH, MAX_NAME_BYTES, PROTOCOL_VERSION, type FileEntry
 } from '@distswarm/protocol'
-import { createKeyPair, generateNetworkKey, membershipProof, signBuild, type BuildAd, type KeyPair } from '../src/index.js'
+import { createKeyPair, generateNetworkKey, membershipProof, signBuild, type BuildAd, type KeyPair, type PeerLimits } from '../src/index.js'
 import { BufferSink, captureLogger, MemorySource, startSwarm, tempDir, until } from './helpers.js'
 
 /** Entries the hostile member is ready to advertise. */
@@ -107,20 +107,25 @@ function buildFlood (keyPair: KeyPair): (batch: number) => BuildAd[] {
   }
 }
 
+/** A seeder with an 8 MiB file and a receiver that dials it, both with `limits`, each with its own captured log. */
+async function honestPair (limits: PeerLimits) {
+  const networkKey = generateNetworkKey()
+  const seederLog = captureLogger()
+  const receiverLog = captureLogger()
+  const source = new MemorySource(await tempDir())
+  const data = randomBytes(8 * 1024 * 1024)
+  const file = await source.add('honest-1.tar.xz', data)
+  const seeder = await startSwarm([], { networkKey, source, name: 'seeder', logger: seederLog, limits })
+  const receiver = await startSwarm([], {
+    networkKey, source: new MemorySource(await tempDir()), name: 'receiver', logger: receiverLog, limits, staticPeers: [{ host: '127.0.0.1', port: seeder.dataPort! }]
+  })
+  return { networkKey, seederLog, receiverLog, data, file, seeder, receiver }
+}
+
 describe('a member that floods (issue 17)', () => {
   it('is cut off by the seeder and the receiver, with a warning and ERR_PEER_OVER_BUDGET, while an honest transfer completes', async () => {
-    const networkKey = generateNetworkKey()
-    const seederLog = captureLogger()
-    const receiverLog = captureLogger()
-    const source = new MemorySource(await tempDir())
-    const data = randomBytes(8 * 1024 * 1024)
-    const file = await source.add('honest-1.tar.xz', data)
     // Budgets a fifth of the defaults: the same cut-offs for less work, as all of it shares one process (and CI's cores).
-    const limits = { maxRemoteInventoryBytes: 5 * 1024 * 1024, maxRequestsPerSecond: 200 }
-    const seeder = await startSwarm([], { networkKey, source, name: 'seeder', logger: seederLog, limits })
-    const receiver = await startSwarm([], {
-      networkKey, source: new MemorySource(await tempDir()), name: 'receiver', logger: receiverLog, limits, staticPeers: [{ host: '127.0.0.1', port: seeder.dataPort! }]
-    })
+    const { networkKey, seederLog, receiverLog, data, file, seeder, receiver } = await honestPair({ maxRemoteInventoryBytes: 5 * 1024 * 1024, maxRequestsPerSecond: 200 })
     const hex = file.blake2b.toString('hex')
     await until(() => receiver.find({ blake2b: hex }).length === 1, 30_000, 'the receiver to see the file')
 
@@ -149,17 +154,9 @@ describe('a member that floods (issue 17)', () => {
   })
 
   it('flooding Builds (millions of entries, at the size bounds, with requests at full rate) it is limited and cut off with the reason; the honest transfer and builds go on, memory stays bounded', { timeout: 180_000 }, async () => {
-    const networkKey = generateNetworkKey()
-    const seederLog = captureLogger()
-    const receiverLog = captureLogger()
-    const source = new MemorySource(await tempDir())
-    const data = randomBytes(8 * 1024 * 1024)
-    const file = await source.add('honest-2.tar.xz', data)
     // Build budgets below the defaults, for less work in one shared process: the same cut-offs.
-    const limits = { maxRequestsPerSecond: 200, maxRemoteBuilds: 3000, maxRemoteBuildBytes: 4 * 1024 * 1024, maxBuildPoolBytes: 6 * 1024 * 1024, maxBuildEntriesPerSecond: 500 }
-    const seeder = await startSwarm([], { networkKey, source, name: 'seeder', logger: seederLog, limits })
-    const receiver = await startSwarm([], {
-      networkKey, source: new MemorySource(await tempDir()), name: 'receiver', logger: receiverLog, limits, staticPeers: [{ host: '127.0.0.1', port: seeder.dataPort! }]
+    const { networkKey, seederLog, receiverLog, data, file, seeder, receiver } = await honestPair({
+      maxRequestsPerSecond: 200, maxRemoteBuilds: 3000, maxRemoteBuildBytes: 4 * 1024 * 1024, maxBuildPoolBytes: 6 * 1024 * 1024, maxBuildEntriesPerSecond: 500
     })
     const builder = createKeyPair()
     const honestBuilds = Array.from({ length: 20 }, (_, i) => signed(builder, 5_000_000 + i))
