@@ -536,7 +536,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
           else this.problemList.report('peer.incompatible', address, OTHER_VERSION, { key: p.publicKeyHex.slice(0, 16) })
         }
         this.connections.delete(p)
-        if (!p.refusal && isOffence(reason)) this.coolDown(p, reason!)
+        // A member connection's offence: a data link refused in a race (its member connection just closed) is none.
+        if (!p.isLink && !p.refusal && isOffence(reason)) this.coolDown(p, reason!)
         this.pastServed += p.bytesServed
         const past = this.pastTraffic.get(p.publicKeyHex) ?? { sent: 0, received: 0 }
         this.pastTraffic.set(p.publicKeyHex, { sent: past.sent + p.bytesSent, received: past.received + p.bytesReceived })
