@@ -114,7 +114,7 @@ export class IndexBodies {
   gzip (doc: IndexDocument): Promise<Buffer> {
     this.current(doc)
     if (this.gz === null) {
-      const p = this.gz = gzip(this.plain)
+      const p = this.gz = gzip(this.body(doc))
       // A failed gzip is tried again by the next client.
       p.catch(() => { if (this.gz === p) this.gz = null })
     }
