@@ -10,7 +10,7 @@ import { encodeIndex, INDEX_FILE, loadIndex } from './hashindex.js'
 import { Indexer } from './indexer.js'
 import { Inventory, type CacheFile, type LocalFile, type StoreEvents } from './inventory.js'
 import { HashPool, MIN_HASH_WORKERS, splitHashWorkers, type PieceRange } from './pool.js'
-import { statFile, unlinkIfSame } from './scan.js'
+import { mayHoldFiles, statFile, unlinkIfSame } from './scan.js'
 import { StateWriter, type StateFile } from './statefile.js'
 import { StreamHasher } from './streamhash.js'
 import { verifyCacheDir, type VerifyOptions, type VerifyReport } from './verify.js'
@@ -174,8 +174,11 @@ export class Store extends EventEmitter<StoreEvents> {
 
   private async run (): Promise<void> {
     const started = Date.now()
-    // The first index hashes at once; state I/O meanwhile.
-    this.pool.warm()
+    // The first index hashes at once; state I/O meanwhile. A store with
+    // nothing to index (a new cache dir, the binhost's) starts no thread: each
+    // costs some 60 ms of CPU to boot, on the way to the agent's control socket.
+    const dirsWithEntries = await Promise.all(this.indexer.dirs.map(mayHoldFiles))
+    if (dirsWithEntries.some(Boolean)) this.pool.warm()
     await this.cache.open()
     await this.state.start()
     await this.uses.load()
@@ -193,6 +196,8 @@ export class Store extends EventEmitter<StoreEvents> {
     }
     await this.watcher.watch()
     for (let d = 0; d < this.indexer.dirs.length; d++) {
+      // Empty when the watch began: whatever comes now is an fs event.
+      if (!dirsWithEntries[d] && !(await mayHoldFiles(this.indexer.dirs[d]!))) continue
       const { filesHashed, bytesHashed } = this.pool
       const t = Date.now()
       await this.indexer.rescan(d)
