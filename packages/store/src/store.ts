@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { access } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { debugLogger, toHex, type Logger } from '@distswarm/protocol'
 import { BuildHashes, type BuildDigests } from './buildhashes.js'
@@ -174,11 +175,14 @@ export class Store extends EventEmitter<StoreEvents> {
 
   private async run (): Promise<void> {
     const started = Date.now()
-    // The first index hashes at once; state I/O meanwhile. A store with
-    // nothing to index (a new cache dir, the binhost's) starts no thread: each
-    // costs some 60 ms of CPU to boot, on the way to the agent's control socket.
+    // A first index hashes at once, so its threads start now (state I/O
+    // meanwhile). None start for dirs with nothing to list (a new cache dir,
+    // the binhost's) nor over a saved index, which vouches for most files: each
+    // costs some 60 ms of CPU to boot, on the way to the agent's control
+    // socket. Work that comes anyway starts the threads it needs.
     const dirsWithEntries = await Promise.all(this.indexer.dirs.map(mayHoldFiles))
-    if (dirsWithEntries.some(Boolean)) this.pool.warm()
+    const saved = this.stateDir !== null && await access(join(this.stateDir, INDEX_FILE)).then(() => true, () => false)
+    if (dirsWithEntries.some(Boolean) && !saved) this.pool.warm()
     await this.cache.open()
     await this.state.start()
     await this.uses.load()

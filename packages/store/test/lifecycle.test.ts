@@ -88,6 +88,23 @@ describe('Store lifecycle', () => {
     expect(store.size).toBe(1)
   })
 
+  it('over a saved index that vouches for every file, starts only the thread that lists the dir', async () => {
+    const distdir = join(t.root, 'distfiles')
+    await mkdir(distdir, { recursive: true })
+    await Promise.all(['a', 'b', 'c', 'd'].map((x) => writeFile(join(distdir, `${x}-1.0.tar.gz`), x)))
+    const init = { distdirs: [distdir], cacheDir: join(t.root, 'cache'), stateDir: join(t.root, 'state') }
+    const first = t.makeStore(init)
+    await first.start()
+    expect(first.stats.filesHashed).toBe(4)
+    await first.stop()
+    const again = t.makeStore(init)
+    await again.start()
+    expect(again.stats.index).toBe('loaded')
+    expect(again.stats.filesHashed).toBe(0)
+    expect((again as unknown as { pool: { slots: Set<unknown> } }).pool.slots.size).toBe(1)
+    expect(again.size).toBe(4)
+  })
+
   it('start() and stop() are idempotent; a stopped store does not start again', async () => {
     const store = t.makeStore({ cacheDir: join(t.root, 'cache') })
     await Promise.all([store.start(), store.start()])
