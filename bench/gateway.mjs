@@ -7,69 +7,12 @@
 // (served from DISTDIR), and the file held by a peer only (fetched from the
 // swarm, verified, published, then served).
 // Usage: node bench/gateway.mjs [--quick] [--json FILE]
-import { execFileSync, spawn } from 'node:child_process'
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
-import { tmpdir, userInfo } from 'node:os'
+import { execFileSync } from 'node:child_process'
+import { mkdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { MiB, call, main, row, run, speedup, startNet, syncFs, waitFor, waitHolders, waitLocal, wallAndCpu, writeRandomFile } from './lib.mjs'
+import { MiB, call, main, row, run, speedup, startNet, startNginx, syncFs, waitHolders, waitLocal, wallAndCpu, writeRandomFile } from './lib.mjs'
 
 const RUNS = 3
-
-function nginxBinary () {
-  for (const p of ['/usr/sbin/nginx', '/usr/bin/nginx']) {
-    try {
-      execFileSync(p, ['-v'], { stdio: 'ignore' })
-      return p
-    } catch {}
-  }
-  if (process.getuid?.() !== 0) throw new Error('nginx is not installed (apt-get install nginx) and this is not root')
-  process.stderr.write('installing nginx (Debian package)\n')
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'nginx'], { stdio: ['ignore', 2, 2], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
-  return '/usr/sbin/nginx'
-}
-
-async function freePort () {
-  const s = createServer()
-  await new Promise((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const { port } = s.address()
-  await new Promise((resolve) => s.close(resolve))
-  return port
-}
-
-/** nginx on 127.0.0.1 serving `root`, sendfile on, in the foreground; returns its URL and a stop(). */
-async function startNginx (root) {
-  const bin = nginxBinary()
-  const prefix = await mkdtemp(join(tmpdir(), 'distswarm-bench-nginx-'))
-  const port = await freePort()
-  const conf = join(prefix, 'nginx.conf')
-  await writeFile(conf, [
-    ...(process.getuid?.() === 0 ? [`user ${userInfo().username};`] : []),
-    'daemon off;', 'worker_processes 1;', `pid ${join(prefix, 'nginx.pid')};`, `error_log ${join(prefix, 'error.log')} warn;`,
-    'events { worker_connections 64; }',
-    'http {',
-    '  sendfile on; tcp_nopush on; access_log off;',
-    `  client_body_temp_path ${prefix}/body; proxy_temp_path ${prefix}/proxy; fastcgi_temp_path ${prefix}/fcgi; uwsgi_temp_path ${prefix}/uwsgi; scgi_temp_path ${prefix}/scgi;`,
-    `  server { listen 127.0.0.1:${port}; root ${root}; }`,
-    '}', ''
-  ].join('\n'))
-  const child = spawn(bin, ['-p', prefix, '-c', conf], { stdio: ['ignore', 'ignore', 2] })
-  const url = `http://127.0.0.1:${port}`
-  await waitFor(async () => {
-    if (child.exitCode !== null) throw new Error(`nginx exited ${child.exitCode}`)
-    return fetch(`${url}/`).then(() => true, () => false)
-  }, 10_000, 'nginx to answer')
-  return {
-    url,
-    stop: async () => {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM')
-        await new Promise((resolve) => child.once('exit', resolve))
-      }
-      await rm(prefix, { recursive: true, force: true })
-    }
-  }
-}
 
 export async function bench ({ quick, onCleanup }) {
   const size = (quick ? 256 : 1024) * MiB

@@ -3,9 +3,10 @@
 // and the result rows every benchmark returns (see bench/run.mjs).
 import { execFileSync, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import { loadavg } from 'node:os'
+import { createServer } from 'node:net'
+import { loadavg, tmpdir, userInfo } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { LocalNet, waitFor } from '@distswarm/localnet'
@@ -111,6 +112,74 @@ export async function hashFiles (cmd, files, timeoutMs = 600_000) {
 /** Writes back dirty pages, so writeback of generated data does not run during a measurement. */
 export async function syncFs (dir) {
   await run('sync', ['-f', dir], 120_000)
+}
+
+// ---- nginx (Debian's, the baseline a Gentoo user would set up) ----
+
+/** Pids of a process's children. */
+export function childPids (pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
+}
+
+function nginxBinary () {
+  for (const p of ['/usr/sbin/nginx', '/usr/bin/nginx']) {
+    try {
+      execFileSync(p, ['-v'], { stdio: 'ignore' })
+      return p
+    } catch {}
+  }
+  if (process.getuid?.() !== 0) throw new Error('nginx is not installed (apt-get install nginx) and this is not root')
+  process.stderr.write('installing nginx (Debian package)\n')
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'nginx'], { stdio: ['ignore', 2, 2], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+  return '/usr/sbin/nginx'
+}
+
+async function freePort () {
+  const s = createServer()
+  await new Promise((resolve) => s.listen(0, '127.0.0.1', resolve))
+  const { port } = s.address()
+  await new Promise((resolve) => s.close(resolve))
+  return port
+}
+
+/** nginx on 127.0.0.1 serving `root`, sendfile on, in the foreground; returns its URL and a stop(). */
+export async function startNginx (root) {
+  const bin = nginxBinary()
+  const prefix = await mkdtemp(join(tmpdir(), 'distswarm-bench-nginx-'))
+  const port = await freePort()
+  const conf = join(prefix, 'nginx.conf')
+  await writeFile(conf, [
+    ...(process.getuid?.() === 0 ? [`user ${userInfo().username};`] : []),
+    'daemon off;', 'worker_processes 1;', `pid ${join(prefix, 'nginx.pid')};`, `error_log ${join(prefix, 'error.log')} warn;`,
+    'events { worker_connections 64; }',
+    'http {',
+    '  sendfile on; tcp_nopush on; access_log off;',
+    `  client_body_temp_path ${prefix}/body; proxy_temp_path ${prefix}/proxy; fastcgi_temp_path ${prefix}/fcgi; uwsgi_temp_path ${prefix}/uwsgi; scgi_temp_path ${prefix}/scgi;`,
+    `  server { listen 127.0.0.1:${port}; root ${root}; }`,
+    '}', ''
+  ].join('\n'))
+  const child = spawn(bin, ['-p', prefix, '-c', conf], { stdio: ['ignore', 'ignore', 2] })
+  const url = `http://127.0.0.1:${port}`
+  await waitFor(async () => {
+    if (child.exitCode !== null) throw new Error(`nginx exited ${child.exitCode}`)
+    return fetch(`${url}/`).then(() => true, () => false)
+  }, 10_000, 'nginx to answer')
+  return {
+    url,
+    /** The nginx processes (master and worker): their CPU is the server's. */
+    pids: () => [child.pid, ...childPids(child.pid)],
+    stop: async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM')
+        await new Promise((resolve) => child.once('exit', resolve))
+      }
+      await rm(prefix, { recursive: true, force: true })
+    }
+  }
 }
 
 // ---- agents ----

@@ -108,7 +108,8 @@ it('three agents: two builders of mariadb with other USE, one binhost listing bo
     const stanza = packages.find((p) => p.USE === use)!
     const file = `${stanza.PATH!.split('/').pop()!}.__download__`
     const r = await wget(`${url}/binpkgs/${stanza.PATH!}`, distdir, file)
-    expect(r.code, r.stderr).toBe(0)
+    // On a failure, say why: wget prints only the status; the agent's log has the cause.
+    expect(r.code, `${r.stderr}\n--- gamma's log:\n${gamma.log.slice(-40).join('\n')}`).toBe(0)
     const got = await readFile(join(distdir, file))
     expect(hash('blake2b512', got)).toBe(b.blake2b)
     expect([String(got.length), hash('md5', got), hash('sha1', got)]).toEqual([stanza.SIZE, stanza.MD5, stanza.SHA1])

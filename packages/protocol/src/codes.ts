@@ -18,7 +18,7 @@ export const CODES = {
   ERR_AUTH_FAILED: 'a peer could not prove the network key',
   ERR_TIMEOUT: 'a peer did not answer in time',
   ERR_PEER_CLOSED: 'the connection to a peer closed',
-  ERR_PEER_DEAD: 'a peer went silent during a transfer (no packet, not even an acknowledgement, for seconds): it is gone',
+  ERR_PEER_DEAD: 'a peer went silent (during a transfer: no packet, not even an acknowledgement, for seconds; else its pings unanswered for 15 s): it is gone',
   ERR_PROTOCOL_VIOLATION: 'a peer broke the protocol',
   ERR_NOT_FOUND: 'no connected peer has the file (or peer) asked for',
   ERR_ALL_SOURCES_FAILED: 'every peer that holds the file failed',

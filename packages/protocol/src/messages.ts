@@ -129,16 +129,17 @@ function varint (n: number): number[] {
 /**
  * A complete Data frame with its `length` bytes left to fill: a sender
  * reads the file straight into `body` instead of into a buffer that
- * encoding would copy twice more. Byte for byte what encodeMessage gives
+ * encoding would copy twice more (`alloc`: where the frame goes, e.g. a
+ * stream's own send buffer). Byte for byte what encodeMessage gives
  * for the same message (a test holds the two equal).
  */
-export function allocDataFrame (id: number, offset: number, length: number): { frame: Buffer, body: Buffer } {
+export function allocDataFrame (id: number, offset: number, length: number, alloc: (size: number) => Buffer = Buffer.allocUnsafe): { frame: Buffer, body: Buffer } {
   check(length <= MAX_DATA_CHUNK, 'data', `chunk of ${length} bytes exceeds ${MAX_DATA_CHUNK}`)
   // Envelope field 4 (Data): id = 1, offset = 2, bytes = 3, in field order as the generated encoder writes them.
   const head = [0x08, ...varint(id), 0x10, ...varint(offset), 0x1a, ...varint(length)]
   const envelope = [0x22, ...varint(head.length + length)]
   const payload = envelope.length + head.length + length
-  const frame = Buffer.allocUnsafe(4 + payload)
+  const frame = alloc(4 + payload)
   frame.writeUInt32BE(payload, 0)
   frame.set(envelope, 4)
   frame.set(head, 4 + envelope.length)

@@ -163,6 +163,8 @@ export class Download {
   private readonly release: () => void
   private verified: Digests | null = null
   private size = 0
+  /** write() keeps no reference to the chunks once it resolved (the swarm reuses their buffers). */
+  readonly releasesChunks = true
 
   constructor (cache: CacheDir, hasher: StreamHasher, expected: Expected, tempPath: string, fh: FileHandle, release: () => void) {
     this.cache = cache

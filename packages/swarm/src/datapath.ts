@@ -2,6 +2,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import { debugLogger, toHex, type Logger } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
+import { DataLink, PREAMBLE_FIRST_BYTE } from './link.js'
 import { intOption } from './options.js'
 import type { Peer } from './peer.js'
 import { Problems } from './problems.js'
@@ -70,6 +71,8 @@ export class DataPath {
   private readonly links = new Map<string, Peer>()
   private readonly sockets = new Set<Socket>()
   private handshaking = 0
+  /** Addresses that closed on our data link's first bytes without a word: agents from before it, dialled with the secret stream. */
+  private readonly legacy = new Set<string>()
   private closed = false
   port = 0
 
@@ -100,7 +103,10 @@ export class DataPath {
   connect (peer: Peer): void {
     const host = peer.remoteHost
     if (this.closed || !host || peer.remoteDataPort === 0 || this.links.has(peer.publicKeyHex)) return
-    this.attach(connect({ host, port: peer.remoteDataPort }), true, { dataOnly: true, expected: peer.publicKeyHex })
+    const target = `${host}:${peer.remoteDataPort}`
+    // An agent from before the data link closes on it: once, then the secret stream.
+    const retry = this.legacy.has(target) ? undefined : () => { if (!peer.closed) this.connect(peer) }
+    this.attach(connect({ host, port: peer.remoteDataPort }), true, { dataOnly: true, expected: peer.publicKeyHex }, undefined, target, retry)
   }
 
   /**
@@ -131,7 +137,7 @@ export class DataPath {
         if (error) this.problems.report('static-peer.unreachable', address, unreachableCause(error), { code: (error as { code?: string }).code ?? '' })
         reject(error ?? SwarmError.PEER_CLOSED())
       })
-      this.attach(socket, true, undefined, address)
+      this.attach(socket, true, undefined, address, address)
     })
   }
 
@@ -165,8 +171,12 @@ export class DataPath {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()))
   }
 
-  /** `dialled`: the static peer's address, to name in a problem. */
-  private attach (socket: Socket, initiator: boolean, link?: { dataOnly: true, expected: string }, dialled?: string): void {
+  /**
+   * `dialled`: the static peer's address, to name in a problem; `target`:
+   * the address we dialled (initiator), which tells the wire to speak;
+   * `legacyRetry`: called when that address turns out to predate the data link.
+   */
+  private attach (socket: Socket, initiator: boolean, link?: { dataOnly: true, expected: string }, dialled?: string, target?: string, legacyRetry?: () => void): void {
     if (this.closed || this.handshaking >= this.maxHandshaking) {
       this.log.debug('datapath.refused', { why: this.closed ? 'closed' : 'too many connections in their handshake' })
       socket.destroy()
@@ -178,15 +188,55 @@ export class DataPath {
     socket.on('error', (err) => this.log.debug('datapath.socket-error', { why: err.message }))
     socket.on('close', () => this.sockets.delete(socket))
     let timedOut = false
+    let counted = true
     const timer = setTimeout(() => { timedOut = true; socket.destroy() }, this.handshakeTimeoutMs)
-    const stream = new NoiseSecretStream(initiator, socket, { keyPair: this.init.keyPair })
-    stream.on('error', (err: Error) => this.log.debug('datapath.stream-error', { why: err.message }))
-    void stream.opened.then((opened) => {
+    const done = (): void => {
+      if (!counted) return
+      counted = false
       this.handshaking--
       clearTimeout(timer)
+    }
+    if (initiator) {
+      const legacy = target !== undefined && this.legacy.has(target)
+      this.handshake(legacy ? this.secretStream(socket, true) : new DataLink(socket, true, this.init.keyPair), initiator, done, () => timedOut, link, dialled, (stream) => {
+        if (legacy || !(stream instanceof DataLink) || !stream.silentRefusal || timedOut || target === undefined) return false
+        this.log.info('datapath.legacy-peer', { address: target, why: 'closed on the data link: an agent from before it; using the secret stream' })
+        this.legacy.add(target)
+        legacyRetry?.()
+        return true
+      })
+      return
+    }
+    // A responder tells the two wires apart by the first byte (see link.ts).
+    socket.once('close', done)
+    socket.once('data', (chunk: Buffer) => {
+      socket.pause()
+      socket.unshift(chunk)
+      const ours = chunk[0] === PREAMBLE_FIRST_BYTE
+      this.handshake(ours ? new DataLink(socket, false, this.init.keyPair) : this.secretStream(socket, false), false, done, () => timedOut, link, dialled)
+      // The secret stream starts reading its socket once it has opened (a tick later): the bytes wait till then.
+      if (ours) socket.resume()
+      else setImmediate(() => { if (!socket.destroyed) socket.resume() })
+    })
+  }
+
+  private secretStream (socket: Socket, initiator: boolean): SecretStream & { opened: Promise<boolean> } {
+    const stream = new NoiseSecretStream(initiator, socket, { keyPair: this.init.keyPair })
+    stream.on('error', (err: Error) => this.log.debug('datapath.stream-error', { why: err.message }))
+    return stream as unknown as SecretStream & { opened: Promise<boolean> }
+  }
+
+  /** Waits for the handshake; `fellBack` says whether a failed one is retried on the other wire. */
+  private handshake (stream: SecretStream & { opened: Promise<boolean> }, initiator: boolean, done: () => void, timedOut: () => boolean,
+    link: { dataOnly: true, expected: string } | undefined, dialled: string | undefined, fellBack: (stream: SecretStream) => boolean = () => false): void {
+    const socket = stream.rawStream as Socket
+    if (stream instanceof DataLink) stream.on('error', (err: Error) => this.log.debug('datapath.stream-error', { why: err.message }))
+    void stream.opened.then((opened) => {
+      done()
       if (!opened) {
+        if (fellBack(stream)) return
         // Connected, yet no Noise handshake: something else listens there.
-        if (dialled !== undefined && (timedOut || socket.bytesRead > 0)) {
+        if (dialled !== undefined && (timedOut() || socket.bytesRead > 0)) {
           this.problems.report('static-peer.no-handshake', dialled, 'connected, but it does not speak the distswarm data path: is that the agent\'s --data-port?')
         }
         return
@@ -198,7 +248,7 @@ export class DataPath {
       }
       // A static peer we already reach over hyperswarm only needs a link.
       const dataOnly = link !== undefined || (initiator && this.init.isMember(key))
-      this.init.onStream(stream as unknown as SecretStream, { dataOnly, initiator })
+      this.init.onStream(stream, { dataOnly, initiator })
     })
   }
 }

@@ -21,8 +21,10 @@ export class SwarmError extends DistswarmError {
     return new SwarmError(REMOTE_CODES[code], `peer answered ${code}${message ? `: ${message}` : ''}`)
   }
 
-  static PEER_DEAD (ms: number): SwarmError {
-    return new SwarmError('ERR_PEER_DEAD', `peer silent for ${ms} ms during a transfer: gone`)
+  static PEER_DEAD (ms: number, idle = false): SwarmError {
+    return new SwarmError('ERR_PEER_DEAD', idle
+      ? `peer silent for ${ms} ms, its pings unanswered: gone (unplugged, cut off or frozen)`
+      : `peer silent for ${ms} ms during a transfer: gone`)
   }
 
   static INVALID_OPTION (name: string, why: string): SwarmError {

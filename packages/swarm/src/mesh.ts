@@ -23,6 +23,9 @@ const MAX_KNOWN = 256
 const REDIAL_MS = 10_000
 /** Dials in flight at once; more wait for the next exchange or beacon. */
 const MAX_DIALS = 8
+/** A member lost to silence is dialled this often, for REDIAL_FOR_MS: a cut link that comes back is used within a second. */
+const REDIAL_EVERY_MS = 1000
+const REDIAL_FOR_MS = 2 * 60_000
 
 export interface MeshInit {
   /** Our public key. */
@@ -75,6 +78,11 @@ export class Mesh {
   private lan: LanDiscovery | null = null
   private readonly known = new Map<string, number>()
   private dials = 0
+  /** Addresses with a dial in flight. */
+  private readonly dialling = new Set<string>()
+  /** Members lost to silence, redialled until back (see redial). */
+  private readonly lost = new Map<string, { to: HostPort, until: number }>()
+  private lostTimer: NodeJS.Timeout | null = null
   private debounce: NodeJS.Timeout | null = null
   /** What each member has been told, by its key: keys of members sent. */
   private readonly told = new WeakMap<Peer, Set<string>>()
@@ -111,6 +119,9 @@ export class Mesh {
   stop (): void {
     this.stopped = true
     if (this.debounce) clearTimeout(this.debounce)
+    if (this.lostTimer) clearInterval(this.lostTimer)
+    this.lostTimer = null
+    this.lost.clear()
     this.lan?.stop()
   }
 
@@ -122,6 +133,40 @@ export class Mesh {
       this.tellAll()
     }, PEX_DEBOUNCE_MS)
     this.debounce.unref()
+  }
+
+  /**
+   * A member declared dead (silent): dial it again at once, not after
+   * REDIAL_MS. When it was a cut link that is back, the new connection works
+   * while the old one waits out its TCP back-off; when the box is gone, the
+   * dial fails within the connect timeout.
+   */
+  redial (p: Peer): void {
+    const a = this.addressOf(p)
+    if (!a || this.stopped) return
+    const to = { host: a.host, port: a.port }
+    this.lost.set(p.publicKeyHex, { to, until: Date.now() + REDIAL_FOR_MS })
+    this.lostTimer ??= setInterval(() => this.retryLost(), REDIAL_EVERY_MS)
+    this.lostTimer.unref()
+    this.retryLost()
+  }
+
+  /** Dials each member lost to silence again, until it is back or REDIAL_FOR_MS passed (one dial per address in flight). */
+  private retryLost (): void {
+    const now = Date.now()
+    const connected = new Set([...this.init.members()].map((m) => m.publicKeyHex))
+    for (const [hex, l] of this.lost) {
+      if (connected.has(hex) || now > l.until || this.stopped) {
+        this.lost.delete(hex)
+        continue
+      }
+      this.known.delete(`${l.to.host}:${l.to.port}`)
+      this.dial(l.to, 'redial')
+    }
+    if (this.lost.size === 0 && this.lostTimer) {
+      clearInterval(this.lostTimer)
+      this.lostTimer = null
+    }
   }
 
   private addressOf (p: Peer): PeerAddress | null {
@@ -179,19 +224,23 @@ export class Mesh {
     return false
   }
 
-  private dial (to: HostPort, why: 'lan' | 'pex'): void {
+  private dial (to: HostPort, why: 'lan' | 'pex' | 'redial'): void {
     const key = `${to.host}:${to.port}`
     const now = Date.now()
     const last = this.known.get(key)
-    if (this.stopped || this.dials >= MAX_DIALS || (last !== undefined && now - last < REDIAL_MS) || this.isConnected(to)) return
+    if (this.stopped || this.dials >= MAX_DIALS || this.dialling.has(key) || (last !== undefined && now - last < REDIAL_MS) || this.isConnected(to)) return
     this.known.delete(key)
     this.known.set(key, now)
     if (this.known.size > MAX_KNOWN) this.known.delete(this.known.keys().next().value!)
     this.dials++
+    this.dialling.add(key)
     this.logger.debug(`${why}.dial`, { address: key })
     this.init.dial(to)
       .catch((err: Error) => this.logger.debug(`${why}.dial-failed`, { address: key, error: err.message }))
-      .finally(() => { this.dials-- })
+      .finally(() => {
+        this.dials--
+        this.dialling.delete(key)
+      })
   }
 
   /** LAN beacons heard from members of our network so far. */

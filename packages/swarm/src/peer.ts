@@ -4,11 +4,12 @@ import {
   type BuildsMessage, type DataMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message, type PeerAddress
 } from '@distswarm/protocol'
 import { EntryPool, type PeerFiles } from './entries.js'
+import { disown } from './link.js'
 import { SwarmError } from './errors.js'
 import { peerLimits, RateBudgets, type BudgetName, type PeerLimits } from './limits.js'
 import { Liveness } from './liveness.js'
 import { membershipProof, verifyMembershipProof } from './membership.js'
-import { Pinger } from './ping.js'
+import { IDLE_DEAD_MS, Pinger } from './ping.js'
 import { Uploads } from './uploads.js'
 import type { LocalSource, SecretStream } from './types.js'
 
@@ -92,6 +93,8 @@ export class Peer {
   refusal: 'wrong-network-key' | 'other-version' | null = null
   /** When the last bytes from the remote arrived (ms since the epoch). */
   lastReceivedAt = Date.now()
+  /** When the remote's hello was accepted (ms since the epoch); 0 before. */
+  readyAt = 0
   /** The remote's inventory, by hex BLAKE2B digest: a bitset over the EntryPool shared with the other peers. */
   readonly files: PeerFiles
   private readonly pool: EntryPool
@@ -129,6 +132,7 @@ export class Peer {
       ready: () => this.state === 'ready',
       send: (msg) => this.send(msg),
       sendFrame: (frame) => this.sendFrame(frame),
+      allocFrame: (size) => this.stream.alloc?.(size) ?? Buffer.allocUnsafe(size),
       fail: (code, err) => this.fail(code, err)
     }, init.source, this.limits, this.log)
     this.liveness = new Liveness(init.stream, this.limits.deadAfterMs, {
@@ -140,7 +144,16 @@ export class Peer {
       },
       poke: () => this.pinger.poke()
     })
-    this.pinger = new Pinger({ send: (msg) => this.send(msg), onSample: () => init.onPingSample?.(this) })
+    this.pinger = new Pinger({
+      send: (msg) => this.send(msg),
+      onSample: () => init.onPingSample?.(this),
+      silentMs: () => Date.now() - this.lastReceivedAt,
+      idleDeadMs: Math.max(IDLE_DEAD_MS, this.limits.deadAfterMs),
+      dead: (silentMs) => {
+        this.log.info('peer.dead', { peer: this.label, address: this.remoteAddress, silentMs, idle: true })
+        this.close(SwarmError.PEER_DEAD(silentMs, true))
+      }
+    })
     this.publicKey = init.stream.remotePublicKey
     this.publicKeyHex = toHex(this.publicKey)
     this.stream.on('data', (chunk: Buffer) => this.onData(chunk))
@@ -206,6 +219,11 @@ export class Peer {
   }
 
   /** A fast-path link (either side dialled it as one), not a member connection. */
+  /** We dialled this connection. */
+  get initiator (): boolean {
+    return this.stream.isInitiator
+  }
+
   get isLink (): boolean {
     return this.init.dataOnly === true || this.remoteDataOnly
   }
@@ -375,6 +393,8 @@ export class Peer {
       this.fail('BAD_MESSAGE', err as Error)
       return
     }
+    // A data link record is one frame; any other split leaves views of its buffer about, so it is not reused.
+    if (frames.length !== 1 || frames[0]!.byteLength + 4 !== chunk.byteLength) disown(chunk)
     for (const frame of frames) {
       if (this.closed) return
       let msg: Message
@@ -438,6 +458,7 @@ export class Peer {
     this.remoteDataOnly = dataOnly
     this.remoteSeeder = seeder
     this.state = 'ready'
+    this.readyAt = Date.now()
     this.log.debug('peer.authenticated', { peer: this.label, link: this.isLink })
     if (!this.isLink) {
       void this.sendInventory(this.init.source.entries())

@@ -11,6 +11,14 @@ import { TokenBucket } from './rate.js'
 
 /** A ping this often (and one as soon as the connection is ready). */
 export const PING_INTERVAL_MS = 5_000
+/**
+ * A remote that answers pings but has sent nothing for this long is gone
+ * (unplugged, partitioned, frozen) even with nothing of ours owed: the
+ * connection is closed, so the box is dialled again once it is back
+ * instead of meeting a TCP connection stuck in retransmission back-off
+ * (our pings, unacknowledged meanwhile, back it off to tens of seconds).
+ */
+export const IDLE_DEAD_MS = 15_000
 /** Pings unanswered in a row after which the remote is taken for an agent without Ping (it answers UNKNOWN_TYPE), and no longer asked. */
 export const MAX_UNANSWERED = 3
 /**
@@ -28,6 +36,12 @@ export interface PingerInit {
   /** A new round trip was measured; the estimates changed. */
   onSample?: () => void
   intervalMs?: number
+  /** Ms since the remote last sent anything. With `dead`: the idle watch (IDLE_DEAD_MS). */
+  silentMs?: () => number
+  /** The remote, which answered pings before, sent nothing for `idleDeadMs`. */
+  dead?: (silentMs: number) => void
+  /** Default IDLE_DEAD_MS. */
+  idleDeadMs?: number
   /** Wall clock (ms since the epoch) and a monotonic clock (ms), for tests. */
   now?: () => number
   monotonic?: () => number
@@ -46,6 +60,7 @@ export class Pinger {
   private unanswered = 0
   private readonly samples: Sample[] = []
   private stopped = false
+  private tickedAt = 0
 
   constructor (init: PingerInit) {
     this.init = init
@@ -92,6 +107,18 @@ export class Pinger {
   }
 
   private tick (): void {
+    const now = this.monotonic()
+    // A tick held up by our own event loop: what arrived meanwhile is not read yet, so silence proves nothing now.
+    const onTime = now - this.tickedAt <= 2 * (this.init.intervalMs ?? PING_INTERVAL_MS)
+    this.tickedAt = now
+    if (onTime && this.answered && this.init.silentMs && this.init.dead) {
+      const silent = this.init.silentMs()
+      if (silent >= (this.init.idleDeadMs ?? IDLE_DEAD_MS)) {
+        this.stop()
+        this.init.dead(silent)
+        return
+      }
+    }
     if (this.out && ++this.unanswered >= MAX_UNANSWERED && !this.answered) {
       // An older agent: it answered each ping with UNKNOWN_TYPE. Stop asking.
       this.stop()

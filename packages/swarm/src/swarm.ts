@@ -115,6 +115,25 @@ const OTHER_VERSION = 'it speaks another protocol version: update the older agen
  * hearing each other; a minute apart already means a box keeps no time.
  */
 export const CLOCK_SKEW_MS = 60_000
+/** Two connections to one member that both became ready within this are taken for a simultaneous dial (see replacesConnection). */
+export const SIMULTANEOUS_MS = 10_000
+
+/** What replacesConnection needs of a connection. */
+export interface ConnectionAge { state: string, readyAt: number, initiator: boolean }
+
+/**
+ * Whether a new connection to a member replaces the one we hold. A newer
+ * one does (the old may be stuck: a box back from a cut link dials us
+ * while our old connection waits out its TCP back-off), except when both
+ * are new and were dialled from opposite sides: two boxes that dialled each
+ * other at once (LAN discovery, redials, peer exchange) must keep the same
+ * one, or each could keep the one the other dropped. Then the one dialled by
+ * the smaller key stays, on both sides.
+ */
+export function replacesConnection (fresh: ConnectionAge, old: ConnectionAge, weAreSmaller: boolean, now: number): boolean {
+  if (old.state !== 'ready' || now - old.readyAt >= SIMULTANEOUS_MS || fresh.initiator === old.initiator) return true
+  return fresh.initiator === weAreSmaller
+}
 
 export class DistSwarm extends EventEmitter<SwarmEvents> {
   readonly topic: Buffer
@@ -478,7 +497,13 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
           else p.destroy(SwarmError.PROTOCOL_VIOLATION('a data link from no connected member'))
           return
         }
-        this.peers.get(p.publicKeyHex)?.destroy()
+        const old = this.peers.get(p.publicKeyHex)
+        if (old && !replacesConnection(p, old, Buffer.compare(this.publicKey, p.publicKey) < 0, Date.now())) {
+          this.log.debug('peer.duplicate', { peer: p.label, kept: old.initiator ? 'ours' : 'theirs' })
+          p.destroy()
+          return
+        }
+        old?.destroy()
         this.peers.set(p.publicKeyHex, p)
         // One side dials a fast-path link: the one with the smaller key; a TCP member connection is fast already.
         if (p.transport === 'hyperswarm' && Buffer.compare(this.publicKey, p.publicKey) < 0) this.dataPath?.connect(p)
@@ -513,6 +538,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
           this.peers.delete(p.publicKeyHex)
           this.dataPath?.drop(p.publicKeyHex)
           this.log.debug('peer.left', { peer: p.label, code: (reason as SwarmError | null)?.code, why: reason?.message })
+          if ((reason as SwarmError | null)?.code === 'ERR_PEER_DEAD' && !p.isLink) this.mesh?.redial(p)
           this.emit('peer-closed', p)
         }
       }

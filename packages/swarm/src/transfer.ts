@@ -1,5 +1,6 @@
 import { debugLogger, MAX_REQUEST_LENGTH, MIN_PIECE_SIZE, type FileEntry, type Logger } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
+import { recycle } from './link.js'
 import { intOption } from './options.js'
 import type { Peer } from './peer.js'
 import type { Sink } from './types.js'
@@ -8,6 +9,7 @@ export const DEFAULT_RANGE_SIZE = 4 * 1024 * 1024
 export const DEFAULT_WINDOW = 2
 export const DEFAULT_MAX_AHEAD = 8
 export const DEFAULT_HEDGE_AFTER_MS = 2000
+export const DEFAULT_RECONNECT_GRACE_MS = 5000
 
 export interface TransferOptions {
   /** Bytes of one piece: what one request asks for. */
@@ -18,6 +20,14 @@ export interface TransferOptions {
   maxAhead: number
   /** A piece in flight this long (and longer than twice what its source's rate predicts) is asked of a second source too. */
   hedgeAfterMs: number
+  /**
+   * When every source has been declared dead (silent, ERR_PEER_DEAD), how
+   * long to wait for one to come back on a new connection before failing:
+   * a link that was down a while leaves its TCP connection stuck in
+   * retransmission back-off, so the box is there again but that connection
+   * is not, and the swarm redials it at once (see Swarm, mesh.redial).
+   */
+  reconnectGraceMs: number
 }
 
 /**
@@ -31,7 +41,8 @@ export function transferOptions (opts: Partial<TransferOptions> = {}): TransferO
     rangeSize: intOption('rangeSize', opts.rangeSize ?? DEFAULT_RANGE_SIZE, MIN_PIECE_SIZE, MAX_REQUEST_LENGTH),
     window: intOption('window', opts.window ?? DEFAULT_WINDOW, 1, 1024),
     maxAhead: intOption('maxAhead', opts.maxAhead ?? DEFAULT_MAX_AHEAD, 1, 1024),
-    hedgeAfterMs: intOption('hedgeAfterMs', opts.hedgeAfterMs ?? DEFAULT_HEDGE_AFTER_MS, 0)
+    hedgeAfterMs: intOption('hedgeAfterMs', opts.hedgeAfterMs ?? DEFAULT_HEDGE_AFTER_MS, 0),
+    reconnectGraceMs: intOption('reconnectGraceMs', opts.reconnectGraceMs ?? DEFAULT_RECONNECT_GRACE_MS, 0)
   }
 }
 
@@ -58,6 +69,8 @@ interface Source {
   /** Bytes per ms over this source's finished pieces (moving average); 0 until one finishes. */
   rate: number
   failed: boolean
+  /** It failed because its connection went silent (ERR_PEER_DEAD): the box may come back on a new one. */
+  died: boolean
   busyUntil: number
   /** BUSY answers in a row. */
   busy: number
@@ -129,6 +142,8 @@ export class Transfer {
   private writing = false
   private sinkError: { error: unknown } | null = null
   private lastError: unknown = null
+  /** When the last source was declared dead (see TransferOptions.reconnectGraceMs). */
+  private diedAt = 0
   private wake: (() => void) | null = null
 
   /**
@@ -162,7 +177,7 @@ export class Transfer {
         const inflight = this.pieces.some((p) => p.attempts.size > 0)
         if (!inflight && !this.writing && this.head < this.pieces.length) {
           const waiting = [...this.sources.values()].filter((s) => !s.failed && !s.peer.closed)
-          if (waiting.length === 0) {
+          if (waiting.length === 0 && !this.awaitingReconnect()) {
             if (this.sources.size === 0) throw SwarmError.NOT_FOUND(this.entry.name)
             throw SwarmError.ALL_SOURCES_FAILED(this.entry.name, this.lastError)
           }
@@ -178,6 +193,13 @@ export class Transfer {
     }
   }
 
+  /** Every source went silent (none lied or refused), lately: one may come back on a new connection (refreshSources takes it). */
+  private awaitingReconnect (): boolean {
+    if (Date.now() - this.diedAt >= this.opts.reconnectGraceMs) return false
+    for (const s of this.sources.values()) if (!s.died) return false
+    return this.sources.size > 0
+  }
+
   private notify (): void {
     this.wake?.()
   }
@@ -187,7 +209,7 @@ export class Transfer {
       const known = this.sources.get(peer.publicKeyHex)
       // A peer that reconnected is a new connection: give it a fresh chance.
       if (!known || (known.peer !== peer && known.peer.closed)) {
-        this.sources.set(peer.publicKeyHex, { peer, inflight: 0, rate: 0, failed: false, busyUntil: 0, busy: 0, linkLost: false })
+        this.sources.set(peer.publicKeyHex, { peer, inflight: 0, rate: 0, failed: false, died: false, busyUntil: 0, busy: 0, linkLost: false })
       }
     }
   }
@@ -280,6 +302,10 @@ export class Transfer {
     } else {
       source.failed = true
       this.lastError = err
+      if (code === 'ERR_PEER_DEAD') {
+        source.died = true
+        this.diedAt = Date.now()
+      }
       this.log.debug('transfer.source-failed', { name: this.entry.name, peer: source.peer.label, offset: piece.offset, code, why: (err as Error).message })
       // Its other pieces go back to the pool at once.
       for (const p of this.pieces) for (const a of p.attempts) if (a.source === source && a !== attempt) a.abort.abort()
@@ -299,6 +325,8 @@ export class Transfer {
           break
         }
         this.provenance.push({ offset: p.offset, length: p.length, source: p.from! })
+        // Written and let go of: the link's receive buffers under them take the next records.
+        if (this.sink.releasesChunks === true) for (const c of p.data) recycle(c)
         p.data = null
         this.head++
       }

@@ -23,6 +23,8 @@ export interface Sink {
   readonly written: number
   /** Writes the bytes at `offset`: `written` for an append, less to rewrite a repaired piece. Calls never overlap. */
   write (chunks: readonly Uint8Array[], offset: number): Promise<void>
+  /** True when the sink keeps no reference to the chunks once write() resolved: their buffers are then reused. Default false. */
+  readonly releasesChunks?: boolean
 }
 
 /** The part of @hyperswarm/secret-stream's NoiseSecretStream that we use. */
@@ -30,10 +32,14 @@ export interface SecretStream {
   readonly publicKey: Buffer
   readonly remotePublicKey: Buffer
   readonly handshakeHash: Buffer
+  /** True on the side that dialled. */
+  readonly isInitiator: boolean
   /** A UDX stream (hyperswarm) has remoteHost and rtt (its smoothed round-trip time, ms); a TCP socket remoteAddress. */
   readonly rawStream?: { remoteHost?: string, remoteAddress?: string, remotePort?: number, rtt?: number, packetsReceived?: number }
   /** Sends an empty message (secret-stream's keepalive): on UDX the remote's stack acknowledges it. */
   sendKeepAlive?: () => void
+  /** A buffer for a message of `length` bytes that the next write() of it sends without a copy. */
+  alloc? (length: number): Buffer
   write (data: Uint8Array): boolean
   end (): void
   destroy (err?: Error): void

@@ -11,6 +11,8 @@ export interface UploadLink {
   ready: () => boolean
   send: (msg: Message) => boolean
   sendFrame: (frame: Buffer) => boolean
+  /** A buffer for a frame of `size` bytes that sendFrame() sends without a copy. */
+  allocFrame: (size: number) => Buffer
   /** Tells the remote why, then ends the connection. */
   fail: (code: ErrorCodeName, err: Error) => void
 }
@@ -141,7 +143,7 @@ export class Uploads {
       for (let pos = req.offset; pos < end && this.link.ready() && !this.cancelledUpload;) {
         const n = Math.min(MAX_DATA_CHUNK, end - pos)
         // Read into the frame itself: no copies between disk and encryption.
-        const { frame, body } = allocDataFrame(req.id, pos, n)
+        const { frame, body } = allocDataFrame(req.id, pos, n, this.link.allocFrame)
         const { bytesRead } = await fh.read(body, 0, n, pos)
         if (bytesRead === 0) throw new Error(`${file.path} ended at ${pos}, expected ${file.size} bytes`)
         if (!this.link.ready()) return

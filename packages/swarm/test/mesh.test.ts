@@ -5,7 +5,8 @@ import { generateNetworkKey, type HostPort } from '../src/index.js'
 import type { Peer } from '../src/peer.js'
 import { BEACON_BYTES, decodeBeacon, encodeBeacon, EPOCH_MS, LanDiscovery, lanKeyOf, lanTag } from '../src/lan.js'
 import { addressProblem, Mesh } from '../src/mesh.js'
-import { MemorySource, startSwarm, tempDir, until } from './helpers.js'
+import { closedPort, MemorySource, startSwarm, tempDir, until } from './helpers.js'
+import { replacesConnection, SIMULTANEOUS_MS } from '../src/swarm.js'
 
 const NOW = 1_800_000_000_000
 const EPOCH = Math.floor(NOW / EPOCH_MS)
@@ -120,6 +121,46 @@ describe('peer exchange', () => {
     expect(dialled.length).toBe(3)
     mesh.stop()
     high.stop()
+  })
+
+  it('a connection to a member dialled from both sides at once: both sides keep the same one, whatever order they saw them in', () => {
+    const t = 1_000_000
+    // c1 dialled by the smaller key (A), c2 by the larger (B); each side sees them ready in either order.
+    for (const [aFirst, bFirst] of [['c1', 'c2'], ['c2', 'c1'], ['c1', 'c1'], ['c2', 'c2']] as const) {
+      const kept = (side: 'A' | 'B', first: 'c1' | 'c2'): 'c1' | 'c2' => {
+        const conn = (c: 'c1' | 'c2', readyAt: number) => ({ state: 'ready', readyAt, initiator: (c === 'c1') === (side === 'A') })
+        const second = first === 'c1' ? 'c2' : 'c1'
+        return replacesConnection(conn(second, t + 50), conn(first, t), side === 'A', t + 50) ? second : first
+      }
+      expect([kept('A', aFirst), kept('B', bFirst)]).toEqual(['c1', 'c1'])
+    }
+    // A connection held for longer is replaced by a new one (it may be stuck in TCP back-off after a cut link), from either side.
+    for (const initiator of [true, false]) {
+      expect(replacesConnection({ state: 'ready', readyAt: t + SIMULTANEOUS_MS, initiator }, { state: 'ready', readyAt: t, initiator: !initiator }, true, t + SIMULTANEOUS_MS)).toBe(true)
+    }
+    // Two dialled from the same side: the newer one.
+    expect(replacesConnection({ state: 'ready', readyAt: t + 1, initiator: false }, { state: 'ready', readyAt: t, initiator: false }, true, t + 1)).toBe(true)
+  })
+
+  it('two agents that dial each other at start keep one connection, and no peer is lost', async () => {
+    const networkKey = generateNetworkKey()
+    const [pa, pb] = [await closedPort(), await closedPort()]
+    const closed: string[] = []
+    const [a, b] = await Promise.all([
+      startSwarm([], { networkKey, source: new MemorySource(await tempDir()), name: 'a', dataPort: pa, staticPeers: [{ host: '127.0.0.1', port: pb }] }),
+      startSwarm([], { networkKey, source: new MemorySource(await tempDir()), name: 'b', dataPort: pb, staticPeers: [{ host: '127.0.0.1', port: pa }] })
+    ])
+    for (const s of [a, b]) s.on('peer-closed', (p: { name: string }) => closed.push(p.name))
+    await until(() => a.readyPeers().length === 1 && b.readyPeers().length === 1, 20_000, 'a and b connected')
+    // Both dialled: each side must keep the connection the other kept (one dialled it, the other took it), not drop the one the other kept.
+    await until(() => {
+      const [ka, kb] = [a.readyPeers()[0], b.readyPeers()[0]]
+      return ka !== undefined && kb !== undefined && ka.initiator !== kb.initiator && ka.bytesReceived > 0 && kb.bytesReceived > 0
+    }, 20_000, 'one shared connection')
+    const kept = a.readyPeers()[0]
+    await new Promise((resolve) => setTimeout(resolve, 3000))
+    expect(a.readyPeers()).toEqual([kept])
+    expect(closed).toEqual([])
   })
 
   it('two agents that know only a third meet each other (no DHT)', async () => {

@@ -3,7 +3,7 @@ import { connect } from 'node:net'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import { decodeMessage, encodeMessage, FrameDecoder, PROTOCOL_VERSION, type Message, type PingMessage, type PongMessage } from '@distswarm/protocol'
 import { createKeyPair, generateNetworkKey, membershipProof } from '../src/index.js'
-import { MAX_UNANSWERED, Pinger, PING_INTERVAL_MS } from '../src/ping.js'
+import { IDLE_DEAD_MS, MAX_UNANSWERED, Pinger, PING_INTERVAL_MS } from '../src/ping.js'
 import { captureLogger, MemorySource, startSwarm, tempDir, until } from './helpers.js'
 
 /** A Pinger on clocks the test moves. */
@@ -58,6 +58,51 @@ describe('Pinger', () => {
     vi.advanceTimersByTime(PING_INTERVAL_MS * (MAX_UNANSWERED + 5))
     expect(sent.filter((m) => m.type === 'ping')).toHaveLength(MAX_UNANSWERED)
     expect(p.rttMs).toBeNull()
+  })
+
+  it('closes on a remote that answered pings and then fell silent for IDLE_DEAD_MS (a cut link), not sooner', () => {
+    vi.useFakeTimers()
+    const clock = { mono: 1000, heard: 1000 }
+    const deaths: number[] = []
+    const sent: Array<PingMessage | PongMessage> = []
+    const p = new Pinger({ send: (m) => sent.push(m), monotonic: () => clock.mono, silentMs: () => clock.mono - clock.heard, dead: (ms) => deaths.push(ms) })
+    p.start()
+    p.onPong({ type: 'pong', id: 1, time: Date.now() })
+    // Silence from here; the ticks run on time.
+    for (let t = PING_INTERVAL_MS; t < IDLE_DEAD_MS; t += PING_INTERVAL_MS) {
+      clock.mono += PING_INTERVAL_MS
+      vi.advanceTimersByTime(PING_INTERVAL_MS)
+    }
+    expect(deaths).toEqual([])
+    clock.mono += PING_INTERVAL_MS
+    vi.advanceTimersByTime(PING_INTERVAL_MS)
+    expect(deaths).toEqual([IDLE_DEAD_MS])
+    // Dead once: no more pings, no second verdict.
+    const pings = sent.length
+    clock.mono += 10 * PING_INTERVAL_MS
+    vi.advanceTimersByTime(10 * PING_INTERVAL_MS)
+    expect(sent.length).toBe(pings)
+    expect(deaths).toHaveLength(1)
+  })
+
+  it('does not blame the remote for silence while our own event loop was held up, nor a remote that never answered', () => {
+    vi.useFakeTimers()
+    const clock = { mono: 1000 }
+    const deaths: number[] = []
+    const p = new Pinger({ send: () => {}, monotonic: () => clock.mono, silentMs: () => clock.mono - 1000, dead: (ms) => deaths.push(ms) })
+    p.start()
+    p.onPong({ type: 'pong', id: 1, time: Date.now() })
+    // One tick comes 30 s late: what the remote sent meanwhile is not read yet.
+    clock.mono += 30_000
+    vi.advanceTimersByTime(PING_INTERVAL_MS)
+    expect(deaths).toEqual([])
+    p.stop()
+    // A remote that never answered a ping is an older agent: no idle verdict.
+    const q = new Pinger({ send: () => {}, monotonic: () => clock.mono, silentMs: () => 60_000, dead: (ms) => deaths.push(ms) })
+    q.start()
+    for (let i = 0; i < MAX_UNANSWERED + 2; i++) { clock.mono += PING_INTERVAL_MS; vi.advanceTimersByTime(PING_INTERVAL_MS) }
+    expect(deaths).toEqual([])
+    q.stop()
   })
 
   it('answers pings at once with its clock, a few a second at most', () => {

@@ -1,0 +1,165 @@
+import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import NoiseSecretStream from '@hyperswarm/secret-stream'
+import { createKeyPair } from '../src/index.js'
+import { DataLink, MAX_RECORD, disown, recycle } from '../src/link.js'
+import { DataPath } from '../src/datapath.js'
+import type { SecretStream } from '../src/types.js'
+
+async function listen (onSocket: (s: Socket) => void): Promise<{ server: Server, port: number }> {
+  const server = createServer(onSocket)
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+  return { server, port: (server.address() as AddressInfo).port }
+}
+
+/** Two data links over a loopback TCP connection, both opened. */
+async function linkedPair (): Promise<{ a: DataLink, b: DataLink, aKeys: ReturnType<typeof createKeyPair>, bKeys: ReturnType<typeof createKeyPair> }> {
+  const aKeys = createKeyPair()
+  const bKeys = createKeyPair()
+  let b!: DataLink
+  const accepted = new Promise<void>((resolve) => {
+    void listen((s) => { b = new DataLink(s, false, bKeys); b.on('error', () => {}); resolve() }).then(({ port }) => {
+      const a = new DataLink(connect(port, '127.0.0.1'), true, aKeys)
+      a.on('error', () => {})
+      onTestFinished(() => a.destroy())
+      pair.a = a
+    })
+  })
+  const pair = { a: null as unknown as DataLink }
+  await accepted
+  onTestFinished(() => b.destroy())
+  expect(await pair.a.opened).toBe(true)
+  expect(await b.opened).toBe(true)
+  return { a: pair.a, b, aKeys, bKeys }
+}
+
+/** Resolves when the link closes, with the error it ended on. */
+function closed (link: DataLink): Promise<unknown> {
+  let error: unknown = null
+  link.on('error', (err) => { error = err })
+  return new Promise((resolve) => link.once('close', () => resolve(error)))
+}
+
+function collect (link: DataLink): Buffer[] {
+  const got: Buffer[] = []
+  link.on('data', (d: Buffer) => got.push(Buffer.from(d)))
+  return got
+}
+
+describe('data link', () => {
+  it('proves both keys, shares the handshake hash, and carries messages both ways (large ones sealed in place)', async () => {
+    const { a, b, aKeys, bKeys } = await linkedPair()
+    expect(a.remotePublicKey.equals(bKeys.publicKey)).toBe(true)
+    expect(b.remotePublicKey.equals(aKeys.publicKey)).toBe(true)
+    expect(a.handshakeHash.equals(b.handshakeHash)).toBe(true)
+    const atB = collect(b)
+    const atA = collect(a)
+    const big = a.alloc(1024 * 1024)
+    for (let i = 0; i < big.length; i++) big[i] = i % 251
+    const expected = Buffer.from(big)
+    a.write(Buffer.from('hello'))
+    a.write(big)
+    a.write(Buffer.alloc(3 * 1024 * 1024 / 2, 7)) // larger than a pooled buffer: sealed in one of its own
+    b.write(Buffer.from('back'))
+    await until(() => atB.length === 3 && atA.length === 1)
+    expect(atB[0]!.toString()).toBe('hello')
+    expect(atB[1]!.equals(expected)).toBe(true)
+    expect(atB[2]!.equals(Buffer.alloc(3 * 1024 * 1024 / 2, 7))).toBe(true)
+    expect(atA[0]!.toString()).toBe('back')
+  })
+
+  it('reuses a received buffer once recycled, never one disowned', async () => {
+    const { a, b } = await linkedPair()
+    const got: Buffer[] = []
+    b.on('data', (d: Buffer) => got.push(d))
+    a.write(Buffer.alloc(100_000, 1))
+    await until(() => got.length === 1)
+    recycle(got[0]!)
+    a.write(Buffer.alloc(100_000, 2))
+    await until(() => got.length === 2)
+    expect(got[1]!.buffer).toBe(got[0]!.buffer)
+    expect(got[1]!.equals(Buffer.alloc(100_000, 2))).toBe(true)
+    disown(got[1]!)
+    recycle(got[1]!)
+    a.write(Buffer.alloc(100_000, 3))
+    await until(() => got.length === 3)
+    expect(got[2]!.buffer).not.toBe(got[1]!.buffer)
+  })
+
+  it('ends the connection at a record that fails its tag', async () => {
+    const { a, b } = await linkedPair()
+    const got = collect(b)
+    const forged = Buffer.alloc(4 + 10 + 16, 0xab)
+    forged.writeUInt32LE(10, 0)
+    a.rawStream.write(forged)
+    expect(await closed(b)).toMatchObject({ code: 'ERR_PROTOCOL_VIOLATION' })
+    expect(got).toEqual([])
+  })
+
+  it('ends the connection at a record header above the bound, before buffering its body', async () => {
+    const { a, b } = await linkedPair()
+    const header = Buffer.alloc(4)
+    header.writeUInt32LE(MAX_RECORD + 1, 0)
+    a.rawStream.write(header)
+    expect(await closed(b)).toMatchObject({ code: 'ERR_PROTOCOL_VIOLATION' })
+  })
+
+  it('a responder closes on another data link version', async () => {
+    const keys = createKeyPair()
+    let link!: DataLink
+    const { port } = await listen((s) => { link = new DataLink(s, false, keys); link.on('error', () => {}) })
+    const raw = connect(port, '127.0.0.1')
+    raw.on('error', () => {})
+    raw.write(Buffer.from([5, 0, 0, 0x44, 0x53, 0x57, 0x4c, 99]))
+    await new Promise((resolve) => raw.once('close', resolve))
+    expect(await link.opened).toBe(false)
+  })
+})
+
+describe('data path and agents from before the data link', () => {
+  function dataPath (onStream: (s: SecretStream) => void): DataPath {
+    const path = new DataPath({ keyPair: createKeyPair(), onStream: (s) => onStream(s), isMember: () => false })
+    onTestFinished(() => path.close())
+    return path
+  }
+
+  it('takes a secret-stream connection (an older agent dialling) on the same port', async () => {
+    const streams: SecretStream[] = []
+    const path = dataPath((s) => streams.push(s))
+    const port = await path.listen('127.0.0.1', 0)
+    const old = new NoiseSecretStream(true, connect(port, '127.0.0.1'), { keyPair: createKeyPair() })
+    old.on('error', () => {})
+    onTestFinished(() => { old.destroy() })
+    expect(await old.opened).toBe(true)
+    await until(() => streams.length === 1)
+    expect(streams[0]).not.toBeInstanceOf(DataLink)
+  })
+
+  it('dials an older agent again with the secret stream after it closed on the data link', async () => {
+    const oldKeys = createKeyPair()
+    const opened: boolean[] = []
+    const { port } = await listen((s) => {
+      const old = new NoiseSecretStream(false, s, { keyPair: oldKeys })
+      old.on('error', () => {})
+      void old.opened.then((ok: boolean) => opened.push(ok))
+    })
+    const streams: SecretStream[] = []
+    const path = dataPath((s) => streams.push(s))
+    // The first dial ends at once (the older agent rejects the preamble); the caller dials again, on the secret stream.
+    await path.dial({ host: '127.0.0.1', port }).catch(() => {})
+    void path.dial({ host: '127.0.0.1', port }).catch(() => {})
+    await until(() => streams.length === 1)
+    expect(streams[0]).not.toBeInstanceOf(DataLink)
+    expect(streams[0]!.remotePublicKey.equals(oldKeys.publicKey)).toBe(true)
+    await until(() => opened.includes(true))
+  })
+})
+
+async function until (check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
