@@ -65,10 +65,17 @@ interface Known {
   holders: Peer[]
 }
 
+/**
+ * The merged index and what status counts of it. The builds known (collect())
+ * are not kept with it: 50 000 of them are ~20 MiB the few callers that need
+ * them (a fetch, the builds listing) can make again.
+ */
 interface Current {
-  known: Map<string, Known>
   merged: MergedIndex | null
   unavailable: string | null
+  /** Builds this box holds, and builds its peers advertise. */
+  local: number
+  network: number
 }
 
 /** Does `cpv` match `atom`: `cat/pkg`, `pkg`, `cat/pkg-ver` or `pkg-ver`, operators, slot and repo ignored? */
@@ -126,7 +133,7 @@ export class Binhost {
       cacheDir: this.cache.dir,
       maxBytes: init.config.cacheMaxBytes,
       // From the merged view (kept until the builds change): a quota run asks for every cached build.
-      holders: (hex) => this.view().known.get(hex)?.holders.length ?? 0,
+      holders: (hex) => this.holders(hex).length,
       // No Manifest names builds: none is stale by name.
       referenced: () => true,
       pinned: (hex) => this.fetcher?.isFetching(hex) ?? false,
@@ -352,7 +359,13 @@ export class Binhost {
         unavailable = (err as Error).message
       }
     }
-    this.current = { known, merged, unavailable }
+    let local = 0
+    let network = 0
+    for (const k of known.values()) {
+      if (k.file !== null) local++
+      if (k.holders.length > 0) network++
+    }
+    this.current = { merged, unavailable, local, network }
     this.mergeMs = performance.now() - started
     this.mergedAt = Date.now()
     return this.current
@@ -390,7 +403,7 @@ export class Binhost {
     const here = this.fileOf(m.blake2b, path)
     if (here) return here
     if (this.config.seed) throw AgentError.SEED_ONLY()
-    const ad = v.known.get(m.blake2b)?.ad
+    const ad = this.collect().get(m.blake2b)?.ad
     if (this.fetcher === null || !ad) throw AgentError.BUILD_NOT_FOUND(path, 'no peer holds it')
     const name = cacheName(ad)
     this.fetching.set(m.blake2b, ad)
@@ -422,13 +435,16 @@ export class Binhost {
 
   /** The builds across the network, each with where this box's binhost stands on it. */
   builds (atom?: string): BuildsResult {
+    // Of the builds as they are now: a change the index has not taken yet (see MERGE_GAP_FACTOR) is merged first.
+    if (this.stale) this.current = null
     const v = this.view()
+    const known = this.collect()
     const served = new Map<string, { path: string, buildId: number }>()
     for (const [path, m] of v.merged?.builds ?? []) served.set(m.blake2b, { path, buildId: m.buildId })
     const skipped = new Map<string, string>()
     for (const s of v.merged?.skipped ?? []) skipped.set(s.blake2b, s.reason)
     const rows: BuildInfo[] = []
-    for (const [hex, k] of v.known) {
+    for (const [hex, k] of known) {
       const cpv = k.offer.fields.CPV ?? ''
       if (atom !== undefined && atom !== '' && !matchesAtom(cpv, atom)) continue
       const s = served.get(hex)
@@ -454,11 +470,7 @@ export class Binhost {
   /** For status: builds this box holds, builds its peers advertise, builds its binhost offers. */
   counts (): { local: number, network: number, served: number } {
     const v = this.view()
-    let local = 0
-    for (const k of v.known.values()) if (k.file !== null) local++
-    let network = 0
-    for (const k of v.known.values()) if (k.holders.length > 0) network++
-    return { local, network, served: v.merged?.builds.size ?? 0 }
+    return { local: v.local, network: v.network, served: v.merged?.builds.size ?? 0 }
   }
 }
 
