@@ -5,11 +5,11 @@
 // then sha512sum. Then a restart of the agent over the same state dir, which
 // must read no file bytes again (counted by the kernel: /proc/PID/io rchar).
 // Usage: node bench/indexing.mjs [--quick] [--json FILE]
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ControlClient } from '@distswarm/agent'
-import { MiB, cpuOf, hashFiles, main, now, row, speedup, startNet, syncFs, wallAndCpu, writeRandomFile } from './lib.mjs'
+import { CLK_TCK, MiB, cpuOf, hashFiles, main, now, row, speedup, startNet, syncFs, wallAndCpu, writeRandomFile } from './lib.mjs'
 
 const FILES = 200
 const FILE_SIZE = 5 * MiB
@@ -21,6 +21,18 @@ const READY_MS = 120_000
 function rcharOf (pid) {
   const m = /^rchar:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))
   return m ? Number(m[1]) : NaN
+}
+
+/** CPU seconds of a process's main thread (its tid is its pid) and of its other live threads (hash workers, GC, libuv). */
+function threadCpuOf (pid) {
+  const ticks = (tid) => {
+    const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+    return Number(f[11]) + Number(f[12])
+  }
+  let others = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) if (Number(tid) !== pid) others += ticks(tid)
+  return { main: ticks(pid) / CLK_TCK, others: others / CLK_TCK }
 }
 
 /** The agent's status once it answers and lists `want` files, polled every POLL_MS. */
@@ -57,7 +69,7 @@ async function agentRun (net, { name, distdir, stateDir, cacheDir, want }) {
   try {
     await untilListing(proc, control, want)
     const wall = now() - t
-    return { wall, cpu: cpuOf(proc.child.pid), rchar: rcharOf(proc.child.pid) }
+    return { wall, cpu: cpuOf(proc.child.pid), rchar: rcharOf(proc.child.pid), threads: threadCpuOf(proc.child.pid) }
   } finally {
     await proc.stop()
   }
@@ -74,12 +86,15 @@ export async function bench ({ quick, onCleanup }) {
     const empty = (await net.dirs('empty')).distdir
     await syncFs(net.root)
     const bytes = FILES * FILE_SIZE
-    const m = { ours: [], oursCpu: [], oursRead: [], again: [], againCpu: [], againRead: [], bare: [], bareCpu: [], bareRead: [], seq: [], b2: [], b2Cpu: [], sha: [], shaCpu: [] }
+    const m = { ours: [], oursCpu: [], oursRead: [], oursMain: [], oursOthers: [], again: [], againCpu: [], againRead: [], bare: [], bareCpu: [], bareRead: [], seq: [], b2: [], b2Cpu: [], sha: [], shaCpu: [] }
     const push = (prefix, r) => { m[prefix].push(r.wall); m[`${prefix}Cpu`].push(r.cpu); m[`${prefix}Read`].push(r.rchar / MiB) }
     // Interleaved, so drift in the machine's load hits both sides alike.
     for (let i = 0; i < runs; i++) {
       const dirs = { distdir: d.distdir, stateDir: join(d.dir, `state-${i}`), cacheDir: join(d.dir, `cache-${i}`) }
-      push('ours', await agentRun(net, { name: `first-${i}`, ...dirs, want: FILES }))
+      const first = await agentRun(net, { name: `first-${i}`, ...dirs, want: FILES })
+      push('ours', first)
+      m.oursMain.push(first.threads.main)
+      m.oursOthers.push(first.threads.others)
       push('again', await agentRun(net, { name: `again-${i}`, ...dirs, want: FILES }))
       push('bare', await agentRun(net, { name: `bare-${i}`, distdir: empty, stateDir: join(d.dir, `bare-state-${i}`), cacheDir: join(d.dir, `bare-cache-${i}`), want: 0 }))
       await Promise.all([rm(dirs.stateDir, { recursive: true, force: true }), rm(dirs.cacheDir, { recursive: true, force: true })])
@@ -99,6 +114,8 @@ export async function bench ({ quick, onCleanup }) {
         row(`agent first index, ${FILES} files / ${(bytes / MiB).toFixed(0)} MiB, process start to listed: wall`, 's', m.ours, { ratio: speedup(m.seq, m.ours, 'vs b2sum then sha512sum', 1.5) }),
         // Load-proof where wall times are not: on a busy box wall time follows CPU time.
         row('  first index: agent CPU (every thread)', 's CPU', m.oursCpu, { ratio: speedup(m.b2Cpu.map((c, i) => c + m.shaCpu[i]), m.oursCpu, 'CPU of b2sum + sha512sum / agent CPU') }),
+        row('    of it the main thread (start-up, index bookkeeping, control)', 's CPU', m.oursMain),
+        row('    of it the other live threads (hash workers, GC, libuv)', 's CPU', m.oursOthers),
         row('  first index: bytes the agent read (rchar)', 'MiB', m.oursRead),
         row('baseline: b2sum, then sha512sum, over the same files: wall', 's', m.seq),
         ...wallAndCpu('  b2sum', m.b2, m.b2Cpu),

@@ -41,7 +41,7 @@ export async function timed (fn) {
 
 // ---- /proc accounting ----
 
-const CLK_TCK = (() => {
+export const CLK_TCK = (() => {
   try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100 } catch { return 100 }
 })()
 

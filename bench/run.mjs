@@ -21,7 +21,8 @@ const BENCHES = [
   { id: 'gateway', file: 'gateway.mjs' },
   { id: 'lan', file: 'lan.mjs' },
   { id: 'binhost', file: 'binhost.mjs' },
-  { id: 'swarming', file: 'swarming.mjs' }
+  { id: 'swarming', file: 'swarming.mjs' },
+  { id: 'flood', file: 'flood.mjs' }
 ]
 const arg = (name) => { const i = process.argv.indexOf(name); return i === -1 ? undefined : process.argv[i + 1] }
 const quick = process.argv.includes('--quick')

@@ -17,7 +17,7 @@ const RATE = '100mbit'
 const LINK_BYTES_S = 100e6 / 8
 
 export async function bench ({ quick, onCleanup }) {
-  const base = { id: 'swarming', title: '11. Swarming in the LAN lab (100 Mbit/s)', config: {} }
+  const base = { id: 'swarming', title: '12. Swarming in the LAN lab (100 Mbit/s)', config: {} }
   const can = LanLab.available()
   if (!can.ok) return { ...base, rows: [], notes: [`skipped: ${can.reason}`] }
   const BOXES = quick ? 4 : 8

@@ -49,9 +49,9 @@ export function generatedDocs (text: string, commands: readonly Command[]): stri
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { COMMANDS } = await import('./main.js')
+  const { loadCommands } = await import('./main.js')
   const text = await readFile(DOCS_PATH, 'utf8')
-  const next = generatedDocs(text, COMMANDS)
+  const next = generatedDocs(text, await loadCommands())
   if (next !== text) await writeFile(DOCS_PATH, next)
   process.stdout.write(`${next === text ? 'unchanged' : 'rewrote'} ${DOCS_PATH}\n`)
 }

@@ -5,9 +5,11 @@ import createDebug from 'debug'
 import { exitCodeOf } from '../src/command.js'
 import { formatAgo, formatBytes, formatRtt, formatSince, paintFor, table } from '../src/format.js'
 import { createLogger, routeDebugLogs } from '../src/log.js'
-import { COMMANDS, run } from '../src/main.js'
+import { COMMAND_NAMES, loadCommands, run } from '../src/main.js'
 import { LiveLines, progressLine, transferOf } from '../src/progress.js'
 import { testIO } from './fake-agent.js'
+
+const COMMANDS = await loadCommands()
 
 const io = () => testIO()
 
@@ -25,6 +27,8 @@ describe('cli', () => {
 
   it('prints help with examples for every command with exit 0, and usage errors with exit 2', async () => {
     expect(COMMANDS.map((c) => c.meta.name)).toEqual(expect.arrayContaining(['init', 'agent', 'seed', 'bootstrap', 'status', 'peers', 'ls', 'where', 'fetch', 'verify', 'demo', 'completion']))
+    // each command is loaded by the name it declares
+    expect(COMMANDS.map((c) => c.meta.name)).toEqual(COMMAND_NAMES)
     for (const { meta: { name: cmd } } of COMMANDS) {
       const t = io()
       expect(await run([cmd, '--help'], t.io)).toBe(0)

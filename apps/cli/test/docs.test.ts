@@ -9,8 +9,10 @@ import { readFile } from 'node:fs/promises'
 import { CODES } from '@distswarm/protocol'
 import { exitCodeOf } from '../src/command.js'
 import { flagsOf } from '../src/commands/completion.js'
-import { COMMANDS } from '../src/main.js'
+import { loadCommands } from '../src/main.js'
 import { DOCS_PATH, generatedDocs } from '../src/reference.js'
+
+const COMMANDS = await loadCommands()
 
 describe('docs/cli.md', () => {
   it('lists every error code of the CODES table, and no other, with the exit code a command ends with', async () => {

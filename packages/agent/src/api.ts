@@ -203,8 +203,8 @@ export interface BinhostFile {
 
 /** The binhost the gateway serves at /binpkgs/: what `agent.binhost()` returns. */
 export interface BinhostSource {
-  /** The merged Packages document now, or why this box serves no builds (no CHOST known, …). Memory only. */
-  index: () => { text: string, timestamp: number } | { unavailable: string }
+  /** The merged Packages document now (encoded, UTF-8), or why this box serves no builds (no CHOST known, …). Memory only. */
+  index: () => { body: Buffer, timestamp: number } | { unavailable: string }
   /** The verified file this box holds for a gateway PATH of the index, else undefined. Memory only. */
   local: (path: string) => BinhostFile | undefined
   /**

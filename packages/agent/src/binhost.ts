@@ -42,6 +42,16 @@ export interface BinhostInit {
   logger: Logger
 }
 
+/**
+ * Peers' new builds reach the merged index at the first look after
+ * MERGE_GAP_FACTOR times the last merge's time (a few ms for a small
+ * network; for 50 000 builds, merged in ~0.3-1 s, a few seconds, at most
+ * MAX_MERGE_GAP_MS): merging is then at most a tenth of a core while builds
+ * stream in. This box's own changes (its PKGDIRs, its cache) count at once.
+ */
+const MERGE_GAP_FACTOR = 10
+const MAX_MERGE_GAP_MS = 5_000
+
 /** What holders a row names for this box. */
 export const THIS_BOX = 'this box'
 
@@ -55,10 +65,17 @@ interface Known {
   holders: Peer[]
 }
 
+/**
+ * The merged index and what status counts of it. The builds known (collect())
+ * are not kept with it: 50 000 of them are ~20 MiB the few callers that need
+ * them (a fetch, the builds listing) can make again.
+ */
 interface Current {
-  known: Map<string, Known>
   merged: MergedIndex | null
   unavailable: string | null
+  /** Builds this box holds, and builds its peers advertise. */
+  local: number
+  network: number
 }
 
 /** Does `cpv` match `atom`: `cat/pkg`, `pkg`, `cat/pkg-ver` or `pkg-ver`, operators, slot and repo ignored? */
@@ -89,6 +106,10 @@ export class Binhost {
   private readonly fetching = new Map<string, BuildAd>()
   private index: { key: string, index: BinhostIndex } | null = null
   private current: Current | null = null
+  /** Peers' builds changed since `current` was merged: it is merged again once MERGE_GAP_FACTOR times its merge time passed. */
+  private stale = false
+  private mergedAt = 0
+  private mergeMs = 0
   private started = false
 
   constructor (init: BinhostInit) {
@@ -112,7 +133,7 @@ export class Binhost {
       cacheDir: this.cache.dir,
       maxBytes: init.config.cacheMaxBytes,
       // From the merged view (kept until the builds change): a quota run asks for every cached build.
-      holders: (hex) => this.view().known.get(hex)?.holders.length ?? 0,
+      holders: (hex) => this.holders(hex).length,
       // No Manifest names builds: none is stale by name.
       referenced: () => true,
       pinned: (hex) => this.fetcher?.isFetching(hex) ?? false,
@@ -230,8 +251,14 @@ export class Binhost {
 
   /** Something changed: the index is merged again when next asked; `ours` also re-advertises. */
   private changed (ours: boolean): void {
+    if (!ours) {
+      // A peer's builds arrive in batches, a 'builds' event each: merging 50 000 builds again at every one
+      // (at each status call and GET between them) is CPU, and garbage the heap keeps as RSS. See view().
+      this.stale = true
+      return
+    }
     this.current = null
-    if (ours) this.advertise()
+    this.advertise()
   }
 
   /** This box's builds, signed, and the builds it keeps for others, as their builders signed them. */
@@ -285,11 +312,16 @@ export class Binhost {
       const hex = toHex(c.ad.blake2b)
       if (!known.has(hex)) known.set(hex, { offer: offerOf(c.ad), file: c.file.path, ad: c.ad, holders: [] })
     }
+    // One string per builder key, not one per build (10 builders x 5 000 builds: 50 000 copies of 10 keys).
+    const builders = new Map<string, string>()
     for (const row of this.init.network?.builds() ?? []) {
       const hex = toHex(row.ad.blake2b)
       const k = known.get(hex)
       if (!k) {
-        known.set(hex, { offer: offerOf(row.ad), file: null, ad: row.ad, holders: [...row.holders] })
+        const builder = toHex(row.ad.builder)
+        const one = builders.get(builder) ?? builder
+        builders.set(one, one)
+        known.set(hex, { offer: offerOf(row.ad, hex, one), file: null, ad: row.ad, holders: [...row.holders] })
         continue
       }
       k.holders = [...new Set([...k.holders, ...row.holders])]
@@ -304,7 +336,10 @@ export class Binhost {
 
   /** The merged index as it is now, merged again when something changed since. */
   private view (): Current {
+    if (this.current !== null && this.stale && Date.now() - this.mergedAt >= Math.min(MAX_MERGE_GAP_MS, MERGE_GAP_FACTOR * this.mergeMs)) this.current = null
     if (this.current !== null) return this.current
+    const started = performance.now()
+    this.stale = false
     const known = this.collect()
     const chost = this.chost()
     const group = this.group()
@@ -324,7 +359,15 @@ export class Binhost {
         unavailable = (err as Error).message
       }
     }
-    this.current = { known, merged, unavailable }
+    let local = 0
+    let network = 0
+    for (const k of known.values()) {
+      if (k.file !== null) local++
+      if (k.holders.length > 0) network++
+    }
+    this.current = { merged, unavailable, local, network }
+    this.mergeMs = performance.now() - started
+    this.mergedAt = Date.now()
     return this.current
   }
 
@@ -333,7 +376,7 @@ export class Binhost {
     return {
       index: () => {
         const v = this.view()
-        return v.merged === null ? { unavailable: v.unavailable ?? 'no index' } : { text: v.merged.text, timestamp: v.merged.timestamp }
+        return v.merged === null ? { unavailable: v.unavailable ?? 'no index' } : { body: v.merged.body, timestamp: v.merged.timestamp }
       },
       local: (path) => this.local(path),
       fetch: (path) => this.fetch(path)
@@ -360,7 +403,7 @@ export class Binhost {
     const here = this.fileOf(m.blake2b, path)
     if (here) return here
     if (this.config.seed) throw AgentError.SEED_ONLY()
-    const ad = v.known.get(m.blake2b)?.ad
+    const ad = this.collect().get(m.blake2b)?.ad
     if (this.fetcher === null || !ad) throw AgentError.BUILD_NOT_FOUND(path, 'no peer holds it')
     const name = cacheName(ad)
     this.fetching.set(m.blake2b, ad)
@@ -392,13 +435,16 @@ export class Binhost {
 
   /** The builds across the network, each with where this box's binhost stands on it. */
   builds (atom?: string): BuildsResult {
+    // Of the builds as they are now: a change the index has not taken yet (see MERGE_GAP_FACTOR) is merged first.
+    if (this.stale) this.current = null
     const v = this.view()
+    const known = this.collect()
     const served = new Map<string, { path: string, buildId: number }>()
     for (const [path, m] of v.merged?.builds ?? []) served.set(m.blake2b, { path, buildId: m.buildId })
     const skipped = new Map<string, string>()
     for (const s of v.merged?.skipped ?? []) skipped.set(s.blake2b, s.reason)
     const rows: BuildInfo[] = []
-    for (const [hex, k] of v.known) {
+    for (const [hex, k] of known) {
       const cpv = k.offer.fields.CPV ?? ''
       if (atom !== undefined && atom !== '' && !matchesAtom(cpv, atom)) continue
       const s = served.get(hex)
@@ -424,16 +470,12 @@ export class Binhost {
   /** For status: builds this box holds, builds its peers advertise, builds its binhost offers. */
   counts (): { local: number, network: number, served: number } {
     const v = this.view()
-    let local = 0
-    for (const k of v.known.values()) if (k.file !== null) local++
-    let network = 0
-    for (const k of v.known.values()) if (k.holders.length > 0) network++
-    return { local, network, served: v.merged?.builds.size ?? 0 }
+    return { local: v.local, network: v.network, served: v.merged?.builds.size ?? 0 }
   }
 }
 
-function offerOf (ad: BuildAd): OfferedBuild {
-  return { blake2b: toHex(ad.blake2b), builder: toHex(ad.builder), group: ad.group, fields: ad.fields }
+function offerOf (ad: BuildAd, hex = toHex(ad.blake2b), builder = toHex(ad.builder)): OfferedBuild {
+  return { blake2b: hex, builder, group: ad.group, fields: ad.fields }
 }
 
 /** The FileEntry the swarm downloads a build by (no SHA512: builds are addressed by BLAKE2B alone). */

@@ -32,7 +32,7 @@ async function pkgdir (dir: string, builds: Array<{ cpv: string, buildId: number
 function served (agent: Agent): Array<Record<string, string>> {
   const index = agent.binhost().index()
   if ('unavailable' in index) throw new Error(index.unavailable)
-  return portageRead(index.text).packages
+  return portageRead(index.body.toString()).packages
 }
 
 describe('binary packages between agents', { timeout: 120_000 }, () => {

@@ -31,7 +31,7 @@ describe('binary packages at the agent', { timeout: 60_000 }, () => {
     const agent = await started(config(dir, { pkgdirs: [p] }))
     const index = agent.binhost().index()
     if ('unavailable' in index) throw new Error(index.unavailable)
-    const doc = portageRead(index.text)
+    const doc = portageRead(index.body.toString())
     expect(doc.header).toMatchObject({ VERSION: '0', CHOST, TIMESTAMP: String(index.timestamp) })
     expect(doc.packages.map((s) => s.USE).sort()).toEqual(['minimal server', 'server -minimal'])
     const paths = doc.packages.map((s) => s.PATH!)
@@ -83,7 +83,7 @@ describe('binary packages at the agent', { timeout: 60_000 }, () => {
     const other = await started(config(join(dir, 'b'), { pkgdirs: [p], chost: 'aarch64-unknown-linux-gnu', control: join(dir, 'b.sock') }))
     expect(other.builds().builds.map((b) => b.skipped)).toEqual([expect.stringMatching(/CHOST x86_64-pc-linux-gnu, not aarch64/), expect.stringMatching(/CHOST x86_64-pc-linux-gnu, not aarch64/)])
     const text = other.binhost().index()
-    expect('text' in text && portageRead(text.text).packages).toEqual([])
+    expect('body' in text && portageRead(text.body.toString()).packages).toEqual([])
 
     const grouped = await started(config(join(dir, 'c'), { pkgdirs: [p], chost: CHOST, binpkgGroup: 'native-zen4', control: join(dir, 'c.sock') }))
     // Its own builds are advertised in its own group: they stay in.
@@ -136,7 +136,7 @@ describe('binary packages at the agent', { timeout: 60_000 }, () => {
     await writePackages(p, [...builds.map((b) => b.stanza), c.stanza])
     await until('the new build', () => agent.builds('app-misc/hello').builds.length === 1)
     const index = agent.binhost().index()
-    expect('text' in index && portageRead(index.text).packages.map((s) => s.CPV)).toContain('app-misc/hello-2')
+    expect('body' in index && portageRead(index.body.toString()).packages.map((s) => s.CPV)).toContain('app-misc/hello-2')
   })
 
   it('does not hash the PKGDIR again after a restart (the digests are kept in the state dir)', async () => {

@@ -181,7 +181,8 @@ export function writePackagesIndex (header: Fields, stanzas: readonly Fields[]):
   return out
 }
 
-function block (fields: Fields): string {
+/** One block of a Packages file (the header or a stanza): its keys sorted, empty values left out, a blank line after. */
+export function block (fields: Fields): string {
   let out = ''
   for (const key of Object.keys(fields).sort()) {
     const value = fields[key]!

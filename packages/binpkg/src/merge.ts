@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto'
 import { isHexDigest } from '@distswarm/protocol'
 import { buildFromStanza, type Build } from './build.js'
 import { BinpkgError } from './errors.js'
-import { valueProblem, writePackagesIndex, type Fields } from './index-file.js'
+import { block, valueProblem, type Fields } from './index-file.js'
 
 /** A build a peer (or this box) offers, with the BLAKE2B of its file. */
 export interface OfferedBuild {
@@ -46,7 +46,10 @@ export interface MergedBuild {
 export interface Skipped { cpv: string, builder: string, blake2b: string, reason: string }
 
 export interface MergedIndex {
-  text: string
+  /** The document, UTF-8: what the gateway sends (the only copy held). */
+  body: Buffer
+  /** The document as a string, decoded from body at each read: for tests and small indexes. */
+  readonly text: string
   /** Header TIMESTAMP, seconds. */
   timestamp: number
   /** By the gateway PATH of each stanza. */
@@ -73,21 +76,60 @@ function trusted (trust: Trust, builder: string): boolean {
   return trust === 'all-members' || trust.has(builder)
 }
 
-/** The stanza the gateway serves for `build`, or why not. */
-function stanzaFor (build: Build, fields: Fields, buildId: number, path: string): Fields {
-  const out: Fields = {}
-  for (const [k, v] of Object.entries(fields)) {
-    if (!PASSED_KEYS.has(k)) continue
+/** Every key a served stanza may have, in the order a Packages file lists them: the passed ones and the gateway's own. */
+const STANZA_KEYS = [...new Set([...PASSED_KEYS, 'BUILD_ID', 'MTIME', 'PATH'])].sort()
+
+/** Why a builder's stanza cannot be served (a value that would break the index), or null. */
+function stanzaProblem (fields: Fields): string | null {
+  for (const k of PASSED_KEYS) {
+    const v = fields[k]
+    if (v === undefined || !Object.hasOwn(fields, k)) continue
     const problem = valueProblem(v)
-    if (problem !== null) throw BinpkgError.BAD_BUILD(build.cpv, `${k}: ${problem}`)
-    out[k] = v
+    if (problem !== null) return `${k}: ${problem}`
   }
-  out.BUILD_ID = String(buildId)
-  out.PATH = path
-  // Portage's next run crashes on a stanza without MTIME, or with one that is not a whole number
-  // (a builder's BUILD_TIME of "-1", "1.5" or "1e400" made "-1", "1.5", "Infinity").
-  out.MTIME = String(build.mtime ?? (/^\d{1,15}$/.test(fields.BUILD_TIME ?? '') ? Number(fields.BUILD_TIME) : 0))
-  return out
+  return null
+}
+
+/** A stanza the gateway serves: the builder's fields it passes, and its own BUILD_ID, PATH and MTIME. */
+interface Served {
+  merged: MergedBuild
+  fields: Fields
+  path: string
+  /** Portage's next run crashes on a stanza without MTIME, or with one that is not a whole number. */
+  mtime: string
+}
+
+/** The value of `key` in the served stanza, '' when it has none (left out, as an empty value is). */
+function servedValue (s: Served, key: string): string {
+  if (key === 'BUILD_ID') return String(s.merged.buildId)
+  if (key === 'PATH') return s.path
+  if (key === 'MTIME') return s.mtime
+  return Object.hasOwn(s.fields, key) ? s.fields[key]! : ''
+}
+
+/** Bytes of a served stanza: `KEY: value` lines and the blank line after. */
+function stanzaBytes (s: Served): number {
+  let n = 1
+  for (const key of STANZA_KEYS) {
+    const v = servedValue(s, key)
+    if (v !== '') n += key.length + 3 + Buffer.byteLength(v)
+  }
+  return n
+}
+
+/** Writes a served stanza into `out` at `at`; returns the offset after it. */
+function writeStanza (s: Served, out: Buffer, at: number): number {
+  for (const key of STANZA_KEYS) {
+    const v = servedValue(s, key)
+    if (v === '') continue
+    at += out.write(key, at, 'latin1')
+    out[at++] = 0x3a // ':'
+    out[at++] = 0x20
+    at += out.write(v, at)
+    out[at++] = 0x0a
+  }
+  out[at++] = 0x0a
+  return at
 }
 
 export function gatewayPath (build: Build, buildId: number): string {
@@ -104,6 +146,8 @@ export class BinhostIndex {
   private readonly init: MergeInit
   private lastBody: string | null = null
   private lastTimestamp = 0
+  /** The document of the last merge: given again while the content stays the same (one copy, and the gateway's gzip of it stays good). */
+  private lastDocument: Buffer | null = null
 
   constructor (init: MergeInit) {
     for (const [k, v] of Object.entries(init.header ?? {})) {
@@ -139,43 +183,64 @@ export class BinhostIndex {
 
     const taken = new Map<string, Set<number>>()
     const builds = new Map<string, MergedBuild>()
-    const stanzas: Fields[] = []
+    const served: Served[] = []
     // Digest order makes BUILD_ID collisions resolve the same way every time.
     for (const digest of [...byDigest.keys()].sort()) {
       const { offer, build } = byDigest.get(digest)!
       const ids = taken.get(build.cpv) ?? new Set<number>()
       let buildId = parseInt(digest.slice(0, BUILD_ID_HEX), 16) || 1
       while (ids.has(buildId)) buildId++
-      const path = gatewayPath(build, buildId)
-      let stanza: Fields
-      try {
-        stanza = stanzaFor(build, offer.fields, buildId, path)
-      } catch (err) {
-        skipped.push({ cpv: build.cpv, builder: offer.builder, blake2b: digest, reason: (err as Error).message })
+      const problem = stanzaProblem(offer.fields)
+      if (problem !== null) {
+        skipped.push({ cpv: build.cpv, builder: offer.builder, blake2b: digest, reason: BinpkgError.BAD_BUILD(build.cpv, problem).message })
         continue
       }
+      const path = gatewayPath(build, buildId)
       ids.add(buildId)
       taken.set(build.cpv, ids)
-      stanzas.push(stanza)
-      builds.set(path, { blake2b: digest, builder: offer.builder, cpv: build.cpv, buildId, size: build.size, md5: build.md5, sha1: build.sha1 })
+      const merged = { blake2b: digest, builder: offer.builder, cpv: build.cpv, buildId, size: build.size, md5: build.md5, sha1: build.sha1 }
+      const buildTime = offer.fields.BUILD_TIME ?? ''
+      // A builder's BUILD_TIME of "-1", "1.5" or "1e400" would make "-1", "1.5", "Infinity".
+      served.push({ merged, fields: offer.fields, path, mtime: String(build.mtime ?? (/^\d{1,15}$/.test(buildTime) ? Number(buildTime) : 0)) })
+      builds.set(path, merged)
     }
-    stanzas.sort((a, b) => a.CPV! < b.CPV! ? -1 : a.CPV! > b.CPV! ? 1 : Number(a.BUILD_ID) - Number(b.BUILD_ID))
+    served.sort((a, b) => a.merged.cpv < b.merged.cpv ? -1 : a.merged.cpv > b.merged.cpv ? 1 : a.merged.buildId - b.merged.buildId)
 
-    const body = writePackagesIndex({}, stanzas)
-    const digest = createHash('sha256').update(body).update(JSON.stringify(this.init.header ?? {})).digest('hex')
-    if (digest !== this.lastBody) {
+    // The stanzas are written straight into the one Buffer that is sent: no string per stanza, none of the whole
+    // (tens of MB for 50 000 builds), so a merge leaves little garbage behind. Room for the header is kept in front.
+    let bytes = 0
+    for (const s of served) bytes += stanzaBytes(s)
+    const headerRoom = Buffer.byteLength(block({ ...this.init.header, CHOST: chost, PACKAGES: '9'.repeat(20), TIMESTAMP: '9'.repeat(20), VERSION: '0' }))
+    const out = Buffer.allocUnsafe(headerRoom + bytes)
+    let at = headerRoom
+    for (const s of served) at = writeStanza(s, out, at)
+    const digest = createHash('sha256').update(out.subarray(headerRoom)).update(JSON.stringify(this.init.header ?? {})).digest('hex')
+    const same = digest === this.lastBody && this.lastDocument !== null
+    if (!same) {
       this.lastBody = digest
       this.lastTimestamp = Math.max(nowSeconds, this.lastTimestamp + PORTAGE_TIMESTAMP_TOLERANCE + 1)
     }
     const header: Fields = {
       ...this.init.header,
       CHOST: chost,
-      PACKAGES: String(stanzas.length),
+      PACKAGES: String(served.length),
       TIMESTAMP: String(this.lastTimestamp),
       VERSION: '0'
     }
-    // The header is written apart: writePackagesIndex({}, …) began the body with an empty header block.
-    const text = writePackagesIndex(header, []) + body.slice(1)
-    return { text, timestamp: this.lastTimestamp, builds, skipped }
+    let body = this.lastDocument
+    if (!same || body === null) {
+      const head = Buffer.from(block(header))
+      const start = headerRoom - head.byteLength
+      head.copy(out, start)
+      body = this.lastDocument = out.subarray(start)
+    }
+    const document = body
+    return {
+      body: document,
+      get text () { return document.toString() },
+      timestamp: this.lastTimestamp,
+      builds,
+      skipped
+    }
   }
 }

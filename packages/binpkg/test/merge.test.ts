@@ -98,6 +98,17 @@ describe('BinhostIndex', () => {
     expect(idx.merge(one, 5000).timestamp).toBe(5000)
   })
 
+  it('gives the same document (one Buffer) while the content is the same, a new one when it changes', () => {
+    const idx = new BinhostIndex({ chost: CHOST, group: CHOST, trust: 'all-members' })
+    const one = [offer('1', A, {})]
+    const first = idx.merge(one, 1000)
+    expect(idx.merge(one, 2000).body).toBe(first.body)
+    const two = idx.merge([...one, offer('2', B, {})], 3000)
+    expect(two.body).not.toBe(first.body)
+    expect(readPackagesIndex(two.body).stanzas).toHaveLength(2)
+    expect(two.text).toBe(two.body.toString())
+  })
+
   it('gives the same file offered by two holders one stanza, and stable BUILD_IDs', () => {
     const idx = new BinhostIndex({ chost: CHOST, group: CHOST, trust: 'all-members' })
     const a = idx.merge([offer('1', A, {}), offer('1', B, {}), offer('2', B, { USE: 'minimal' })], 1000)

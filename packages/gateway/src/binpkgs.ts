@@ -10,8 +10,14 @@ import type { ServedFile } from './serve.js'
 
 const gzip = promisify(gzipCallback)
 
-/** The merged index now, or why this box serves no builds. */
-export type BinhostIndexAnswer = { text: string, timestamp: number } | { unavailable: string }
+/**
+ * The merged index now (as text, or already encoded: a large index is best
+ * held once, as the bytes sent), or why this box serves no builds.
+ */
+export type BinhostIndexAnswer = { text: string, timestamp: number } | { body: Buffer, timestamp: number } | { unavailable: string }
+
+/** The document of an answer that has one. */
+export type IndexDocument = string | Buffer
 
 /** What the binhost needs from the agent (`agent.binhost()`). */
 export interface BinhostSource {
@@ -78,26 +84,37 @@ export function parseBinpkgsPath (rest: string): BinpkgsRequest {
  * tens of MB; Portage asks for Packages.gz first).
  */
 export class IndexBodies {
+  /** The last document: a string and its encoding, or an encoded one held weakly (its owner keeps it while it is current). */
   private text: string | null = null
+  private encoded: WeakRef<Buffer> | null = null
   private plain: Buffer = Buffer.alloc(0)
   private gz: Promise<Buffer> | null = null
 
-  private current (text: string): void {
-    if (text === this.text) return
-    this.text = text
-    this.plain = Buffer.from(text)
+  private current (doc: IndexDocument): void {
+    if (typeof doc === 'string' ? doc === this.text : this.encoded?.deref() === doc) return
+    if (typeof doc === 'string') {
+      this.text = doc
+      this.encoded = null
+      this.plain = Buffer.from(doc)
+    } else {
+      // An encoded document is sent as it is: no second copy, and none kept once its owner let it go.
+      this.text = null
+      this.encoded = new WeakRef(doc)
+      this.plain = Buffer.alloc(0)
+    }
     this.gz = null
   }
 
-  body (text: string): Buffer {
-    this.current(text)
+  body (doc: IndexDocument): Buffer {
+    if (typeof doc !== 'string') return doc
+    this.current(doc)
     return this.plain
   }
 
-  gzip (text: string): Promise<Buffer> {
-    this.current(text)
+  gzip (doc: IndexDocument): Promise<Buffer> {
+    this.current(doc)
     if (this.gz === null) {
-      const p = this.gz = gzip(this.plain)
+      const p = this.gz = gzip(this.body(doc))
       // A failed gzip is tried again by the next client.
       p.catch(() => { if (this.gz === p) this.gz = null })
     }

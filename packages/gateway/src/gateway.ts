@@ -311,7 +311,8 @@ export class Gateway {
       res.setHeader('last-modified', new Date(modified).toUTCString())
       res.setHeader('cache-control', 'no-cache')
       if (notModified(req, modified)) return void res.writeHead(304).end()
-      const body = r.gzip ? await this.indexBodies.gzip(index.text) : this.indexBodies.body(index.text)
+      const doc = 'body' in index ? index.body : index.text
+      const body = r.gzip ? await this.indexBodies.gzip(doc) : this.indexBodies.body(doc)
       res.writeHead(200, { 'content-type': r.gzip ? 'application/gzip' : 'text/plain; charset=utf-8', 'content-length': body.length })
       return void res.end(req.method === 'HEAD' ? undefined : body)
     }

@@ -48,7 +48,8 @@ function offer (b: WrittenBuild, builder: string, chost = CHOST): OfferedBuild {
   return { blake2b: b.blake2b, builder, group: chost, fields: { ...b.stanza, CHOST: chost } }
 }
 
-async function fixture (): Promise<Fixture> {
+/** `encoded`: the binhost answers with the encoded document (as the agent does), else with its text. */
+async function fixture (encoded = false): Promise<Fixture> {
   const root = await mkdtemp(join(tmpdir(), 'gw-binpkgs-'))
   onTestFinished(() => rm(root, { recursive: true, force: true }))
   const pkgdir = join(root, 'pkgdir')
@@ -78,7 +79,7 @@ async function fixture (): Promise<Fixture> {
   let fetchCount = 0
   let unavailable: string | null = null
   const binhost: BinhostSource = {
-    index: () => unavailable !== null ? { unavailable } : { text: merged.text, timestamp: merged.timestamp },
+    index: () => unavailable !== null ? { unavailable } : encoded ? { body: merged.body, timestamp: merged.timestamp } : { text: merged.text, timestamp: merged.timestamp },
     local: (path) => {
       const b = merged.builds.get(path)
       return b === undefined ? undefined : held.get(b.blake2b)
@@ -203,6 +204,16 @@ describe('/binpkgs/Packages', { timeout: 60_000 }, () => {
   })
 
   it('serves Packages.gz as the gzip of Packages; an agent without builds answers 503 with why, and a clean 404 for the .gz', async () => {
+    // The same from a binhost that answers with the encoded document (the agent's), before and after a change.
+    const enc = await fixture(true)
+    for (const round of [0, 1]) {
+      if (round === 1) enc.add(enc.builds.untrusted)
+      const gz = await curl([`${enc.url}/binpkgs/Packages.gz`])
+      expect(gz.status).toBe(200)
+      expect(gunzipSync(gz.body).toString()).toBe(enc.merged().text)
+      expect((await curl([`${enc.url}/binpkgs/Packages`])).body.toString()).toBe(enc.merged().text)
+    }
+
     const fx = await fixture()
     const gz = await curl([`${fx.url}/binpkgs/Packages.gz`])
     expect(gz.status).toBe(200)

@@ -1,4 +1,4 @@
-import { lstat, unlink } from 'node:fs/promises'
+import { lstat, opendir, unlink } from 'node:fs/promises'
 import { isValidName, type Logger } from '@distswarm/protocol'
 
 /** Portage's in-progress download suffix (`${FILE}` of FETCHCOMMAND). */
@@ -44,6 +44,21 @@ export async function statFile (path: string): Promise<StatKey | null> {
   const st = await lstat(path, { bigint: true }).catch(() => null)
   if (!st?.isFile()) return null
   return { dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs }
+}
+
+/**
+ * False when `dir` holds nothing but subdirs (or does not exist): nothing a
+ * listing would find, so no hash thread need start for it. True otherwise,
+ * also when it cannot be read: the listing reports why.
+ */
+export async function mayHoldFiles (dir: string): Promise<boolean> {
+  try {
+    // The loop closes the dir however it ends.
+    for await (const e of await opendir(dir)) if (!e.isDirectory()) return true
+    return false
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ENOENT'
+  }
 }
 
 /** Runs `fn` over `items` with at most `limit` calls in flight. */

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { access } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { debugLogger, toHex, type Logger } from '@distswarm/protocol'
 import { BuildHashes, type BuildDigests } from './buildhashes.js'
@@ -10,7 +11,7 @@ import { encodeIndex, INDEX_FILE, loadIndex } from './hashindex.js'
 import { Indexer } from './indexer.js'
 import { Inventory, type CacheFile, type LocalFile, type StoreEvents } from './inventory.js'
 import { HashPool, MIN_HASH_WORKERS, splitHashWorkers, type PieceRange } from './pool.js'
-import { statFile, unlinkIfSame } from './scan.js'
+import { mayHoldFiles, statFile, unlinkIfSame } from './scan.js'
 import { StateWriter, type StateFile } from './statefile.js'
 import { StreamHasher } from './streamhash.js'
 import { verifyCacheDir, type VerifyOptions, type VerifyReport } from './verify.js'
@@ -174,8 +175,14 @@ export class Store extends EventEmitter<StoreEvents> {
 
   private async run (): Promise<void> {
     const started = Date.now()
-    // The first index hashes at once; state I/O meanwhile.
-    this.pool.warm()
+    // A first index hashes at once, so its threads start now (state I/O
+    // meanwhile). None start for dirs with nothing to list (a new cache dir,
+    // the binhost's) nor over a saved index, which vouches for most files: each
+    // costs some 60 ms of CPU to boot, on the way to the agent's control
+    // socket. Work that comes anyway starts the threads it needs.
+    const dirsWithEntries = await Promise.all(this.indexer.dirs.map(mayHoldFiles))
+    const saved = this.stateDir !== null && await access(join(this.stateDir, INDEX_FILE)).then(() => true, () => false)
+    if (dirsWithEntries.some(Boolean) && !saved) this.pool.warm()
     await this.cache.open()
     await this.state.start()
     await this.uses.load()
@@ -193,6 +200,8 @@ export class Store extends EventEmitter<StoreEvents> {
     }
     await this.watcher.watch()
     for (let d = 0; d < this.indexer.dirs.length; d++) {
+      // Empty when the watch began: whatever comes now is an fs event.
+      if (!dirsWithEntries[d] && !(await mayHoldFiles(this.indexer.dirs[d]!))) continue
       const { filesHashed, bytesHashed } = this.pool
       const t = Date.now()
       await this.indexer.rescan(d)

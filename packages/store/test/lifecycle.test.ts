@@ -5,7 +5,7 @@ import { access, mkdir, readdir, readlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { LogFields, Logger } from '@distswarm/protocol'
 import { ManifestIndex, ManifestWatcher, Store, type StoreError, type StoreInit } from '../src/index.js'
-import { b2, s512, sleep, useTempRoot } from './util.js'
+import { b2, s512, sleep, useTempRoot, waitFor } from './util.js'
 
 const t = useTempRoot()
 
@@ -65,6 +65,46 @@ describe('Store options', () => {
 })
 
 describe('Store lifecycle', () => {
+  it('starts no hash thread over dirs with nothing to index, and still indexes a file that comes later', async () => {
+    const distdir = join(t.root, 'distfiles')
+    await mkdir(join(distdir, 'subdir'), { recursive: true })
+    const store = t.makeStore({ distdirs: [distdir], cacheDir: join(t.root, 'cache'), stateDir: join(t.root, 'state'), settleMs: 0 })
+    const threads = (): number => (store as unknown as { pool: { slots: Set<unknown> } }).pool.slots.size
+    await store.start()
+    expect(threads()).toBe(0)
+    await writeFile(join(distdir, 'late-1.0.tar.gz'), 'late')
+    await waitFor('the late file indexed', () => store.size === 1)
+    expect(store.findByName('late-1.0.tar.gz')[0]?.blake2b.equals(b2('late'))).toBe(true)
+  })
+
+  it('starts its hash threads at once when a dir holds a file', async () => {
+    const distdir = join(t.root, 'distfiles')
+    await mkdir(distdir, { recursive: true })
+    await writeFile(join(distdir, 'a-1.0.tar.gz'), 'a')
+    const store = t.makeStore({ distdirs: [distdir], cacheDir: join(t.root, 'cache') })
+    const threads = (): number => (store as unknown as { pool: { slots: Set<unknown> } }).pool.slots.size
+    await store.start()
+    expect(threads()).toBeGreaterThan(0)
+    expect(store.size).toBe(1)
+  })
+
+  it('over a saved index that vouches for every file, starts only the thread that lists the dir', async () => {
+    const distdir = join(t.root, 'distfiles')
+    await mkdir(distdir, { recursive: true })
+    await Promise.all(['a', 'b', 'c', 'd'].map((x) => writeFile(join(distdir, `${x}-1.0.tar.gz`), x)))
+    const init = { distdirs: [distdir], cacheDir: join(t.root, 'cache'), stateDir: join(t.root, 'state') }
+    const first = t.makeStore(init)
+    await first.start()
+    expect(first.stats.filesHashed).toBe(4)
+    await first.stop()
+    const again = t.makeStore(init)
+    await again.start()
+    expect(again.stats.index).toBe('loaded')
+    expect(again.stats.filesHashed).toBe(0)
+    expect((again as unknown as { pool: { slots: Set<unknown> } }).pool.slots.size).toBe(1)
+    expect(again.size).toBe(4)
+  })
+
   it('start() and stop() are idempotent; a stopped store does not start again', async () => {
     const store = t.makeStore({ cacheDir: join(t.root, 'cache') })
     await Promise.all([store.start(), store.start()])

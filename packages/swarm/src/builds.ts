@@ -3,7 +3,7 @@
 // the verified builds each peer advertises. See Builds in protocols/distswarm.proto.
 import sodium from 'sodium-universal'
 import {
-  buildProblem, buildSigningPayload, buildWireBytes, MAX_BUILDS_BATCH, MAX_BUILDS_MESSAGE_BYTES, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, toHex,
+  BLAKE2B_BYTES, buildProblem, buildSigningPayload, buildWireBytes, MAX_BUILDS_BATCH, MAX_BUILDS_MESSAGE_BYTES, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, toHex,
   type BuildEntry, type BuildsMessage, type Code, type Logger
 } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
@@ -58,6 +58,13 @@ export interface BuildBookInit {
   maxBuilds: number
   /** Bytes of stanzas and groups one peer's builds may hold, together. */
   maxBytes: number
+  /**
+   * Memory the distinct builds of every peer may take together (one shared
+   * by many counted once), each counted as its signed bytes plus
+   * BUILD_OVERHEAD_BYTES; past it new ones are ignored, with a warning.
+   * Default: no bound but the per-peer ones.
+   */
+  maxPoolBytes?: number
   /** The remote builds changed (called once per turn of the event loop at most). */
   changed: () => void
 }
@@ -68,10 +75,57 @@ interface Slot {
   key: string
   ad: BuildAd
   hex: string
-  /** Its row in rows(): the file and the builder. */
-  row: string
   bytes: number
   refs: number
+}
+
+/**
+ * What a build costs beyond its signed bytes, as the shared pool counts it:
+ * its objects here (~1.4 KiB a build in all, measured with 50 000) and its
+ * row in the agent's merged index, less what repeated values share.
+ */
+export const BUILD_OVERHEAD_BYTES = 1536
+
+/** Bytes of a build's record: BLAKE2B, builder key, signature. */
+const RECORD_BYTES = BLAKE2B_BYTES + PUBLIC_KEY_BYTES + SIGNATURE_BYTES
+
+/**
+ * Stanza keys whose values differ from build to build (digests, sizes,
+ * times, the CPV): not worth a table entry. Every other value (USE, IUSE,
+ * the *DEPENDs, KEYWORDS, LICENSE, EAPI, SLOT, the group, …) is mostly one
+ * of a few, and is kept once for all the builds that have it.
+ */
+const UNIQUE_KEYS = new Set(['BUILD_TIME', 'CPV', 'MD5', 'MTIME', 'PATH', 'SHA1', 'SIZE'])
+
+/** One copy of each repeated value; counted, so that the values of builds that are gone go too. */
+class StringTable {
+  private readonly strings = new Map<string, { s: string, n: number }>()
+
+  take (value: string): string {
+    const e = this.strings.get(value)
+    if (e) {
+      e.n++
+      return e.s
+    }
+    this.strings.set(value, { s: value, n: 1 })
+    return value
+  }
+
+  give (value: string): void {
+    const e = this.strings.get(value)
+    if (e && --e.n <= 0) this.strings.delete(value)
+  }
+
+  get size (): number {
+    return this.strings.size
+  }
+}
+
+/** A row of rows(): a file and its builder, who holds it, and (rarely) the different ads its holders relay. */
+interface Row<P> {
+  first: Slot
+  holders: P[]
+  slots: Map<Slot, P[]> | null
 }
 
 interface Remote {
@@ -103,6 +157,9 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
   private readonly init: BuildBookInit
   private readonly log: Logger
   private readonly pool = new Map<string, Slot>()
+  /** Signed payload bytes of the slots in the pool (distinct builds of every peer, and ours). */
+  private poolBytes = 0
+  private readonly strings = new StringTable()
   /** The slot of each ad the pool handed out, and of each ad set() took. */
   private readonly owned = new WeakMap<BuildAd, Slot>()
   private local = new Map<string, Slot>()
@@ -203,14 +260,19 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
   }
 
   private group (usable: (peer: P) => boolean): ReadonlyArray<{ ad: BuildAd, holders: P[] }> {
-    // `slots` only when holders relay different ads of one row (rare): the common row costs one object.
-    const rows = new Map<string, { first: Slot, holders: P[], slots: Map<Slot, P[]> | null }>()
+    // A row is a file and its builder; by the file's digest (a string the slot has: no key made per row), then,
+    // in the rare file two builders claim, by builder. `slots` only when holders relay different ads of one row.
+    const byFile = new Map<string, Row<P> | Array<Row<P>>>()
     for (const [peer, remote] of this.remote) {
       if (!usable(peer)) continue
       for (const slot of remote.ads.values()) {
-        const row = rows.get(slot.row)
+        const found = byFile.get(slot.hex)
+        let row = found === undefined ? undefined : Array.isArray(found) ? found.find((r) => r.first.ad.builder.equals(slot.ad.builder)) : found.first.ad.builder.equals(slot.ad.builder) ? found : undefined
         if (!row) {
-          rows.set(slot.row, { first: slot, holders: [peer], slots: null })
+          row = { first: slot, holders: [peer], slots: null }
+          if (found === undefined) byFile.set(slot.hex, row)
+          else if (Array.isArray(found)) found.push(row)
+          else byFile.set(slot.hex, [found, row])
           continue
         }
         if (slot !== row.first && !row.slots) row.slots = new Map([[row.first, [...row.holders]]])
@@ -223,7 +285,13 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
       }
     }
     // Frozen: the rows are shared by the callers until the builds change.
-    return [...rows.values()].map(({ first, holders, slots }) => Object.freeze({ ad: slots ? pick(slots) : first.ad, holders: Object.freeze(holders) as P[] }))
+    const out: Array<{ ad: BuildAd, holders: P[] }> = []
+    for (const found of byFile.values()) {
+      for (const { first, holders, slots } of Array.isArray(found) ? found : [found]) {
+        out.push(Object.freeze({ ad: slots ? pick(slots) : first.ad, holders: Object.freeze(holders) as P[] }))
+      }
+    }
+    return out
   }
 
   /** Takes a Builds message from a member. */
@@ -256,8 +324,14 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
         this.cutOff(peer, remote, `builds of more than ${this.init.maxBytes} bytes`)
         continue
       }
+      // A new slot took the pool past its budget (one it shares with others costs nothing more).
+      if (slot.refs === 1 && this.poolBytes > (this.init.maxPoolBytes ?? Infinity)) {
+        this.release(slot)
+        this.cutOff(peer, remote, `the builds of all peers past ${this.init.maxPoolBytes!} bytes`)
+        continue
+      }
       if (old) this.release(old)
-      remote.ads.set(hex, slot)
+      remote.ads.set(slot.hex, slot)
       remote.bytes = bytes
       changed = true
     }
@@ -295,23 +369,32 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
       return own
     }
     const payload = buildSigningPayload(ad)
-    const id = Buffer.alloc(32)
+    const id = Buffer.allocUnsafe(32)
     sodium.crypto_generichash(id, Buffer.concat([payload, ad.signature]))
     const key = id.toString('base64')
     let slot = this.pool.get(key)
     if (!slot) {
       if (!sodium.crypto_sign_verify_detached(ad.signature, payload, ad.builder)) return null
       // Own copies: the digests of a decoded message point into its frame, and a caller's object may change.
+      // One buffer of its own for the three: small Buffers each take a slice of Node's 8 KiB pool, and
+      // the pool slabs they pin (full of the message's garbage) cost ~2 KiB a build, 100 MiB for 50 000.
+      const record = Buffer.allocUnsafeSlow(RECORD_BYTES)
+      ad.blake2b.copy(record, 0)
+      ad.builder.copy(record, BLAKE2B_BYTES)
+      ad.signature.copy(record, BLAKE2B_BYTES + PUBLIC_KEY_BYTES)
+      const fields: Record<string, string> = {}
+      for (const [k, v] of Object.entries(ad.fields)) fields[k] = UNIQUE_KEYS.has(k) ? v : this.strings.take(v)
       const copy: BuildAd = {
-        blake2b: Buffer.from(ad.blake2b),
+        blake2b: record.subarray(0, BLAKE2B_BYTES),
         size: ad.size,
-        group: ad.group,
-        fields: Object.freeze(Object.fromEntries(Object.entries(ad.fields))),
-        builder: Buffer.from(ad.builder),
-        signature: Buffer.from(ad.signature)
+        group: this.strings.take(ad.group),
+        fields: Object.freeze(fields),
+        builder: record.subarray(BLAKE2B_BYTES, BLAKE2B_BYTES + PUBLIC_KEY_BYTES),
+        signature: record.subarray(BLAKE2B_BYTES + PUBLIC_KEY_BYTES)
       }
-      slot = { key, ad: Object.freeze(copy), hex, row: hex + toHex(ad.builder), bytes: payload.byteLength, refs: 0 }
+      slot = { key, ad: Object.freeze(copy), hex, bytes: payload.byteLength, refs: 0 }
       this.pool.set(key, slot)
+      this.poolBytes += slot.bytes + BUILD_OVERHEAD_BYTES
       this.owned.set(slot.ad, slot)
     }
     slot.refs++
@@ -325,7 +408,12 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
   }
 
   private release (slot: Slot): void {
-    if (--slot.refs <= 0) this.pool.delete(slot.key)
+    if (--slot.refs > 0 || this.pool.get(slot.key) !== slot) return
+    this.pool.delete(slot.key)
+    this.poolBytes -= slot.bytes + BUILD_OVERHEAD_BYTES
+    const { fields, group } = slot.ad
+    for (const [k, v] of Object.entries(fields)) if (!UNIQUE_KEYS.has(k)) this.strings.give(v)
+    this.strings.give(group)
   }
 
   private changedSoon (): void {

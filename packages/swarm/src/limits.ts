@@ -47,6 +47,14 @@ export interface PeerLimits {
   maxHashRequestsPerMinute?: number
   /** Budget: piece-map deltas a second (bursts of twice that), for the piece maps of swarming downloads: see Peer.chargePieceMap. Default 1000. */
   maxPieceMapDeltasPerSecond?: number
+  /**
+   * Budget: build entries (added and removed) a second in Builds messages,
+   * on average, past a burst of maxRemoteBuilds (a full set on connect);
+   * past it the remote is cut off. Each new entry costs a signature check
+   * (~0.1 ms): a peer that streams builds past its budget would otherwise
+   * keep a core busy. Default 1000.
+   */
+  maxBuildEntriesPerSecond?: number
   /** Time an upload may wait for the remote to read (backpressure) before we drop it: a peer that never reads would hold the upload slot forever. Default 30 s. */
   uploadStallMs?: number
   /** Requests accepted per second, on average (bursts of twice that); more are answered BUSY. Default 100. */
@@ -62,10 +70,33 @@ export interface PeerLimits {
    * stream's own timeout (~15 s on UDX, minutes on TCP). Default 3 s.
    */
   deadAfterMs?: number
-  /** Binary packages one peer may advertise (Builds); more are ignored, with a warning. Default 100 000. */
+  /**
+   * Budget: binary packages one peer may advertise (Builds); more are
+   * ignored, with a warning (ERR_BUILDS_LIMIT), the peer kept. Default
+   * 20 000 (a Gentoo box has ~1 000-2 000 packages installed).
+   */
   maxRemoteBuilds?: number
-  /** Bytes of the stanzas of one peer's builds, together; past it further builds are ignored, with a warning. Default 256 MiB. */
+  /** Budget: signed bytes (stanzas, groups, digests) of one peer's builds, together; past it further builds are ignored, with a warning. Default 32 MiB (20 000 typical builds are ~21 MiB). */
   maxRemoteBuildBytes?: number
+  /**
+   * A peer cut off for an offence (a budget above, a protocol violation) is
+   * refused for this long, twice that after its next offence, and so on up
+   * to maxCoolOffMs; offences are forgotten after a day without one. Honest
+   * peers never meet it. Default 30 s.
+   */
+  coolOffMs?: number
+  /** The longest cool-off. Default 1 h. */
+  maxCoolOffMs?: number
+  /**
+   * Budget of all peers together: memory the distinct builds of every peer
+   * may take, each counted as its signed bytes plus 1.5 KiB (its objects and
+   * its row of the merged index: see BUILD_OVERHEAD_BYTES in builds.ts);
+   * past it new builds are ignored, with a warning. So 10 peers at their own
+   * budgets cannot add up past it. Default 128 MiB: ~50 000 typical builds
+   * (~1 KiB signed each), e.g. 10 boxes x 5 000; the agent's RSS grows by
+   * about 1.5x the pool when it is full (docs/protocol.md, "Budgets").
+   */
+  maxBuildPoolBytes?: number
 }
 
 export const DEFAULT_LIMITS: Readonly<Required<PeerLimits>> = {
@@ -78,11 +109,15 @@ export const DEFAULT_LIMITS: Readonly<Required<PeerLimits>> = {
   maxRequestsPerSecond: 1000,
   maxHashRequestsPerMinute: 60,
   maxPieceMapDeltasPerSecond: 1000,
+  maxBuildEntriesPerSecond: 1000,
   uploadStallMs: 30_000,
   requestsPerSecond: 100,
   deadAfterMs: 3_000,
-  maxRemoteBuilds: 100_000,
-  maxRemoteBuildBytes: 256 * 1024 * 1024
+  maxRemoteBuilds: 20_000,
+  maxRemoteBuildBytes: 32 * 1024 * 1024,
+  maxBuildPoolBytes: 128 * 1024 * 1024,
+  coolOffMs: 30_000,
+  maxCoolOffMs: 60 * 60_000
 }
 
 /** Checks connection limits, filling defaults (ERR_INVALID_OPTION naming a bad one). */
@@ -98,7 +133,17 @@ export function peerLimits (limits: PeerLimits = {}): Required<PeerLimits> {
 }
 
 /** What a peer may spend, by name: the `budget` field of its ERR_PEER_OVER_BUDGET and peer.over-budget warning. */
-export type BudgetName = 'inventory-entries' | 'inventory-bytes' | 'pool-bytes' | 'requests' | 'hash-requests' | 'piece-map-deltas'
+export type BudgetName = 'inventory-entries' | 'inventory-bytes' | 'pool-bytes' | 'requests' | 'hash-requests' | 'piece-map-deltas' | 'build-entries'
+
+/** The limit of a rate budget, for its ERR_PEER_OVER_BUDGET. */
+export function rateLimitOf (limits: Required<PeerLimits>, budget: BudgetName): number {
+  switch (budget) {
+    case 'requests': return limits.maxRequestsPerSecond
+    case 'hash-requests': return limits.maxHashRequestsPerMinute
+    case 'build-entries': return limits.maxBuildEntriesPerSecond
+    default: return limits.maxPieceMapDeltasPerSecond
+  }
+}
 
 /**
  * The rate budgets of one connection (the inventory budgets are checked
@@ -108,11 +153,19 @@ export class RateBudgets {
   private readonly requests: TokenBucket
   private readonly hashRequests: TokenBucket
   private readonly pieceMapDeltas: TokenBucket
+  private readonly buildEntries: TokenBucket
 
   constructor (limits: Required<PeerLimits>, now: () => number = Date.now) {
     this.requests = new TokenBucket(2 * limits.maxRequestsPerSecond, limits.maxRequestsPerSecond, now)
     this.hashRequests = new TokenBucket(limits.maxHashRequestsPerMinute, limits.maxHashRequestsPerMinute / 60, now)
     this.pieceMapDeltas = new TokenBucket(2 * limits.maxPieceMapDeltasPerSecond, limits.maxPieceMapDeltasPerSecond, now)
+    this.buildEntries = new TokenBucket(limits.maxRemoteBuilds + 2 * limits.maxBuildEntriesPerSecond, limits.maxBuildEntriesPerSecond, now)
+  }
+
+  /** A Builds message of `n` entries (added and removed). */
+  builds (n: number): BudgetName | null {
+    for (let i = 0; i < n; i++) if (!this.buildEntries.take()) return 'build-entries'
+    return null
   }
 
   /** A Request or Cancel from the remote. */

@@ -6,7 +6,7 @@ import {
 import { EntryPool, type PeerFiles } from './entries.js'
 import { disown } from './link.js'
 import { SwarmError } from './errors.js'
-import { peerLimits, RateBudgets, type BudgetName, type PeerLimits } from './limits.js'
+import { peerLimits, RateBudgets, rateLimitOf, type BudgetName, type PeerLimits } from './limits.js'
 import { Liveness } from './liveness.js'
 import { membershipProof, verifyMembershipProof } from './membership.js'
 import { IDLE_DEAD_MS, Pinger } from './ping.js'
@@ -447,7 +447,7 @@ export class Peer {
       case 'hash-request': return this.charged(this.budgets.hashRequest()) ? void this.uploads.onHashRequest(msg) : undefined
       case 'hashes': return this.onHashes(msg.id, msg.hashes)
       case 'peer-addresses': return this.init.onPeerAddresses?.(this, msg.addresses)
-      case 'builds': return this.init.onBuilds?.(this, msg)
+      case 'builds': return this.charged(this.budgets.builds(msg.added.length + msg.removed.length)) ? this.init.onBuilds?.(this, msg) : undefined
       case 'ping': return this.pinger.onPing(msg)
       case 'pong': return this.pinger.onPong(msg)
       case 'piece-map': return this.init.onPieceMap?.(this, msg)
@@ -506,10 +506,7 @@ export class Peer {
   /** True when a charge kept within budget; else the remote is cut off. */
   private charged (broken: BudgetName | null): boolean {
     if (broken === null) return true
-    const limit = broken === 'requests'
-      ? this.limits.maxRequestsPerSecond
-      : broken === 'hash-requests' ? this.limits.maxHashRequestsPerMinute : this.limits.maxPieceMapDeltasPerSecond
-    this.overBudget(broken, limit)
+    this.overBudget(broken, rateLimitOf(this.limits, broken))
     return false
   }
 

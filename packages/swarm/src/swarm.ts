@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import { debugLogger, toHex, type FileEntry, type Logger, type PieceRange } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
 import { BuildBook, type BuildAd } from './builds.js'
+import { CoolOff, isOffence } from './cooloff.js'
 import { DataPath } from './datapath.js'
 import { EntryPool } from './entries.js'
 import { Discovery } from './discovery.js'
@@ -124,6 +125,8 @@ export type { PieceRange }
 
 export const DEFAULT_HOST = '0.0.0.0'
 export const DEFAULT_MAX_PEERS = 64
+/** A peer's offences are forgotten after this long without one (see limits.coolOffMs). */
+const COOL_OFF_FORGET_MS = 24 * 60 * 60_000
 export const DEFAULT_REDISCOVER_MS = 2000
 /** Holders of the whole file asked for its piece hashes before a swarming download relays anything. */
 const HASH_HOLDERS = 3
@@ -199,6 +202,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   /** Swarming: our partial downloads' pieces, and the members'. */
   private readonly relay: Relay
   private readonly source: LocalSource
+  /** Peers cut off for an offence, refused for a while (limits.coolOffMs). */
+  private readonly coolOff: CoolOff
 
   /** Checks every option (ERR_INVALID_OPTION, ERR_INVALID_NETWORK_KEY, ERR_NO_WAY_IN); starts nothing. */
   constructor (init: SwarmInit) {
@@ -229,6 +234,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     this.transferOpts = transferOptions(init)
     this.isBanned = init.isBanned ?? (() => false)
     this.limits = peerLimits(init.limits)
+    this.coolOff = new CoolOff({ baseMs: this.limits.coolOffMs, maxMs: this.limits.maxCoolOffMs, forgetMs: COOL_OFF_FORGET_MS })
     this.entryPool = new EntryPool({ maxBytes: this.limits.maxPoolBytes })
     this.log = init.logger ?? debugLogger('distswarm:swarm')
     this.problemList = new Problems(this.log)
@@ -246,6 +252,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       logger: this.log.child('builds'),
       maxBuilds: this.limits.maxRemoteBuilds,
       maxBytes: this.limits.maxRemoteBuildBytes,
+      maxPoolBytes: this.limits.maxBuildPoolBytes,
       changed: () => this.emit('builds')
     })
   }
@@ -316,7 +323,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       maxPeers: this.maxPeers,
       topic: this.topic,
       rediscoverMs: this.rediscoverMs,
-      firewall: (key) => this.isBanned(toHex(key)),
+      firewall: (key) => this.refuses(toHex(key)),
       onConnection: (stream) => this.onConnection(stream),
       logger: this.log,
       problems: this.problemList
@@ -550,7 +557,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
 
   /** `inbound`: a TCP connection that came to our data port (its remote port is an ephemeral one). */
   private onConnection (stream: SecretStream, via: { transport: 'hyperswarm' | 'tcp', dataOnly: boolean, inbound: boolean } = { transport: 'hyperswarm', dataOnly: false, inbound: false }): void {
-    if (this.destroyed || this.isBanned(toHex(stream.remotePublicKey))) {
+    if (this.destroyed || this.refuses(toHex(stream.remotePublicKey))) {
       stream.destroy()
       return
     }
@@ -607,6 +614,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
           else this.problemList.report('peer.incompatible', address, OTHER_VERSION, { key: p.publicKeyHex.slice(0, 16) })
         }
         this.connections.delete(p)
+        // A member connection's offence: a data link refused in a race (its member connection just closed) is none.
+        if (!p.isLink && !p.refusal && isOffence(reason)) this.coolDown(p, reason!)
         this.pastServed += p.bytesServed
         const past = this.pastTraffic.get(p.publicKeyHex) ?? { sent: 0, received: 0, relayed: 0 }
         this.pastTraffic.set(p.publicKeyHex, { sent: past.sent + p.bytesSent, received: past.received + p.bytesReceived, relayed: past.relayed + p.bytesRelayed })
@@ -623,6 +632,20 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
       }
     })
     this.connections.add(peer)
+  }
+
+  /** Whether a remote key is kept out: banned, or cooling off after an offence. */
+  private refuses (publicKeyHex: string): boolean {
+    if (this.isBanned(publicKeyHex)) return true
+    const ms = this.coolOff.remaining(publicKeyHex)
+    if (ms > 0) this.log.debug('peer.refused', { key: publicKeyHex.slice(0, 16), why: 'cooling off after an offence', ms })
+    return ms > 0
+  }
+
+  /** A peer cut off for an offence (a budget, a protocol violation) may not come back at once: see limits.coolOffMs. */
+  private coolDown (p: Peer, reason: Error): void {
+    const { ms, offences } = this.coolOff.offend(p.publicKeyHex)
+    this.log.warn('peer.cooling-off', { peer: p.label, code: (reason as SwarmError).code, why: reason.message, ms, offences })
   }
 
   /** Leaves the network and closes every connection. Idempotent; a swarm once stopped does not start again. */

@@ -3,10 +3,10 @@ import { createHash } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
-  decodeMessage, encodeMessage, MAX_BUILD_BYTES, MAX_BUILDS_BATCH, MAX_FRAME_SIZE, toHex, type BuildsMessage, type Code
+  buildSigningPayload, decodeMessage, encodeMessage, MAX_BUILD_BYTES, MAX_BUILDS_BATCH, MAX_FRAME_SIZE, toHex, type BuildsMessage, type Code
 } from '@distswarm/protocol'
 import { createKeyPair, generateNetworkKey, signBuild, topicOf, verifyBuild, type BuildAd, type KeyPair, type LocalFile } from '../src/index.js'
-import { BuildBook, type BuildsLink } from '../src/builds.js'
+import { BUILD_OVERHEAD_BYTES, BuildBook, type BuildsLink } from '../src/builds.js'
 import { BufferSink, captureLogger, MemorySource, random, rawHello, rawPeer, startSwarm, tempDir, testnet, until, type LogLine } from './helpers.js'
 
 const CHOST = 'x86_64-pc-linux-gnu'
@@ -86,10 +86,10 @@ class Link implements BuildsLink {
   get messages (): BuildsMessage[] { return this.frames.map((f) => decodeMessage(f.subarray(4)) as BuildsMessage) }
 }
 
-function book (init: { maxBuilds?: number, maxBytes?: number } = {}) {
+function book (init: { maxBuilds?: number, maxBytes?: number, maxPoolBytes?: number } = {}) {
   const logger = captureLogger()
   let changes = 0
-  const b = new BuildBook<Link>({ logger, maxBuilds: init.maxBuilds ?? 100_000, maxBytes: init.maxBytes ?? 1 << 30, changed: () => { changes++ } })
+  const b = new BuildBook<Link>({ logger, maxBuilds: init.maxBuilds ?? 100_000, maxBytes: init.maxBytes ?? 1 << 30, maxPoolBytes: init.maxPoolBytes, changed: () => { changes++ } })
   return { book: b, lines: logger.lines, changes: () => changes }
 }
 
@@ -195,6 +195,26 @@ describe('BuildBook', () => {
     const { book: third } = book({ maxBytes: 1000 })
     third.onMessage(from, { type: 'builds', reset: true, added: many(keyPair, 3, 400), removed: [] })
     expect(third.rows(() => true)).toHaveLength(1)
+  })
+
+  it('keeps the builds of all peers within the shared pool: past it new ones are ignored with ERR_BUILDS_LIMIT, shared ones cost nothing more, and a peer that leaves frees its part', () => {
+    const ads = many(keyPair, 10)
+    const each = buildSigningPayload(ads[0]!).byteLength + BUILD_OVERHEAD_BYTES
+    // Room for 6 builds (they are all of one size): 4 of the first peer, 2 of the second, then full.
+    const { book: receiver, lines } = book({ maxPoolBytes: 6 * each + each / 2 })
+    const first = new Link('first')
+    const second = new Link('second')
+    receiver.onMessage(first, { type: 'builds', reset: true, added: ads.slice(0, 4), removed: [] })
+    receiver.onMessage(second, { type: 'builds', reset: true, added: ads.slice(0, 8), removed: [] })
+    // The second shares the first's 4 (no cost), takes 2 new ones, and is refused the last 2.
+    expect(receiver.rows(() => true)).toHaveLength(6)
+    expect(receiver.refused).toBe(2)
+    expect(lines.filter((l) => l.level === 'warn').map((l) => [l.event, l.fields.code, l.fields.peer])).toEqual([['builds.cut-off', 'ERR_BUILDS_LIMIT', 'second']])
+    // The second leaves: its 2 go, the first's 4 stay, and there is room for a third peer's 2 new ones.
+    receiver.detach(second)
+    receiver.onMessage(new Link('third'), { type: 'builds', reset: true, added: ads.slice(8, 10), removed: [] })
+    expect(receiver.rows(() => true).map((r) => r.ad.fields.CPV).sort()).toEqual([...ads.slice(0, 4), ...ads.slice(8, 10)].map((a) => a.fields.CPV).sort())
+    expect(receiver.refused).toBe(2)
   })
 
   it('advertises only ads that keep the bounds and verify, warning once per refused ad', async () => {

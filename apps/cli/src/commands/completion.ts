@@ -44,7 +44,7 @@ export function bashCompletion (commands: Command[]): string {
 }
 
 /** `distswarm completion bash`; `commands` gives the full list (this one among them) when it runs. */
-export function completionCommand (commands: () => Command[]): Command {
+export function completionCommand (commands: () => Promise<Command[]>): Command {
   return defineCommand({
     meta: {
       name: 'completion',
@@ -59,7 +59,7 @@ export function completionCommand (commands: () => Command[]): Command {
     positionals: [1, 1],
     async run ({ positionals: [shell] }, io) {
       if (!SHELLS.includes(shell!)) throw new UsageError(`no completion for ${JSON.stringify(shell)} (known: ${SHELLS.join(', ')})`)
-      io.stdout.write(bashCompletion(commands()))
+      io.stdout.write(bashCompletion(await commands()))
       return 0
     }
   })
