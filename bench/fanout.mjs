@@ -3,9 +3,8 @@
 // the same agents fetching it one after another from the seeder alone, in
 // the same net; and who served the bytes (the `peers` counters).
 // Usage: node bench/fanout.mjs [--quick] [--json FILE]
-import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { MiB, call, main, row, speedup, startNet, syncFs, timed, traffic, waitHolders, waitLocal, writeRandomFile } from './lib.mjs'
+import { MiB, forgetFile, oneAfterAnother, swarmFetch, call, main, row, speedup, startNet, syncFs, timed, traffic, writeRandomFile } from './lib.mjs'
 
 
 export async function bench ({ quick, onCleanup }) {
@@ -20,28 +19,15 @@ export async function bench ({ quick, onCleanup }) {
     await syncFs(net.root)
     const seeder = await net.startAgent({ name: 'seeder', args: ['--seed'] })
     const agents = await Promise.all(Array.from({ length: AGENTS }, (_, i) => net.startAgent({ name: `agent-${i}` })))
-    const fetch = async (a) => {
-      const r = await call(a, 'fetch', { query: name }, 900_000)
-      if (r.source !== 'swarm' || r.size !== size) throw new Error(`${a.name} fetch gave ${JSON.stringify(r)}`)
-      return r
-    }
+    const fetch = (a) => swarmFetch(a, name, size)
     // Every agent back to holding nothing, and seeing the seeder alone.
-    const forget = async (some) => {
-      await Promise.all(some.map((a) => rm(join(a.cacheDir, name), { force: true })))
-      await Promise.all(some.map((a) => waitLocal(a, name, false)))
-      await Promise.all(agents.map((a) => waitHolders(a, name, ['seeder'])))
-    }
+    const forget = (some) => forgetFile(some, agents, name)
     await forget(agents)
     const paths = (await Promise.all(agents.map((a) => call(a, 'peers')))).map((ps) => ps.find((p) => p.name === 'seeder')?.path ?? 'none')
     const sum = (xs) => xs.reduce((a, b) => a + b, 0)
     const m = { seq: [], par: [], perAgent: [], seedSent: [], agentsSent: [], agentsRecv: [] }
     for (let r = 0; r < RUNS; r++) {
-      let seq = 0
-      for (const a of agents) {
-        seq += (await timed(() => fetch(a)))[0]
-        await forget([a])
-      }
-      m.seq.push(seq)
+      m.seq.push(await oneAfterAnother(agents, fetch, forget))
 
       const [s0, a0] = [await traffic(seeder), await Promise.all(agents.map(traffic))]
       const [wall, results] = await timed(() => Promise.all(agents.map(fetch)))

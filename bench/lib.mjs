@@ -329,3 +329,27 @@ export async function main (moduleUrl, bench) {
     await writeFile(file, JSON.stringify(result, null, 2) + '\n')
   }
 }
+
+/** One agent's fetch of `name` over the control API, which must come from the swarm whole. */
+export async function swarmFetch (agent, name, size) {
+  const r = await call(agent, 'fetch', { query: name }, 900_000)
+  if (r.source !== 'swarm' || r.size !== size) throw new Error(`${agent.name} fetch gave ${JSON.stringify(r)}`)
+  return r
+}
+
+/** Takes `name` out of these agents' caches and waits until every one of `all` sees the seeder alone holding it. */
+export async function forgetFile (some, all, name, ms = 60_000) {
+  await Promise.all(some.map((a) => rm(join(a.cacheDir, name), { force: true })))
+  await Promise.all(some.map((a) => waitLocal(a, name, false)))
+  await Promise.all(all.map((a) => waitHolders(a, name, ['seeder'], ms)))
+}
+
+/** Seconds for these agents to fetch a file one after another, each forgetting it again after. */
+export async function oneAfterAnother (agents, fetch, forget) {
+  let seq = 0
+  for (const a of agents) {
+    seq += (await timed(() => fetch(a)))[0]
+    await forget([a])
+  }
+  return seq
+}

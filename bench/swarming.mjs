@@ -7,11 +7,10 @@
 // Skipped, with the reason, where the lab cannot run (not root, no `ip`).
 // Usage: node bench/swarming.mjs [--quick] [--json FILE]
 import { randomBytes } from 'node:crypto'
-import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { loadavg } from 'node:os'
 import { LanLab } from '@distswarm/localnet'
-import { MiB, bin, call, cpuOf, main, row, speedup, syncFs, timed, waitFor, waitHolders, waitLocal, writeRandomFile } from './lib.mjs'
+import { MiB, forgetFile, oneAfterAnother, swarmFetch, bin, call, cpuOf, main, row, speedup, syncFs, timed, waitFor, writeRandomFile } from './lib.mjs'
 
 const RATE = '100mbit'
 const LINK_BYTES_S = 100e6 / 8
@@ -34,27 +33,14 @@ export async function bench ({ quick, onCleanup }) {
     const seeder = await lab.startAgent('seeder', { networkKey: key, args: ['--seed'] })
     const boxes = await Promise.all(names.map((n) => lab.startAgent(n, { networkKey: key })))
     await waitFor(async () => (await Promise.all(boxes.map(async (b) => (await call(b, 'status')).peers))).every((n) => n === BOXES), 120_000, 'a full mesh')
-    const fetch = async (b) => {
-      const r = await call(b, 'fetch', { query: name }, 900_000)
-      if (r.source !== 'swarm' || r.size !== size) throw new Error(`${b.name} fetch gave ${JSON.stringify(r)}`)
-      return r
-    }
+    const fetch = (b) => swarmFetch(b, name, size)
     // Boxes back to holding nothing, each seeing the seeder alone.
-    const forget = async (some) => {
-      await Promise.all(some.map((b) => rm(join(b.cacheDir, name), { force: true })))
-      await Promise.all(some.map((b) => waitLocal(b, name, false)))
-      await Promise.all(boxes.map((b) => waitHolders(b, name, ['seeder'], 120_000)))
-    }
+    const forget = (some) => forgetFile(some, boxes, name, 120_000)
     const served = async () => (await call(seeder, 'status')).traffic.servedToPeers
     await forget(boxes)
     const m = { seq: [], par: [], seedSent: [], relayed: [], cpu: [], load: [] }
     for (let r = 0; r < RUNS; r++) {
-      let seq = 0
-      for (const b of boxes) {
-        seq += (await timed(() => fetch(b)))[0]
-        await forget([b])
-      }
-      m.seq.push(seq)
+      m.seq.push(await oneAfterAnother(boxes, fetch, forget))
 
       const before = { seed: await served(), relayed: await Promise.all(boxes.map(async (b) => (await call(b, 'status')).traffic.relayedToPeers ?? 0)) }
       const cpu0 = [seeder, ...boxes].map((a) => cpuOf(a.child.pid))
