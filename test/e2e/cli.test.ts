@@ -152,7 +152,8 @@ describe('distswarm for people and scripts', () => {
     await waitFor(async () => (await box.status()).transfers.length === 1, 30_000, 'the transfer to show in status')
     const status = await cliJson<StatusResult>(['status', '--control', box.control])
     await expectDocumented('status', status)
-    expect(status.transfers).toMatchObject([{ name: 'slow-1.tar.xz', size: 8 * MiB, bytesDone: 0 }])
+    expect(status.transfers).toMatchObject([{ name: 'slow-1.tar.xz', size: 8 * MiB, bytesDone: 0, sources: [{ name: 'seeder', holds: 'whole' }] }])
+    expect((await cli(['status', '--control', box.control])).stdout).toMatch(/slow-1\.tar\.xz +0 B +8\.0 MiB +0% +.* seeder\n/)
     await waitFor(() => /slow-1\.tar\.xz +\[-+\] +0 B \/ 8\.0 MiB +- \/s +ETA -/.test(fetch.output()), 30_000, 'a progress bar')
       .catch((err: Error) => { throw new Error(`${err.message}; the terminal got ${JSON.stringify(fetch.output())}`) })
 

@@ -111,6 +111,8 @@ describe.skipIf(!hasChromium)('the status page in a real browser', () => {
     await waitFor(async () => await boxDone() > 0, 60_000, 'the transfer to start', 10)
     const first = await whileStopped(seeder, async () => {
       await waitFor(async () => (await shownDone(page) ?? 0) > 0, 30_000, 'the page to show the transfer')
+      // Whom the transfer takes its bytes from, by name.
+      await waitFor(async () => (await page.locator('#transfer-list .sources').first().textContent()) === `from ${EVIL}`, 30_000, 'the transfer\'s source on the page, its name as text')
       return (await shownDone(page))!
     })
     await waitFor(async () => await boxDone() > first + MiB, 60_000, 'the transfer to move on', 10)

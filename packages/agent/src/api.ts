@@ -99,6 +99,19 @@ export interface TransferInfo {
   startedAt: string
   /** members holding verified pieces of this file while they download it too (swarming) */
   partialHolders?: number
+  /** the members this download may take bytes from: those holding the whole file, then those holding pieces of it */
+  sources?: TransferSource[]
+}
+
+/** A member a download may take bytes from. */
+export interface TransferSource {
+  name: string
+  /** hex */
+  publicKey: string
+  /** `whole`: it holds the file; `pieces`: verified pieces of its own download under way (swarming) */
+  holds: 'whole' | 'pieces'
+  /** with `pieces`: how many */
+  pieces?: number
 }
 
 export interface LsParams {

@@ -9,7 +9,8 @@ import { byName, type LocalFile, type Store } from '@distswarm/store'
 import { SwarmError, type DistSwarm, type Peer } from '@distswarm/swarm'
 import type { Binhost } from './binhost.js'
 import type {
-  BinpkgsParams, BuildsResult, FetchParams, FetchResult, FileInfo, GcParams, GcResult, LsParams, LsResult, PeerInfo, StatusResult, UpstreamParams, VerifyParams, VerifyResult, WhereResult
+  BinpkgsParams, BuildsResult, FetchParams, FetchResult, FileInfo, GcParams, GcResult, LsParams, LsResult, PeerInfo, StatusResult, TransferInfo, TransferSource,
+  UpstreamParams, VerifyParams, VerifyResult, WhereResult
 } from './api.js'
 import type { AgentConfig } from './config.js'
 import type { Handlers } from './control.js'
@@ -50,6 +51,19 @@ export function inventory (store: Store): { files: number, bytes: number } {
 }
 
 /** The one connected peer `q` names: its exact name, else a key prefix, else a name prefix, whichever matches first. */
+/** A download under way with whom it may take bytes from: whole-file holders, then partial holders (swarming), by name. */
+function transferWithSources (swarm: DistSwarm, t: TransferInfo): TransferInfo {
+  const byKey = new Map(swarm.readyPeers().map((p) => [p.publicKeyHex, p]))
+  const whole: TransferSource[] = (swarm.find({ blake2b: t.blake2b })[0]?.holders ?? [])
+    .map((p) => ({ name: p.name, publicKey: p.publicKeyHex, holds: 'whole' }))
+  const partial = swarm.partialHolders(t.blake2b)
+  const pieces: TransferSource[] = partial.flatMap(({ peer, pieces }) => {
+    const p = byKey.get(peer)
+    return p ? [{ name: p.name, publicKey: peer, holds: 'pieces', pieces }] : []
+  })
+  return { ...t, partialHolders: partial.length, sources: [...whole, ...pieces] }
+}
+
 export function findPeer (peers: readonly Peer[], q: string): Peer {
   const tries = [
     (p: Peer) => p.name === q,
@@ -133,7 +147,7 @@ export class ControlHandlers {
       cache: { bytes: store.cacheBytes, maxBytes: config.cacheMaxBytes },
       peers: swarm.readyPeers().length,
       fetches: fetcher.stats(),
-      transfers: fetcher.underWay().map((t) => ({ ...t, partialHolders: swarm.partialHolders(t.blake2b).length })),
+      transfers: fetcher.underWay().map((t) => transferWithSources(swarm, t)),
       traffic: {
         servedToPeers: swarm.servedBytes(),
         relayedToPeers: swarm.relayedBytes(),

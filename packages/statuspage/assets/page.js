@@ -6,7 +6,7 @@
 (() => {
   /** @typedef {{ at: number, ms: number, fromPeers: number, upstream: number, served: number }} Sample */
   /** @typedef {{ intervalMs: number, capacity: number, samples: Sample[] }} History */
-  /** @typedef {{ name: string, blake2b: string, size: number, bytesDone: number, startedAt: string }} Transfer */
+  /** @typedef {{ name: string, blake2b: string, size: number, bytesDone: number, startedAt: string, sources?: Array<{ name: string, publicKey: string, holds: string, pieces?: number }> }} Transfer */
   /** @typedef {{ name: string, publicKey: string, address: string | null, path: string, files: number, bytesSent: number, bytesReceived: number, rttMs: number | null, faults: number, lastSeenAt?: string, connectedAt: string }} Peer */
   /** @typedef {{ at: string, name: string, outcome: string, bytes: number | null, durationMs: number | null, code: string | null }} Fetch */
   /** @typedef {{ at: string, status: any, peers: Peer[], fetches: Fetch[] }} Snapshot */
@@ -123,7 +123,7 @@
 
   // ---- transfers ----
 
-  /** @type {Map<string, { li: HTMLElement, progress: HTMLProgressElement, detail: HTMLElement, done: number, at: number, rate: number | null }>} */
+  /** @type {Map<string, { li: HTMLElement, progress: HTMLProgressElement, detail: HTMLElement, sources: HTMLElement, done: number, at: number, rate: number | null }>} */
   const transfers = new Map()
 
   /** @param {Transfer[]} list @param {number} now */
@@ -136,8 +136,9 @@
       if (!t) {
         const progress = /** @type {HTMLProgressElement} */ (el('progress', { max: x.size || 1, value: 0, 'aria-label': x.name }))
         const detail = el('div', { class: 'detail' })
-        const li = el('li', { 'data-blake2b': x.blake2b }, el('div', { class: 'name', title: x.blake2b }, x.name), progress, detail)
-        t = { li, progress, detail, done: x.bytesDone, at: now, rate: null }
+        const sources = el('div', { class: 'detail sources' })
+        const li = el('li', { 'data-blake2b': x.blake2b }, el('div', { class: 'name', title: x.blake2b }, x.name), progress, detail, sources)
+        t = { li, progress, detail, sources, done: x.bytesDone, at: now, rate: null }
         transfers.set(x.blake2b, t)
         ul.append(li)
       } else if (now > t.at && x.bytesDone >= t.done) {
@@ -157,6 +158,9 @@
       }
       parts.push(`started ${since(x.startedAt, now)}`)
       t.detail.textContent = parts.join(' · ')
+      // Who it may take bytes from: whole-file holders, then boxes relaying pieces of their own download.
+      const from = (x.sources ?? []).map((s) => s.holds === 'pieces' ? `${s.name || s.publicKey.slice(0, 8)} (${s.pieces ?? 0} pieces)` : (s.name || s.publicKey.slice(0, 8)))
+      t.sources.textContent = from.length ? `from ${from.join(', ')}` : 'no source connected'
     }
     for (const [k, t] of transfers) {
       if (!seen.has(k)) { t.li.remove(); transfers.delete(k) }

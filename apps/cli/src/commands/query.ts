@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import type { ControlClient, FetchParams, FetchResult, StatusResult } from '@distswarm/agent'
+import type { ControlClient, FetchParams, FetchResult, StatusResult, TransferInfo } from '@distswarm/agent'
 import { DistswarmError } from '@distswarm/protocol'
 import { CLIENT_ARGS, defineCommand, exitCodeOf, UsageError, writeJson, type Args, type CommandMeta, type IO, type Values } from '../command.js'
 import { findControl, withClient } from '../control.js'
@@ -121,8 +121,10 @@ export const statusCommand = defineQuery({
     ]
     let out = keyValues(rows, p.dim) + problemsTable(s.problems, p)
     if (s.transfers.length) {
-      out += `\n${p.bold('transfers in flight')}\n` + table(['NAME', 'DONE', 'SIZE', '%', 'STARTED'], s.transfers.map((x) => [
-        x.name, formatBytes(x.bytesDone), formatBytes(x.size), percent(x.bytesDone, x.size), formatSince(x.startedAt)
+      // FROM: whole-file holders, then (with a +) boxes relaying pieces of their own download.
+      const from = (x: TransferInfo): string => (x.sources ?? []).map((src) => src.holds === 'pieces' ? `+${src.name}` : src.name).join(',') || '-'
+      out += `\n${p.bold('transfers in flight')}\n` + table(['NAME', 'DONE', 'SIZE', '%', 'STARTED', 'FROM'], s.transfers.map((x) => [
+        x.name, formatBytes(x.bytesDone), formatBytes(x.size), percent(x.bytesDone, x.size), formatSince(x.startedAt), from(x)
       ]), { right: [1, 2, 3], header: p.bold })
     }
     io.stdout.write(out)
