@@ -50,20 +50,16 @@ export function inventory (store: Store): { files: number, bytes: number } {
   return { files: store.size, bytes }
 }
 
-/** The one connected peer `q` names: its exact name, else a key prefix, else a name prefix, whichever matches first. */
 /** A download under way with whom it may take bytes from: whole-file holders, then partial holders (swarming), by name. */
 function transferWithSources (swarm: DistSwarm, t: TransferInfo): TransferInfo {
-  const byKey = new Map(swarm.readyPeers().map((p) => [p.publicKeyHex, p]))
   const whole: TransferSource[] = (swarm.find({ blake2b: t.blake2b })[0]?.holders ?? [])
     .map((p) => ({ name: p.name, publicKey: p.publicKeyHex, holds: 'whole' }))
   const partial = swarm.partialHolders(t.blake2b)
-  const pieces: TransferSource[] = partial.flatMap(({ peer, pieces }) => {
-    const p = byKey.get(peer)
-    return p ? [{ name: p.name, publicKey: peer, holds: 'pieces', pieces }] : []
-  })
+  const pieces: TransferSource[] = partial.map(({ peer, name, pieces }) => ({ name, publicKey: peer, holds: 'pieces', pieces }))
   return { ...t, partialHolders: partial.length, sources: [...whole, ...pieces] }
 }
 
+/** The one connected peer `q` names: its exact name, else a key prefix, else a name prefix, whichever matches first. */
 export function findPeer (peers: readonly Peer[], q: string): Peer {
   const tries = [
     (p: Peer) => p.name === q,

@@ -141,10 +141,7 @@ export class Peer {
     this.liveness = new Liveness(init.stream, this.limits.deadAfterMs, {
       owed: () => this.requests.size > 0 || this.hashRequests.size > 0,
       lastReceivedAt: () => this.lastReceivedAt,
-      dead: (silentMs) => {
-        this.log.info('peer.dead', { peer: this.label, address: this.remoteAddress, silentMs })
-        this.close(SwarmError.PEER_DEAD(silentMs))
-      },
+      dead: (silentMs) => this.dead(silentMs, false),
       poke: () => this.pinger.poke()
     })
     this.pinger = new Pinger({
@@ -152,10 +149,7 @@ export class Peer {
       onSample: () => init.onPingSample?.(this),
       silentMs: () => Date.now() - this.lastReceivedAt,
       idleDeadMs: Math.max(IDLE_DEAD_MS, this.limits.deadAfterMs),
-      dead: (silentMs) => {
-        this.log.info('peer.dead', { peer: this.label, address: this.remoteAddress, silentMs, idle: true })
-        this.close(SwarmError.PEER_DEAD(silentMs, true))
-      }
+      dead: (silentMs) => this.dead(silentMs, true)
     })
     this.publicKey = init.stream.remotePublicKey
     this.publicKeyHex = toHex(this.publicKey)
@@ -226,12 +220,12 @@ export class Peer {
     return this.state === 'closed'
   }
 
-  /** A fast-path link (either side dialled it as one), not a member connection. */
   /** We dialled this connection. */
   get initiator (): boolean {
     return this.stream.isInitiator
   }
 
+  /** A fast-path link (either side dialled it as one), not a member connection. */
   get isLink (): boolean {
     return this.init.dataOnly === true || this.remoteDataOnly
   }
@@ -554,6 +548,12 @@ export class Peer {
       return
     }
     this.log.debug('peer.reported', { peer: this.label, code, why: message })
+  }
+
+  /** The remote showed no life: silent while it owed us bytes (liveness.ts), or, `idle`, its pings unanswered (ping.ts). */
+  private dead (silentMs: number, idle: boolean): void {
+    this.log.info('peer.dead', { peer: this.label, address: this.remoteAddress, silentMs, idle: idle || undefined })
+    this.close(SwarmError.PEER_DEAD(silentMs, idle))
   }
 
   /** Tells the remote why, then ends the connection. */

@@ -213,7 +213,7 @@ export class Relay {
       maps?.delete(hex)
       return
     }
-    if (peer.files.get(hex) !== undefined) return // it holds the file whole: its inventory says all
+    if (peer.files.has(hex)) return // it holds the file whole: its inventory says all
     if (!this.init.heldWhole(hex, msg.size, peer)) {
       this.warnOnce(peer, 'relay.map-unknown-file', { name: hex.slice(0, 16), size: msg.size, why: 'no member holds this file whole: ignored' })
       return
@@ -237,7 +237,6 @@ export class Relay {
     this.init.logger.warn(event, { peer: peer.label, ...fields })
   }
 
-  /** Members holding verified pieces of this file, in pieces of `pieceSize`, and which. */
   /** Members holding verified pieces of this file, in pieces of `pieceSize` (size and pieceSize -1: any), and which. */
   holders (hex: string, size: number, pieceSize: number): Array<{ peer: Peer, has: (piece: number) => boolean, count: number }> {
     const out: Array<{ peer: Peer, has: (piece: number) => boolean, count: number }> = []

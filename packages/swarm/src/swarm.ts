@@ -413,9 +413,9 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     return n
   }
 
-  /** Members holding verified pieces of the file with this hex digest while they download it (swarming): how many pieces each, by hex key. */
-  partialHolders (hex: string): Array<{ peer: string, pieces: number }> {
-    return this.relay.holders(hex, -1, -1).map((h) => ({ peer: h.peer.publicKeyHex, pieces: h.count }))
+  /** Members holding verified pieces of the file with this hex digest while they download it (swarming): how many pieces each, by hex key, with their names. */
+  partialHolders (hex: string): Array<{ peer: string, name: string, pieces: number }> {
+    return this.relay.holders(hex, -1, -1).map((h) => ({ peer: h.peer.publicKeyHex, name: h.peer.name, pieces: h.count }))
   }
 
   /** File bytes uploaded to peers from partial downloads (swarming), since we started. */
