@@ -164,8 +164,7 @@ export class RateBudgets {
 
   /** A Builds message of `n` entries (added and removed). */
   builds (n: number): BudgetName | null {
-    for (let i = 0; i < n; i++) if (!this.buildEntries.take()) return 'build-entries'
-    return null
+    return this.buildEntries.take(n) ? null : 'build-entries'
   }
 
   /** A Request or Cancel from the remote. */
@@ -181,7 +180,6 @@ export class RateBudgets {
 
   /** `n` piece-map deltas from the remote. */
   pieceMap (n: number): BudgetName | null {
-    for (let i = 0; i < n; i++) if (!this.pieceMapDeltas.take()) return 'piece-map-deltas'
-    return null
+    return this.pieceMapDeltas.take(n) ? null : 'piece-map-deltas'
   }
 }

@@ -1,4 +1,4 @@
-/** A token bucket: `burst` tokens, refilled at `perSecond`; take() spends one when there is one. */
+/** A token bucket: `burst` tokens, refilled at `perSecond`; take(n) spends n when there are that many. */
 export class TokenBucket {
   private tokens: number
   private at: number
@@ -8,12 +8,12 @@ export class TokenBucket {
     this.at = now()
   }
 
-  take (): boolean {
+  take (n = 1): boolean {
     const now = this.now()
     this.tokens = Math.min(this.burst, this.tokens + (now - this.at) * this.perSecond / 1000)
     this.at = now
-    if (this.tokens < 1) return false
-    this.tokens--
+    if (this.tokens < n) return false
+    this.tokens -= n
     return true
   }
 }
