@@ -169,8 +169,8 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
   private readonly sending = new Map<P, Sending>()
   private pending: NodeJS.Immediate | null = null
   /** Bumped at every change of a peer's builds; rows() of every peer are kept until the next. */
-  private version = 0
-  private cached: { version: number, rows: ReadonlyArray<{ ad: BuildAd, holders: P[] }> } | null = null
+  /** rows() of every peer since the last change; null after one. */
+  private cached: ReadonlyArray<{ ad: BuildAd, holders: P[] }> | null = null
   /** Remote ads dropped because their signature failed. */
   forged = 0
   /** Remote ads ignored for a bound (too many, too large). */
@@ -253,9 +253,9 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
   rows (usable: (peer: P) => boolean): Array<{ ad: BuildAd, holders: P[] }> {
     // Usually every peer is usable and nothing changed since the last call (the agent asks at each 'builds' event and more).
     const all = [...this.remote.keys()].every(usable)
-    if (all && this.cached?.version === this.version) return [...this.cached.rows]
+    if (all && this.cached) return [...this.cached]
     const rows = this.group(usable)
-    if (all) this.cached = { version: this.version, rows }
+    if (all) this.cached = rows
     return [...rows]
   }
 
@@ -417,7 +417,6 @@ export class BuildBook<P extends BuildsLink = BuildsLink> {
   }
 
   private changedSoon (): void {
-    this.version++
     this.cached = null
     this.pending ??= setImmediate(() => {
       this.pending = null

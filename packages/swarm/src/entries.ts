@@ -154,7 +154,6 @@ export class EntryPool {
   private readonly scratch = Buffer.from(this.scratchWords.buffer)
   private readonly digestWords = new Uint32Array(BLAKE2B_BYTES / 4)
   private readonly digestBytes = new Uint8Array(this.digestWords.buffer)
-  private live = 0
   private liveBytes = 0
   /** Every peer's inventory over this pool. */
   readonly members = new Set<PeerFiles>()
@@ -170,7 +169,7 @@ export class EntryPool {
 
   /** Distinct entries held. */
   get size (): number {
-    return this.live
+    return this.high - this.free.length
   }
 
   /** Memory the distinct entries take (the sum of their entryCost). */
@@ -231,8 +230,7 @@ export class EntryPool {
     this.byDigest.remove(slot)
     this.byName.remove(slot)
     this.namesGarbage += this.nameLen[slot]!
-    this.liveBytes -= DIGESTS + this.nameLen[slot]! + SLOT_OVERHEAD
-    this.live--
+    this.liveBytes -= this.costOf(slot)
     this.version++
     this.free.push(slot)
   }
@@ -344,9 +342,8 @@ export class EntryPool {
     this.refs[slot] = 0
     this.byDigest.insert(slot)
     this.byName.insert(slot)
-    this.live++
     this.version++
-    this.liveBytes += DIGESTS + nameBytes + SLOT_OVERHEAD
+    this.liveBytes += this.costOf(slot)
     // A probe run this long means crafted input or a bad key: key afresh.
     if (this.byDigest.longest > MAX_PROBE || this.byName.longest > MAX_PROBE) this.rekey()
     return slot
