@@ -334,13 +334,16 @@ export class Binhost {
     return known
   }
 
-  /** The merged index as it is now, merged again when something changed since. */
-  private view (): Current {
+  /**
+   * The merged index as it is now, merged again when something changed
+   * since; from `collected` when the caller collected the builds already (and when).
+   */
+  private view (collected?: { known: Map<string, Known>, at: number }): Current {
     if (this.current !== null && this.stale && Date.now() - this.mergedAt >= Math.min(MAX_MERGE_GAP_MS, MERGE_GAP_FACTOR * this.mergeMs)) this.current = null
     if (this.current !== null) return this.current
-    const started = performance.now()
+    const started = collected?.at ?? performance.now()
     this.stale = false
-    const known = this.collect()
+    const known = collected?.known ?? this.collect()
     const chost = this.chost()
     const group = this.group()
     let unavailable: string | null = null
@@ -437,8 +440,9 @@ export class Binhost {
   builds (atom?: string): BuildsResult {
     // Of the builds as they are now: a change the index has not taken yet (see MERGE_GAP_FACTOR) is merged first.
     if (this.stale) this.current = null
-    const v = this.view()
+    const at = performance.now()
     const known = this.collect()
+    const v = this.view({ known, at })
     const served = new Map<string, { path: string, buildId: number }>()
     for (const [path, m] of v.merged?.builds ?? []) served.set(m.blake2b, { path, buildId: m.buildId })
     const skipped = new Map<string, string>()
