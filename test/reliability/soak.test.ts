@@ -13,7 +13,8 @@ import { distfile, writeRepo, type Distfile } from '../gentoo.js'
  * killed (-9) and restarted, and while bytes of their distfiles rot in place
  * (same size, same timestamps: the agent that holds one does not notice, and
  * serves wrong bytes until told). DISTSWARM_SOAK_SECONDS: how long the chaos
- * lasts (default 60). DISTSWARM_SOAK_SEED: the same files, and the same
+ * lasts (default 120: the agents warm up for the first 20–30 s, and the growth
+ * trend is judged over the second half, which must lie past that). DISTSWARM_SOAK_SEED: the same files, and the same
  * sequences of choices (their interleaving still follows timing).
  *
  * One agent (box0) is never killed, as on a box that runs for months: the
@@ -24,7 +25,7 @@ import { distfile, writeRepo, type Distfile } from '../gentoo.js'
  * DISTSWARM_SOAK_LOG=FILE: every process's stderr goes to FILE as it comes
  * (box0 at --log-level debug), so a long run that fails can be read after.
  */
-const SECONDS = Number(process.env.DISTSWARM_SOAK_SECONDS ?? 60)
+const SECONDS = Number(process.env.DISTSWARM_SOAK_SECONDS ?? 120)
 const SEED = Number(process.env.DISTSWARM_SOAK_SEED ?? randomBytes(4).readUInt32LE())
 const LOG = process.env.DISTSWARM_SOAK_LOG
 const AGENTS = 5
