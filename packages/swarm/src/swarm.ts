@@ -497,22 +497,23 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     let mode: RelayMode | undefined
     let ours: ReturnType<Relay['begin']> | null = null
     if (this.init.relay !== false && sink.allowGaps === true && sink.tempPath !== undefined && sink.truncate && !opts.ranges && entry.size > pieceSize) {
-      const hashes = await this.wholeFileHashes(entry, this.holdersOf(hex).filter(usable))
-      if (hashes) {
-        ours = this.relay.begin(entry, pieceSize, sink.tempPath)
-        const local = ours
-        mode = { hashes, onHave: (i) => local.have(i), onFault: (key, why) => opts.onFault?.(key, why) }
-      }
+      const local = ours = this.relay.begin(entry, pieceSize, sink.tempPath)
+      let hashes: Array<Buffer | null> | null = null
+      // Asked now, not waited for: bytes flow meanwhile (a holder hashes the whole file to answer, the first time).
+      void this.wholeFileHashes(entry, this.holdersOf(hex).filter(usable)).then((h) => { hashes = h })
+      mode = { hashes: () => hashes, onHave: (i) => local.have(i), onFault: (key, why) => opts.onFault?.(key, why) }
     }
     const transfer = new Transfer(entry, sink, {
       holders: () => this.holdersOf(hex).filter(usable),
-      partialHolders: () => this.relay.holders(hex, entry.size, pieceSize).filter((h) => usable(h.peer) && this.peers.get(h.peer.publicKeyHex) === h.peer),
+      // Their pieces are checked against the agreed hashes: not asked before those came.
+      partialHolders: () => mode?.hashes() ? this.relay.holders(hex, entry.size, pieceSize).filter((h) => usable(h.peer) && this.peers.get(h.peer.publicKeyHex) === h.peer) : [],
       via: (peer) => this.dataPath?.link(peer.publicKeyHex) ?? peer,
       logger: this.log.child('transfer')
     }, this.transferOpts, opts.ranges, mode)
     try {
       return await transfer.run()
     } finally {
+      if (ours?.served() === true) sink.distrust?.()
       ours?.end()
     }
   }

@@ -72,8 +72,13 @@ export interface TransferDeps {
  * written where they belong, each checked against its piece hash first.
  */
 export interface RelayMode {
-  /** The agreed hash of each piece of the file (null: none agreed, never relayed). */
-  hashes: ReadonlyArray<Buffer | null>
+  /**
+   * The agreed hash of each piece of the file (an entry null: none agreed,
+   * never relayed); null while the holders' answers are awaited (the
+   * download does not wait for them: pieces that land before are checked
+   * once they come, and partial holders are asked only after).
+   */
+  hashes: () => ReadonlyArray<Buffer | null> | null
   /** A piece matched its hash and is written: it may be relayed. */
   onHave: (piece: number) => void
   /** A partial holder sent a piece that failed its hash: blame it (it is dropped from this transfer). */
@@ -122,6 +127,8 @@ interface Piece {
   index: number
   written: boolean
   verified: boolean
+  /** Swarming: its piece hash as it arrived, kept until the agreed hashes come to check it against. */
+  hash: Buffer | null
 }
 
 /** Hold-off after a BUSY answer before asking that source again. */
@@ -188,6 +195,8 @@ export class Transfer {
   /** Swarming: finished pieces waiting to be written, and pieces written. */
   private readonly writeQueue: Piece[] = []
   private done = 0
+  /** Swarming: the agreed piece hashes have come, and the pieces that landed before were checked against them. */
+  private hashesChecked = false
 
   /**
    * Fetches `ranges` (in ascending order) when given, written over what the
@@ -202,7 +211,7 @@ export class Transfer {
     this.relay = relay && !ranges && sink.allowGaps === true ? relay : null
     const size = this.opts.rangeSize
     const add = (offset: number, length: number): void => {
-      this.pieces.push({ offset, length, attempts: new Set(), data: null, from: null, index: Math.floor(offset / size), written: false, verified: false })
+      this.pieces.push({ offset, length, attempts: new Set(), data: null, from: null, index: Math.floor(offset / size), written: false, verified: false, hash: null })
     }
     // Swarming cuts pieces where the piece hashes do: a resumed prefix is taken up to its last whole piece.
     const first = this.relay ? sink.written - sink.written % size : sink.written
@@ -222,6 +231,7 @@ export class Transfer {
       for (;;) {
         if (this.sinkError) throw this.sinkError.error
         if (this.complete()) return this.provenance
+        this.checkEarlyPieces()
         this.refreshSources()
         this.assign()
         const inflight = this.pieces.some((p) => p.attempts.size > 0)
@@ -416,7 +426,13 @@ export class Transfer {
    * its diagnosis to judge, as without swarming.
    */
   private checkPiece (piece: Piece, attempt: Attempt): boolean {
-    const want = this.relay!.hashes[piece.index]
+    const hashes = this.relay!.hashes()
+    if (!hashes) {
+      // Only whole-file holders are asked before the hashes come (see RelayMode): checked when they do.
+      piece.hash = pieceHash(attempt.chunks)
+      return true
+    }
+    const want = hashes[piece.index]
     if (!want) return true
     if (pieceHash(attempt.chunks).equals(want)) {
       piece.verified = true
@@ -430,6 +446,20 @@ export class Transfer {
     for (const p of this.pieces) for (const a of p.attempts) if (a.source === source && a !== attempt) a.abort.abort()
     this.relay!.onFault(source.peer.publicKeyHex, `relayed piece ${piece.index} of ${this.entry.name} did not match its piece hash`)
     return false
+  }
+
+  /** Swarming: once the agreed hashes came, the pieces that landed before them are checked, and those that match may be relayed. */
+  private checkEarlyPieces (): void {
+    if (!this.relay || this.hashesChecked) return
+    const hashes = this.relay.hashes()
+    if (!hashes) return
+    this.hashesChecked = true
+    for (const p of this.pieces) {
+      if (p.hash === null) continue
+      p.verified = hashes[p.index]?.equals(p.hash) === true
+      p.hash = null
+      if (p.verified && p.written) this.relay.onHave(p.index)
+    }
   }
 
   /** Swarming: writes finished pieces where they belong, one write at a time; a verified one may then be relayed. */
