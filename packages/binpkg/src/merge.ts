@@ -215,7 +215,8 @@ export class BinhostIndex {
     let at = headerRoom
     for (const s of served) at = writeStanza(s, out, at)
     const digest = createHash('sha256').update(out.subarray(headerRoom)).update(JSON.stringify(this.init.header ?? {})).digest('hex')
-    const same = digest === this.lastBody && this.lastDocument !== null
+    const previous = this.lastDocument
+    const same = previous !== null && digest === this.lastBody
     if (!same) {
       this.lastBody = digest
       this.lastTimestamp = Math.max(nowSeconds, this.lastTimestamp + PORTAGE_TIMESTAMP_TOLERANCE + 1)
@@ -227,14 +228,15 @@ export class BinhostIndex {
       TIMESTAMP: String(this.lastTimestamp),
       VERSION: '0'
     }
-    let body = this.lastDocument
-    if (!same || body === null) {
+    let document: Buffer
+    if (same) {
+      document = previous
+    } else {
       const head = Buffer.from(block(header))
       const start = headerRoom - head.byteLength
       head.copy(out, start)
-      body = this.lastDocument = out.subarray(start)
+      document = this.lastDocument = out.subarray(start)
     }
-    const document = body
     return {
       body: document,
       get text () { return document.toString() },
