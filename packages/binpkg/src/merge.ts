@@ -21,6 +21,11 @@ export interface OfferedBuild {
   group: string
   /** The stanza as the builder's Packages has it, header CHOST filled in. */
   fields: Fields
+  /**
+   * The size its advertisement gives, which a download of it is checked
+   * against; absent for this box's own builds (their files were checked against SIZE).
+   */
+  size?: number
 }
 
 export type Trust = 'all-members' | ReadonlySet<string>
@@ -174,11 +179,16 @@ export class BinhostIndex {
       if (!isHexDigest(offer.blake2b)) { skip('no BLAKE2B digest'); continue }
       // The same file from two holders is one instance.
       if (byDigest.has(offer.blake2b)) continue
+      let build: Build
       try {
-        byDigest.set(offer.blake2b, { offer, build: buildFromStanza(offer.fields) })
+        build = buildFromStanza(offer.fields)
       } catch (err) {
         skip((err as Error).message)
+        continue
       }
+      // Clients check the file against SIZE: a download of another size could never be served.
+      if (offer.size !== undefined && offer.size !== build.size) { skip(`advertised at ${offer.size} bytes, its SIZE says ${build.size}`); continue }
+      byDigest.set(offer.blake2b, { offer, build })
     }
 
     const taken = new Map<string, Set<number>>()
