@@ -104,8 +104,8 @@ export class DataPath {
     const host = peer.remoteHost
     if (this.closed || !host || peer.remoteDataPort === 0 || this.links.has(peer.publicKeyHex)) return
     const target = `${host}:${peer.remoteDataPort}`
-    // An agent from before the data link closes on it: once, then the secret stream.
-    const retry = this.legacy.has(target) ? undefined : () => { if (!peer.closed) this.connect(peer) }
+    // An agent from before the data link closes on it: once, then the secret stream (attach() retries only a data link).
+    const retry = (): void => { if (!peer.closed) this.connect(peer) }
     this.attach(connect({ host, port: peer.remoteDataPort }), true, { dataOnly: true, expected: peer.publicKeyHex }, undefined, target, retry)
   }
 
@@ -221,16 +221,15 @@ export class DataPath {
   }
 
   private secretStream (socket: Socket, initiator: boolean): SecretStream & { opened: Promise<boolean> } {
-    const stream = new NoiseSecretStream(initiator, socket, { keyPair: this.init.keyPair })
-    stream.on('error', (err: Error) => this.log.debug('datapath.stream-error', { why: err.message }))
-    return stream as unknown as SecretStream & { opened: Promise<boolean> }
+    return new NoiseSecretStream(initiator, socket, { keyPair: this.init.keyPair }) as unknown as SecretStream & { opened: Promise<boolean> }
   }
 
   /** Waits for the handshake; `fellBack` says whether a failed one is retried on the other wire. */
   private handshake (stream: SecretStream & { opened: Promise<boolean> }, initiator: boolean, done: () => void, timedOut: () => boolean,
     link: { dataOnly: true, expected: string } | undefined, dialled: string | undefined, fellBack: (stream: SecretStream) => boolean = () => false): void {
     const socket = stream.rawStream as Socket
-    if (stream instanceof DataLink) stream.on('error', (err: Error) => this.log.debug('datapath.stream-error', { why: err.message }))
+    // Either wire (an 'error' nobody listens to would throw): the one place a stream's listener is attached.
+    stream.on('error', (err: Error) => this.log.debug('datapath.stream-error', { why: err.message }))
     void stream.opened.then((opened) => {
       done()
       if (!opened) {
