@@ -42,9 +42,12 @@ const RECV_KEEP = 24
 const recvFree: ArrayBuffer[] = []
 const recvOut = new WeakSet<ArrayBuffer>()
 
+/** Records up to this size (requests, acknowledgements, pings) get a buffer of their own, not a pooled 1 MiB one. */
+const SMALL_RECORD = 64 * 1024
+
 /** A buffer for a received record of `size` bytes: a reused one when it fits. */
 function recvBuffer (size: number): Buffer {
-  if (size > POOL_SIZE) return Buffer.allocUnsafe(size)
+  if (size > POOL_SIZE || size <= SMALL_RECORD) return Buffer.allocUnsafe(size)
   const ab = recvFree.pop() ?? new ArrayBuffer(POOL_SIZE)
   recvOut.add(ab)
   return Buffer.from(ab, 0, size)
