@@ -148,6 +148,8 @@ export class CacheDir {
 
 /** Bytes written between two hand-overs to the hash workers: each is a message to both. */
 const FEED_STEP = 8 * 1024 * 1024
+/** Bytes written between two flushes to disk while a download goes on (see Download.write). */
+const FLUSH_STEP = 64 * 1024 * 1024
 
 /**
  * One download in progress: bytes appended in order, hashed off the main
@@ -168,6 +170,9 @@ export class Download {
   private readonly beyond = new Map<number, number>()
   /** The next verify() reads the whole file again rather than trusting the digests of the bytes as they landed (see distrust()). */
   private rehash = false
+  /** Bytes written when the last flush to disk began, and that flush while it runs. */
+  private flushedAt = 0
+  private flushing: Promise<void> | null = null
   /** write() keeps no reference to the chunks once it resolved (the swarm reuses their buffers). */
   readonly releasesChunks = true
 
@@ -257,6 +262,11 @@ export class Download {
     // Hashed as they land, up to the first gap (pieces of a swarming download land in any order);
     // a repair's rewrites are hashed by verify(), once, after the last of them.
     if (!this.rehash && (this.prefix - this.stream.size >= FEED_STEP || this.prefix === this.expected.size)) this.stream.feed(this.prefix)
+    // The file is flushed to disk as it grows, in the background, so the flush before it is published has only the tail left.
+    if (this.flushing === null && this.size - this.flushedAt >= FLUSH_STEP) {
+      this.flushedAt = this.size
+      this.flushing = fh.datasync().catch(() => {}).finally(() => { this.flushing = null })
+    }
   }
 
   /** Moves the gapless prefix on over the ranges written. */
@@ -349,6 +359,7 @@ export class Download {
       throw StoreError.VERIFY_FAILED(name, problem)
     }
     try {
+      await this.flushing
       await fh.sync()
       await fh.close()
       this.fh = null
