@@ -35,8 +35,13 @@ const POOL_SIZE = 1024 * 1024 + 256
 /** Send buffers kept for reuse per link. */
 const POOL_KEEP = 4
 const NONCE = 12
-/** Receive buffers kept for reuse, for the whole process: the pieces a transfer holds ahead of its writes fit. */
-const RECV_KEEP = 24
+/**
+ * Receive buffers kept for reuse, for the whole process: what one source's
+ * requests in flight and the piece being written take (2 x 4 MiB pieces,
+ * and one more) fit; more sources take new ones, dropped once used. Held
+ * by an idle agent too, so no more.
+ */
+const RECV_KEEP = 12
 
 /** Receive buffers (of POOL_SIZE) free for reuse, and those handed out, which recycle() takes back. */
 const recvFree: ArrayBuffer[] = []
@@ -48,7 +53,8 @@ const SMALL_RECORD = 64 * 1024
 /** A buffer for a received record of `size` bytes: a reused one when it fits. */
 function recvBuffer (size: number): Buffer {
   if (size > POOL_SIZE || size <= SMALL_RECORD) return Buffer.allocUnsafe(size)
-  const ab = recvFree.pop() ?? new ArrayBuffer(POOL_SIZE)
+  // Not zeroed: the record is read into it whole before any byte of it is used.
+  const ab = recvFree.pop() ?? Buffer.allocUnsafeSlow(POOL_SIZE).buffer as ArrayBuffer
   recvOut.add(ab)
   return Buffer.from(ab, 0, size)
 }
