@@ -2,7 +2,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import { debugLogger, toHex, type Logger } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
-import { DataLink, PREAMBLE_FIRST_BYTE } from './link.js'
+import { DataLink, PREAMBLE_FIRST_BYTE, RecordReader } from './link.js'
 import { intOption } from './options.js'
 import type { Peer } from './peer.js'
 import { Problems } from './problems.js'
@@ -106,7 +106,8 @@ export class DataPath {
     const target = `${host}:${peer.remoteDataPort}`
     // An agent from before the data link closes on it: once, then the secret stream (attach() retries only a data link).
     const retry = (): void => { if (!peer.closed) this.connect(peer) }
-    this.attach(connect({ host, port: peer.remoteDataPort }), true, { dataOnly: true, expected: peer.publicKeyHex }, undefined, target, retry)
+    const reader = this.legacy.has(target) ? undefined : new RecordReader()
+    this.attach(connect({ host, port: peer.remoteDataPort, onread: reader?.onread }), true, { dataOnly: true, expected: peer.publicKeyHex }, undefined, target, retry, reader)
   }
 
   /**
@@ -119,7 +120,8 @@ export class DataPath {
   dial (to: HostPort, onConnect?: () => void): Promise<void> {
     const address = `${to.host}:${to.port}`
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: to.host, port: to.port })
+      const reader = this.legacy.has(address) ? undefined : new RecordReader()
+      const socket = connect({ host: to.host, port: to.port, onread: reader?.onread })
       let connected = false
       let error: Error | null = null
       socket.setTimeout(this.connectTimeoutMs, () => {
@@ -137,7 +139,7 @@ export class DataPath {
         if (error) this.problems.report('static-peer.unreachable', address, unreachableCause(error), { code: (error as { code?: string }).code ?? '' })
         reject(error ?? SwarmError.PEER_CLOSED())
       })
-      this.attach(socket, true, undefined, address, address)
+      this.attach(socket, true, undefined, address, address, undefined, reader)
     })
   }
 
@@ -174,9 +176,10 @@ export class DataPath {
   /**
    * `dialled`: the static peer's address, to name in a problem; `target`:
    * the address we dialled (initiator), which tells the wire to speak;
-   * `legacyRetry`: called when that address turns out to predate the data link.
+   * `legacyRetry`: called when that address turns out to predate the data
+   * link; `reader`: what the socket we dialled reads with (see RecordReader).
    */
-  private attach (socket: Socket, initiator: boolean, link?: { dataOnly: true, expected: string }, dialled?: string, target?: string, legacyRetry?: () => void): void {
+  private attach (socket: Socket, initiator: boolean, link?: { dataOnly: true, expected: string }, dialled?: string, target?: string, legacyRetry?: () => void, reader?: RecordReader): void {
     if (this.closed || this.handshaking >= this.maxHandshaking) {
       this.log.debug('datapath.refused', { why: this.closed ? 'closed' : 'too many connections in their handshake' })
       socket.destroy()
@@ -198,7 +201,7 @@ export class DataPath {
     }
     if (initiator) {
       const legacy = target !== undefined && this.legacy.has(target)
-      this.handshake(legacy ? this.secretStream(socket, true) : new DataLink(socket, true, this.init.keyPair), initiator, done, () => timedOut, link, dialled, (stream) => {
+      this.handshake(legacy ? this.secretStream(socket, true) : new DataLink(socket, true, this.init.keyPair, reader), initiator, done, () => timedOut, link, dialled, (stream) => {
         if (legacy || !(stream instanceof DataLink) || !stream.silentRefusal || timedOut || target === undefined) return false
         this.log.info('datapath.legacy-peer', { address: target, why: 'closed on the data link: an agent from before it; using the secret stream' })
         this.legacy.add(target)
