@@ -68,7 +68,14 @@ export class DataPath {
   private readonly maxHandshaking: number
   private readonly connectTimeoutMs: number
   private server: Server | null = null
+  /**
+   * Fast-path links by remote key: those we dialled, which our requests go
+   * over (so the bytes we download arrive on a socket we dialled, read in
+   * place: see RecordReader), and those the remote dialled, which carry its
+   * requests to us. Both sides dial one.
+   */
   private readonly links = new Map<string, Peer>()
+  private readonly accepted = new Map<string, Peer>()
   private readonly sockets = new Set<Socket>()
   private handshaking = 0
   /** Addresses that closed on our data link's first bytes without a word: agents from before it, dialled with the secret stream. */
@@ -143,31 +150,37 @@ export class DataPath {
     })
   }
 
-  /** The ready link to this member, if any. */
+  /** The ready link to send requests to this member on: the one we dialled, else the one it dialled (ours could not be made), if any. */
   link (publicKeyHex: string): Peer | undefined {
-    const link = this.links.get(publicKeyHex)
-    return link?.state === 'ready' ? link : undefined
+    return this.linksTo(publicKeyHex)[0]
   }
 
-  /** Takes a connection that turned out to be a link. */
+  /** Every ready link to this member, ours first. */
+  linksTo (publicKeyHex: string): Peer[] {
+    return [this.links.get(publicKeyHex), this.accepted.get(publicKeyHex)].filter((l): l is Peer => l?.state === 'ready')
+  }
+
+  /** Takes a connection that turned out to be a link; a newer one from the same side replaces the old. */
   adopt (peer: Peer): void {
-    const old = this.links.get(peer.publicKeyHex)
-    this.links.set(peer.publicKeyHex, peer)
+    const links = peer.initiator ? this.links : this.accepted
+    const old = links.get(peer.publicKeyHex)
+    links.set(peer.publicKeyHex, peer)
     if (old && old !== peer) old.destroy()
   }
 
   /** Forgets a link that closed. */
   release (peer: Peer): void {
-    if (this.links.get(peer.publicKeyHex) === peer) this.links.delete(peer.publicKeyHex)
+    for (const links of [this.links, this.accepted]) if (links.get(peer.publicKeyHex) === peer) links.delete(peer.publicKeyHex)
   }
 
   drop (publicKeyHex: string): void {
     this.links.get(publicKeyHex)?.destroy()
+    this.accepted.get(publicKeyHex)?.destroy()
   }
 
   async close (): Promise<void> {
     this.closed = true
-    for (const link of this.links.values()) link.destroy()
+    for (const link of [...this.links.values(), ...this.accepted.values()]) link.destroy()
     for (const socket of this.sockets) socket.destroy()
     const server = this.server
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()))

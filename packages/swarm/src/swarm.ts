@@ -400,7 +400,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   /** Bytes exchanged with a peer over every connection to it (member connection and fast-path links), since we started; `relayed`: file bytes we sent it from partial downloads. */
   traffic (publicKeyHex: string): { sent: number, received: number, relayed: number } {
     const t = { sent: 0, received: 0, relayed: 0, ...this.pastTraffic.get(publicKeyHex) }
-    for (const p of [this.peers.get(publicKeyHex), this.dataPath?.link(publicKeyHex)]) {
+    for (const p of [this.peers.get(publicKeyHex), ...this.dataPath?.linksTo(publicKeyHex) ?? []]) {
       if (p && !p.closed) { t.sent += p.bytesSent; t.received += p.bytesReceived; t.relayed += p.bytesRelayed }
     }
     return t
@@ -425,7 +425,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
 
   /** When bytes from this peer last arrived, over its member connection or its fast-path link (ms since the epoch); null when not connected. */
   lastSeen (publicKeyHex: string): number | null {
-    const times = [this.peers.get(publicKeyHex), this.dataPath?.link(publicKeyHex)].filter((p) => p !== undefined).map((p) => p.lastReceivedAt)
+    const times = [this.peers.get(publicKeyHex), ...this.dataPath?.linksTo(publicKeyHex) ?? []].filter((p) => p !== undefined).map((p) => p.lastReceivedAt)
     return times.length ? Math.max(...times) : null
   }
 
@@ -589,8 +589,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         }
         old?.destroy()
         this.peers.set(p.publicKeyHex, p)
-        // One side dials a fast-path link: the one with the smaller key; a TCP member connection is fast already.
-        if (p.transport === 'hyperswarm' && Buffer.compare(this.publicKey, p.publicKey) < 0) this.dataPath?.connect(p)
+        // Each side dials a fast-path link for its own requests (see DataPath.links); a TCP member connection is fast already.
+        if (p.transport === 'hyperswarm') this.dataPath?.connect(p)
         this.buildBook.attach(p)
         this.relay.attach(p)
         this.emit('peer-ready', p)
