@@ -324,11 +324,13 @@ export class Transfer {
       // is tried early, so it gets measured; among equals, seeders first.
       .sort((a, b) => score(b) - score(a) || Number(b.peer.remoteSeeder) - Number(a.peer.remoteSeeder))
     const limit = Math.min(this.pieces.length, this.head + this.opts.maxAhead)
+    // Swarming: the partial holders that may take a piece a whole-file holder would otherwise send.
+    const partial = this.relay ? usable.filter((s) => s.has !== null && !doubtful(s)) : []
     for (let progress = true; progress;) {
       progress = false
       for (const source of ready) {
         if (source.inflight >= window(source)) continue
-        const piece = (this.relay ? this.nextRarest(source, usable, doubtful) : this.nextFresh(limit)) ?? this.nextHedge(source, now)
+        const piece = (this.relay ? this.nextRarest(source, usable, partial) : this.nextFresh(limit)) ?? this.nextHedge(source, now)
         if (!piece) continue
         this.start(piece, source)
         progress = true
@@ -351,10 +353,9 @@ export class Transfer {
    * asked for a piece a partial holder has, unless that holder is slower.
    * Pieces in memory (in flight or waiting to be written) stay under maxAhead.
    */
-  private nextRarest (source: Source, usable: Source[], doubtful: (s: Source) => boolean): Piece | undefined {
+  private nextRarest (source: Source, usable: Source[], partial: Source[]): Piece | undefined {
     const held = this.pieces.reduce((n, p) => n + (p.attempts.size > 0 || p.data !== null ? 1 : 0), 0)
     if (held >= this.opts.maxAhead) return undefined
-    const partial = usable.filter((s) => s.has !== null && !doubtful(s))
     let best: Piece[] = []
     let rarest = Infinity
     // Nobody else is downloading it (that we know of): in order, so a download that stops keeps a long prefix to resume from.
@@ -468,15 +469,7 @@ export class Transfer {
     this.writing = true
     try {
       for (let p = this.writeQueue.shift(); p && !this.sinkError; p = this.writeQueue.shift()) {
-        try {
-          await this.sink.write(p.data!, p.offset)
-        } catch (error) {
-          this.sinkError = { error }
-          break
-        }
-        this.provenance.push({ offset: p.offset, length: p.length, source: p.from! })
-        if (this.sink.releasesChunks === true) for (const c of p.data!) recycle(c)
-        p.data = null
+        if (!await this.writePiece(p)) break
         p.written = true
         this.done++
         if (p.verified) this.relay!.onHave(p.index)
@@ -485,6 +478,21 @@ export class Transfer {
       this.writing = false
       this.notify()
     }
+  }
+
+  /** Writes a finished piece to the sink and lets go of its bytes; false (sinkError set) when the sink failed. */
+  private async writePiece (p: Piece): Promise<boolean> {
+    try {
+      await this.sink.write(p.data!, p.offset)
+    } catch (error) {
+      this.sinkError = { error }
+      return false
+    }
+    this.provenance.push({ offset: p.offset, length: p.length, source: p.from! })
+    // Written and let go of: the link's receive buffers under them take the next records.
+    if (this.sink.releasesChunks === true) for (const c of p.data!) recycle(c)
+    p.data = null
+    return true
   }
 
   private failed (piece: Piece, attempt: Attempt, conn: Peer, err: unknown): void {
@@ -516,16 +524,7 @@ export class Transfer {
     this.writing = true
     try {
       for (let p = this.pieces[this.head]; p?.data && !this.sinkError; p = this.pieces[this.head]) {
-        try {
-          await this.sink.write(p.data, p.offset)
-        } catch (error) {
-          this.sinkError = { error }
-          break
-        }
-        this.provenance.push({ offset: p.offset, length: p.length, source: p.from! })
-        // Written and let go of: the link's receive buffers under them take the next records.
-        if (this.sink.releasesChunks === true) for (const c of p.data) recycle(c)
-        p.data = null
+        if (!await this.writePiece(p)) break
         this.head++
       }
     } finally {
