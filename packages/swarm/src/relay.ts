@@ -27,7 +27,7 @@ const ASKED_FILES = 256
 /** One relayed upload: the partial file to read, and its slot to give back. */
 export interface RelayLease {
   file: LocalFile
-  release: (bytes: number) => void
+  release: () => void
 }
 
 /** A download of ours being relayed: mark pieces verified, end it. */
@@ -63,8 +63,6 @@ export interface RelayInit {
 }
 
 export class Relay {
-  /** File bytes uploaded from partial downloads. */
-  bytesRelayed = 0
   private readonly init: RelayInit
   private readonly maxUploads: number
   private readonly maxMaps: number
@@ -164,11 +162,10 @@ export class Relay {
     let released = false
     return {
       file: { ...ours.entry, path: ours.path },
-      release: (bytes) => {
+      release: () => {
         if (released) return
         released = true
         this.uploads--
-        this.bytesRelayed += bytes
       }
     }
   }

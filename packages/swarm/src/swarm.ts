@@ -197,6 +197,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   private readonly pastTraffic = new Map<string, { sent: number, received: number, relayed: number }>()
   /** File bytes uploaded over connections that have closed, for servedBytes(). */
   private pastServed = 0
+  /** Of those, relayed from partial downloads, for relayedBytes(). */
+  private pastRelayed = 0
   /** Binary packages: the set we advertise, and the verified ones peers advertise. */
   private readonly buildBook: BuildBook<Peer>
   /** Swarming: our partial downloads' pieces, and the members'. */
@@ -425,7 +427,9 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
 
   /** File bytes uploaded to peers from partial downloads (swarming), since we started. */
   relayedBytes (): number {
-    return this.relay.bytesRelayed
+    let n = this.pastRelayed
+    for (const p of this.connections) n += p.bytesRelayed
+    return n
   }
 
   /** When bytes from this peer last arrived, over its member connection or its fast-path link (ms since the epoch); null when not connected. */
@@ -635,6 +639,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         // A member connection's offence: a data link refused in a race (its member connection just closed) is none.
         if (!p.isLink && !p.refusal && isOffence(reason)) this.coolDown(p, reason!)
         this.pastServed += p.bytesServed
+        this.pastRelayed += p.bytesRelayed
         const past = this.pastTraffic.get(p.publicKeyHex) ?? { sent: 0, received: 0, relayed: 0 }
         this.pastTraffic.set(p.publicKeyHex, { sent: past.sent + p.bytesSent, received: past.received + p.bytesReceived, relayed: past.relayed + p.bytesRelayed })
         this.dataPath?.release(p)

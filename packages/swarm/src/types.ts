@@ -20,7 +20,7 @@ export interface LocalSource {
    * [offset, offset + length) lies in its verified pieces, with an upload
    * slot to give back; 'busy' when every relay slot is taken. The swarm adds it.
    */
-  partial? (blake2b: Uint8Array, offset: number, length: number): { file: LocalFile, release: (bytes: number) => void } | 'busy' | undefined
+  partial? (blake2b: Uint8Array, offset: number, length: number): { file: LocalFile, release: () => void } | 'busy' | undefined
   /**
    * Swarming: claims an upload of a range of a file held whole to the peer
    * with hex key `to`, returning its release; 'busy' when that peer is a

@@ -143,35 +143,32 @@ export class Uploads {
       this.link.send({ type: 'error', code: 'BUSY', id: req.id, message: 'this piece is on its way to another downloader: ask it' })
       return
     }
+    const before = this.bytesServed
     try {
-      await this.sendRange(req, file, lease)
+      await this.sendRange(req, file, lease !== undefined)
     } finally {
       claim?.()
+      // The relay slot goes back however the upload ended.
+      lease?.release()
+      if (lease) this.bytesRelayed += this.bytesServed - before
     }
   }
 
-  private async sendRange (req: RequestMessage, file: LocalFile | undefined, lease: { release: (bytes: number) => void } | undefined): Promise<void> {
+  /** `partial`: from the partial file of a download under way, which is shorter than the file until its last piece lands. */
+  private async sendRange (req: RequestMessage, file: LocalFile | undefined, partial: boolean): Promise<void> {
     if (!file) {
       this.link.send({ type: 'error', code: 'NOT_FOUND', id: req.id, message: '' })
       return
     }
     const end = req.offset + req.length
     if (end > file.size) {
-      lease?.release(0)
       this.link.send({ type: 'error', code: 'BAD_RANGE', id: req.id, message: `file has ${file.size} bytes` })
       return
     }
-    const before = this.bytesServed
-    let fh
-    try {
-      fh = await open(file.path, 'r')
-    } catch (err) {
-      lease?.release(0)
-      throw err
-    }
+    const fh = await open(file.path, 'r')
     try {
       // A partial file is shorter until its last piece lands: only a whole one must have its size.
-      if (!lease && (await fh.stat()).size !== file.size) {
+      if (!partial && (await fh.stat()).size !== file.size) {
         this.link.send({ type: 'error', code: 'NOT_FOUND', id: req.id, message: 'file changed on disk' })
         return
       }
@@ -193,8 +190,6 @@ export class Uploads {
         }
       }
     } finally {
-      if (lease) this.bytesRelayed += this.bytesServed - before
-      lease?.release(this.bytesServed - before)
       await fh.close()
     }
   }
