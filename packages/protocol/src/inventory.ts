@@ -15,14 +15,10 @@ import { ProtocolError } from './errors.js'
 import { fileEntry, type FileEntry } from './messages.js'
 import { BLAKE2B_BYTES, MAX_FILE_SIZE, MAX_INVENTORY_BATCH, MAX_NAME_BYTES, SHA512_BYTES } from './limits.js'
 
-/** The Envelope's body fields (a oneof): 1 hello … 14 piece_map; Inventory is 2. */
-const LAST_BODY_FIELD = 14
-const INVENTORY_FIELD = 2
-
-const VARINT = 0
-const FIXED64 = 1
-const LENGTH_DELIMITED = 2
-const FIXED32 = 5
+/** The Envelope's body fields (a oneof) are 1 (hello) to 14 (piece_map); Inventory is 2. */
+const BODY = { last: 14, inventory: 2 } as const
+/** Protobuf wire types. */
+const WIRE = { varint: 0, fixed64: 1, bytes: 2, fixed32: 5 } as const
 
 /**
  * An added entry where it lies in the frame, checked: `buf` holds the
@@ -81,10 +77,10 @@ class Reader {
   /** Skips a field of this wire type that we do not read. */
   skip (wireType: number, end: number): void {
     switch (wireType) {
-      case VARINT: this.varint(end); return
-      case LENGTH_DELIMITED: this.pos = this.lengthEnd(end); return
-      case FIXED64: case FIXED32: {
-        const n = wireType === FIXED64 ? 8 : 4
+      case WIRE.varint: this.varint(end); return
+      case WIRE.bytes: this.pos = this.lengthEnd(end); return
+      case WIRE.fixed64: case WIRE.fixed32: {
+        const n = wireType === WIRE.fixed64 ? 8 : 4
         if (end - this.pos < n) throw ProtocolError.DECODE_FAILED('a field runs past its message')
         this.pos += n
         return
@@ -107,8 +103,8 @@ class Reader {
   }
 }
 
-const INVENTORY_TYPES = (tag: number): number | null => tag === 1 ? VARINT : tag === 2 || tag === 3 ? LENGTH_DELIMITED : null
-const ENTRY_TYPES = (tag: number): number | null => tag === 2 ? VARINT : tag >= 1 && tag <= 4 ? LENGTH_DELIMITED : null
+const INVENTORY_TYPES = (tag: number): number | null => tag === 1 ? WIRE.varint : tag === 2 || tag === 3 ? WIRE.bytes : null
+const ENTRY_TYPES = (tag: number): number | null => tag === 2 ? WIRE.varint : tag >= 1 && tag <= 4 ? WIRE.bytes : null
 
 /** Whether name bytes are plain printable ASCII that nameProblem accepts (decoded and encoded again, the same bytes). */
 function plainName (buf: Uint8Array, at: number, len: number): boolean {
@@ -229,12 +225,12 @@ export function readInventory (payload: Uint8Array): InventoryView | null {
     while (r.pos < end) {
       const prefix = r.varint(end)
       const tag = prefix >> 3
-      if (tag >= 1 && tag <= LAST_BODY_FIELD) {
+      if (tag >= 1 && tag <= BODY.last) {
         bodies++
         const to = r.lengthEnd(end)
         const from = r.pos
         r.pos = to
-        if (tag === INVENTORY_FIELD) { at = from; atEnd = r.pos }
+        if (tag === BODY.inventory) { at = from; atEnd = r.pos }
       } else {
         r.skip(prefix & 7, end)
       }
