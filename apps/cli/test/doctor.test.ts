@@ -57,7 +57,11 @@ async function bootstrapNode (): Promise<string> {
 describe('distswarm doctor', () => {
   it('passes every check on a box set up as the README says, exit 0', async () => {
     const b = await box({ bootstrap: await bootstrapNode() })
+    const before = b.agent.connections
     const r = await doctor(b.argv)
+    // status and peers on one control connection
+    expect(b.agent.connections - before).toBe(1)
+    expect(b.agent.requests.slice(-2).map((q) => q.method)).toEqual(['status', 'peers'])
     expect([...r.checks.values()].filter((c) => c.status !== 'ok')).toEqual([])
     expect([...r.checks.keys()]).toEqual(['config', 'agent', 'socket-access', 'cache-dir', 'make-conf', 'bootstrap', 'peers', 'clock'])
     expect(r.checks.get('clock')?.detail).toMatch(/^within 0 s of 1 peer's clock; no file from the future/)

@@ -21,12 +21,14 @@ export async function tempDir (): Promise<string> {
   return dir
 }
 
-/** Listens on a socket in a new temp dir; closed (and the dir removed) when the test ends. Resolves to its path and the requests seen. */
-export async function fakeAgent (answer: (req: Request) => Answer): Promise<{ path: string, requests: Request[] }> {
+/** Listens on a socket in a new temp dir; closed (and the dir removed) when the test ends. Resolves to its path, the requests seen and the connections taken so far. */
+export async function fakeAgent (answer: (req: Request) => Answer): Promise<{ path: string, requests: Request[], readonly connections: number }> {
   const path = join(await tempDir(), 'control.sock')
   const requests: Request[] = []
   const sockets = new Set<Socket>()
+  let connections = 0
   const server = createServer((socket) => {
+    connections++
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
     let buffered = ''
@@ -47,7 +49,7 @@ export async function fakeAgent (answer: (req: Request) => Answer): Promise<{ pa
     for (const s of sockets) s.destroy()
     server.close(() => resolve())
   }))
-  return { path, requests }
+  return { path, requests, get connections () { return connections } }
 }
 
 /** An IO whose output the test reads. */

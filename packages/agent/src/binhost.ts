@@ -479,7 +479,7 @@ export class Binhost {
 }
 
 function offerOf (ad: BuildAd, hex = toHex(ad.blake2b), builder = toHex(ad.builder)): OfferedBuild {
-  return { blake2b: hex, builder, group: ad.group, fields: ad.fields }
+  return { blake2b: hex, builder, group: ad.group, fields: ad.fields, size: ad.size }
 }
 
 /** The FileEntry the swarm downloads a build by (no SHA512: builds are addressed by BLAKE2B alone). */

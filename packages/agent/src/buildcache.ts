@@ -127,9 +127,10 @@ export class BuildCache extends EventEmitter<BuildCacheEvents> {
 
   /**
    * What the build Fetcher writes through: the store, with one more check
-   * before a download is placed: MD5 and SHA1 of the stanza (BLAKE2B and
-   * SIZE were checked by the download itself). A mismatch means the stanza
-   * its builder signed does not describe these bytes: nothing is placed.
+   * before a download is placed: SIZE, MD5 and SHA1 of the stanza (the
+   * download itself checked BLAKE2B and the advertisement's size, which is
+   * another field of it). A mismatch means the stanza its builder signed
+   * does not describe these bytes: nothing is placed.
    */
   writer (adOf: (hex: string) => BuildAd | undefined): Pick<Store, 'begin' | 'commit' | 'hashWritten'> {
     return {
@@ -139,6 +140,9 @@ export class BuildCache extends EventEmitter<BuildCacheEvents> {
         const hex = toHex(download.expected.blake2b)
         const ad = adOf(hex)
         if (!ad) throw StoreError.VERIFY_FAILED(download.expected.name, 'the build is no longer advertised')
+        // The index serves the stanza's SIZE: Portage would download a file of another size whole, then refuse it.
+        const size = ad.fields.SIZE
+        if (size !== undefined && size !== '' && Number(size) !== download.expected.size) throw StoreError.VERIFY_FAILED(download.expected.name, 'its SIZE is not the one its stanza gives')
         const got = await this.store.hashBuild(download.tempPath, { remember: false })
         for (const [key, value] of [['MD5', got.md5], ['SHA1', got.sha1], ['BLAKE2B', got.blake2b]] as const) {
           const want = key === 'BLAKE2B' ? hex : ad.fields[key]?.toLowerCase()

@@ -1,7 +1,7 @@
 /**
- * The build cache: a fetched build is placed only when MD5 and SHA1 of its
- * stanza match its bytes too (BLAKE2B and SIZE are the download's own
- * check); its advertisement is kept beside it across restarts, and a file
+ * The build cache: a fetched build is placed only when SIZE, MD5 and SHA1
+ * of its stanza match its bytes too (BLAKE2B and the advertised size are the
+ * download's own check); its advertisement is kept beside it across restarts, and a file
  * without one is dropped.
  */
 import { describe, expect, it, onTestFinished } from 'vitest'
@@ -69,6 +69,17 @@ describe('BuildCache', () => {
       await expect(place(cache, ad, bytes)).rejects.toMatchObject({ code: 'ERR_VERIFY_FAILED', message: expect.stringMatching(/MD5|SHA1/) })
       expect(cache.get(ad.blake2b.toString('hex'))).toBeUndefined()
     }
+    expect((await readdir(join(dir, 'binpkgs', 'files'))).filter((n) => !n.startsWith('.'))).toEqual([])
+  })
+
+  it('places nothing when the stanza\'s SIZE is not the size its advertisement was downloaded at', async () => {
+    // The index serves the stanza's SIZE; a file of another size is one Portage downloads whole, then refuses.
+    const dir = await tempDir()
+    const bytes = randomBytes(50_000)
+    const cache = await open(dir)
+    const ad = adFor(bytes, { SIZE: String(bytes.length + 1) })
+    await expect(place(cache, ad, bytes)).rejects.toMatchObject({ code: 'ERR_VERIFY_FAILED', message: expect.stringMatching(/SIZE/) })
+    expect(cache.get(ad.blake2b.toString('hex'))).toBeUndefined()
     expect((await readdir(join(dir, 'binpkgs', 'files'))).filter((n) => !n.startsWith('.'))).toEqual([])
   })
 

@@ -21,6 +21,11 @@ export interface OfferedBuild {
   group: string
   /** The stanza as the builder's Packages has it, header CHOST filled in. */
   fields: Fields
+  /**
+   * The size its advertisement gives, which a download of it is checked
+   * against; absent for this box's own builds (their files were checked against SIZE).
+   */
+  size?: number
 }
 
 export type Trust = 'all-members' | ReadonlySet<string>
@@ -174,11 +179,16 @@ export class BinhostIndex {
       if (!isHexDigest(offer.blake2b)) { skip('no BLAKE2B digest'); continue }
       // The same file from two holders is one instance.
       if (byDigest.has(offer.blake2b)) continue
+      let build: Build
       try {
-        byDigest.set(offer.blake2b, { offer, build: buildFromStanza(offer.fields) })
+        build = buildFromStanza(offer.fields)
       } catch (err) {
         skip((err as Error).message)
+        continue
       }
+      // Clients check the file against SIZE: a download of another size could never be served.
+      if (offer.size !== undefined && offer.size !== build.size) { skip(`advertised at ${offer.size} bytes, its SIZE says ${build.size}`); continue }
+      byDigest.set(offer.blake2b, { offer, build })
     }
 
     const taken = new Map<string, Set<number>>()
@@ -215,7 +225,8 @@ export class BinhostIndex {
     let at = headerRoom
     for (const s of served) at = writeStanza(s, out, at)
     const digest = createHash('sha256').update(out.subarray(headerRoom)).update(JSON.stringify(this.init.header ?? {})).digest('hex')
-    const same = digest === this.lastBody && this.lastDocument !== null
+    const previous = this.lastDocument
+    const same = previous !== null && digest === this.lastBody
     if (!same) {
       this.lastBody = digest
       this.lastTimestamp = Math.max(nowSeconds, this.lastTimestamp + PORTAGE_TIMESTAMP_TOLERANCE + 1)
@@ -227,14 +238,15 @@ export class BinhostIndex {
       TIMESTAMP: String(this.lastTimestamp),
       VERSION: '0'
     }
-    let body = this.lastDocument
-    if (!same || body === null) {
+    let document: Buffer
+    if (same) {
+      document = previous
+    } else {
       const head = Buffer.from(block(header))
       const start = headerRoom - head.byteLength
       head.copy(out, start)
-      body = this.lastDocument = out.subarray(start)
+      document = this.lastDocument = out.subarray(start)
     }
-    const document = body
     return {
       body: document,
       get text () { return document.toString() },

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto'
 import { watch, type FSWatcher } from 'node:fs'
 import { lstat, open, readFile, realpath } from 'node:fs/promises'
 import { isAbsolute, join, sep } from 'node:path'
-import { debugLogger, type Logger } from '@distswarm/protocol'
+import { debugLogger, forEachBounded, type Logger } from '@distswarm/protocol'
 import { buildFromStanza, type Build } from './build.js'
 import { BinpkgError } from './errors.js'
 import { readPackagesIndex, type Fields, type IndexProblem } from './index-file.js'
@@ -188,19 +188,15 @@ export class PkgdirIndex extends EventEmitter<PkgdirEvents> {
     const root = await realpath(this.pkgdir)
     const stanzas = index.stanzas
     const checked: Array<LocalBuild | null> = new Array<LocalBuild | null>(stanzas.length).fill(null)
-    let next = 0
-    const work = async (): Promise<void> => {
-      for (let i = next++; i < stanzas.length; i = next++) {
-        const fields = { ...stanzas[i]! }
-        if (fields.CHOST === undefined && index.header.CHOST) fields.CHOST = index.header.CHOST
-        try {
-          checked[i] = await this.check(root, buildFromStanza(fields), fields)
-        } catch (err) {
-          this.skip({ line: 0, cpv: fields.CPV ?? null, reason: (err as Error).message })
-        }
+    await forEachBounded(stanzas.keys(), HASH_WINDOW, async (i) => {
+      const fields = { ...stanzas[i]! }
+      if (fields.CHOST === undefined && index.header.CHOST) fields.CHOST = index.header.CHOST
+      try {
+        checked[i] = await this.check(root, buildFromStanza(fields), fields)
+      } catch (err) {
+        this.skip({ line: 0, cpv: fields.CPV ?? null, reason: (err as Error).message })
       }
-    }
-    await Promise.all(Array.from({ length: Math.min(HASH_WINDOW, stanzas.length) }, work))
+    })
     this.publish(checked.filter((b) => b !== null), index.header)
   }
 

@@ -117,6 +117,13 @@ describe('BinhostIndex', () => {
     expect(a.text).toBe(b.text)
   })
 
+  it('skips a build advertised at another size than its SIZE: a download of it could never be served', () => {
+    const idx = new BinhostIndex({ chost: CHOST, group: CHOST, trust: 'all-members' })
+    const merged = idx.merge([{ ...offer('1', A, {}), size: 99 }, { ...offer('2', A, { USE: 'minimal' }), size: 100 }, offer('3', A, { USE: 'test' })], 1000)
+    expect(portageRead(merged.text).packages.map((p) => p.USE)).toEqual(['minimal', 'test'])
+    expect(merged.skipped).toEqual([{ cpv: 'dev-db/mariadb-11.4.5', builder: A, blake2b: '1'.repeat(128), reason: 'advertised at 99 bytes, its SIZE says 100' }])
+  })
+
   it('refuses a CHOST or group that is not one word, with ERR_PACKAGES_VALUE', () => {
     expect(() => new BinhostIndex({ chost: 'x\nVERSION: 9', group: 'g', trust: 'all-members' })).toThrow(expect.objectContaining({ code: 'ERR_PACKAGES_VALUE' }))
     expect(() => new BinhostIndex({ chost: 'x', group: '', trust: 'all-members' })).toThrow(expect.objectContaining({ code: 'ERR_PACKAGES_VALUE' }))

@@ -16,3 +16,4 @@ export type {
 export { buildProblem, buildSigningPayload, buildWireBytes, sortedKeys } from './builds.js'
 export type { BuildEntry } from './builds.js'
 export { nameProblem, isValidName, assertValidName, isHexDigest, parseHexDigest, toHex, hostPort } from './names.js'
+export { forEachBounded } from './bounded.js'

@@ -148,6 +148,8 @@ export class CacheDir {
 
 /** Bytes written between two hand-overs to the hash workers: each is a message to both. */
 const FEED_STEP = 8 * 1024 * 1024
+/** Bytes written between two flushes to disk while a download goes on (see Download.write). */
+const FLUSH_STEP = 64 * 1024 * 1024
 
 /**
  * One download in progress: bytes appended in order, hashed off the main
@@ -163,6 +165,14 @@ export class Download {
   private readonly release: () => void
   private verified: Digests | null = null
   private size = 0
+  /** With gaps allowed: the end of the bytes written without a gap from 0, and the ranges written past it (start -> end). */
+  private prefix = 0
+  private readonly beyond = new Map<number, number>()
+  /** The next verify() reads the whole file again rather than trusting the digests of the bytes as they landed (see distrust()). */
+  private rehash = false
+  /** Bytes written when the last flush to disk began, and that flush while it runs. */
+  private flushedAt = 0
+  private flushing: Promise<void> | null = null
   /** write() keeps no reference to the chunks once it resolved (the swarm reuses their buffers). */
   readonly releasesChunks = true
 
@@ -188,8 +198,9 @@ export class Download {
    * Writes may land past `written`, leaving a gap to be filled later (a
    * swarming download writes pieces in any order; `written` is then the end
    * of the furthest). Off by default: a gap is ERR_DOWNLOAD_GAP. The
-   * whole-file check is the same either way; a download that stops with
-   * gaps must be truncate()d to its gapless prefix before suspend().
+   * whole-file check is the same either way (hashed as the gapless prefix
+   * grows); a download that stops with gaps must be truncate()d to its
+   * gapless prefix before suspend().
    */
   allowGaps = false
 
@@ -201,7 +212,7 @@ export class Download {
   async readBack (): Promise<void> {
     const { size } = await this.handle().stat()
     if (size > this.expected.size) await this.truncate(0)
-    else this.size = size
+    else this.size = this.prefix = size
     this.stream.feed(this.size)
     if (this.size > 0) this.cache.logDebug('download.resumed', { name: this.expected.name, bytes: this.size })
     this.resumedFrom = this.size
@@ -244,12 +255,50 @@ export class Download {
       // Bytes already hashed changed: hash from the start at the next verify().
       this.stream.close()
       this.stream = this.hasher.open(this.tempPath)
+      this.rehash = true
     }
-    const appended = offset === this.size
     this.size = end
-    // A repair's rewrites are hashed by verify(), once, after the last of them.
-    // With gaps allowed, bytes past a gap would be hashed before the gap is filled: verify() hashes once, at the end.
-    if (appended && !this.allowGaps && (this.size - this.stream.size >= FEED_STEP || this.size === this.expected.size)) this.stream.feed(this.size)
+    this.landed(offset, offset + length)
+    // Hashed as they land, up to the first gap (pieces of a swarming download land in any order);
+    // a repair's rewrites are hashed by verify(), once, after the last of them.
+    if (!this.rehash && (this.prefix - this.stream.size >= FEED_STEP || this.prefix === this.expected.size)) this.stream.feed(this.prefix)
+    // The file is flushed to disk as it grows, in the background, so the flush before it is published has only the tail left.
+    if (this.flushing === null && this.size - this.flushedAt >= FLUSH_STEP) {
+      this.flushedAt = this.size
+      this.flushing = fh.datasync().catch(() => {}).finally(() => { this.flushing = null })
+    }
+  }
+
+  /** Moves the gapless prefix on over the ranges written. */
+  private landed (start: number, end: number): void {
+    if (start > this.prefix) {
+      this.beyond.set(start, Math.max(end, this.beyond.get(start) ?? 0))
+      return
+    }
+    this.prefix = Math.max(this.prefix, end)
+    for (let next = this.beyond.get(this.prefix); next !== undefined; next = this.beyond.get(this.prefix)) {
+      this.beyond.delete(this.prefix)
+      this.prefix = Math.max(this.prefix, next)
+    }
+    // Ranges the prefix overtook without meeting their start exactly (a rewrite of a longer span) end here too.
+    for (const [at, to] of this.beyond) {
+      if (at > this.prefix) continue
+      this.beyond.delete(at)
+      if (to > this.prefix) this.landed(at, to)
+    }
+  }
+
+  /**
+   * The next verify() reads the whole partial file again instead of using
+   * the digests computed as its bytes landed: for a file others read from
+   * while it was in flight (swarming), whose bytes they checked against
+   * piece hashes, so our own verdict is drawn from the disk as it is then.
+   */
+  distrust (): void {
+    if (this.rehash) return
+    this.rehash = true
+    this.stream.close()
+    this.stream = this.hasher.open(this.tempPath)
   }
 
   /**
@@ -259,10 +308,16 @@ export class Download {
   async truncate (offset: number): Promise<void> {
     await this.handle().truncate(offset)
     this.size = offset
+    this.prefix = Math.min(this.prefix, offset)
+    for (const [at, to] of this.beyond) {
+      if (at >= offset) this.beyond.delete(at)
+      else if (to > offset) this.beyond.set(at, offset)
+    }
     this.verified = null
     this.stream.close()
     this.stream = this.hasher.open(this.tempPath)
-    this.stream.feed(offset)
+    this.rehash = false
+    this.stream.feed(this.prefix)
   }
 
   /**
@@ -281,7 +336,10 @@ export class Download {
     else if (sha512 && sha512.byteLength > 0 && !got.sha512.equals(sha512)) problem = 'SHA512 digest does not match'
     this.verified = problem === null ? got : null
     // A repair hashes again, from the start; a verified file is not hashed again (the workers would hold it open).
-    if (problem !== null) this.stream = this.hasher.open(this.tempPath)
+    if (problem !== null) {
+      this.stream = this.hasher.open(this.tempPath)
+      this.rehash = true
+    }
     return problem
   }
 
@@ -301,6 +359,7 @@ export class Download {
       throw StoreError.VERIFY_FAILED(name, problem)
     }
     try {
+      await this.flushing
       await fh.sync()
       await fh.close()
       this.fh = null

@@ -4,11 +4,11 @@
  * pool) or lists a whole dir. Knows nothing of fs events or timers.
  */
 import { join } from 'node:path'
-import { toHex, type Logger } from '@distswarm/protocol'
+import { forEachBounded, toHex, type Logger } from '@distswarm/protocol'
 import type { IndexDir } from './hashindex.js'
 import type { Inventory } from './inventory.js'
 import { LOOK_AGAIN, type HashPool } from './pool.js'
-import { forEachBounded, isDistfileName, pickDistfiles, sameStat, statFile, type StatKey } from './scan.js'
+import { isDistfileName, pickDistfiles, sameStat, statFile, type StatKey } from './scan.js'
 
 /** Times a file that changes while it is read is tried again before it is left to its next fs event. */
 const HASH_ATTEMPTS = 3

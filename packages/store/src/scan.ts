@@ -61,15 +61,6 @@ export async function mayHoldFiles (dir: string): Promise<boolean> {
   }
 }
 
-/** Runs `fn` over `items` with at most `limit` calls in flight. */
-export async function forEachBounded<T> (items: Iterable<T>, limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  const it = items[Symbol.iterator]()
-  const lane = async (): Promise<void> => {
-    for (let next = it.next(); next.done !== true; next = it.next()) await fn(next.value)
-  }
-  await Promise.all(Array.from({ length: Math.max(1, limit) }, lane))
-}
-
 /**
  * The finished distfiles of a flat dir's listing (HashPool.scan), by name.
  * The listing has regular files only, never symlinks: Portage links RO-dir

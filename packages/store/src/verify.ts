@@ -1,7 +1,7 @@
 import { join } from 'node:path'
-import { toHex, type FileEntry, type Logger } from '@distswarm/protocol'
+import { forEachBounded, toHex, type FileEntry, type Logger } from '@distswarm/protocol'
 import { LOOK_AGAIN, type HashOutcome, type HashPool } from './pool.js'
-import { byName, forEachBounded, pickDistfiles, statFile, unlinkIfSame } from './scan.js'
+import { byName, pickDistfiles, statFile, unlinkIfSame } from './scan.js'
 
 /** Reads of one file that keep finding it written to before it is called unreadable. */
 const HASH_ATTEMPTS = 3

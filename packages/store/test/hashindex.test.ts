@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { mkdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { INDEX_FILE } from '../src/hashindex.js'
-import { forEachBounded } from '../src/scan.js'
+import { forEachBounded } from '@distswarm/protocol'
 import { b2, captureLog, useTempRoot } from './util.js'
 
 const t = useTempRoot()

@@ -2,7 +2,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import { debugLogger, toHex, type Logger } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
-import { DataLink, PREAMBLE_FIRST_BYTE } from './link.js'
+import { DataLink, PREAMBLE_FIRST_BYTE, RecordReader } from './link.js'
 import { intOption } from './options.js'
 import type { Peer } from './peer.js'
 import { Problems } from './problems.js'
@@ -68,7 +68,14 @@ export class DataPath {
   private readonly maxHandshaking: number
   private readonly connectTimeoutMs: number
   private server: Server | null = null
+  /**
+   * Fast-path links by remote key: those we dialled, which our requests go
+   * over (so the bytes we download arrive on a socket we dialled, read in
+   * place: see RecordReader), and those the remote dialled, which carry its
+   * requests to us. Both sides dial one.
+   */
   private readonly links = new Map<string, Peer>()
+  private readonly accepted = new Map<string, Peer>()
   private readonly sockets = new Set<Socket>()
   private handshaking = 0
   /** Addresses that closed on our data link's first bytes without a word: agents from before it, dialled with the secret stream. */
@@ -104,9 +111,10 @@ export class DataPath {
     const host = peer.remoteHost
     if (this.closed || !host || peer.remoteDataPort === 0 || this.links.has(peer.publicKeyHex)) return
     const target = `${host}:${peer.remoteDataPort}`
-    // An agent from before the data link closes on it: once, then the secret stream.
-    const retry = this.legacy.has(target) ? undefined : () => { if (!peer.closed) this.connect(peer) }
-    this.attach(connect({ host, port: peer.remoteDataPort }), true, { dataOnly: true, expected: peer.publicKeyHex }, undefined, target, retry)
+    // An agent from before the data link closes on it: once, then the secret stream (attach() retries only a data link).
+    const retry = (): void => { if (!peer.closed) this.connect(peer) }
+    const reader = this.legacy.has(target) ? undefined : new RecordReader()
+    this.attach(connect({ host, port: peer.remoteDataPort, onread: reader?.onread }), true, { dataOnly: true, expected: peer.publicKeyHex }, undefined, target, retry, reader)
   }
 
   /**
@@ -119,7 +127,8 @@ export class DataPath {
   dial (to: HostPort, onConnect?: () => void): Promise<void> {
     const address = `${to.host}:${to.port}`
     return new Promise((resolve, reject) => {
-      const socket = connect({ host: to.host, port: to.port })
+      const reader = this.legacy.has(address) ? undefined : new RecordReader()
+      const socket = connect({ host: to.host, port: to.port, onread: reader?.onread })
       let connected = false
       let error: Error | null = null
       socket.setTimeout(this.connectTimeoutMs, () => {
@@ -137,35 +146,41 @@ export class DataPath {
         if (error) this.problems.report('static-peer.unreachable', address, unreachableCause(error), { code: (error as { code?: string }).code ?? '' })
         reject(error ?? SwarmError.PEER_CLOSED())
       })
-      this.attach(socket, true, undefined, address, address)
+      this.attach(socket, true, undefined, address, address, undefined, reader)
     })
   }
 
-  /** The ready link to this member, if any. */
+  /** The ready link to send requests to this member on: the one we dialled, else the one it dialled (ours could not be made), if any. */
   link (publicKeyHex: string): Peer | undefined {
-    const link = this.links.get(publicKeyHex)
-    return link?.state === 'ready' ? link : undefined
+    return this.linksTo(publicKeyHex)[0]
   }
 
-  /** Takes a connection that turned out to be a link. */
+  /** Every ready link to this member, ours first. */
+  linksTo (publicKeyHex: string): Peer[] {
+    return [this.links.get(publicKeyHex), this.accepted.get(publicKeyHex)].filter((l): l is Peer => l?.state === 'ready')
+  }
+
+  /** Takes a connection that turned out to be a link; a newer one from the same side replaces the old. */
   adopt (peer: Peer): void {
-    const old = this.links.get(peer.publicKeyHex)
-    this.links.set(peer.publicKeyHex, peer)
+    const links = peer.initiator ? this.links : this.accepted
+    const old = links.get(peer.publicKeyHex)
+    links.set(peer.publicKeyHex, peer)
     if (old && old !== peer) old.destroy()
   }
 
   /** Forgets a link that closed. */
   release (peer: Peer): void {
-    if (this.links.get(peer.publicKeyHex) === peer) this.links.delete(peer.publicKeyHex)
+    for (const links of [this.links, this.accepted]) if (links.get(peer.publicKeyHex) === peer) links.delete(peer.publicKeyHex)
   }
 
   drop (publicKeyHex: string): void {
     this.links.get(publicKeyHex)?.destroy()
+    this.accepted.get(publicKeyHex)?.destroy()
   }
 
   async close (): Promise<void> {
     this.closed = true
-    for (const link of this.links.values()) link.destroy()
+    for (const link of [...this.links.values(), ...this.accepted.values()]) link.destroy()
     for (const socket of this.sockets) socket.destroy()
     const server = this.server
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()))
@@ -174,9 +189,10 @@ export class DataPath {
   /**
    * `dialled`: the static peer's address, to name in a problem; `target`:
    * the address we dialled (initiator), which tells the wire to speak;
-   * `legacyRetry`: called when that address turns out to predate the data link.
+   * `legacyRetry`: called when that address turns out to predate the data
+   * link; `reader`: what the socket we dialled reads with (see RecordReader).
    */
-  private attach (socket: Socket, initiator: boolean, link?: { dataOnly: true, expected: string }, dialled?: string, target?: string, legacyRetry?: () => void): void {
+  private attach (socket: Socket, initiator: boolean, link?: { dataOnly: true, expected: string }, dialled?: string, target?: string, legacyRetry?: () => void, reader?: RecordReader): void {
     if (this.closed || this.handshaking >= this.maxHandshaking) {
       this.log.debug('datapath.refused', { why: this.closed ? 'closed' : 'too many connections in their handshake' })
       socket.destroy()
@@ -198,7 +214,7 @@ export class DataPath {
     }
     if (initiator) {
       const legacy = target !== undefined && this.legacy.has(target)
-      this.handshake(legacy ? this.secretStream(socket, true) : new DataLink(socket, true, this.init.keyPair), initiator, done, () => timedOut, link, dialled, (stream) => {
+      this.handshake(legacy ? this.secretStream(socket, true) : new DataLink(socket, true, this.init.keyPair, reader), initiator, done, () => timedOut, link, dialled, (stream) => {
         if (legacy || !(stream instanceof DataLink) || !stream.silentRefusal || timedOut || target === undefined) return false
         this.log.info('datapath.legacy-peer', { address: target, why: 'closed on the data link: an agent from before it; using the secret stream' })
         this.legacy.add(target)
@@ -221,16 +237,15 @@ export class DataPath {
   }
 
   private secretStream (socket: Socket, initiator: boolean): SecretStream & { opened: Promise<boolean> } {
-    const stream = new NoiseSecretStream(initiator, socket, { keyPair: this.init.keyPair })
-    stream.on('error', (err: Error) => this.log.debug('datapath.stream-error', { why: err.message }))
-    return stream as unknown as SecretStream & { opened: Promise<boolean> }
+    return new NoiseSecretStream(initiator, socket, { keyPair: this.init.keyPair }) as unknown as SecretStream & { opened: Promise<boolean> }
   }
 
   /** Waits for the handshake; `fellBack` says whether a failed one is retried on the other wire. */
   private handshake (stream: SecretStream & { opened: Promise<boolean> }, initiator: boolean, done: () => void, timedOut: () => boolean,
     link: { dataOnly: true, expected: string } | undefined, dialled: string | undefined, fellBack: (stream: SecretStream) => boolean = () => false): void {
     const socket = stream.rawStream as Socket
-    if (stream instanceof DataLink) stream.on('error', (err: Error) => this.log.debug('datapath.stream-error', { why: err.message }))
+    // Either wire (an 'error' nobody listens to would throw): the one place a stream's listener is attached.
+    stream.on('error', (err: Error) => this.log.debug('datapath.stream-error', { why: err.message }))
     void stream.opened.then((opened) => {
       done()
       if (!opened) {

@@ -1,3 +1,4 @@
+import { StallCheck } from './stall.js'
 import type { SecretStream } from './types.js'
 
 export interface LivenessHooks {
@@ -27,11 +28,12 @@ export class Liveness {
   /** When the remote last showed life, and the raw packet count then. */
   private heardAt = 0
   private packetsSeen = 0
-  private tickedAt = 0
+  private readonly ticks: StallCheck
   private readonly intervalMs: number
 
   constructor (private readonly stream: SecretStream, private readonly deadAfterMs: number, private readonly hooks: LivenessHooks) {
     this.intervalMs = Math.floor(deadAfterMs / 3)
+    this.ticks = new StallCheck(this.intervalMs)
   }
 
   /**
@@ -52,7 +54,8 @@ export class Liveness {
   /** Starts watching, if not already, when a request of ours goes out. */
   watch (): void {
     if (this.timer) return
-    this.heardAt = this.tickedAt = Date.now()
+    this.heardAt = Date.now()
+    this.ticks.reset(this.heardAt)
     this.packetsSeen = this.packetsReceived ?? 0
     this.prod()
     this.timer = setInterval(() => this.check(), this.intervalMs)
@@ -72,10 +75,8 @@ export class Liveness {
 
   private check (): void {
     const now = Date.now()
-    // Our own event loop was held up: the packets that came meanwhile are not
-    // counted yet (timers run before I/O). Start the count again, not blame the remote.
-    if (now - this.tickedAt > 2 * this.intervalMs) this.heardAt = now
-    this.tickedAt = now
+    // Our own event loop was held up: start the count again, not blame the remote.
+    if (this.ticks.stalled(now)) this.heardAt = now
     const packets = this.packetsReceived ?? 0
     const heard = packets !== this.packetsSeen || this.hooks.lastReceivedAt() > this.heardAt
     if (heard) {

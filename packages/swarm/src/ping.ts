@@ -8,6 +8,7 @@
 import { performance } from 'node:perf_hooks'
 import type { PingMessage, PongMessage } from '@distswarm/protocol'
 import { TokenBucket } from './rate.js'
+import { StallCheck } from './stall.js'
 
 /** A ping this often (and one as soon as the connection is ready). */
 export const PING_INTERVAL_MS = 5_000
@@ -60,13 +61,14 @@ export class Pinger {
   private unanswered = 0
   private readonly samples: Sample[] = []
   private stopped = false
-  private tickedAt = 0
+  private readonly ticks: StallCheck
 
   constructor (init: PingerInit) {
     this.init = init
     this.now = init.now ?? Date.now
     this.monotonic = init.monotonic ?? (() => performance.now())
     this.bucket = new TokenBucket(PING_BURST, PINGS_PER_S, this.now)
+    this.ticks = new StallCheck(init.intervalMs ?? PING_INTERVAL_MS)
   }
 
   /** Sends the first ping, then one every interval. Idempotent. */
@@ -107,10 +109,8 @@ export class Pinger {
   }
 
   private tick (): void {
-    const now = this.monotonic()
-    // A tick held up by our own event loop: what arrived meanwhile is not read yet, so silence proves nothing now.
-    const onTime = now - this.tickedAt <= 2 * (this.init.intervalMs ?? PING_INTERVAL_MS)
-    this.tickedAt = now
+    // A tick held up by our own event loop: silence proves nothing now.
+    const onTime = !this.ticks.stalled(this.monotonic())
     if (onTime && this.answered && this.init.silentMs && this.init.dead) {
       const silent = this.init.silentMs()
       if (silent >= (this.init.idleDeadMs ?? IDLE_DEAD_MS)) {

@@ -33,6 +33,8 @@ export interface RelayLease {
 /** A download of ours being relayed: mark pieces verified, end it. */
 export interface LocalPartial {
   have: (piece: number) => void
+  /** Whether peers were served bytes of its partial file. */
+  served: () => boolean
   end: () => void
 }
 
@@ -41,6 +43,7 @@ interface Ours {
   pieceSize: number
   path: string
   bits: Bits
+  served: boolean
 }
 
 interface Theirs {
@@ -157,6 +160,7 @@ export class Relay {
     for (let i = Math.floor(offset / ours.pieceSize); i * ours.pieceSize < offset + length; i++) if (!ours.bits.has(i)) return undefined
     if (this.uploads >= this.maxUploads) return 'busy'
     this.uploads++
+    ours.served = true
     let released = false
     return {
       file: { ...ours.entry, path: ours.path },
@@ -172,7 +176,7 @@ export class Relay {
   /** Starts relaying a download of ours: its partial file at `path`, pieces of `pieceSize`. */
   begin (entry: FileEntry, pieceSize: number, path: string): LocalPartial {
     const hex = toHex(entry.blake2b)
-    const ours: Ours = { entry, pieceSize, path, bits: new Bits(Math.ceil(entry.size / pieceSize)) }
+    const ours: Ours = { entry, pieceSize, path, bits: new Bits(Math.ceil(entry.size / pieceSize)), served: false }
     this.ours.set(hex, ours)
     const live = (): boolean => this.ours.get(hex) === ours
     return {
@@ -180,6 +184,7 @@ export class Relay {
         if (!live() || !ours.bits.add(piece)) return
         this.broadcast({ blake2b: entry.blake2b, size: entry.size, pieceSize, reset: false, have: Buffer.alloc(0), added: [piece] })
       },
+      served: () => ours.served,
       end: () => {
         if (!live()) return
         this.ours.delete(hex)

@@ -400,7 +400,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   /** Bytes exchanged with a peer over every connection to it (member connection and fast-path links), since we started; `relayed`: file bytes we sent it from partial downloads. */
   traffic (publicKeyHex: string): { sent: number, received: number, relayed: number } {
     const t = { sent: 0, received: 0, relayed: 0, ...this.pastTraffic.get(publicKeyHex) }
-    for (const p of [this.peers.get(publicKeyHex), this.dataPath?.link(publicKeyHex)]) {
+    for (const p of [this.peers.get(publicKeyHex), ...this.dataPath?.linksTo(publicKeyHex) ?? []]) {
       if (p && !p.closed) { t.sent += p.bytesSent; t.received += p.bytesReceived; t.relayed += p.bytesRelayed }
     }
     return t
@@ -425,7 +425,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
 
   /** When bytes from this peer last arrived, over its member connection or its fast-path link (ms since the epoch); null when not connected. */
   lastSeen (publicKeyHex: string): number | null {
-    const times = [this.peers.get(publicKeyHex), this.dataPath?.link(publicKeyHex)].filter((p) => p !== undefined).map((p) => p.lastReceivedAt)
+    const times = [this.peers.get(publicKeyHex), ...this.dataPath?.linksTo(publicKeyHex) ?? []].filter((p) => p !== undefined).map((p) => p.lastReceivedAt)
     return times.length ? Math.max(...times) : null
   }
 
@@ -497,22 +497,23 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     let mode: RelayMode | undefined
     let ours: ReturnType<Relay['begin']> | null = null
     if (this.init.relay !== false && sink.allowGaps === true && sink.tempPath !== undefined && sink.truncate && !opts.ranges && entry.size > pieceSize) {
-      const hashes = await this.wholeFileHashes(entry, this.holdersOf(hex).filter(usable))
-      if (hashes) {
-        ours = this.relay.begin(entry, pieceSize, sink.tempPath)
-        const local = ours
-        mode = { hashes, onHave: (i) => local.have(i), onFault: (key, why) => opts.onFault?.(key, why) }
-      }
+      const local = ours = this.relay.begin(entry, pieceSize, sink.tempPath)
+      let hashes: Array<Buffer | null> | null = null
+      // Asked now, not waited for: bytes flow meanwhile (a holder hashes the whole file to answer, the first time).
+      void this.wholeFileHashes(entry, this.holdersOf(hex).filter(usable)).then((h) => { hashes = h })
+      mode = { hashes: () => hashes, onHave: (i) => local.have(i), onFault: (key, why) => opts.onFault?.(key, why) }
     }
     const transfer = new Transfer(entry, sink, {
       holders: () => this.holdersOf(hex).filter(usable),
-      partialHolders: () => this.relay.holders(hex, entry.size, pieceSize).filter((h) => usable(h.peer) && this.peers.get(h.peer.publicKeyHex) === h.peer),
+      // Their pieces are checked against the agreed hashes: not asked before those came.
+      partialHolders: () => mode?.hashes() ? this.relay.holders(hex, entry.size, pieceSize).filter((h) => usable(h.peer) && this.peers.get(h.peer.publicKeyHex) === h.peer) : [],
       via: (peer) => this.dataPath?.link(peer.publicKeyHex) ?? peer,
       logger: this.log.child('transfer')
     }, this.transferOpts, opts.ranges, mode)
     try {
       return await transfer.run()
     } finally {
+      if (ours?.served() === true) sink.distrust?.()
       ours?.end()
     }
   }
@@ -588,8 +589,8 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
         }
         old?.destroy()
         this.peers.set(p.publicKeyHex, p)
-        // One side dials a fast-path link: the one with the smaller key; a TCP member connection is fast already.
-        if (p.transport === 'hyperswarm' && Buffer.compare(this.publicKey, p.publicKey) < 0) this.dataPath?.connect(p)
+        // Each side dials a fast-path link for its own requests (see DataPath.links); a TCP member connection is fast already.
+        if (p.transport === 'hyperswarm') this.dataPath?.connect(p)
         this.buildBook.attach(p)
         this.relay.attach(p)
         this.emit('peer-ready', p)

@@ -72,8 +72,13 @@ export interface TransferDeps {
  * written where they belong, each checked against its piece hash first.
  */
 export interface RelayMode {
-  /** The agreed hash of each piece of the file (null: none agreed, never relayed). */
-  hashes: ReadonlyArray<Buffer | null>
+  /**
+   * The agreed hash of each piece of the file (an entry null: none agreed,
+   * never relayed); null while the holders' answers are awaited (the
+   * download does not wait for them: pieces that land before are checked
+   * once they come, and partial holders are asked only after).
+   */
+  hashes: () => ReadonlyArray<Buffer | null> | null
   /** A piece matched its hash and is written: it may be relayed. */
   onHave: (piece: number) => void
   /** A partial holder sent a piece that failed its hash: blame it (it is dropped from this transfer). */
@@ -122,6 +127,8 @@ interface Piece {
   index: number
   written: boolean
   verified: boolean
+  /** Swarming: its piece hash as it arrived, kept until the agreed hashes come to check it against. */
+  hash: Buffer | null
 }
 
 /** Hold-off after a BUSY answer before asking that source again. */
@@ -188,6 +195,8 @@ export class Transfer {
   /** Swarming: finished pieces waiting to be written, and pieces written. */
   private readonly writeQueue: Piece[] = []
   private done = 0
+  /** Swarming: the agreed piece hashes have come, and the pieces that landed before were checked against them. */
+  private hashesChecked = false
 
   /**
    * Fetches `ranges` (in ascending order) when given, written over what the
@@ -202,7 +211,7 @@ export class Transfer {
     this.relay = relay && !ranges && sink.allowGaps === true ? relay : null
     const size = this.opts.rangeSize
     const add = (offset: number, length: number): void => {
-      this.pieces.push({ offset, length, attempts: new Set(), data: null, from: null, index: Math.floor(offset / size), written: false, verified: false })
+      this.pieces.push({ offset, length, attempts: new Set(), data: null, from: null, index: Math.floor(offset / size), written: false, verified: false, hash: null })
     }
     // Swarming cuts pieces where the piece hashes do: a resumed prefix is taken up to its last whole piece.
     const first = this.relay ? sink.written - sink.written % size : sink.written
@@ -222,6 +231,7 @@ export class Transfer {
       for (;;) {
         if (this.sinkError) throw this.sinkError.error
         if (this.complete()) return this.provenance
+        this.checkEarlyPieces()
         this.refreshSources()
         this.assign()
         const inflight = this.pieces.some((p) => p.attempts.size > 0)
@@ -314,11 +324,13 @@ export class Transfer {
       // is tried early, so it gets measured; among equals, seeders first.
       .sort((a, b) => score(b) - score(a) || Number(b.peer.remoteSeeder) - Number(a.peer.remoteSeeder))
     const limit = Math.min(this.pieces.length, this.head + this.opts.maxAhead)
+    // Swarming: the partial holders that may take a piece a whole-file holder would otherwise send.
+    const partial = this.relay ? usable.filter((s) => s.has !== null && !doubtful(s)) : []
     for (let progress = true; progress;) {
       progress = false
       for (const source of ready) {
         if (source.inflight >= window(source)) continue
-        const piece = (this.relay ? this.nextRarest(source, usable, doubtful) : this.nextFresh(limit)) ?? this.nextHedge(source, now)
+        const piece = (this.relay ? this.nextRarest(source, usable, partial) : this.nextFresh(limit)) ?? this.nextHedge(source, now)
         if (!piece) continue
         this.start(piece, source)
         progress = true
@@ -341,10 +353,9 @@ export class Transfer {
    * asked for a piece a partial holder has, unless that holder is slower.
    * Pieces in memory (in flight or waiting to be written) stay under maxAhead.
    */
-  private nextRarest (source: Source, usable: Source[], doubtful: (s: Source) => boolean): Piece | undefined {
+  private nextRarest (source: Source, usable: Source[], partial: Source[]): Piece | undefined {
     const held = this.pieces.reduce((n, p) => n + (p.attempts.size > 0 || p.data !== null ? 1 : 0), 0)
     if (held >= this.opts.maxAhead) return undefined
-    const partial = usable.filter((s) => s.has !== null && !doubtful(s))
     let best: Piece[] = []
     let rarest = Infinity
     // Nobody else is downloading it (that we know of): in order, so a download that stops keeps a long prefix to resume from.
@@ -416,7 +427,13 @@ export class Transfer {
    * its diagnosis to judge, as without swarming.
    */
   private checkPiece (piece: Piece, attempt: Attempt): boolean {
-    const want = this.relay!.hashes[piece.index]
+    const hashes = this.relay!.hashes()
+    if (!hashes) {
+      // Only whole-file holders are asked before the hashes come (see RelayMode): checked when they do.
+      piece.hash = pieceHash(attempt.chunks)
+      return true
+    }
+    const want = hashes[piece.index]
     if (!want) return true
     if (pieceHash(attempt.chunks).equals(want)) {
       piece.verified = true
@@ -432,21 +449,27 @@ export class Transfer {
     return false
   }
 
+  /** Swarming: once the agreed hashes came, the pieces that landed before them are checked, and those that match may be relayed. */
+  private checkEarlyPieces (): void {
+    if (!this.relay || this.hashesChecked) return
+    const hashes = this.relay.hashes()
+    if (!hashes) return
+    this.hashesChecked = true
+    for (const p of this.pieces) {
+      if (p.hash === null) continue
+      p.verified = hashes[p.index]?.equals(p.hash) === true
+      p.hash = null
+      if (p.verified && p.written) this.relay.onHave(p.index)
+    }
+  }
+
   /** Swarming: writes finished pieces where they belong, one write at a time; a verified one may then be relayed. */
   private async drainQueue (): Promise<void> {
     if (this.writing) return
     this.writing = true
     try {
       for (let p = this.writeQueue.shift(); p && !this.sinkError; p = this.writeQueue.shift()) {
-        try {
-          await this.sink.write(p.data!, p.offset)
-        } catch (error) {
-          this.sinkError = { error }
-          break
-        }
-        this.provenance.push({ offset: p.offset, length: p.length, source: p.from! })
-        if (this.sink.releasesChunks === true) for (const c of p.data!) recycle(c)
-        p.data = null
+        if (!await this.writePiece(p)) break
         p.written = true
         this.done++
         if (p.verified) this.relay!.onHave(p.index)
@@ -455,6 +478,21 @@ export class Transfer {
       this.writing = false
       this.notify()
     }
+  }
+
+  /** Writes a finished piece to the sink and lets go of its bytes; false (sinkError set) when the sink failed. */
+  private async writePiece (p: Piece): Promise<boolean> {
+    try {
+      await this.sink.write(p.data!, p.offset)
+    } catch (error) {
+      this.sinkError = { error }
+      return false
+    }
+    this.provenance.push({ offset: p.offset, length: p.length, source: p.from! })
+    // Written and let go of: the link's receive buffers under them take the next records.
+    if (this.sink.releasesChunks === true) for (const c of p.data!) recycle(c)
+    p.data = null
+    return true
   }
 
   private failed (piece: Piece, attempt: Attempt, conn: Peer, err: unknown): void {
@@ -486,16 +524,7 @@ export class Transfer {
     this.writing = true
     try {
       for (let p = this.pieces[this.head]; p?.data && !this.sinkError; p = this.pieces[this.head]) {
-        try {
-          await this.sink.write(p.data, p.offset)
-        } catch (error) {
-          this.sinkError = { error }
-          break
-        }
-        this.provenance.push({ offset: p.offset, length: p.length, source: p.from! })
-        // Written and let go of: the link's receive buffers under them take the next records.
-        if (this.sink.releasesChunks === true) for (const c of p.data) recycle(c)
-        p.data = null
+        if (!await this.writePiece(p)) break
         this.head++
       }
     } finally {

@@ -48,6 +48,8 @@ export interface Sink {
   readonly tempPath?: string
   /** Cuts the partial file back to `offset` bytes (a failed swarming download keeps only its gapless prefix, to resume from). */
   truncate? (offset: number): Promise<void>
+  /** Swarming: peers read from the partial file while it was in flight; its final check reads it whole again (see Download.distrust). */
+  distrust? (): void
   /** True when the sink keeps no reference to the chunks once write() resolved: their buffers are then reused. Default false. */
   readonly releasesChunks?: boolean
 }

@@ -2,7 +2,7 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 import { describe, expect, it, onTestFinished } from 'vitest'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import { createKeyPair } from '../src/index.js'
-import { DataLink, MAX_RECORD, disown, recycle } from '../src/link.js'
+import { DataLink, MAX_RECORD, RecordReader, disown, recycle } from '../src/link.js'
 import { DataPath } from '../src/datapath.js'
 import type { SecretStream } from '../src/types.js'
 
@@ -13,25 +13,28 @@ async function listen (onSocket: (s: Socket) => void): Promise<{ server: Server,
   return { server, port: (server.address() as AddressInfo).port }
 }
 
-/** Two data links over a loopback TCP connection, both opened. */
-async function linkedPair (): Promise<{ a: DataLink, b: DataLink, aKeys: ReturnType<typeof createKeyPair>, bKeys: ReturnType<typeof createKeyPair> }> {
+/**
+ * Two data links over a loopback TCP connection, both opened; the tests
+ * send to b. With `inPlace`, b dialled, and reads its records in place
+ * (RecordReader: only a dialled socket can); else a dialled.
+ */
+async function linkedPair (inPlace = false): Promise<{ a: DataLink, b: DataLink, aKeys: ReturnType<typeof createKeyPair>, bKeys: ReturnType<typeof createKeyPair> }> {
   const aKeys = createKeyPair()
   const bKeys = createKeyPair()
-  let b!: DataLink
-  const accepted = new Promise<void>((resolve) => {
-    void listen((s) => { b = new DataLink(s, false, bKeys); b.on('error', () => {}); resolve() }).then(({ port }) => {
-      const a = new DataLink(connect(port, '127.0.0.1'), true, aKeys)
-      a.on('error', () => {})
-      onTestFinished(() => a.destroy())
-      pair.a = a
+  let acceptor!: DataLink
+  let dialler!: DataLink
+  await new Promise<void>((resolve) => {
+    void listen((s) => { acceptor = new DataLink(s, false, inPlace ? aKeys : bKeys); resolve() }).then(({ port }) => {
+      const reader = inPlace ? new RecordReader() : undefined
+      dialler = new DataLink(connect({ port, host: '127.0.0.1', onread: reader?.onread }), true, inPlace ? bKeys : aKeys, reader)
     })
   })
-  const pair = { a: null as unknown as DataLink }
-  await accepted
-  onTestFinished(() => b.destroy())
-  expect(await pair.a.opened).toBe(true)
-  expect(await b.opened).toBe(true)
-  return { a: pair.a, b, aKeys, bKeys }
+  for (const link of [acceptor, dialler]) {
+    link.on('error', () => {})
+    onTestFinished(() => link.destroy())
+    expect(await link.opened).toBe(true)
+  }
+  return inPlace ? { a: acceptor, b: dialler, aKeys, bKeys } : { a: dialler, b: acceptor, aKeys, bKeys }
 }
 
 /** Resolves when the link closes, with the error it ended on. */
@@ -47,9 +50,9 @@ function collect (link: DataLink): Buffer[] {
   return got
 }
 
-describe('data link', () => {
+describe.each([['chunks copied into records', false], ['records read in place', true]])('data link, %s', (_, inPlace) => {
   it('proves both keys, shares the handshake hash, and carries messages both ways (large ones sealed in place)', async () => {
-    const { a, b, aKeys, bKeys } = await linkedPair()
+    const { a, b, aKeys, bKeys } = await linkedPair(inPlace)
     expect(a.remotePublicKey.equals(bKeys.publicKey)).toBe(true)
     expect(b.remotePublicKey.equals(aKeys.publicKey)).toBe(true)
     expect(a.handshakeHash.equals(b.handshakeHash)).toBe(true)
@@ -69,8 +72,20 @@ describe('data link', () => {
     expect(atA[0]!.toString()).toBe('back')
   })
 
+  it('carries records of any size in order, empty ones too, however the reads split them', async () => {
+    const { a, b } = await linkedPair(inPlace)
+    const got = collect(b)
+    const sizes = [0, 1, 3, 4, 5, 17, 4096, 65_535, 65_536, 65_537, 300_000, 1024 * 1024, 2, 0, 999_999]
+    const sent = sizes.map((n, i) => Buffer.alloc(n, i + 1))
+    for (const m of sent) a.write(m)
+    const nonEmpty = sent.filter((m) => m.length > 0)
+    await until(() => got.length === nonEmpty.length)
+    expect(got.map((m) => m.length)).toEqual(nonEmpty.map((m) => m.length))
+    for (const [i, m] of got.entries()) expect(m.equals(nonEmpty[i]!)).toBe(true)
+  })
+
   it('reuses a received buffer once recycled, never one disowned', async () => {
-    const { a, b } = await linkedPair()
+    const { a, b } = await linkedPair(inPlace)
     const got: Buffer[] = []
     b.on('data', (d: Buffer) => got.push(d))
     a.write(Buffer.alloc(100_000, 1))
@@ -88,7 +103,7 @@ describe('data link', () => {
   })
 
   it('ends the connection at a record that fails its tag', async () => {
-    const { a, b } = await linkedPair()
+    const { a, b } = await linkedPair(inPlace)
     const got = collect(b)
     const forged = Buffer.alloc(4 + 10 + 16, 0xab)
     forged.writeUInt32LE(10, 0)
@@ -98,12 +113,15 @@ describe('data link', () => {
   })
 
   it('ends the connection at a record header above the bound, before buffering its body', async () => {
-    const { a, b } = await linkedPair()
+    const { a, b } = await linkedPair(inPlace)
     const header = Buffer.alloc(4)
     header.writeUInt32LE(MAX_RECORD + 1, 0)
     a.rawStream.write(header)
     expect(await closed(b)).toMatchObject({ code: 'ERR_PROTOCOL_VIOLATION' })
   })
+})
+
+describe('data link', () => {
 
   it('a responder closes on another data link version', async () => {
     const keys = createKeyPair()

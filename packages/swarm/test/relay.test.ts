@@ -38,6 +38,8 @@ class FileSink implements Sink {
   readonly pieces = new Set<number>()
   gate: (offset: number) => Promise<void> | undefined = () => undefined
   corrupt = false
+  /** The swarm said peers read from this partial file (so its final check must read it whole). */
+  distrusted = false
   constructor (readonly tempPath: string, private readonly fh: FileHandle) {}
 
   static async create (dir: string, name: string): Promise<FileSink> {
@@ -60,6 +62,10 @@ class FileSink implements Sink {
   async truncate (offset: number): Promise<void> {
     await this.fh.truncate(offset)
     this.written = offset
+  }
+
+  distrust (): void {
+    this.distrusted = true
   }
 
   async bytes (): Promise<Buffer> {
@@ -130,8 +136,41 @@ describe('swarming on loopback', () => {
     expect(b.relayedBytes()).toBeGreaterThanOrEqual(from(piecesA, keyB) * PIECE)
     expect(a.relayedBytes()).toBeGreaterThanOrEqual(from(piecesB, keyA) * PIECE)
     expect(seeder.relayedBytes()).toBe(0)
+    // Both partial files were read by the other: each download's final check is to read its file whole.
+    expect([sinkA.distrusted, sinkB.distrusted]).toEqual([true, true])
     // Ended downloads withdraw their maps.
     await until(() => a.partialHolders(hex).length === 0 && b.partialHolders(hex).length === 0, 15_000, 'maps withdrawn')
+  })
+
+  it('does not wait for the piece hashes: the pieces that landed before them are checked when they come, then relayed', { timeout: 90_000 }, async () => {
+    const bootstrap = await testnet()
+    const networkKey = Buffer.from(random(32))
+    const data = random(PIECE * PIECES)
+    const source = new HashingSource(await tempDir())
+    const file = await source.add('swarm.tar.xz', data)
+    // The seeder's answer to the HashRequest is held back until the test lets it go.
+    const answer = gate(() => true)
+    const hashPieces = source.hashPieces.bind(source)
+    source.hashPieces = async (...args) => { await answer.fn(0); return await hashPieces(...args) }
+    await startSwarm(bootstrap, { networkKey, source, seeder: true, name: 'seeder', rangeSize: PIECE })
+    const hex = toHex(file.blake2b)
+    const dir = await tempDir()
+    const a = await startSwarm(bootstrap, { networkKey, source: new MemorySource(dir), name: 'a', rangeSize: PIECE, maxAhead: 1 })
+    const b = await startSwarm(bootstrap, { networkKey, source: new MemorySource(dir), name: 'b', rangeSize: PIECE })
+    await until(() => [a, b].every((s) => s.find({ blake2b: hex }).length === 1) && b.readyPeers().length === 2, 30_000, 'the three connected')
+
+    const sinkA = await FileSink.create(dir, 'a.part')
+    const holdA = gate(() => sinkA.count >= PIECES / 2)
+    sinkA.gate = holdA.fn
+    const downloadA = a.download(file, sinkA)
+    // Bytes flowed while the hashes were held back; nothing is offered to others unchecked.
+    await until(() => sinkA.count === PIECES / 2, 30_000, 'a to hold half the file without the hashes')
+    expect(b.partialHolders(hex)).toEqual([])
+    answer.open()
+    await until(() => b.partialHolders(hex).some((h) => h.pieces === PIECES / 2), 15_000, 'b to learn a\'s map of the pieces checked late')
+    holdA.open()
+    await downloadA
+    expect((await sinkA.bytes()).equals(data)).toBe(true)
   })
 
   it('blames a partial holder whose relayed piece fails its hash, and takes the piece elsewhere', { timeout: 90_000 }, async () => {
@@ -165,6 +204,8 @@ describe('swarming on loopback', () => {
     expect(faults[0]!.why).toMatch(/did not match its piece hash/)
     expect(sourcesOf(pieces)).toEqual([toHex(b.readyPeers().find((p) => p.name === 'seeder')!.publicKey)])
     expect((await sinkB.bytes()).equals(data)).toBe(true)
+    // The liar's partial file was read by b; b's own was read by no one, so its digests as the bytes landed stand.
+    expect([sinkL.distrusted, sinkB.distrusted]).toEqual([true, false])
   })
 
   it('refuses a relay upload limit below 1 (ERR_INVALID_OPTION)', async () => {

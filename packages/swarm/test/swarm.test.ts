@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto'
 import {
   decodeMessage, encodeFrame, encodeMessage, FrameDecoder, MAX_FRAME_SIZE, PROTOCOL_VERSION, type Message
 } from '@distswarm/protocol'
-import { createKeyPair, generateNetworkKey, membershipProof, topicOf, type SecretStream, type Sink } from '../src/index.js'
+import { createKeyPair, generateNetworkKey, membershipProof, topicOf, type DistSwarm, type SecretStream, type Sink } from '../src/index.js'
+import type { DataPath } from '../src/datapath.js'
 import { BufferSink, MemorySource, random, rawHello, rawPeer, startSwarm, tempDir, testnet, until } from './helpers.js'
 
 
@@ -35,6 +36,29 @@ describe('two swarms on a local testnet', () => {
     a.announce([], [later.blake2b])
     await until(() => b.find({ name: 'later.tar.gz' }).length === 0, 10_000, 'removal at b')
     expect(b.find({ blake2b: later.blake2b.toString('hex') })).toEqual([])
+  })
+
+  it('each side dials a fast-path link of its own, and downloads over it (read in place)', async () => {
+    const bootstrap = await testnet()
+    const networkKey = generateNetworkKey()
+    const srcA = new MemorySource(await tempDir())
+    const data = random(3 * 1024 * 1024)
+    const file = await srcA.add('linked-1.0.tar.xz', data)
+    const a = await startSwarm(bootstrap, { networkKey, source: srcA, name: 'a', rangeSize: 1024 * 1024 })
+    const b = await startSwarm(bootstrap, { networkKey, source: new MemorySource(await tempDir()), name: 'b', rangeSize: 1024 * 1024 })
+    const paths = (s: DistSwarm): DataPath => (s as unknown as { dataPath: DataPath }).dataPath
+    const [keyA, keyB] = [a, b].map((s) => s.publicKey.toString('hex')) as [string, string]
+    await until(() => paths(a).linksTo(keyB).length === 2 && paths(b).linksTo(keyA).length === 2, 20_000, 'two links between a and b')
+    // The link each sends its requests on is the one it dialled.
+    expect([paths(a).link(keyB)!.initiator, paths(b).link(keyA)!.initiator]).toEqual([true, true])
+    expect(a.pathTo(keyB)).toBe('tcp')
+
+    const [hit] = b.find({ blake2b: file.blake2b.toString('hex') })
+    const sink = new BufferSink()
+    const before = paths(b).link(keyA)!.bytesReceived
+    await b.download(hit!.entry, sink)
+    expect(Buffer.concat(sink.chunks).equals(data)).toBe(true)
+    expect(paths(b).link(keyA)!.bytesReceived - before).toBeGreaterThanOrEqual(data.length)
   })
 
   it('stops at a failing sink with its own error, instead of trying the next holder', async () => {

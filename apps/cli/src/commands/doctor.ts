@@ -190,10 +190,17 @@ export async function diagnose (values: { control?: string | undefined, config?:
   const found = await findControl(values, env).catch(() => null)
   const socket = baked || (found?.path ?? config?.control ?? null)
   let status: StatusResult | null = null
+  // the peers (for the clock check) are asked on the same connection, when the agent answered
+  let peers: PeerInfo[] | null = null
   if (socket === null) {
     add({ name: 'agent', status: 'fail', detail: 'no control socket known', fix: 'give --control PATH or --config FILE' })
   } else {
-    status = await withClient(socket, (c) => c.call('status', {})).catch(() => null)
+    const answers = await withClient(socket, async (c) => {
+      const status = await c.call('status', {})
+      return { status, peers: status ? await c.call('peers', {}).catch(() => null) : null }
+    }).catch(() => null)
+    status = answers?.status ?? null
+    peers = Array.isArray(answers?.peers) ? answers.peers : null
     const whose = baked ? `${socket} (FETCHCOMMAND's)` : socket
     if (!status) {
       add({ name: 'agent', status: 'fail', detail: `no agent answers on ${whose}`, fix: 'start it: systemctl start distswarm, rc-service distswarm start, or distswarm agent' })
@@ -269,8 +276,7 @@ export async function diagnose (values: { control?: string | undefined, config?:
   else add({ name: 'peers', status: 'fail', detail: 'no peer connected', fix: 'give every box the same network key and a reachable bootstrap node or --peer; distswarm agent --log-level debug says why connections fail' })
 
   // 6. the clock
-  const peers = status && socket ? await withClient(socket, (c) => c.call('peers', {})).catch(() => null) : null
-  add(await clockCheck(Array.isArray(peers) ? peers : null, [...(config ? [configPath] : []), ...OWN_FILES]))
+  add(await clockCheck(peers, [...(config ? [configPath] : []), ...OWN_FILES]))
   return checks
 }
 

@@ -7,7 +7,7 @@ import { createHash, type Hash } from 'node:crypto'
 import { constants, type Stats } from 'node:fs'
 import { lstat, open, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { forEachBounded } from '../scan.js'
+import { forEachBounded } from '@distswarm/protocol'
 import { bad, parseManifest, type Bad, type ManifestParse, type ProblemLog } from './parse.js'
 
 function errText (err: unknown): string {
