@@ -36,16 +36,29 @@ const POOL_SIZE = 1024 * 1024 + 256
 const POOL_KEEP = 4
 const NONCE = 12
 /**
- * Receive buffers kept for reuse, for the whole process: what one source's
- * requests in flight and the piece being written take (2 x 4 MiB pieces,
- * and one more) fit; more sources take new ones, dropped once used. Held
- * by an idle agent too, so no more.
+ * Receive buffers kept for reuse, for the whole process, while records
+ * arrive: what a transfer holds ahead of its writes (8 pieces of 4 MiB) and
+ * its requests in flight fit, so none is dropped and made again (a dropped
+ * one is garbage until a GC, and 1 GiB of them set off one every ~25 MiB).
+ * Once none has been asked for in RECV_IDLE_MS, all but RECV_KEEP_IDLE go.
  */
-const RECV_KEEP = 12
+const RECV_KEEP = 40
+const RECV_KEEP_IDLE = 4
+const RECV_IDLE_MS = 5000
 
 /** Receive buffers (of POOL_SIZE) free for reuse, and those handed out, which recycle() takes back. */
 const recvFree: ArrayBuffer[] = []
 const recvOut = new WeakSet<ArrayBuffer>()
+let recvTakenAt = 0
+let recvTrim: NodeJS.Timeout | null = null
+
+/** Lets the free receive buffers go, but a few, once records stopped arriving. */
+function trimRecvFree (): void {
+  recvTrim = null
+  const idle = Date.now() - recvTakenAt
+  if (idle < RECV_IDLE_MS) recvTrim = setTimeout(trimRecvFree, RECV_IDLE_MS - idle).unref()
+  else if (recvFree.length > RECV_KEEP_IDLE) recvFree.length = RECV_KEEP_IDLE
+}
 
 /** Records up to this size (requests, acknowledgements, pings) get a buffer of their own, not a pooled 1 MiB one. */
 const SMALL_RECORD = 64 * 1024
@@ -53,6 +66,7 @@ const SMALL_RECORD = 64 * 1024
 /** A buffer for a received record of `size` bytes: a reused one when it fits. */
 function recvBuffer (size: number): Buffer {
   if (size > POOL_SIZE || size <= SMALL_RECORD) return Buffer.allocUnsafe(size)
+  recvTakenAt = Date.now()
   // Not zeroed: the record is read into it whole before any byte of it is used.
   const ab = recvFree.pop() ?? Buffer.allocUnsafeSlow(POOL_SIZE).buffer as ArrayBuffer
   recvOut.add(ab)
@@ -78,6 +92,7 @@ export function recycle (bytes: Uint8Array): void {
   if (!recvOut.has(ab)) return
   recvOut.delete(ab)
   if (recvFree.length < RECV_KEEP) recvFree.push(ab)
+  recvTrim ??= setTimeout(trimRecvFree, RECV_IDLE_MS).unref()
 }
 
 /**
