@@ -15,6 +15,8 @@ const SLOT_OVERHEAD = 8 + 4 + 1 + 4 + 4 + 16
 /** Longest probe sequence tolerated before the hash tables are keyed afresh (random digests rarely probe past 20 at half load). */
 const MAX_PROBE = 64
 const NO_SLOT = -1
+/** An empty SlotTable cell. */
+const EMPTY = 0
 /** The cheapest entry (a one-byte name): a pool of maxBytes holds at most maxBytes / MIN_COST of them. */
 const MIN_COST = DIGESTS + 1 + SLOT_OVERHEAD
 /** Slots reserved past that: each peer goes past the budget by a batch before enforce() cuts one off. */
@@ -71,10 +73,12 @@ function copyBytes (src: Uint8Array, from: number, dst: Uint8Array, to: number, 
 /**
  * An open-addressing multimap from a 32-bit hash to slots (linear probing,
  * deletion by backward shift, so no tombstones pile up). The caller keeps
- * each slot's hash and does the equality test.
+ * each slot's hash and does the equality test. A cell holds its slot + 1,
+ * 0 when empty: a new table is zeroed memory, whose pages cost RSS only
+ * once written (see EntryPool's reserve).
  */
 class SlotTable {
-  cells = new Int32Array(FIRST_CAPACITY * 2).fill(NO_SLOT)
+  cells = new Int32Array(FIRST_CAPACITY * 2)
   count = 0
   /** Longest probe seen since the last rebuild. */
   longest = 0
@@ -86,8 +90,8 @@ class SlotTable {
     const mask = this.cells.length - 1
     let i = this.hashOf[slot]! & mask
     let probe = 0
-    while (this.cells[i] !== NO_SLOT) { i = (i + 1) & mask; probe++ }
-    this.cells[i] = slot
+    while (this.cells[i] !== EMPTY) { i = (i + 1) & mask; probe++ }
+    this.cells[i] = slot + 1
     this.count++
     if (probe > this.longest) this.longest = probe
   }
@@ -95,33 +99,34 @@ class SlotTable {
   remove (slot: number): void {
     const mask = this.cells.length - 1
     let i = this.hashOf[slot]! & mask
-    while (this.cells[i] !== slot) {
-      if (this.cells[i] === NO_SLOT) return
+    while (this.cells[i] !== slot + 1) {
+      if (this.cells[i] === EMPTY) return
       i = (i + 1) & mask
     }
     // Backward shift: pull later cells of the run into the hole when their home allows.
-    for (let j = (i + 1) & mask; this.cells[j] !== NO_SLOT; j = (j + 1) & mask) {
-      const home = this.hashOf[this.cells[j]!]! & mask
+    for (let j = (i + 1) & mask; this.cells[j] !== EMPTY; j = (j + 1) & mask) {
+      const home = this.hashOf[this.cells[j]! - 1]! & mask
       if (((j - home) & mask) >= ((j - i) & mask)) {
         this.cells[i] = this.cells[j]!
         i = j
       }
     }
-    this.cells[i] = NO_SLOT
+    this.cells[i] = EMPTY
     this.count--
   }
 
   /** Calls `fn` with every slot whose hash is `hash` (and some others of the same run); stops when it returns true. */
   scan (hash: number, fn: (slot: number) => boolean | void): void {
     const mask = this.cells.length - 1
-    for (let i = hash & mask; this.cells[i] !== NO_SLOT; i = (i + 1) & mask) {
-      const slot = this.cells[i]!
+    for (let i = hash & mask; this.cells[i] !== EMPTY; i = (i + 1) & mask) {
+      const slot = this.cells[i]! - 1
       if (this.hashOf[slot] === hash && fn(slot) === true) return
     }
   }
 
-  rebuild (size: number, live: Int32Array = this.cells.filter((s) => s !== NO_SLOT)): void {
-    this.cells = new Int32Array(size).fill(NO_SLOT)
+  /** Moves every slot into a new table of `size` cells (a power of two). */
+  rebuild (size: number, live: Int32Array = this.cells.filter((c) => c !== EMPTY).map((c) => c - 1)): void {
+    this.cells = new Int32Array(size)
     this.count = 0
     this.longest = 0
     for (const s of live) this.insert(s)
@@ -185,6 +190,10 @@ export class EntryPool {
     if (Number.isFinite(this.maxBytes)) {
       const slots = Math.ceil(this.maxBytes / MIN_COST) + RESERVE_SLACK
       this.resize(slots)
+      // Both hash tables at the size they reach for that many slots: each doubling left the last one dead until a full GC.
+      const cells = 2 ** Math.ceil(Math.log2(2 * slots))
+      this.byDigest.rebuild(cells)
+      this.byName.rebuild(cells)
       this.names = Buffer.allocUnsafeSlow(slots * NAME_BYTES_PER_SLOT)
       // The digests too: chunks malloc'd one by one amid a flood's frames were long-lived blocks between freed ones, which glibc cannot give back.
       this.digestReserve = Buffer.allocUnsafeSlow(Math.ceil(slots / CHUNK_SLOTS) * CHUNK_SLOTS * DIGESTS)
@@ -257,8 +266,8 @@ export class EntryPool {
     const cells = this.byDigest.cells
     const mask = cells.length - 1
     let found = NO_SLOT
-    for (let i = dh & mask; cells[i] !== NO_SLOT; i = (i + 1) & mask) {
-      const s = cells[i]!
+    for (let i = dh & mask; cells[i] !== EMPTY; i = (i + 1) & mask) {
+      const s = cells[i]! - 1
       if (this.digestHash[s] === dh && this.sizes[s] === size && this.sameDigestAt(s, digest, digestAt) && this.sameSha(s, sha, shaAt) && this.sameName(s, this.scratch, nameBytes)) {
         found = s
         break
@@ -273,8 +282,8 @@ export class EntryPool {
   heldSlot (files: PeerFiles, digest: Buffer, at: number, dh: number): number {
     const cells = this.byDigest.cells
     const mask = cells.length - 1
-    for (let i = dh & mask; cells[i] !== NO_SLOT; i = (i + 1) & mask) {
-      const s = cells[i]!
+    for (let i = dh & mask; cells[i] !== EMPTY; i = (i + 1) & mask) {
+      const s = cells[i]! - 1
       if (this.digestHash[s] === dh && files.holds(s) && this.sameDigestAt(s, digest, at)) return s
     }
     return NO_SLOT
