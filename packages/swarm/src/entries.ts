@@ -4,9 +4,10 @@ import { BLAKE2B_BYTES, MAX_NAME_BYTES, SHA512_BYTES, type FileEntry, type RawEn
 /** Bytes of one slot's digests: BLAKE2B, then SHA512 (zeros and a flag when the holder does not know it). */
 const DIGESTS = BLAKE2B_BYTES + SHA512_BYTES
 const FIRST_CAPACITY = 1024
-/** Name bytes to start with, and reserved per slot of a pool with a budget (most distfile names are 15-40 bytes). */
+/** Name bytes to start with. */
 const FIRST_NAME_BYTES = FIRST_CAPACITY * 32
-const NAME_BYTES_PER_SLOT = 32
+/** Name bytes reserved per slot of a pool with a budget: most distfile names are 15-40 bytes, and makeNameRoom gives them twice their room. */
+const NAME_BYTES_PER_SLOT = 64
 /** Slots per buffer of digests (256 KiB): the digests never move, and growing frees no large buffer, which would raise glibc's mmap threshold and leave the heap fragmented. */
 const CHUNK_SLOTS = 2048
 const CHUNK_SHIFT = 11
