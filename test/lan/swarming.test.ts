@@ -80,8 +80,11 @@ describe.skipIf(!LAB.ok)(`swarming in the LAN lab${skipped(LAB.reason)}`, () => 
     const [liar, ...rest] = boxes as [AgentProc, ...AgentProc[]]
     const hex = (await cliJson<WhereResult>(['where', name, '--control', liar.control, '--json'])).remote[0]!.blake2b
     const lying = fetchVia(liar.control, name).catch((err: Error) => err)
-    await waitFor(async () => (await liar.status()).transfers.some((t) => t.bytesDone >= 16 * MiB), 60_000, 'the liar to hold pieces')
-    // Its disk changes the bytes of the pieces it verified and advertised: it will serve them wrong.
+    await waitFor(async () => (await liar.status()).transfers.some((t) => t.bytesDone >= 8 * MiB), 60_000, 'the liar to be under way')
+    // The others start: the liar, wanted now, checks what it holds and relays it.
+    const fetching = rest.map((b) => fetchVia(b.control, name))
+    await waitFor(async () => ((await liar.status()).traffic.relayedToPeers ?? 0) > 0, 60_000, 'the liar to relay pieces')
+    // Its disk then changes the bytes of the pieces it verified and advertised: it will serve them wrong.
     const partial = await open(join(liar.cacheDir, '.partial', hex), 'r+')
     try {
       const { size } = await partial.stat()
@@ -90,7 +93,7 @@ describe.skipIf(!LAB.ok)(`swarming in the LAN lab${skipped(LAB.reason)}`, () => 
     } finally {
       await partial.close()
     }
-    const results = await Promise.all(rest.map((b) => fetchVia(b.control, name)))
+    const results = await Promise.all(fetching)
     for (const [i, r] of results.entries()) {
       expect(r.source).toBe('swarm')
       await holdsWhole(rest[i]!, name, data)

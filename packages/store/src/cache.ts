@@ -1,7 +1,7 @@
 import { constants } from 'node:fs'
 import { chmod, link, mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { assertValidName, debugLogger, isHexDigest, toHex, type Logger } from '@distswarm/protocol'
+import { assertValidName, debugLogger, isHexDigest, toHex, type Logger, type PieceRange } from '@distswarm/protocol'
 import { StoreError } from './errors.js'
 import type { Digests } from './hash.js'
 import type { HashPool } from './pool.js'
@@ -124,6 +124,11 @@ export class CacheDir {
     await Promise.all([...this.active.values()].map((d) => d?.suspend()))
   }
 
+  /** @internal Piece hashes of a partial file's bytes (see Download.hashPieces). */
+  hashPieces (path: string, range: PieceRange): Promise<Buffer[]> {
+    return this.pool.pieces(path, range)
+  }
+
   /** @internal Publishes a verified temporary file under its name. */
   async publish (expected: Expected, tempPath: string): Promise<string> {
     const final = join(this.dir, expected.name)
@@ -216,6 +221,16 @@ export class Download {
     this.stream.feed(this.size)
     if (this.size > 0) this.cache.logDebug('download.resumed', { name: this.expected.name, bytes: this.size })
     this.resumedFrom = this.size
+  }
+
+  /**
+   * The piece hashes (the first 32 bytes of each piece's BLAKE2b-512) of
+   * what was written over [offset, offset + length), read back from the
+   * partial file in the hash pool: for a swarming download that checks
+   * pieces it wrote before anyone else wanted them.
+   */
+  hashPieces (offset: number, length: number, pieceSize: number): Promise<Buffer[]> {
+    return this.cache.hashPieces(this.tempPath, { offset, length, pieceSize })
   }
 
   /** Both digests as computed from the bytes written, once commit() has verified them; else null. */

@@ -173,11 +173,17 @@ export class Relay {
     }
   }
 
-  /** Starts relaying a download of ours: its partial file at `path`, pieces of `pieceSize`. */
+  /**
+   * Starts relaying a download of ours: its partial file at `path`, pieces
+   * of `pieceSize`. Members are told at once, with an empty map, that we
+   * download it: a member downloading it too then checks its pieces and
+   * offers them (see downloading()).
+   */
   begin (entry: FileEntry, pieceSize: number, path: string): LocalPartial {
     const hex = toHex(entry.blake2b)
     const ours: Ours = { entry, pieceSize, path, bits: new Bits(Math.ceil(entry.size / pieceSize)), served: false }
     this.ours.set(hex, ours)
+    this.broadcast({ blake2b: entry.blake2b, size: entry.size, pieceSize, reset: false, have: Buffer.alloc(0), added: [] })
     const live = (): boolean => this.ours.get(hex) === ours
     return {
       have: (piece) => {
@@ -188,7 +194,7 @@ export class Relay {
       end: () => {
         if (!live()) return
         this.ours.delete(hex)
-        if (ours.bits.size > 0) this.broadcast({ blake2b: entry.blake2b, size: entry.size, pieceSize, reset: true, have: Buffer.alloc(0), added: [] })
+        this.broadcast({ blake2b: entry.blake2b, size: entry.size, pieceSize, reset: true, have: Buffer.alloc(0), added: [] })
       }
     }
   }
@@ -201,6 +207,7 @@ export class Relay {
   attach (peer: Peer): void {
     for (const o of this.ours.values()) {
       if (o.bits.size > 0) peer.sendPieceMap({ blake2b: o.entry.blake2b, size: o.entry.size, pieceSize: o.pieceSize, reset: true, have: o.bits.bytes, added: [] })
+      else peer.sendPieceMap({ blake2b: o.entry.blake2b, size: o.entry.size, pieceSize: o.pieceSize, reset: false, have: Buffer.alloc(0), added: [] })
     }
   }
 
@@ -240,6 +247,13 @@ export class Relay {
     if (this.warned.has(peer)) return
     this.warned.add(peer)
     this.init.logger.warn(event, { peer: peer.label, ...fields })
+  }
+
+  /** Members that download this file too (they sent a map for it, if an empty one): pieces of ours are then worth checking and offering. */
+  downloading (hex: string): Peer[] {
+    const out: Peer[] = []
+    for (const [peer, maps] of this.theirs) if (!peer.closed && maps.has(hex)) out.push(peer)
+    return out
   }
 
   /** Members holding verified pieces of this file, in pieces of `pieceSize` (size and pieceSize -1: any), and which. */

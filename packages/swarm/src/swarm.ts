@@ -418,6 +418,11 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     return this.relay.holders(hex, -1, -1).map((h) => ({ peer: h.peer.publicKeyHex, name: h.peer.name, pieces: h.count }))
   }
 
+  /** Hex keys of the members that told us they download the file with this hex digest too (swarming), with or without pieces yet. */
+  downloading (hex: string): string[] {
+    return this.relay.downloading(hex).map((p) => p.publicKeyHex)
+  }
+
   /** File bytes uploaded to peers from partial downloads (swarming), since we started. */
   relayedBytes (): number {
     return this.relay.bytesRelayed
@@ -499,9 +504,21 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
     if (this.init.relay !== false && sink.allowGaps === true && sink.tempPath !== undefined && sink.truncate && !opts.ranges && entry.size > pieceSize) {
       const local = ours = this.relay.begin(entry, pieceSize, sink.tempPath)
       let hashes: Array<Buffer | null> | null = null
-      // Asked now, not waited for: bytes flow meanwhile (a holder hashes the whole file to answer, the first time).
-      void this.wholeFileHashes(entry, this.holdersOf(hex).filter(usable)).then((h) => { hashes = h })
-      mode = { hashes: () => hashes, onHave: (i) => local.have(i), onFault: (key, why) => opts.onFault?.(key, why) }
+      let asked = false
+      const wanted = (): boolean => this.relay.downloading(hex).length > 0
+      mode = {
+        // Asked once another member downloads the file too, not waited for: bytes flow meanwhile (a holder hashes the whole file to answer, the first time).
+        hashes: () => {
+          if (!asked && wanted()) {
+            asked = true
+            void this.wholeFileHashes(entry, this.holdersOf(hex).filter(usable)).then((h) => { hashes = h })
+          }
+          return hashes
+        },
+        wanted,
+        onHave: (i) => local.have(i),
+        onFault: (key, why) => opts.onFault?.(key, why)
+      }
     }
     const transfer = new Transfer(entry, sink, {
       holders: () => this.holdersOf(hex).filter(usable),

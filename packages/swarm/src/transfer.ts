@@ -79,6 +79,13 @@ export interface RelayMode {
    * once they come, and partial holders are asked only after).
    */
   hashes: () => ReadonlyArray<Buffer | null> | null
+  /**
+   * Whether some other member downloads the file too. Until then pieces
+   * from whole-file holders are not hashed (a lone download offers them to
+   * no one); those written meanwhile are read back and checked (the sink's
+   * hashPieces) once it does.
+   */
+  wanted: () => boolean
   /** A piece matched its hash and is written: it may be relayed. */
   onHave: (piece: number) => void
   /** A partial holder sent a piece that failed its hash: blame it (it is dropped from this transfer). */
@@ -129,6 +136,8 @@ interface Piece {
   verified: boolean
   /** Swarming: its piece hash as it arrived, kept until the agreed hashes come to check it against. */
   hash: Buffer | null
+  /** Swarming: it landed while no one else wanted the file, unhashed (see RelayMode.wanted). */
+  unchecked: boolean
 }
 
 /** Hold-off after a BUSY answer before asking that source again. */
@@ -197,6 +206,8 @@ export class Transfer {
   private done = 0
   /** Swarming: the agreed piece hashes have come, and the pieces that landed before were checked against them. */
   private hashesChecked = false
+  /** Swarming: pieces written unhashed are being read back and checked. */
+  private checkingWritten = false
 
   /**
    * Fetches `ranges` (in ascending order) when given, written over what the
@@ -211,7 +222,7 @@ export class Transfer {
     this.relay = relay && !ranges && sink.allowGaps === true ? relay : null
     const size = this.opts.rangeSize
     const add = (offset: number, length: number): void => {
-      this.pieces.push({ offset, length, attempts: new Set(), data: null, from: null, index: Math.floor(offset / size), written: false, verified: false, hash: null })
+      this.pieces.push({ offset, length, attempts: new Set(), data: null, from: null, index: Math.floor(offset / size), written: false, verified: false, hash: null, unchecked: false })
     }
     // Swarming cuts pieces where the piece hashes do: a resumed prefix is taken up to its last whole piece.
     const first = this.relay ? sink.written - sink.written % size : sink.written
@@ -427,6 +438,10 @@ export class Transfer {
    * its diagnosis to judge, as without swarming.
    */
   private checkPiece (piece: Piece, attempt: Attempt): boolean {
+    if (attempt.source.has === null && !this.relay!.wanted()) {
+      piece.unchecked = true
+      return true
+    }
     const hashes = this.relay!.hashes()
     if (!hashes) {
       // Only whole-file holders are asked before the hashes come (see RelayMode): checked when they do.
@@ -451,15 +466,46 @@ export class Transfer {
 
   /** Swarming: once the agreed hashes came, the pieces that landed before them are checked, and those that match may be relayed. */
   private checkEarlyPieces (): void {
-    if (!this.relay || this.hashesChecked) return
+    if (!this.relay) return
     const hashes = this.relay.hashes()
     if (!hashes) return
-    this.hashesChecked = true
-    for (const p of this.pieces) {
-      if (p.hash === null) continue
-      p.verified = hashes[p.index]?.equals(p.hash) === true
-      p.hash = null
-      if (p.verified && p.written) this.relay.onHave(p.index)
+    if (!this.hashesChecked) {
+      this.hashesChecked = true
+      for (const p of this.pieces) {
+        if (p.hash === null) continue
+        p.verified = hashes[p.index]?.equals(p.hash) === true
+        p.hash = null
+        if (p.verified && p.written) this.relay.onHave(p.index)
+      }
+    }
+    if (!this.checkingWritten && this.sink.hashPieces && this.relay.wanted() && this.pieces.some((p) => p.unchecked && p.written)) void this.checkWritten(hashes)
+  }
+
+  /** Swarming: pieces written while no one else wanted the file, read back, checked, and offered when they match. */
+  private async checkWritten (hashes: ReadonlyArray<Buffer | null>): Promise<void> {
+    this.checkingWritten = true
+    try {
+      const size = this.opts.rangeSize
+      const todo = this.pieces.filter((p) => p.unchecked && p.written)
+      for (const p of todo) p.unchecked = false
+      // Runs of consecutive pieces, one read-back each.
+      for (let i = 0; i < todo.length;) {
+        let j = i + 1
+        while (j < todo.length && todo[j]!.index === todo[j - 1]!.index + 1) j++
+        const first = todo[i]!
+        const last = todo[j - 1]!
+        const got = await this.sink.hashPieces!(first.offset, last.offset + last.length - first.offset, size)
+        for (let k = i; k < j; k++) {
+          const p = todo[k]!
+          p.verified = hashes[p.index]?.equals(got[k - i] ?? Buffer.alloc(0)) === true
+          if (p.verified) this.relay!.onHave(p.index)
+        }
+        i = j
+      }
+    } catch (err) {
+      this.log.debug('transfer.check-written-failed', { name: this.entry.name, why: (err as Error).message })
+    } finally {
+      this.checkingWritten = false
     }
   }
 

@@ -50,6 +50,8 @@ export interface Sink {
   truncate? (offset: number): Promise<void>
   /** Swarming: peers read from the partial file while it was in flight; its final check reads it whole again (see Download.distrust). */
   distrust? (): void
+  /** Swarming: the piece hashes (BLAKE2b-512, first 32 bytes) of what was written over [offset, offset + length), read back; for pieces written before anyone else wanted the file. */
+  hashPieces? (offset: number, length: number, pieceSize: number): Promise<Buffer[]>
   /** True when the sink keeps no reference to the chunks once write() resolved: their buffers are then reused. Default false. */
   readonly releasesChunks?: boolean
 }

@@ -40,6 +40,8 @@ class FileSink implements Sink {
   corrupt = false
   /** The swarm said peers read from this partial file (so its final check must read it whole). */
   distrusted = false
+  /** Bytes hashPieces() read back. */
+  readBack = 0
   constructor (readonly tempPath: string, private readonly fh: FileHandle) {}
 
   static async create (dir: string, name: string): Promise<FileSink> {
@@ -68,6 +70,16 @@ class FileSink implements Sink {
     this.distrusted = true
   }
 
+  /** Piece hashes of what the file holds (as the store's Download reads its partial file back). */
+  async hashPieces (offset: number, length: number, pieceSize: number): Promise<Buffer[]> {
+    this.readBack += length
+    const data = Buffer.alloc(length)
+    await this.fh.read(data, 0, length, offset)
+    const out: Buffer[] = []
+    for (let at = 0; at < length; at += pieceSize) out.push(createHash('blake2b512').update(data.subarray(at, Math.min(length, at + pieceSize))).digest().subarray(0, 32))
+    return out
+  }
+
   async bytes (): Promise<Buffer> {
     await this.fh.sync()
     return await readFile(this.tempPath)
@@ -91,32 +103,38 @@ async function seeded (bootstrap: Awaited<ReturnType<typeof testnet>>, networkKe
 }
 
 describe('swarming on loopback', () => {
-  it('two partial holders relay verified pieces to each other, piece by piece', { timeout: 90_000 }, async () => {
+  it('two partial holders relay verified pieces to each other, piece by piece; pieces written before anyone else wanted the file are checked from disk once someone does', { timeout: 90_000 }, async () => {
     const bootstrap = await testnet()
     const networkKey = Buffer.from(random(32))
     const data = random(PIECE * PIECES)
     const { seeder, file } = await seeded(bootstrap, networkKey, data)
     const hex = toHex(file.blake2b)
     const dir = await tempDir()
-    // a: one piece in memory at a time, so what it holds is on disk (and in its map).
+    // One piece in memory at a time, so what each holds is on disk (and in its map).
     const a = await startSwarm(bootstrap, { networkKey, source: new MemorySource(dir), name: 'a', rangeSize: PIECE, maxAhead: 1 })
-    const b = await startSwarm(bootstrap, { networkKey, source: new MemorySource(dir), name: 'b', rangeSize: PIECE, maxAhead: 32 })
+    const b = await startSwarm(bootstrap, { networkKey, source: new MemorySource(dir), name: 'b', rangeSize: PIECE, maxAhead: 1 })
     await until(() => [a, b].every((s) => s.find({ blake2b: hex }).length === 1) && a.readyPeers().length === 2 && b.readyPeers().length === 2, 30_000, 'the three connected')
 
-    // a gets half the file, and is held there.
+    // a gets half the file alone, and is held there: no one else wants the file, so nothing is hashed or offered.
     const sinkA = await FileSink.create(dir, 'a.part')
     const holdA = gate(() => sinkA.count >= PIECES / 2)
     sinkA.gate = holdA.fn
     const downloadA = a.download(file, sinkA)
     await until(() => sinkA.count === PIECES / 2, 30_000, 'a to hold half the file')
-    const haveA = new Set(sinkA.pieces)
+    expect(b.partialHolders(hex)).toEqual([])
+    expect(sinkA.readBack).toBe(0)
+
+    // b starts (its first write held): a reads its half back, checks it and offers it.
+    const sinkB = await FileSink.create(dir, 'b.part')
+    const first = gate(() => true)
+    const holdB = gate(() => sinkB.count >= PIECES - 1)
+    sinkB.gate = async (offset) => { await first.fn(offset); await holdB.fn(offset) }
+    const downloadB = b.download(file, sinkB)
     await until(() => b.partialHolders(hex).some((h) => h.pieces === PIECES / 2), 15_000, 'b to learn a\'s piece map')
+    expect(sinkA.readBack).toBe(PIECES / 2 * PIECE)
 
     // b takes a's half from a (the seeder is not asked for pieces a partial holder has, unless it is slower), the rest from the seeder; its last write is held.
-    const sinkB = await FileSink.create(dir, 'b.part')
-    const holdB = gate(() => sinkB.count >= PIECES - 1)
-    sinkB.gate = holdB.fn
-    const downloadB = b.download(file, sinkB)
+    first.open()
     await until(() => sinkB.count === PIECES - 1, 30_000, 'b to hold all but one piece')
     await until(() => a.partialHolders(hex).some((h) => h.pieces === PIECES - 1), 15_000, 'a to learn b\'s piece map')
 
@@ -156,8 +174,15 @@ describe('swarming on loopback', () => {
     const hex = toHex(file.blake2b)
     const dir = await tempDir()
     const a = await startSwarm(bootstrap, { networkKey, source: new MemorySource(dir), name: 'a', rangeSize: PIECE, maxAhead: 1 })
-    const b = await startSwarm(bootstrap, { networkKey, source: new MemorySource(dir), name: 'b', rangeSize: PIECE })
+    const b = await startSwarm(bootstrap, { networkKey, source: new MemorySource(dir), name: 'b', rangeSize: PIECE, maxAhead: 1 })
     await until(() => [a, b].every((s) => s.find({ blake2b: hex }).length === 1) && b.readyPeers().length === 2, 30_000, 'the three connected')
+
+    // b downloads it too (its writes held): a's pieces are worth checking as they land.
+    const sinkB = await FileSink.create(dir, 'b.part')
+    const holdB = gate(() => true)
+    sinkB.gate = holdB.fn
+    const downloadB = b.download(file, sinkB)
+    await until(() => a.downloading(hex).includes(toHex(b.publicKey)), 15_000, 'a to learn that b downloads the file')
 
     const sinkA = await FileSink.create(dir, 'a.part')
     const holdA = gate(() => sinkA.count >= PIECES / 2)
@@ -168,9 +193,13 @@ describe('swarming on loopback', () => {
     expect(b.partialHolders(hex)).toEqual([])
     answer.open()
     await until(() => b.partialHolders(hex).some((h) => h.pieces === PIECES / 2), 15_000, 'b to learn a\'s map of the pieces checked late')
+    // Checked as they landed, not read back.
+    expect(sinkA.readBack).toBe(0)
     holdA.open()
-    await downloadA
+    holdB.open()
+    await Promise.all([downloadA, downloadB])
     expect((await sinkA.bytes()).equals(data)).toBe(true)
+    expect((await sinkB.bytes()).equals(data)).toBe(true)
   })
 
   it('blames a partial holder whose relayed piece fails its hash, and takes the piece elsewhere', { timeout: 90_000 }, async () => {
@@ -181,8 +210,16 @@ describe('swarming on loopback', () => {
     const hex = toHex(file.blake2b)
     const dir = await tempDir()
     const liar = await startSwarm(bootstrap, { networkKey, source: new MemorySource(dir), name: 'liar', rangeSize: PIECE, maxAhead: 1 })
-    const b = await startSwarm(bootstrap, { networkKey, source: new MemorySource(dir), name: 'b', rangeSize: PIECE })
+    const b = await startSwarm(bootstrap, { networkKey, source: new MemorySource(dir), name: 'b', rangeSize: PIECE, maxAhead: 1 })
     await until(() => [liar, b].every((s) => s.find({ blake2b: hex }).length === 1) && b.readyPeers().length === 2, 30_000, 'connected')
+
+    // b downloads it too, its first write held: the liar's pieces are checked as they land.
+    const faults: Array<{ key: string, why: string }> = []
+    const sinkB = await FileSink.create(dir, 'b.part')
+    const holdB = gate(() => true)
+    sinkB.gate = holdB.fn
+    const downloadB = b.download(file, sinkB, { onFault: (key, why) => faults.push({ key, why }) })
+    await until(() => liar.downloading(hex).includes(toHex(b.publicKey)), 15_000, 'the liar to learn that b downloads the file')
 
     // The liar's pieces matched their hashes as they arrived; its disk then keeps other bytes, which it serves.
     const sinkL = await FileSink.create(dir, 'liar.part')
@@ -191,11 +228,10 @@ describe('swarming on loopback', () => {
     sinkL.gate = holdL.fn
     const downloadL = liar.download(file, sinkL).catch(() => [])
     await until(() => sinkL.count === PIECES / 2, 30_000, 'the liar to hold half')
-    await until(() => b.partialHolders(hex).length === 1, 15_000, 'b to learn the liar\'s map')
+    await until(() => b.partialHolders(hex).some((h) => h.pieces === PIECES / 2), 15_000, 'b to learn the liar\'s map')
 
-    const faults: Array<{ key: string, why: string }> = []
-    const sinkB = await FileSink.create(dir, 'b.part')
-    const pieces = await b.download(file, sinkB, { onFault: (key, why) => faults.push({ key, why }) })
+    holdB.open()
+    const pieces = await downloadB
     holdL.open()
     await downloadL
 
