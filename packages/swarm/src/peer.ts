@@ -568,6 +568,8 @@ export class Peer {
     if (this.state === 'closed') return
     this.log.debug('peer.dropped', { peer: this.label, code, why: err.message })
     this.send({ type: 'error', code, id: 0, message: err.message })
+    // Nothing it sends is read from now on: a member cut off mid-flood would otherwise have its frames decrypted and dropped until close() destroys the stream.
+    this.stream.pause?.()
     this.close(err)
   }
 
@@ -590,8 +592,6 @@ export class Peer {
     this.hashRequests.clear()
     this.uploads.clear()
     this.flushWritable()
-    // Nothing it sends is read from now on: a member cut off mid-flood would otherwise have its frames decrypted and dropped until the destroy below.
-    this.stream.pause?.()
     this.stream.end()
     // Give the error reply a moment to flush, then make sure the socket dies.
     setTimeout(() => this.stream.destroy(), 1000).unref()
