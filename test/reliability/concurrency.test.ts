@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { FetchResult } from '@distswarm/agent'
-import { cli, connectionsTo, localNet, waitFor, whileStopped } from '../harness.js'
+import type { FetchResult, PeerInfo } from '@distswarm/agent'
+import { cli, cliJson, connectionsTo, localNet, waitFor, whileStopped } from '../harness.js'
 import { distfile, emergeFetch, makeConf, mirror } from '../gentoo.js'
 
 const MiB = 1024 * 1024
@@ -25,6 +25,8 @@ describe('concurrent fetches at one agent', () => {
     // The seeder is frozen below for as long as ten jobs take to start: the box must not take it for dead (--dead-peer-ms).
     const [seeder, box] = await Promise.all([net.startAgent({ name: 'seeder' }), net.startAgent({ name: 'box', args: FROZEN_SEEDER_OK })])
     await waitFor(async () => (await cli(['where', f.name, '--control', box.control])).code === 0, 30_000, 'the seeder\'s inventory at box')
+    // The download goes over the TCP fast path, which a freeze of seconds does not break (a hyperswarm stream gives up after ~18 s without acknowledgements).
+    await waitFor(async () => (await cliJson<PeerInfo[]>(['peers', '--control', box.control, '--json'])).find((p) => p.name === 'seeder')?.path === 'tcp', 30_000, 'a fast-path link from box to the seeder')
     const conf = await makeConf(box.control)
     const distdirs = Array.from({ length: JOBS }, (_, i) => join(net.root, `guest-${i}`, 'distfiles'))
     for (const d of distdirs) await mkdir(d, { recursive: true })
