@@ -6,6 +6,8 @@ export type { Logger, LogLevel, LogFields } from './log.js'
 export * from './limits.js'
 export { encodeFrame, FrameDecoder } from './framing.js'
 export { allocDataFrame, encodeMessage, decodeMessage, ErrorCode } from './messages.js'
+export { readInventory } from './inventory.js'
+export type { InventoryView, RawEntry } from './inventory.js'
 export type {
   Message, HelloMessage, InventoryMessage, RequestMessage, DataMessage, CancelMessage, ErrorMessage, ReportMessage,
   HashRequestMessage, HashesMessage, PieceRange, PeerAddress, PeerAddressesMessage, PingMessage, PongMessage,

@@ -158,7 +158,8 @@ export function encodeMessage (msg: Message): Buffer {
   return encodeFrame(wire.Envelope.encode(toEnvelope(msg)))
 }
 
-function entry (e: wire.FileEntry): FileEntry {
+/** A FileEntry as the wire gave it, checked: the one validation of an advertised entry (also inventory.ts's). */
+export function fileEntry (e: wire.FileEntry): FileEntry {
   const name = e.name ?? ''
   const problem = nameProblem(name)
   check(problem === null, 'inventory', `entry name ${JSON.stringify(name.slice(0, 300))} is ${problem}`)
@@ -209,7 +210,7 @@ function fromEnvelope (env: wire.Envelope): Message {
     check(added.length + removed.length <= MAX_INVENTORY_BATCH, 'inventory', `more than ${MAX_INVENTORY_BATCH} entries`)
     const removedBytes = removed.map(bytes)
     check(removedBytes.every((d) => d.byteLength === BLAKE2B_BYTES), 'inventory', 'a removed digest is not 64 bytes')
-    return { type: 'inventory', reset: inv.reset ?? false, added: added.map(entry), removed: removedBytes }
+    return { type: 'inventory', reset: inv.reset ?? false, added: added.map(fileEntry), removed: removedBytes }
   }
   if (env.request) {
     const r = env.request

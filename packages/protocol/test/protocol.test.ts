@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import {
   allocDataFrame, decodeMessage, encodeMessage, encodeFrame, FrameDecoder, MAX_DATA_CHUNK, MAX_FRAME_SIZE, MAX_INVENTORY_BATCH,
-  MAX_REQUEST_LENGTH, MAX_BUILDS_BATCH, MAX_BUILD_BYTES, MAX_BUILD_FIELDS, buildProblem, buildSigningPayload,
-  type BuildEntry, type Message, type ProtocolError
+  MAX_REQUEST_LENGTH, MAX_BUILDS_BATCH, MAX_BUILD_BYTES, MAX_BUILD_FIELDS, buildProblem, buildSigningPayload, readInventory,
+  type BuildEntry, type FileEntry, type Message, type ProtocolError, type RawEntry
 } from '../src/index.js'
 import * as wire from '../src/generated/distswarm.cjs'
 
@@ -138,6 +138,74 @@ describe('messages', () => {
       }
       expect(codeOf(() => decodeMessage(encodeMessage(msg).subarray(4)))).toBe('ERR_BAD_MESSAGE')
     })
+})
+
+describe('readInventory (an Inventory frame read in place)', () => {
+  const entry = (name: string, sha = true): FileEntry => ({ name, size: 4096, blake2b: digest(), sha512: sha ? digest() : Buffer.alloc(0) })
+  const payload = (msg: Message): Buffer => encodeMessage(msg).subarray(4)
+  const raw = (e: RawEntry) => ({
+    name: e.name ?? e.buf.toString('utf8', e.nameAt, e.nameAt + e.nameLen),
+    size: e.size,
+    blake2b: Buffer.from(e.buf.subarray(e.blake2bAt, e.blake2bAt + 64)),
+    sha512: e.sha512At < 0 ? Buffer.alloc(0) : Buffer.from(e.buf.subarray(e.sha512At, e.sha512At + 64))
+  })
+
+  it('reads what decodeMessage reads, in place and as objects, for ASCII and other names, with and without SHA512', () => {
+    const msg: Message = { type: 'inventory', reset: true, added: [entry('a-1.tar.xz'), entry('b 2.zip', false), entry('naïve-1.0.tar.gz'), entry('日本語.tar')], removed: [digest(), digest()] }
+    const inv = readInventory(payload(msg))!
+    expect(inv.reset).toBe(true)
+    expect([...inv.added]).toEqual(msg.added)
+    expect([...inv.removed]).toEqual(msg.removed)
+    const inPlace: FileEntry[] = []
+    inv.eachAdded((e) => inPlace.push(raw(e)))
+    expect(inPlace).toEqual(msg.added)
+    // Only names that are not plain ASCII are decoded to a string to be checked.
+    const decoded: Array<string | null> = []
+    inv.eachAdded((e) => decoded.push(e.name))
+    expect(decoded).toEqual([null, null, 'naïve-1.0.tar.gz', '日本語.tar'])
+    const at: number[] = []
+    inv.eachRemoved((buf, from) => at.push(buf.compare(msg.removed[at.length]!, 0, 64, from, from + 64)))
+    expect(at).toEqual([0, 0])
+  })
+
+  it('leaves every other message to decodeMessage (null), and skips unknown fields beside an Inventory', () => {
+    expect(readInventory(payload({ type: 'cancel', id: 7 }))).toBeNull()
+    expect(readInventory(payload({ type: 'data', id: 1, offset: 0, bytes: Buffer.alloc(10) }))).toBeNull()
+    expect(readInventory(Buffer.alloc(0))).toBeNull()
+    const msg: Message = { type: 'inventory', reset: false, added: [entry('a-1.tar.xz')], removed: [] }
+    // Envelope field 99 (varint) before it, field 100 (bytes) after it: a newer peer's additions.
+    const withUnknown = Buffer.concat([Buffer.from([0x98, 0x06, 0x05]), payload(msg), Buffer.from([0xa2, 0x06, 0x02, 0x01, 0x02])])
+    expect([...readInventory(withUnknown)!.added]).toEqual(msg.added)
+    expect(decodeMessage(withUnknown)).toEqual(msg)
+  })
+
+  it('refuses what decodeMessage refuses, with the same code, before reading any entry', () => {
+    const tooMany: Message = { type: 'inventory', reset: false, added: [], removed: Array.from({ length: MAX_INVENTORY_BATCH + 1 }, digest) }
+    const badName: Message = { type: 'inventory', reset: false, added: [entry('ok.tar'), entry('../etc/passwd')], removed: [] }
+    const shortDigest: Message = { type: 'inventory', reset: false, added: [{ ...entry('a.tar'), blake2b: Buffer.alloc(63) }], removed: [] }
+    for (const msg of [tooMany, badName, shortDigest]) {
+      const code = codeOf(() => decodeMessage(payload(msg)))
+      expect(code).toBe('ERR_BAD_MESSAGE')
+      expect(codeOf(() => readInventory(payload(msg)))).toBe(code)
+    }
+    // Cut short, the envelope holds no whole Inventory: left to decodeMessage, which refuses it.
+    expect(readInventory(payload(badName).subarray(0, 60))).toBeNull()
+    expect(codeOf(() => decodeMessage(payload(badName).subarray(0, 60)))).toBe('ERR_DECODE')
+    // An entry cut short inside a whole Inventory is refused here.
+    const cut = Buffer.from(payload(badName))
+    cut[6] = cut[6]! - 10 // the low byte of the first entry's length (0x12 0x8f 0x01 after reset): its SHA512 now runs past its end
+    expect(codeOf(() => readInventory(cut))).toBe('ERR_DECODE')
+  })
+
+  it('refuses, stricter than the generated decoder, a wrong wire type and an Inventory beside another body', () => {
+    const inv = payload({ type: 'inventory', reset: false, added: [entry('a.tar')], removed: [] })
+    // reset (field 1) sent as bytes: the generated decoder reads one byte of it as a bool.
+    const wrongType = Buffer.from([0x12, 0x03, 0x0a, 0x01, 0x01])
+    expect(codeOf(() => readInventory(wrongType))).toBe('ERR_DECODE')
+    const twoBodies = Buffer.concat([payload({ type: 'cancel', id: 1 }), inv])
+    expect(decodeMessage(twoBodies).type).toBe('inventory')
+    expect(codeOf(() => readInventory(twoBodies))).toBe('ERR_BAD_MESSAGE')
+  })
 })
 
 describe('build entries', () => {

@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto'
-import { BLAKE2B_BYTES, MAX_NAME_BYTES, SHA512_BYTES, type FileEntry } from '@distswarm/protocol'
+import { BLAKE2B_BYTES, MAX_NAME_BYTES, SHA512_BYTES, type FileEntry, type RawEntry } from '@distswarm/protocol'
 
 /** Bytes of one slot's digests: BLAKE2B, then SHA512 (zeros and a flag when the holder does not know it). */
 const DIGESTS = BLAKE2B_BYTES + SHA512_BYTES
 const FIRST_CAPACITY = 1024
+/** Name bytes to start with. */
+const FIRST_NAME_BYTES = FIRST_CAPACITY * 32
+/** Name bytes reserved per slot of a pool with a budget: most distfile names are 15-40 bytes, and makeNameRoom gives them twice their room. */
+const NAME_BYTES_PER_SLOT = 64
 /** Slots per buffer of digests (256 KiB): the digests never move, and growing frees no large buffer, which would raise glibc's mmap threshold and leave the heap fragmented. */
 const CHUNK_SLOTS = 2048
 const CHUNK_SHIFT = 11
@@ -12,6 +16,12 @@ const SLOT_OVERHEAD = 8 + 4 + 1 + 4 + 4 + 16
 /** Longest probe sequence tolerated before the hash tables are keyed afresh (random digests rarely probe past 20 at half load). */
 const MAX_PROBE = 64
 const NO_SLOT = -1
+/** An empty SlotTable cell. */
+const EMPTY = 0
+/** The cheapest entry (a one-byte name): a pool of maxBytes holds at most maxBytes / MIN_COST of them. */
+const MIN_COST = DIGESTS + 1 + SLOT_OVERHEAD
+/** Slots reserved past that: each peer goes past the budget by a batch before enforce() cuts one off. */
+const RESERVE_SLACK = 4096
 
 /**
  * Memory an entry takes in the pool: what a peer's inventory budget counts
@@ -55,13 +65,21 @@ function modPrime (x: number): number {
 
 const TWO_TO_MINUS_31 = 1 / 2147483648
 
+/** Copies `n` bytes; returns n. A loop: Buffer#copy of part of a buffer makes a view object each time, and this runs for every entry a peer advertises. */
+function copyBytes (src: Uint8Array, from: number, dst: Uint8Array, to: number, n: number): number {
+  for (let i = 0; i < n; i++) dst[to + i] = src[from + i]!
+  return n
+}
+
 /**
  * An open-addressing multimap from a 32-bit hash to slots (linear probing,
  * deletion by backward shift, so no tombstones pile up). The caller keeps
- * each slot's hash and does the equality test.
+ * each slot's hash and does the equality test. A cell holds its slot + 1,
+ * 0 when empty: a new table is zeroed memory, whose pages cost RSS only
+ * once written (see EntryPool's reserve).
  */
 class SlotTable {
-  cells = new Int32Array(FIRST_CAPACITY * 2).fill(NO_SLOT)
+  cells = new Int32Array(FIRST_CAPACITY * 2)
   count = 0
   /** Longest probe seen since the last rebuild. */
   longest = 0
@@ -73,8 +91,8 @@ class SlotTable {
     const mask = this.cells.length - 1
     let i = this.hashOf[slot]! & mask
     let probe = 0
-    while (this.cells[i] !== NO_SLOT) { i = (i + 1) & mask; probe++ }
-    this.cells[i] = slot
+    while (this.cells[i] !== EMPTY) { i = (i + 1) & mask; probe++ }
+    this.cells[i] = slot + 1
     this.count++
     if (probe > this.longest) this.longest = probe
   }
@@ -82,41 +100,37 @@ class SlotTable {
   remove (slot: number): void {
     const mask = this.cells.length - 1
     let i = this.hashOf[slot]! & mask
-    while (this.cells[i] !== slot) {
-      if (this.cells[i] === NO_SLOT) return
+    while (this.cells[i] !== slot + 1) {
+      if (this.cells[i] === EMPTY) return
       i = (i + 1) & mask
     }
     // Backward shift: pull later cells of the run into the hole when their home allows.
-    for (let j = (i + 1) & mask; this.cells[j] !== NO_SLOT; j = (j + 1) & mask) {
-      const home = this.hashOf[this.cells[j]!]! & mask
+    for (let j = (i + 1) & mask; this.cells[j] !== EMPTY; j = (j + 1) & mask) {
+      const home = this.hashOf[this.cells[j]! - 1]! & mask
       if (((j - home) & mask) >= ((j - i) & mask)) {
         this.cells[i] = this.cells[j]!
         i = j
       }
     }
-    this.cells[i] = NO_SLOT
+    this.cells[i] = EMPTY
     this.count--
   }
 
   /** Calls `fn` with every slot whose hash is `hash` (and some others of the same run); stops when it returns true. */
   scan (hash: number, fn: (slot: number) => boolean | void): void {
     const mask = this.cells.length - 1
-    for (let i = hash & mask; this.cells[i] !== NO_SLOT; i = (i + 1) & mask) {
-      const slot = this.cells[i]!
+    for (let i = hash & mask; this.cells[i] !== EMPTY; i = (i + 1) & mask) {
+      const slot = this.cells[i]! - 1
       if (this.hashOf[slot] === hash && fn(slot) === true) return
     }
   }
 
-  rebuild (size: number, slots: Iterable<number> = this.live()): void {
-    const live = [...slots]
-    this.cells = new Int32Array(size).fill(NO_SLOT)
+  /** Moves every slot into a new table of `size` cells (a power of two). */
+  rebuild (size: number, live: Int32Array = this.cells.filter((c) => c !== EMPTY).map((c) => c - 1)): void {
+    this.cells = new Int32Array(size)
     this.count = 0
     this.longest = 0
     for (const s of live) this.insert(s)
-  }
-
-  private * live (): Iterable<number> {
-    for (const s of this.cells) if (s !== NO_SLOT) yield s
   }
 }
 
@@ -133,14 +147,20 @@ export class EntryPool {
   private capacity = FIRST_CAPACITY
   /** Slots ever used; freed ones below it are on the free list. */
   private high = 0
-  private free: number[] = []
+  /** The free list, a stack of slot numbers (typed, like every array the pool keeps: a JS array of 100 000 numbers, copied as it grows, is promoted by V8's scavenges and grows its young generation). */
+  private free = new Int32Array(FIRST_CAPACITY)
+  private freeCount = 0
   private readonly digestChunks: Buffer[] = []
+  /** Reserved room for the digests of the first slots (see the constructor), handed out a chunk at a time; empty without a budget. */
+  private digestReserve: Buffer = Buffer.alloc(0)
   private sizes = new Float64Array(FIRST_CAPACITY)
   private hasSha = new Uint8Array(FIRST_CAPACITY)
   private refs = new Uint32Array(FIRST_CAPACITY)
   private nameAt = new Uint32Array(FIRST_CAPACITY)
   private nameLen = new Uint8Array(FIRST_CAPACITY)
-  private names = Buffer.alloc(FIRST_CAPACITY * 32)
+  private names = Buffer.alloc(FIRST_NAME_BYTES)
+  /** Where names may reach before makeNameRoom compacts or grows them (within names.byteLength, which may be reserved beyond it). */
+  private namesLimit = FIRST_NAME_BYTES
   private namesEnd = 0
   /** Bytes of names no longer used, reclaimed by compaction. */
   private namesGarbage = 0
@@ -165,11 +185,25 @@ export class EntryPool {
 
   constructor (init: { maxBytes?: number } = {}) {
     this.maxBytes = init.maxBytes ?? Number.POSITIVE_INFINITY
+    // Under a budget, every per-slot array and the names are reserved at the most it can hold, not grown by copies: each copy
+    // left the last one dead until V8's next full collection (~25 MiB in all at 32 MiB, bench/flood.mjs). The reserve is
+    // zeroed or untouched memory, so a page costs RSS only once a slot on it is used.
+    if (Number.isFinite(this.maxBytes)) {
+      const slots = Math.ceil(this.maxBytes / MIN_COST) + RESERVE_SLACK
+      this.resize(slots)
+      // Both hash tables at the size they reach for that many slots: each doubling left the last one dead until a full GC.
+      const cells = 2 ** Math.ceil(Math.log2(2 * slots))
+      this.byDigest.rebuild(cells)
+      this.byName.rebuild(cells)
+      this.names = Buffer.allocUnsafeSlow(slots * NAME_BYTES_PER_SLOT)
+      // The digests too: chunks malloc'd one by one amid a flood's frames were long-lived blocks between freed ones, which glibc cannot give back.
+      this.digestReserve = Buffer.allocUnsafeSlow(Math.ceil(slots / CHUNK_SLOTS) * CHUNK_SLOTS * DIGESTS)
+    }
   }
 
   /** Distinct entries held. */
   get size (): number {
-    return this.high - this.free.length
+    return this.high - this.freeCount
   }
 
   /** Memory the distinct entries take (the sum of their entryCost). */
@@ -199,7 +233,7 @@ export class EntryPool {
     let most = -1
     for (const m of this.members) {
       let alone = 0
-      for (const s of m.slots()) if (this.refs[s] === 1) alone += this.costOf(s)
+      m.eachSlot((s) => { if (this.refs[s] === 1) alone += this.costOf(s) })
       const weight = alone * 2 ** 20 + m.bytes / 2 ** 20 // alone first, then size
       if (weight > most) { most = weight; victim = m }
     }
@@ -211,16 +245,49 @@ export class EntryPool {
     if (e.blake2b.byteLength !== BLAKE2B_BYTES) throw new RangeError(`a BLAKE2B digest of ${e.blake2b.byteLength} bytes`)
     if (e.sha512.byteLength !== 0 && e.sha512.byteLength !== SHA512_BYTES) throw new RangeError(`a SHA512 digest of ${e.sha512.byteLength} bytes`)
     const digest = Buffer.from(e.blake2b.buffer, e.blake2b.byteOffset, BLAKE2B_BYTES)
-    const nameBytes = this.scratch.write(e.name, 0, 'utf8')
+    const sha = e.sha512.byteLength === 0 ? null : Buffer.from(e.sha512.buffer, e.sha512.byteOffset, SHA512_BYTES)
+    return this.acquireIn(this.nameIn(e.name), e.size, digest, 0, sha, 0, dh)
+  }
+
+  /** acquire() of an entry where it lies in a frame (see readInventory), making no object: its lengths were checked. */
+  acquireRaw (e: RawEntry, dh = this.hashDigestAt(e.buf, e.blake2bAt)): number {
+    const nameBytes = e.name !== null ? this.nameIn(e.name) : copyBytes(e.buf, e.nameAt, this.scratch, 0, e.nameLen)
+    return this.acquireIn(nameBytes, e.size, e.buf, e.blake2bAt, e.sha512At < 0 ? null : e.buf, e.sha512At, dh)
+  }
+
+  /** Writes a name into the scratch space, where acquireIn takes it; its length in bytes. */
+  private nameIn (name: string): number {
+    const nameBytes = this.scratch.write(name, 0, 'utf8')
     if (nameBytes > MAX_NAME_BYTES) throw new RangeError(`a name of ${nameBytes} bytes`)
+    return nameBytes
+  }
+
+  /** The slot of the entry with the name in scratch, these digests (at their offsets) and size; made when none. A probe loop, no closure: it runs for every entry a peer advertises. */
+  private acquireIn (nameBytes: number, size: number, digest: Buffer, digestAt: number, sha: Buffer | null, shaAt: number, dh: number): number {
+    const cells = this.byDigest.cells
+    const mask = cells.length - 1
     let found = NO_SLOT
-    this.byDigest.scan(dh, (s) => {
-      if (this.sizes[s] === e.size && this.sameDigest(s, digest) && this.sameSha(s, e.sha512) && this.sameName(s, this.scratch, nameBytes)) found = s
-      return found !== NO_SLOT
-    })
-    if (found === NO_SLOT) found = this.add(e, digest, dh, nameBytes)
+    for (let i = dh & mask; cells[i] !== EMPTY; i = (i + 1) & mask) {
+      const s = cells[i]! - 1
+      if (this.digestHash[s] === dh && this.sizes[s] === size && this.sameDigestAt(s, digest, digestAt) && this.sameSha(s, sha, shaAt) && this.sameName(s, this.scratch, nameBytes)) {
+        found = s
+        break
+      }
+    }
+    if (found === NO_SLOT) found = this.add(size, digest, digestAt, sha, shaAt, dh, nameBytes)
     this.refs[found]!++
     return found
+  }
+
+  /** The slot `files` holds for the BLAKE2B digest at `digest[at]`, or -1; makes no object. */
+  heldSlot (files: PeerFiles, digest: Buffer, at: number, dh: number): number {
+    const cells = this.byDigest.cells
+    const mask = cells.length - 1
+    for (let i = dh & mask; cells[i] !== EMPTY; i = (i + 1) & mask) {
+      const s = cells[i]! - 1
+      if (this.digestHash[s] === dh && files.holds(s) && this.sameDigestAt(s, digest, at)) return s
+    }
+    return NO_SLOT
   }
 
   /** One holder fewer; the slot is freed when none is left. */
@@ -232,7 +299,7 @@ export class EntryPool {
     this.namesGarbage += this.nameLen[slot]!
     this.liveBytes -= this.costOf(slot)
     this.version++
-    this.free.push(slot)
+    this.free[this.freeCount++] = slot
   }
 
   /** Holders of this slot. */
@@ -253,6 +320,12 @@ export class EntryPool {
   hashDigest (digest: Uint8Array): number {
     if (digest.byteLength !== BLAKE2B_BYTES) return 0
     this.digestBytes.set(digest)
+    return keyedHash(this.key, this.digestWords, this.digestBytes, BLAKE2B_BYTES)
+  }
+
+  /** hashDigest of the 64 bytes at `buf[at]`, without a view of them. */
+  hashDigestAt (buf: Buffer, at: number): number {
+    copyBytes(buf, at, this.digestBytes, 0, BLAKE2B_BYTES)
     return keyedHash(this.key, this.digestWords, this.digestBytes, BLAKE2B_BYTES)
   }
 
@@ -299,14 +372,19 @@ export class EntryPool {
   }
 
   sameDigest (slot: number, digest: Buffer): boolean {
-    const at = (slot & (CHUNK_SLOTS - 1)) * DIGESTS
-    return this.digestChunks[slot >>> CHUNK_SHIFT]!.compare(digest, 0, BLAKE2B_BYTES, at, at + BLAKE2B_BYTES) === 0
+    return this.sameDigestAt(slot, digest, 0)
   }
 
-  private sameSha (slot: number, sha512: Buffer): boolean {
-    if (sha512.byteLength === 0) return this.hasSha[slot] === 0
+  private sameDigestAt (slot: number, digest: Buffer, from: number): boolean {
+    const at = (slot & (CHUNK_SLOTS - 1)) * DIGESTS
+    return this.digestChunks[slot >>> CHUNK_SHIFT]!.compare(digest, from, from + BLAKE2B_BYTES, at, at + BLAKE2B_BYTES) === 0
+  }
+
+  /** Whether the slot's SHA512 is the one at `sha512[from]`, or it has none when `sha512` is null. */
+  private sameSha (slot: number, sha512: Buffer | null, from: number): boolean {
+    if (sha512 === null) return this.hasSha[slot] === 0
     const at = (slot & (CHUNK_SLOTS - 1)) * DIGESTS + BLAKE2B_BYTES
-    return this.hasSha[slot] === 1 && this.digestChunks[slot >>> CHUNK_SHIFT]!.compare(sha512, 0, SHA512_BYTES, at, at + SHA512_BYTES) === 0
+    return this.hasSha[slot] === 1 && this.digestChunks[slot >>> CHUNK_SHIFT]!.compare(sha512, from, from + SHA512_BYTES, at, at + SHA512_BYTES) === 0
   }
 
   private sameName (slot: number, name: Buffer, len: number): boolean {
@@ -314,26 +392,26 @@ export class EntryPool {
     return this.nameLen[slot] === len && this.names.compare(name, 0, len, at, at + len) === 0
   }
 
-  private add (e: FileEntry, digest: Buffer, dh: number, nameBytes: number): number {
+  private add (size: number, digest: Buffer, digestAt: number, sha: Buffer | null, shaAt: number, dh: number, nameBytes: number): number {
     // Before taking a slot: compaction copies the names of every slot in use.
-    if (this.namesEnd + nameBytes > this.names.byteLength) this.makeNameRoom(nameBytes)
-    let slot = this.free.pop()
+    if (this.namesEnd + nameBytes > this.namesLimit) this.makeNameRoom(nameBytes)
+    let slot = this.freeCount > 0 ? this.free[--this.freeCount]! : undefined
     if (slot === undefined) {
       if (this.high === this.capacity) this.grow()
       slot = this.high++
     }
-    if ((slot >>> CHUNK_SHIFT) === this.digestChunks.length) this.digestChunks.push(Buffer.allocUnsafeSlow(CHUNK_SLOTS * DIGESTS))
+    if ((slot >>> CHUNK_SHIFT) === this.digestChunks.length) this.digestChunks.push(this.newDigestChunk())
     const digests = this.digestChunks[slot >>> CHUNK_SHIFT]!
     const at = (slot & (CHUNK_SLOTS - 1)) * DIGESTS
-    digest.copy(digests, at)
-    if (e.sha512.byteLength === SHA512_BYTES) {
-      Buffer.from(e.sha512.buffer, e.sha512.byteOffset, SHA512_BYTES).copy(digests, at + BLAKE2B_BYTES)
+    copyBytes(digest, digestAt, digests, at, BLAKE2B_BYTES)
+    if (sha !== null) {
+      copyBytes(sha, shaAt, digests, at + BLAKE2B_BYTES, SHA512_BYTES)
       this.hasSha[slot] = 1
     } else {
       this.hasSha[slot] = 0
     }
-    this.sizes[slot] = e.size
-    this.scratch.copy(this.names, this.namesEnd, 0, nameBytes)
+    this.sizes[slot] = size
+    copyBytes(this.scratch, 0, this.names, this.namesEnd, nameBytes)
     this.nameAt[slot] = this.namesEnd
     this.nameLen[slot] = nameBytes
     this.namesEnd += nameBytes
@@ -349,14 +427,25 @@ export class EntryPool {
     return slot
   }
 
-  private * liveSlots (): Iterable<number> {
-    const freed = new Set(this.free)
-    for (let s = 0; s < this.high; s++) if (!freed.has(s)) yield s
+  /** A chunk of CHUNK_SLOTS slots' digests: from the reserve while it lasts. */
+  private newDigestChunk (): Buffer {
+    const at = this.digestChunks.length * CHUNK_SLOTS * DIGESTS
+    if (at < this.digestReserve.byteLength) return this.digestReserve.subarray(at, at + CHUNK_SLOTS * DIGESTS)
+    return Buffer.allocUnsafeSlow(CHUNK_SLOTS * DIGESTS)
+  }
+
+  /** The slots in use, ascending. */
+  private liveSlots (): Int32Array {
+    const freed = new Uint8Array(this.high)
+    for (let i = 0; i < this.freeCount; i++) freed[this.free[i]!] = 1
+    const live = new Int32Array(this.high - this.freeCount)
+    for (let s = 0, n = 0; s < this.high; s++) if (freed[s] === 0) live[n++] = s
+    return live
   }
 
   private rekey (): void {
     this.key = newKey()
-    const live = [...this.liveSlots()]
+    const live = this.liveSlots()
     for (const s of live) {
       const at = (s & (CHUNK_SLOTS - 1)) * DIGESTS
       this.digestHash[s] = this.hashDigest(this.digestChunks[s >>> CHUNK_SHIFT]!.subarray(at, at + BLAKE2B_BYTES))
@@ -369,8 +458,12 @@ export class EntryPool {
 
   /** Grows every per-slot array but the digests by half. */
   private grow (): void {
-    const cap = Math.ceil(this.capacity * 1.5)
-    const more = <T extends Float64Array | Uint8Array | Uint32Array>(a: T, make: (n: number) => T): T => { const b = make(cap); b.set(a); return b }
+    this.resize(Math.ceil(this.capacity * 1.5))
+  }
+
+  /** Makes every per-slot array but the digests `cap` slots long. */
+  private resize (cap: number): void {
+    const more = <T extends Float64Array | Uint8Array | Uint32Array | Int32Array>(a: T, make: (n: number) => T): T => { const b = make(cap); b.set(a); return b }
     this.sizes = more(this.sizes, (n) => new Float64Array(n))
     this.hasSha = more(this.hasSha, (n) => new Uint8Array(n))
     this.refs = more(this.refs, (n) => new Uint32Array(n))
@@ -378,20 +471,24 @@ export class EntryPool {
     this.nameLen = more(this.nameLen, (n) => new Uint8Array(n))
     this.digestHash = this.byDigest.hashOf = more(this.digestHash, (n) => new Uint32Array(n))
     this.nameHash = this.byName.hashOf = more(this.nameHash, (n) => new Uint32Array(n))
+    this.free = more(this.free, (n) => new Int32Array(n))
     this.capacity = cap
   }
 
   /**
    * Makes room for a name of `need` bytes: compacts the names in place when
-   * a quarter of the buffer is names no longer used (nothing allocated or
-   * freed, so peers cut off and replaced do not grow it), else copies the
-   * live ones into a new buffer with as much room again.
+   * a quarter of the room is names no longer used (nothing allocated or
+   * freed, so peers cut off and replaced do not grow it), else gives them as
+   * much room again: within the buffer when it was reserved that large
+   * (compacted in place), else in a new buffer the live ones are copied to.
    */
   private makeNameRoom (need: number): void {
     const used = this.namesEnd - this.namesGarbage
-    if (this.namesGarbage * 4 >= this.names.byteLength && used + need <= this.names.byteLength) {
+    const room = Math.max(FIRST_NAME_BYTES, 2 * (used + need))
+    const inPlace = this.namesGarbage * 4 >= this.namesLimit && used + need <= this.namesLimit
+    if (inPlace || room <= this.names.byteLength) {
       // In order of position, each name moves down (copy within a buffer is a memmove).
-      const live = [...this.liveSlots()].sort((x, y) => this.nameAt[x]! - this.nameAt[y]!)
+      const live = this.liveSlots().sort((x, y) => this.nameAt[x]! - this.nameAt[y]!)
       let end = 0
       for (const s of live) {
         const at = this.nameAt[s]!
@@ -401,9 +498,10 @@ export class EntryPool {
       }
       this.namesEnd = end
       this.namesGarbage = 0
+      if (!inPlace) this.namesLimit = room
       return
     }
-    const names = Buffer.allocUnsafeSlow(Math.max(FIRST_CAPACITY * 32, 2 * (used + need)))
+    const names = Buffer.allocUnsafeSlow(room)
     let end = 0
     for (const s of this.liveSlots()) {
       const at = this.nameAt[s]!
@@ -412,6 +510,7 @@ export class EntryPool {
       end += this.nameLen[s]!
     }
     this.names = names
+    this.namesLimit = room
     this.namesEnd = end
     this.namesGarbage = 0
   }
@@ -454,8 +553,23 @@ export class PeerFiles {
   /** Adds an entry; one held for the same digest (under another name, size or SHA512) is replaced. */
   add (e: FileEntry): void {
     const dh = this.pool.hashDigest(e.blake2b)
-    const old = this.slotOf(e.blake2b, dh)
-    const slot = this.pool.acquire(e, dh)
+    this.hold(this.slotOf(e.blake2b, dh), this.pool.acquire(e, dh))
+  }
+
+  /** add() of an entry where it lies in a frame (see readInventory): no object made, so a flood of inventories leaves V8 no garbage to promote. */
+  addRaw (e: RawEntry): void {
+    const dh = this.pool.hashDigestAt(e.buf, e.blake2bAt)
+    this.hold(this.pool.heldSlot(this, e.buf, e.blake2bAt, dh), this.pool.acquireRaw(e, dh))
+  }
+
+  /** Removes the entry of the digest at `buf[at]`, if held. */
+  removeRaw (buf: Buffer, at: number): void {
+    const slot = this.pool.heldSlot(this, buf, at, this.pool.hashDigestAt(buf, at))
+    if (slot !== NO_SLOT) this.drop(slot)
+  }
+
+  /** Takes `slot` (acquired for us) in place of `old` (the slot held for its digest, or -1). */
+  private hold (old: number, slot: number): void {
     if (old === slot) {
       this.pool.release(slot)
       return
@@ -479,7 +593,7 @@ export class PeerFiles {
 
   /** Lets go of every entry. */
   clear (): void {
-    for (const s of this.slots()) this.pool.release(s)
+    this.eachSlot((s) => this.pool.release(s))
     this.bits.fill(0)
     this.count = 0
     this.charged = 0
@@ -507,6 +621,19 @@ export class PeerFiles {
 
   * values (): IterableIterator<FileEntry> {
     for (const s of this.slots()) yield this.pool.entry(s)
+  }
+
+  /** Calls `fn` with each slot held, ascending; unlike slots(), no object per slot (it runs over every entry when a peer leaves or the pool is full). */
+  eachSlot (fn: (slot: number) => void): void {
+    const bits = this.bits
+    for (let w = 0; w < bits.length; w++) {
+      let word = bits[w]!
+      while (word !== 0) {
+        const low = word & -word
+        fn((w << 5) + 31 - Math.clz32(low))
+        word ^= low
+      }
+    }
   }
 
   /** Slots held, ascending. */

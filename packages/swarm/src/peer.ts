@@ -1,7 +1,7 @@
 // Over 400 lines: one connection's protocol as a state machine (hello, inventory both ways, the requests we make); uploads (uploads.ts), liveness (liveness.ts) and limits (limits.ts) live apart.
 import {
-  debugLogger, decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, ProtocolError, toHex,
-  type BuildsMessage, type DataMessage, type PieceMapMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryMessage, type Logger, type Message, type PeerAddress
+  debugLogger, decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, ProtocolError, readInventory, toHex,
+  type BuildsMessage, type DataMessage, type PieceMapMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryView, type Logger, type Message, type PeerAddress
 } from '@distswarm/protocol'
 import { EntryPool, type PeerFiles } from './entries.js'
 import { disown } from './link.js'
@@ -406,6 +406,12 @@ export class Peer {
       if (this.closed) return
       let msg: Message
       try {
+        // An Inventory is read in place, its entries made one at a time (see readInventory): no batch of objects to outlive a scavenge.
+        const inv = this.state === 'ready' ? readInventory(frame) : null
+        if (inv !== null) {
+          this.onInventory(inv)
+          continue
+        }
         msg = decodeMessage(frame)
       } catch (err) {
         const code = (err as ProtocolError).code
@@ -432,7 +438,8 @@ export class Peer {
     }
     switch (msg.type) {
       case 'hello': return this.fail('BAD_MESSAGE', SwarmError.PROTOCOL_VIOLATION('second hello'))
-      case 'inventory': return this.onInventory(msg)
+      // readInventory found none where the generated decoder did: a malformed envelope it reads askew.
+      case 'inventory': return this.fail('BAD_MESSAGE', SwarmError.PROTOCOL_VIOLATION('an inventory in a malformed envelope'))
       case 'request': return this.charged(this.budgets.request()) ? this.uploads.onRequest(msg) : undefined
       case 'data': return this.onDataMessage(msg)
       case 'cancel': return this.charged(this.budgets.request()) ? this.uploads.onCancel(msg.id) : undefined
@@ -475,10 +482,10 @@ export class Peer {
     this.init.onReady(this)
   }
 
-  private onInventory (msg: InventoryMessage): void {
+  private onInventory (msg: InventoryView): void {
     if (msg.reset) this.files.clear()
-    for (const d of msg.removed) this.files.remove(d)
-    for (const e of msg.added) this.files.add(e)
+    msg.eachRemoved((buf, at) => this.files.removeRaw(buf, at))
+    msg.eachAdded((e) => this.files.addRaw(e))
     // Checked after each batch: a peer goes past a budget by one batch at most.
     if (this.files.size > this.limits.maxRemoteEntries) return this.overBudget('inventory-entries', this.limits.maxRemoteEntries)
     if (this.files.bytes > this.limits.maxRemoteInventoryBytes) return this.overBudget('inventory-bytes', this.limits.maxRemoteInventoryBytes)
@@ -561,6 +568,8 @@ export class Peer {
     if (this.state === 'closed') return
     this.log.debug('peer.dropped', { peer: this.label, code, why: err.message })
     this.send({ type: 'error', code, id: 0, message: err.message })
+    // Nothing it sends is read from now on: a member cut off mid-flood would otherwise have its frames decrypted and dropped until close() destroys the stream.
+    this.stream.pause?.()
     this.close(err)
   }
 

@@ -70,6 +70,8 @@ export interface SecretStream {
   /** A buffer for a message of `length` bytes that the next write() of it sends without a copy. */
   alloc? (length: number): Buffer
   write (data: Uint8Array): boolean
+  /** Stops reading: what the remote sends meanwhile waits in its socket (streamx, net.Socket). */
+  pause? (): unknown
   end (): void
   destroy (err?: Error): void
   on (event: 'data', fn: (chunk: Buffer) => void): this

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
-import type { FileEntry } from '@distswarm/protocol'
-import { EntryPool, entryCost } from '../src/entries.js'
+import v8 from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { decodeMessage, encodeMessage, readInventory, type FileEntry } from '@distswarm/protocol'
+import { EntryPool, entryCost, type PeerFiles } from '../src/entries.js'
 
 let noise = randomBytes(0)
 /** An entry with random digests (cut from one random buffer: a call to randomBytes per entry is slow on a loaded box). */
@@ -72,6 +74,27 @@ describe('EntryPool', () => {
   })
 })
 
+describe('EntryPool under a budget (reserved, not grown)', () => {
+  it('holds past its reserve and its reserved name bytes, and finds every entry after churn and compaction', () => {
+    // A 64 KiB budget reserves ~4 500 slots and ~140 KiB of names: 9 000 entries of names up to 230 bytes go past both.
+    const pool = new EntryPool({ maxBytes: 64 * 1024 })
+    const all = Array.from({ length: 9000 }, (_, i) => entry(`r-${i}-${'y'.repeat(i % 230)}.tar`, i))
+    const slots = all.map((e) => pool.acquire(e))
+    for (let i = 0; i < all.length; i += 3) pool.release(slots[i]!)
+    const kept = all.filter((_, i) => i % 3 !== 0)
+    const fresh = Array.from({ length: 3000 }, (_, i) => entry(`f-${i}.tar.gz`, i))
+    for (const e of fresh) pool.acquire(e)
+    expect(pool.size).toBe(kept.length + fresh.length)
+    expect(pool.bytes).toBe([...kept, ...fresh].reduce((n, e) => n + entryCost(e), 0))
+    const lost = [...kept, ...fresh].filter((e) => {
+      const [slot] = pool.slotsOf(e.blake2b)
+      const got = slot === undefined ? undefined : pool.entry(slot)
+      return got?.name !== e.name || got.size !== e.size || !got.sha512.equals(e.sha512) || pool.slotsNamed(e.name).length !== 1
+    })
+    expect(lost.map((e) => e.name)).toEqual([])
+  })
+})
+
 describe('PeerFiles', () => {
   it('holds one entry per digest, Map-like by hex digest, and lets go of all of it on close', () => {
     const pool = new EntryPool()
@@ -103,5 +126,70 @@ describe('PeerFiles', () => {
     b.close()
     expect(pool.size).toBe(0)
     expect(pool.members.size).toBe(0)
+  })
+})
+
+describe('PeerFiles from an Inventory frame in place (issue 17: a member that floods)', () => {
+  const frame = (entries: FileEntry[], removed: Buffer[] = []) => encodeMessage({ type: 'inventory', reset: false, added: entries, removed }).subarray(4)
+  const absorb = (files: PeerFiles, payload: Buffer): void => {
+    const inv = readInventory(payload)!
+    inv.eachRemoved((buf, at) => files.removeRaw(buf, at))
+    inv.eachAdded((e) => files.addRaw(e))
+  }
+
+  it('holds what add() and remove() of the decoded entries hold, shared with them in the pool', () => {
+    const pool = new EntryPool({ maxBytes: 1 << 20 })
+    const byObjects = pool.holder()
+    const inPlace = pool.holder()
+    const entries = [entry('a-1.tar.xz'), { ...entry('b-2.tar.xz'), sha512: Buffer.alloc(0) }, entry('café-3.tar.gz'), entry('d-4.zip')]
+    const renamed = { ...entries[3]!, name: 'd-4-renamed.zip' }
+    const steps = [frame(entries), frame([renamed], [entries[0]!.blake2b])]
+    for (const payload of steps) {
+      const msg = decodeMessage(payload)
+      if (msg.type !== 'inventory') throw new Error('not an inventory')
+      for (const d of msg.removed) byObjects.remove(d)
+      for (const e of msg.added) byObjects.add(e)
+      absorb(inPlace, payload)
+    }
+    const names = (f: PeerFiles) => [...f.values()].map((e) => `${e.name} ${e.size} ${e.sha512.byteLength}`).sort()
+    expect(names(inPlace)).toEqual(names(byObjects))
+    expect(names(inPlace)).toEqual(['b-2.tar.xz 10 0', 'café-3.tar.gz 10 64', 'd-4-renamed.zip 10 64'])
+    expect(inPlace.bytes).toBe(byObjects.bytes)
+    // Each entry once in the pool, held by both.
+    expect(pool.size).toBe(3)
+    byObjects.close()
+    expect(pool.size).toBe(3)
+    inPlace.close()
+    expect(pool.size).toBe(0)
+  })
+
+  it('makes no object per entry: absorbing a frame allocates a few bytes an entry where decoding it allocated ~1 KiB', () => {
+    // Under ten members flooding, the objects of decoded frames outlived V8's scavenges and grew its young generation by
+    // 24 MiB (bench/flood.mjs). Measured as the young generation's growth across one frame, after a minor GC empties it.
+    v8.setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as (opts: { type: 'minor' }) => void
+    const youngUsed = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.space_used_size
+    const ENTRIES = 256
+    const perEntry = (absorbOne: (files: PeerFiles, payload: Buffer) => void): number => {
+      const pool = new EntryPool({ maxBytes: 32 << 20 })
+      const files = pool.holder()
+      const frames = Array.from({ length: 60 }, (_, f) => frame(Array.from({ length: ENTRIES }, (_, j) => entry(`pkg-${f}-${j}.tar.xz`, j))))
+      const costs = frames.map((payload) => {
+        gc({ type: 'minor' })
+        const before = youngUsed()
+        absorbOne(files, payload)
+        return (youngUsed() - before) / ENTRIES
+      })
+      // The median of the last frames: the first ones pay for compiling the code and filling the pool's tables.
+      return costs.slice(-21).sort((x, y) => x - y)[10]!
+    }
+    const inPlace = perEntry(absorb)
+    const decoded = perEntry((files, payload) => {
+      const msg = decodeMessage(payload)
+      if (msg.type === 'inventory') for (const e of msg.added) files.add(e)
+    })
+    console.log(`bytes allocated an entry: in place ${inPlace.toFixed(0)}, decoded ${decoded.toFixed(0)}`)
+    expect(inPlace).toBeLessThan(128)
+    expect(decoded).toBeGreaterThan(4 * inPlace)
   })
 })

@@ -1,7 +1,7 @@
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
-import { decodeMessage, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, type BuildsMessage, type Message, type PeerAddress } from '@distswarm/protocol'
+import { decodeMessage, encodeFrame, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, type BuildsMessage, type Message, type PeerAddress } from '@distswarm/protocol'
 import { generateNetworkKey, membershipProof, type SecretStream } from '../src/index.js'
 import { INVENTORY_SEND_BATCH, Peer, type PeerInit } from '../src/peer.js'
 import { EntryPool } from '../src/entries.js'
@@ -54,6 +54,8 @@ class RecordingStream extends EventEmitter {
   readonly handshakeHash = randomBytes(64)
   readonly sent: Message[] = []
   private readonly decoder = new FrameDecoder()
+  paused = false
+  pause (): void { this.paused = true }
   write (data: Uint8Array): boolean {
     for (const f of this.decoder.push(data)) this.sent.push(decodeMessage(f))
     return true
@@ -185,6 +187,8 @@ function expectCutOff (w: Awaited<ReturnType<typeof watchedPeer>>, budget: strin
   ])
   // The remote is told why before the connection closes.
   expect(w.stream.sent.at(-1)).toMatchObject({ type: 'error', code: 'BAD_MESSAGE', message: expect.stringMatching(new RegExp(`${budget} budget`)) as unknown })
+  // And nothing more it sends is read (it may still be flooding).
+  expect(w.stream.paused).toBe(true)
 }
 
 describe('Peer budgets (issue 17: a member that floods)', () => {
@@ -239,6 +243,19 @@ describe('Peer budgets (issue 17: a member that floods)', () => {
     expect(w.peer.closed).toBe(false)
     w.stream.emit('data', ask(4))
     expectCutOff(w, 'hash-requests')
+  })
+
+  it('cuts off an Inventory beside another body in its envelope, and one only a decoder reading the envelope askew finds', async () => {
+    const pool = new EntryPool()
+    const two = await watchedPeer({}, pool)
+    const inv = encodeMessage({ type: 'inventory', reset: false, added: [{ name: 'a.tar', size: 1, blake2b: randomBytes(64), sha512: Buffer.alloc(0) }], removed: [] }).subarray(4)
+    two.stream.emit('data', encodeFrame(Buffer.concat([encodeMessage({ type: 'cancel', id: 1 }).subarray(4), inv])))
+    expect(two.closedWith()).toMatchObject({ code: 'ERR_BAD_MESSAGE' })
+    // A Data body (field 4) whose unknown fixed32 field runs past its length: the generated decoder resumes inside it and finds an Inventory.
+    const askew = await watchedPeer({}, pool)
+    askew.stream.emit('data', encodeFrame(Buffer.from([0x20, 0x01, 0x25, 0, 0, 0, 0x80, 0x12, 0x02, 0x08, 0x00])))
+    expect(askew.closedWith()).toMatchObject({ code: 'ERR_PROTOCOL_VIOLATION' })
+    expect(pool.size).toBe(0)
   })
 
   it('offers a budget hook for piece-map deltas', async () => {
