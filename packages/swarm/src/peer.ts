@@ -136,6 +136,7 @@ export class Peer {
       send: (msg) => this.send(msg),
       sendFrame: (frame) => this.sendFrame(frame),
       allocFrame: (size) => this.stream.alloc?.(size) ?? Buffer.allocUnsafe(size),
+      writable: () => this.writable(),
       fail: (code, err) => this.fail(code, err)
     }, init.source, this.limits, this.log)
     this.liveness = new Liveness(init.stream, this.limits.deadAfterMs, {
@@ -154,7 +155,7 @@ export class Peer {
     this.publicKey = init.stream.remotePublicKey
     this.publicKeyHex = toHex(this.publicKey)
     this.stream.on('data', (chunk: Buffer) => this.onData(chunk))
-    this.stream.on('drain', () => { this.uploads.flushDrainWaiters(); this.flushWritable() })
+    this.stream.on('drain', () => this.flushWritable())
     this.stream.on('error', (err: Error) => this.log.debug('peer.stream-error', { peer: this.label, why: err.message }))
     this.stream.on('close', () => this.close(null))
     this.helloTimer = setTimeout(() => {

@@ -15,6 +15,8 @@ export interface UploadLink {
   sendFrame: (frame: Buffer) => boolean
   /** A buffer for a frame of `size` bytes that sendFrame() sends without a copy. */
   allocFrame: (size: number) => Buffer
+  /** Resolves when the connection takes writes again (it drained), or closed. */
+  writable: () => Promise<void>
   /** Tells the remote why, then ends the connection. */
   fail: (code: ErrorCodeName, err: Error) => void
 }
@@ -35,7 +37,6 @@ export class Uploads {
   private cancelledUpload = false
   /** A HashRequest of the remote's is being answered: one at a time, as each reads a whole file. */
   private hashing = false
-  private drainWaiters: Array<() => void> = []
   private requestTokens: number
   private tokensAt = Date.now()
 
@@ -51,7 +52,6 @@ export class Uploads {
   /** The connection closed: nothing more goes out. */
   clear (): void {
     this.queue.length = 0
-    this.flushDrainWaiters()
   }
 
   async onHashRequest (msg: HashRequestMessage): Promise<void> {
@@ -199,16 +199,10 @@ export class Uploads {
     if (!this.link.ready()) return Promise.resolve(true)
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), this.limits.uploadStallMs)
-      this.drainWaiters.push(() => {
+      void this.link.writable().then(() => {
         clearTimeout(timer)
         resolve(true)
       })
     })
-  }
-
-  flushDrainWaiters (): void {
-    const waiters = this.drainWaiters
-    this.drainWaiters = []
-    for (const w of waiters) w()
   }
 }
