@@ -172,6 +172,8 @@ export class DataLink extends EventEmitter {
   /** Read in place (RecordReader): a record's header, and how much of it is in. */
   private readonly header = Buffer.alloc(HEADER)
   private headerFill = 0
+  /** Records that came right behind the handshake wait to be handed on (see takeChunk): until then the state says nothing of where the next read belongs. */
+  private deferred = false
   private readonly free: Buffer[] = []
   /** What alloc() handed out last: written in place when it comes back to write(). */
   private pendingPlain: Buffer | null = null
@@ -267,7 +269,7 @@ export class DataLink extends EventEmitter {
 
   /** @internal RecordReader: where the next read goes. The rest of the record under way, or its header; else `scratch`, whose bytes come back to takeChunk(). */
   readTarget (scratch: Buffer): Uint8Array {
-    if (this.noise !== null || this.closed || this.small.byteLength > 0) return scratch
+    if (this.noise !== null || this.closed || this.deferred || this.small.byteLength > 0) return scratch
     if (this.record === null) return this.header.subarray(this.headerFill)
     return this.record.subarray(this.filled)
   }
@@ -295,7 +297,9 @@ export class DataLink extends EventEmitter {
       // Records right behind the handshake wait for whoever takes the opened link to listen.
       const rest = Buffer.from(chunk)
       this.rawStream.pause()
+      this.deferred = true
       setImmediate(() => {
+        this.deferred = false
         this.onRecordBytes(rest)
         if (!this.closed) this.rawStream.resume()
       })
