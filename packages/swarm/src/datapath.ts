@@ -113,8 +113,8 @@ export class DataPath {
     const target = `${host}:${peer.remoteDataPort}`
     // An agent from before the data link closes on it: once, then the secret stream (attach() retries only a data link).
     const retry = (): void => { if (!peer.closed) this.connect(peer) }
-    const reader = this.legacy.has(target) ? undefined : new RecordReader()
-    this.attach(connect({ host, port: peer.remoteDataPort, onread: reader?.onread }), true, { dataOnly: true, expected: peer.publicKeyHex }, undefined, target, retry, reader)
+    const { socket, reader } = this.dialTcp(host, peer.remoteDataPort, target)
+    this.attach(socket, true, { dataOnly: true, expected: peer.publicKeyHex }, undefined, target, retry, reader)
   }
 
   /**
@@ -127,8 +127,7 @@ export class DataPath {
   dial (to: HostPort, onConnect?: () => void): Promise<void> {
     const address = `${to.host}:${to.port}`
     return new Promise((resolve, reject) => {
-      const reader = this.legacy.has(address) ? undefined : new RecordReader()
-      const socket = connect({ host: to.host, port: to.port, onread: reader?.onread })
+      const { socket, reader } = this.dialTcp(to.host, to.port, address)
       let connected = false
       let error: Error | null = null
       socket.setTimeout(this.connectTimeoutMs, () => {
@@ -148,6 +147,12 @@ export class DataPath {
       })
       this.attach(socket, true, undefined, address, address, undefined, reader)
     })
+  }
+
+  /** Dials `target` (host:port): a socket for the data link reads its records in place (see RecordReader); one to an agent known to predate it does not. */
+  private dialTcp (host: string, port: number, target: string): { socket: Socket, reader?: RecordReader } {
+    const reader = this.legacy.has(target) ? undefined : new RecordReader()
+    return { socket: connect({ host, port, onread: reader?.onread }), reader }
   }
 
   /** The ready link to send requests to this member on: the one we dialled, else the one it dialled (ours could not be made), if any. */

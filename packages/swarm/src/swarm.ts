@@ -402,10 +402,16 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
   /** Bytes exchanged with a peer over every connection to it (member connection and fast-path links), since we started; `relayed`: file bytes we sent it from partial downloads. */
   traffic (publicKeyHex: string): { sent: number, received: number, relayed: number } {
     const t = { sent: 0, received: 0, relayed: 0, ...this.pastTraffic.get(publicKeyHex) }
-    for (const p of [this.peers.get(publicKeyHex), ...this.dataPath?.linksTo(publicKeyHex) ?? []]) {
-      if (p && !p.closed) { t.sent += p.bytesSent; t.received += p.bytesReceived; t.relayed += p.bytesRelayed }
+    for (const p of this.connectionsTo(publicKeyHex)) {
+      if (!p.closed) { t.sent += p.bytesSent; t.received += p.bytesReceived; t.relayed += p.bytesRelayed }
     }
     return t
+  }
+
+  /** Our member connection to a peer and our ready fast-path links to it. */
+  private connectionsTo (publicKeyHex: string): Peer[] {
+    const member = this.peers.get(publicKeyHex)
+    return [...member ? [member] : [], ...this.dataPath?.linksTo(publicKeyHex) ?? []]
   }
 
   /** File bytes uploaded to peers since we started, over every connection. */
@@ -434,7 +440,7 @@ export class DistSwarm extends EventEmitter<SwarmEvents> {
 
   /** When bytes from this peer last arrived, over its member connection or its fast-path link (ms since the epoch); null when not connected. */
   lastSeen (publicKeyHex: string): number | null {
-    const times = [this.peers.get(publicKeyHex), ...this.dataPath?.linksTo(publicKeyHex) ?? []].filter((p) => p !== undefined).map((p) => p.lastReceivedAt)
+    const times = this.connectionsTo(publicKeyHex).map((p) => p.lastReceivedAt)
     return times.length ? Math.max(...times) : null
   }
 
