@@ -291,15 +291,17 @@ export class Download {
       return
     }
     this.prefix = Math.max(this.prefix, end)
-    for (let next = this.beyond.get(this.prefix); next !== undefined; next = this.beyond.get(this.prefix)) {
-      this.beyond.delete(this.prefix)
-      this.prefix = Math.max(this.prefix, next)
-    }
-    // Ranges the prefix overtook without meeting their start exactly (a rewrite of a longer span) end here too.
-    for (const [at, to] of this.beyond) {
-      if (at > this.prefix) continue
-      this.beyond.delete(at)
-      if (to > this.prefix) this.landed(at, to)
+    // Ranges written past the old prefix that it now reaches carry it on.
+    for (let moved = true; moved;) {
+      moved = false
+      for (const [at, to] of this.beyond) {
+        if (at > this.prefix) continue
+        this.beyond.delete(at)
+        if (to > this.prefix) {
+          this.prefix = to
+          moved = true
+        }
+      }
     }
   }
 
