@@ -6,8 +6,6 @@ const DIGESTS = BLAKE2B_BYTES + SHA512_BYTES
 const FIRST_CAPACITY = 1024
 /** Name bytes to start with. */
 const FIRST_NAME_BYTES = FIRST_CAPACITY * 32
-/** Name bytes reserved per slot of a pool with a budget: most distfile names are 15-40 bytes, and makeNameRoom gives them twice their room. */
-const NAME_BYTES_PER_SLOT = 64
 /** Slots per buffer of digests (256 KiB): the digests never move, and growing frees no large buffer, which would raise glibc's mmap threshold and leave the heap fragmented. */
 const CHUNK_SLOTS = 2048
 const CHUNK_SHIFT = 11
@@ -162,6 +160,8 @@ export class EntryPool {
   /** Where names may reach before makeNameRoom compacts or grows them (within names.byteLength, which may be reserved beyond it). */
   private namesLimit = FIRST_NAME_BYTES
   private namesEnd = 0
+  /** The furthest names have reached in their buffer: bytes written, which stay in RSS. */
+  private namesHigh = 0
   /** Bytes of names no longer used, reclaimed by compaction. */
   private namesGarbage = 0
   private digestHash = new Uint32Array(FIRST_CAPACITY)
@@ -195,7 +195,9 @@ export class EntryPool {
       const cells = 2 ** Math.ceil(Math.log2(2 * slots))
       this.byDigest.rebuild(cells)
       this.byName.rebuild(cells)
-      this.names = Buffer.allocUnsafeSlow(slots * NAME_BYTES_PER_SLOT)
+      // Names for the budget at its worst (every name at MAX_NAME_BYTES), with makeNameRoom's room above them: untouched but for the names written.
+      const maxNames = Math.ceil(this.maxBytes * MAX_NAME_BYTES / (MAX_NAME_BYTES + MIN_COST - 1))
+      this.names = Buffer.allocUnsafeSlow(Math.ceil(maxNames * 1.25) + RESERVE_SLACK * MAX_NAME_BYTES)
       // The digests too: chunks malloc'd one by one amid a flood's frames were long-lived blocks between freed ones, which glibc cannot give back.
       this.digestReserve = Buffer.allocUnsafeSlow(Math.ceil(slots / CHUNK_SLOTS) * CHUNK_SLOTS * DIGESTS)
     }
@@ -209,6 +211,11 @@ export class EntryPool {
   /** Memory the distinct entries take (the sum of their entryCost). */
   get bytes (): number {
     return this.liveBytes
+  }
+
+  /** Bytes of the names' buffer written so far (names move within it, so this is what of it costs RSS). */
+  get nameBytesWritten (): number {
+    return this.namesHigh
   }
 
   /** Slots in use or free below the high mark: bitsets span this many. */
@@ -415,6 +422,7 @@ export class EntryPool {
     this.nameAt[slot] = this.namesEnd
     this.nameLen[slot] = nameBytes
     this.namesEnd += nameBytes
+    if (this.namesEnd > this.namesHigh) this.namesHigh = this.namesEnd
     this.digestHash[slot] = dh
     this.nameHash[slot] = keyedHash(this.key, this.scratchWords, this.scratch, nameBytes)
     this.refs[slot] = 0
@@ -476,17 +484,24 @@ export class EntryPool {
   }
 
   /**
-   * Makes room for a name of `need` bytes: compacts the names in place when
-   * a quarter of the room is names no longer used (nothing allocated or
-   * freed, so peers cut off and replaced do not grow it), else gives them as
-   * much room again: within the buffer when it was reserved that large
-   * (compacted in place), else in a new buffer the live ones are copied to.
+   * Makes room for a name of `need` bytes. Names are written in order, and a
+   * page of them costs RSS from its first write (and keeps it): so the limit
+   * runs an eighth past the names in use (and this one), and names no longer
+   * used are compacted away in place once they are an eighth of those. The
+   * bytes written stay within ~1.25 times the most names ever in use, where
+   * doubling the room touched twice that. Past the buffer (one without a
+   * budget's reserve), a new buffer of twice the room, the live names copied.
    */
   private makeNameRoom (need: number): void {
     const used = this.namesEnd - this.namesGarbage
-    const room = Math.max(FIRST_NAME_BYTES, 2 * (used + need))
-    const inPlace = this.namesGarbage * 4 >= this.namesLimit && used + need <= this.namesLimit
-    if (inPlace || room <= this.names.byteLength) {
+    const slack = Math.max(FIRST_NAME_BYTES, used >>> 3)
+    if (this.namesGarbage >= slack || used + need + slack > this.names.byteLength) this.compactNames(used + need + slack)
+    this.namesLimit = Math.min(this.names.byteLength, this.namesEnd + need + slack)
+  }
+
+  /** Moves the live names together: down within the buffer when `room` fits it, else into a new one of twice that. */
+  private compactNames (room: number): void {
+    if (room <= this.names.byteLength) {
       // In order of position, each name moves down (copy within a buffer is a memmove).
       const live = this.liveSlots().sort((x, y) => this.nameAt[x]! - this.nameAt[y]!)
       let end = 0
@@ -498,10 +513,9 @@ export class EntryPool {
       }
       this.namesEnd = end
       this.namesGarbage = 0
-      if (!inPlace) this.namesLimit = room
       return
     }
-    const names = Buffer.allocUnsafeSlow(room)
+    const names = Buffer.allocUnsafeSlow(2 * room)
     let end = 0
     for (const s of this.liveSlots()) {
       const at = this.nameAt[s]!
@@ -510,8 +524,7 @@ export class EntryPool {
       end += this.nameLen[s]!
     }
     this.names = names
-    this.namesLimit = room
-    this.namesEnd = end
+    this.namesEnd = this.namesHigh = end
     this.namesGarbage = 0
   }
 }
