@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import { debugLogger, toHex, type Logger } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
@@ -6,6 +7,7 @@ import { DataLink, PREAMBLE_FIRST_BYTE, RecordReader } from './link.js'
 import { intOption } from './options.js'
 import type { Peer } from './peer.js'
 import { Problems } from './problems.js'
+import { MessageSocket } from './reassembly.js'
 import type { HostPort, KeyPair, SecretStream } from './types.js'
 
 /** A TCP connection must finish its Noise handshake within this. */
@@ -241,8 +243,10 @@ export class DataPath {
     })
   }
 
+  /** The secret stream's wire; on a socket we accepted, its messages are gathered in reused buffers (see MessageSocket). */
   private secretStream (socket: Socket, initiator: boolean): SecretStream & { opened: Promise<boolean> } {
-    return new NoiseSecretStream(initiator, socket, { keyPair: this.init.keyPair }) as unknown as SecretStream & { opened: Promise<boolean> }
+    const raw = initiator ? socket : new MessageSocket(socket) as unknown as Duplex
+    return new NoiseSecretStream(initiator, raw, { keyPair: this.init.keyPair }) as unknown as SecretStream & { opened: Promise<boolean> }
   }
 
   /** Waits for the handshake; `fellBack` says whether a failed one is retried on the other wire. */

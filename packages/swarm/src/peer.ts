@@ -4,7 +4,8 @@ import {
   type BuildsMessage, type DataMessage, type PieceMapMessage, type ErrorCodeName, type FileEntry, type HelloMessage, type InventoryView, type Logger, type Message, type PeerAddress
 } from '@distswarm/protocol'
 import { EntryPool, type PeerFiles } from './entries.js'
-import { disown } from './link.js'
+import { disown, recycle } from './link.js'
+import { recycleMessage } from './reassembly.js'
 import { SwarmError } from './errors.js'
 import { peerLimits, RateBudgets, rateLimitOf, type BudgetName, type PeerLimits } from './limits.js'
 import { Liveness } from './liveness.js'
@@ -22,6 +23,12 @@ import type { LocalSource, SecretStream } from './types.js'
  * after 10 inventories of 70 000 entries).
  */
 export const INVENTORY_SEND_BATCH = 256
+
+/** Hands back the buffer of a frame received whole that nothing holds any more: a data link's record, or a message gathered from an accepted socket. */
+function reuseFrame (chunk: Buffer): void {
+  recycle(chunk)
+  recycleMessage(chunk)
+}
 
 export interface PeerInit {
   stream: SecretStream
@@ -402,7 +409,8 @@ export class Peer {
       return
     }
     // A data link record is one frame; any other split leaves views of its buffer about, so it is not reused.
-    if (frames.length !== 1 || frames[0]!.byteLength + 4 !== chunk.byteLength) disown(chunk)
+    const whole = frames.length === 1 && frames[0]!.byteLength + 4 === chunk.byteLength
+    if (!whole) disown(chunk)
     for (const frame of frames) {
       if (this.closed) return
       let msg: Message
@@ -411,6 +419,8 @@ export class Peer {
         const inv = this.state === 'ready' ? readInventory(frame) : null
         if (inv !== null) {
           this.onInventory(inv)
+          // The pool copied what it keeps: the buffer goes back for the next record or message (a flood's frames are otherwise garbage until a scavenge).
+          if (whole) reuseFrame(chunk)
           continue
         }
         msg = decodeMessage(frame)
