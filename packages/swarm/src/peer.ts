@@ -580,7 +580,10 @@ export class Peer {
     this.log.debug('peer.dropped', { peer: this.label, code, why: err.message })
     this.send({ type: 'error', code, id: 0, message: err.message })
     // Nothing it sends is read from now on: a member cut off mid-flood would otherwise have its frames decrypted and dropped until close() destroys the stream.
+    // Its socket too: a data link has no pause of its own, and the secret stream's reads its socket on until its buffer fills.
+    const raw = this.stream.rawStream as { pause?: () => unknown } | undefined
     this.stream.pause?.()
+    raw?.pause?.()
     this.close(err)
   }
 

@@ -1,10 +1,12 @@
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { EventEmitter } from 'node:events'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { decodeMessage, encodeFrame, encodeMessage, FrameDecoder, MAX_INVENTORY_BATCH, PROTOCOL_VERSION, type BuildsMessage, type Message, type PeerAddress } from '@distswarm/protocol'
-import { generateNetworkKey, membershipProof, type SecretStream } from '../src/index.js'
+import { createKeyPair, generateNetworkKey, membershipProof, type SecretStream } from '../src/index.js'
 import { INVENTORY_SEND_BATCH, Peer, type PeerInit } from '../src/peer.js'
 import { EntryPool } from '../src/entries.js'
+import { DataLink } from '../src/link.js'
 import { captureLogger, MemorySource, tempDir, until } from './helpers.js'
 
 /** A stream whose writes back up and never drain: a peer that stops reading. */
@@ -223,6 +225,30 @@ describe('Peer budgets (issue 17: a member that floods)', () => {
     expect(honest.peer.files.size).toBe(4000)
     expect(pool.size).toBe(4000)
     expect(pool.bytes).toBeLessThanOrEqual(pool.maxBytes)
+  })
+
+  it('stops reading the socket of a data link it cuts off (a data link has no pause of its own)', async () => {
+    const networkKey = generateNetworkKey()
+    const server = createServer()
+    onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+    const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve))
+    const remote = new DataLink(connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port }), true, createKeyPair())
+    const socket = await accepted
+    const local = new DataLink(socket, false, createKeyPair())
+    onTestFinished(() => { remote.destroy(); local.destroy() })
+    for (const link of [remote, local]) link.on('error', () => {})
+    expect(await Promise.all([remote.opened, local.opened])).toEqual([true, true])
+    let closed = false
+    const peer = new Peer({
+      stream: local, networkKey, localName: 'victim', source: new MemorySource(await tempDir()), limits: { maxRemoteEntries: 1000 },
+      onReady: () => {}, onInventory: () => {}, onClose: () => { closed = true }
+    })
+    onTestFinished(() => peer.destroy())
+    remote.write(encodeMessage({ type: 'hello', version: PROTOCOL_VERSION, name: 'flood', dataPort: 0, dataOnly: false, seeder: false, proof: membershipProof(networkKey, remote.handshakeHash, remote.publicKey) }))
+    remote.write(inventoryFrames(1500, 500))
+    await until(() => closed, 10_000, 'the cut-off')
+    expect(socket.isPaused()).toBe(true)
   })
 
   it('cuts off a peer that keeps requesting far past the BUSY rate (requests, cancels)', async () => {
