@@ -58,9 +58,10 @@ parentPort.on('message', (m) => {
 interface Reply { id: number, error?: string, bytes?: number, digest?: Uint8Array }
 
 /**
- * BLAKE2B and SHA512 of files being written, computed off the main thread
- * as they grow: one worker per algorithm when there are two cores, so both
- * digests keep pace with the network. Shared by every download of a store.
+ * BLAKE2B (and SHA512, when a download asks for it) of files being written,
+ * computed off the main thread as they grow: with two cores, one worker per
+ * algorithm, so both digests keep pace with the network, and downloads that
+ * need only BLAKE2B take turns on the two. Shared by every download of a store.
  */
 export class StreamHasher {
   private readonly workers: Worker[] = []
@@ -80,10 +81,14 @@ export class StreamHasher {
     return this.size
   }
 
-  /** Starts hashing the file at `path` (bytes are fed as they land, with HashStream.feed). */
-  open (path: string): HashStream {
+  /**
+   * Starts hashing the file at `path` (bytes are fed as they land, with
+   * HashStream.feed): its BLAKE2B, and its SHA512 too when `sha512` (a
+   * download whose SHA512 is to be checked: see Expected.sha512).
+   */
+  open (path: string, sha512: boolean): HashStream {
     if (this.closed) throw StoreError.STORE_CLOSED()
-    return new HashStream(this, path)
+    return new HashStream(this, path, sha512)
   }
 
   /** @internal */
@@ -105,8 +110,9 @@ export class StreamHasher {
     return this.nextId++
   }
 
-  /** @internal Which worker computes an algorithm. */
-  workerFor (algo: 'blake2b512' | 'sha512'): number {
+  /** @internal Which worker computes an algorithm for the stream `id`: BLAKE2B alone goes to either, by turns. */
+  workerFor (algo: 'blake2b512' | 'sha512', alone: boolean, id: number): number {
+    if (alone) return id % this.size
     return algo === 'sha512' ? this.size - 1 : 0
   }
 
@@ -142,17 +148,19 @@ export class StreamHasher {
   }
 }
 
-/** The two running digests of one file, fed as it grows. */
+/** The running digests of one file (BLAKE2B, and SHA512 if asked), fed as it grows. */
 export class HashStream {
   private readonly hasher: StreamHasher
   private readonly ids: Array<{ worker: number, id: number }>
   private fed = 0
   private done = false
 
-  constructor (hasher: StreamHasher, path: string) {
+  constructor (hasher: StreamHasher, path: string, sha512: boolean) {
     this.hasher = hasher
-    this.ids = (['blake2b512', 'sha512'] as const).map((algo) => {
-      const s = { worker: hasher.workerFor(algo), id: hasher.newId() }
+    const algos = sha512 ? ['blake2b512', 'sha512'] as const : ['blake2b512'] as const
+    this.ids = algos.map((algo) => {
+      const id = hasher.newId()
+      const s = { worker: hasher.workerFor(algo, algos.length === 1, id), id }
       hasher.post(s.worker, { op: 'open', id: s.id, path, algo })
       return s
     })
@@ -170,15 +178,16 @@ export class HashStream {
     for (const s of this.ids) this.hasher.post(s.worker, { op: 'feed', id: s.id, to })
   }
 
-  /** Both digests of the bytes fed. Ends the stream. */
+  /** The digests of the bytes fed (SHA512 empty when not computed). Ends the stream. */
   async digest (): Promise<Digests> {
     if (this.done) throw StoreError.STORE_CLOSED()
     this.done = true
-    const [b2, s512] = await Promise.all(this.ids.map((s) => this.hasher.final(s.worker, s.id)))
-    const failed = [b2, s512].find((r) => r?.error !== undefined)
+    const replies = await Promise.all(this.ids.map((s) => this.hasher.final(s.worker, s.id)))
+    const failed = replies.find((r) => r.error !== undefined)
     if (failed) throw StoreError.READ_FAILED(failed.error ?? '')
-    const buf = (u: Uint8Array | undefined): Buffer => Buffer.from(u!.buffer, u!.byteOffset, u!.byteLength)
-    return { size: b2!.bytes!, blake2b: buf(b2!.digest), sha512: buf(s512!.digest) }
+    const buf = (u: Uint8Array | undefined): Buffer => u === undefined ? Buffer.alloc(0) : Buffer.from(u.buffer, u.byteOffset, u.byteLength)
+    const [b2, s512] = replies
+    return { size: b2!.bytes!, blake2b: buf(b2!.digest), sha512: buf(s512?.digest) }
   }
 
   /** Drops the states without a digest. Idempotent. */
