@@ -70,10 +70,17 @@ export class StreamHasher {
   private readonly waiting = new Map<number, { resolve: (r: Reply) => void, reject: (e: unknown) => void }>()
   private nextId = 1
   private closed = false
+  /** Digests under way per worker. */
+  private readonly busy = [0, 0]
 
   constructor (init: { workers?: number, logger?: Logger } = {}) {
     this.size = Math.max(1, Math.min(2, init.workers ?? availableParallelism()))
     this.logger = init.logger ?? debugLogger('distswarm:store:hash')
+  }
+
+  /** Worker threads started so far. */
+  get running (): number {
+    return this.workers.filter(Boolean).length
   }
 
   /** Worker threads it starts at most: one, or one per digest. */
@@ -110,10 +117,20 @@ export class StreamHasher {
     return this.nextId++
   }
 
-  /** @internal Which worker computes an algorithm for the stream `id`: BLAKE2B alone goes to either, by turns. */
-  workerFor (algo: 'blake2b512' | 'sha512', alone: boolean, id: number): number {
-    if (alone) return id % this.size
-    return algo === 'sha512' ? this.size - 1 : 0
+  /**
+   * @internal Which worker computes an algorithm (counted as busy with it
+   * until done()): BLAKE2B alone goes to the one with fewer digests under
+   * way, the first on a tie, so one download at a time starts one worker.
+   */
+  workerFor (algo: 'blake2b512' | 'sha512', alone: boolean): number {
+    const i = !alone ? (algo === 'sha512' ? this.size - 1 : 0) : this.busy[this.size - 1]! < this.busy[0]! ? this.size - 1 : 0
+    this.busy[i]!++
+    return i
+  }
+
+  /** @internal A digest of worker `i` ended (see workerFor). */
+  done (i: number): void {
+    this.busy[i]!--
   }
 
   private worker (i: number): Worker {
@@ -159,8 +176,7 @@ export class HashStream {
     this.hasher = hasher
     const algos = sha512 ? ['blake2b512', 'sha512'] as const : ['blake2b512'] as const
     this.ids = algos.map((algo) => {
-      const id = hasher.newId()
-      const s = { worker: hasher.workerFor(algo, algos.length === 1, id), id }
+      const s = { worker: hasher.workerFor(algo, algos.length === 1), id: hasher.newId() }
       hasher.post(s.worker, { op: 'open', id: s.id, path, algo })
       return s
     })
@@ -181,7 +197,7 @@ export class HashStream {
   /** The digests of the bytes fed (SHA512 empty when not computed). Ends the stream. */
   async digest (): Promise<Digests> {
     if (this.done) throw StoreError.STORE_CLOSED()
-    this.done = true
+    this.end()
     const replies = await Promise.all(this.ids.map((s) => this.hasher.final(s.worker, s.id)))
     const failed = replies.find((r) => r.error !== undefined)
     if (failed) throw StoreError.READ_FAILED(failed.error ?? '')
@@ -193,9 +209,14 @@ export class HashStream {
   /** Drops the states without a digest. Idempotent. */
   close (): void {
     if (this.done) return
-    this.done = true
+    this.end()
     for (const s of this.ids) {
       try { this.hasher.post(s.worker, { op: 'drop', id: s.id }) } catch {}
     }
+  }
+
+  private end (): void {
+    this.done = true
+    for (const s of this.ids) this.hasher.done(s.worker)
   }
 }
