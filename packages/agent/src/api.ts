@@ -142,7 +142,12 @@ export interface WhereResult {
 export interface FetchParams {
   /** a file name or a hex BLAKE2B digest */
   query: string
-  /** hex SHA512 the file must have, when the caller knows it */
+  /**
+   * hex SHA512 the file must have, when the caller knows it. Checked before
+   * publishing when `query` is a name no Manifest pins (else the BLAKE2B is
+   * the check: see docs/architecture.md, "Checked"); either way, holders
+   * that advertise another SHA512 are passed over.
+   */
   sha512?: string
   /** name to publish the file under (Portage looks files up by name); default: the name peers advertise */
   name?: string

@@ -92,6 +92,8 @@ export class Binhost {
   private readonly config: AgentConfig
   private readonly log: Logger
   private readonly ownKey: string
+  /** Builders whose builds the binhost offers (binpkgTrust, and this box). */
+  private readonly trusted: Trust
   readonly cache: BuildCache
   private readonly pkgdirs: PkgdirIndex[] = []
   /** Downloads of builds (null without a network): its events count in the agent's metrics as the distfile Fetcher's do. */
@@ -117,6 +119,8 @@ export class Binhost {
     this.config = init.config
     this.log = init.logger
     this.ownKey = toHex(init.keyPair.publicKey)
+    const trust = init.config.binpkgTrust ?? []
+    this.trusted = trust === 'all-members' ? trust : new Set([...trust, this.ownKey])
     this.cache = new BuildCache({ stateDir: init.config.stateDir, verify: init.verify, logger: init.logger.child('cache') })
     const network = init.network
     this.fetcher = network === null
@@ -239,14 +243,8 @@ export class Binhost {
     return this.config.binpkgGroup ?? this.chost()
   }
 
-  private trust (): Trust {
-    const t = this.config.binpkgTrust ?? []
-    return t === 'all-members' ? t : new Set([...t, this.ownKey])
-  }
-
   isTrusted (builder: string): boolean {
-    const t = this.trust()
-    return t === 'all-members' || t.has(builder)
+    return this.trusted === 'all-members' || this.trusted.has(builder)
   }
 
   /** Something changed: the index is merged again when next asked; `ours` also re-advertises. */
@@ -352,7 +350,7 @@ export class Binhost {
       unavailable = 'no CHOST known for this box: set chost (--chost), or give a pkgdir whose Packages header has one' +
         (this.portage?.problem ? ` (${this.portage.problem})` : '')
     } else {
-      const trust = this.trust()
+      const trust = this.trusted
       const key = JSON.stringify([chost, group, trust === 'all-members' ? trust : [...trust].sort()])
       try {
         if (this.index?.key !== key) this.index = { key, index: new BinhostIndex({ chost, group, trust }) }
@@ -406,7 +404,7 @@ export class Binhost {
     const here = this.fileOf(m.blake2b, path)
     if (here) return here
     if (this.config.seed) throw AgentError.SEED_ONLY()
-    const ad = this.collect().get(m.blake2b)?.ad
+    const ad = this.networkAd(m.blake2b)
     if (this.fetcher === null || !ad) throw AgentError.BUILD_NOT_FOUND(path, 'no peer holds it')
     const name = cacheName(ad)
     this.fetching.set(m.blake2b, ad)
@@ -418,6 +416,17 @@ export class Binhost {
     const got = this.fileOf(m.blake2b, path)
     if (!got) throw AgentError.BUILD_NOT_FOUND(path, 'it left the build cache at once (quota)')
     return got
+  }
+
+  /** The advertisement a peer's build is fetched by, among those naming this file: one of a trusted builder, as collect() takes. */
+  private networkAd (hex: string): BuildAd | null {
+    const want = Buffer.from(hex, 'hex')
+    let ad: BuildAd | null = null
+    for (const row of this.init.network?.builds() ?? []) {
+      if (!row.ad.blake2b.equals(want)) continue
+      if (ad === null || (!this.isTrusted(toHex(ad.builder)) && this.isTrusted(toHex(row.ad.builder)))) ad = row.ad
+    }
+    return ad
   }
 
   /** A build file peers may ask for by BLAKE2B (the swarm serves it as it serves distfiles). */

@@ -36,11 +36,15 @@ export interface FetcherInit {
   afterPublish?: () => Promise<void>
 }
 
-/** What to fetch: the file (hex digests) and the name and SHA512 it must have. */
+/** What to fetch: the file (hex digests), the name to publish it under and a SHA512 to check. */
 export interface FetchWant {
   /** the name to publish under */
   name: string
-  /** hex; undefined to take the holders' */
+  /**
+   * hex SHA512 to check besides size and BLAKE2B: for a caller whose only
+   * anchor it is (it named no BLAKE2B). undefined: BLAKE2B alone, and the
+   * SHA512 is not computed (see docs/architecture.md, "Checked").
+   */
   sha512: string | undefined
   /** when the request came (ms since the epoch), for durationMs */
   started: number
@@ -150,7 +154,7 @@ export class Fetcher extends EventEmitter<FetcherEvents> {
         name: want.name,
         size: entry.size,
         blake2b: entry.blake2b,
-        sha512: want.sha512 !== undefined ? Buffer.from(want.sha512, 'hex') : entry.sha512
+        sha512: want.sha512 !== undefined ? Buffer.from(want.sha512, 'hex') : undefined
       })
       const file = await this.rounds(entry, download, want.name)
       // Still in flight, so pinned: the quota may take other files, never the one this fetch is about to return.
@@ -203,7 +207,8 @@ export class Fetcher extends EventEmitter<FetcherEvents> {
         if (problem === null) break
         this.emit('verification-failed', { name, blake2b: hex, round, problem })
         this.log.info('fetch.verify-failed', { name, round, problem })
-        if (round === this.maxRounds) throw StoreError.VERIFY_FAILED(name, problem)
+        // Size and BLAKE2B match: each holder sent what it advertised, and the SHA512 asked for is of other bytes. Nothing to mend, no one to blame.
+        if (round === this.maxRounds || download.mismatch === 'sha512') throw StoreError.VERIFY_FAILED(name, problem)
         const pieces = [...from.values()].sort((a, b) => a.offset - b.offset)
         const hashOurs = (range: PieceRange): Promise<Buffer[]> => this.store.hashWritten(download, range)
         const next = await planRepair(this.swarm, download, entry, pieces, hashOurs)

@@ -254,7 +254,9 @@ export class ControlHandlers {
     }
     if (candidates.length > 1) throw AgentError.AMBIGUOUS(query, candidates.map((c) => c.blake2b))
     const target = candidates[0]!
-    return await this.p.fetcher.fetch(target, { sha512: sha512 ?? pinned?.sha512 ?? undefined, name: name ?? (pinned ? query : target.name), started })
+    // A BLAKE2B the caller or a Manifest named is the check; else a SHA512 it named is the only anchor, so it is checked too.
+    const anchored = pinned !== undefined || isHexDigest(query.toLowerCase())
+    return await this.p.fetcher.fetch(target, { sha512: anchored ? undefined : sha512, name: name ?? (pinned ? query : target.name), started })
   }
 
   /**

@@ -13,7 +13,11 @@ export interface Expected {
   name: string
   size: number
   blake2b: Buffer
-  /** Checked when non-empty. */
+  /**
+   * Also checked, and only then computed, when non-empty. A download whose
+   * BLAKE2B is what the caller asked for needs no SHA512: the BLAKE2B match
+   * is the check (see docs/architecture.md, "Checked").
+   */
   sha512?: Buffer
 }
 
@@ -166,6 +170,8 @@ export class Download {
   private readonly cache: CacheDir
   private readonly hasher: StreamHasher
   private stream: HashStream
+  /** Whether the SHA512 is computed (and checked) too. */
+  private readonly sha512: boolean
   private fh: FileHandle | null
   private readonly release: () => void
   private verified: Digests | null = null
@@ -188,7 +194,13 @@ export class Download {
     this.tempPath = tempPath
     this.fh = fh
     this.release = release
-    this.stream = hasher.open(tempPath)
+    this.sha512 = (expected.sha512?.byteLength ?? 0) > 0
+    this.stream = this.freshStream()
+  }
+
+  /** Hashing from the start of the file. */
+  private freshStream (): HashStream {
+    return this.hasher.open(this.tempPath, this.sha512)
   }
 
   /** Bytes in the partial file: what the next write() follows. */
@@ -233,7 +245,14 @@ export class Download {
     return this.cache.hashPieces(this.tempPath, { offset, length, pieceSize })
   }
 
-  /** Both digests as computed from the bytes written, once commit() has verified them; else null. */
+  /**
+   * What the last verify() found wrong, or null. 'sha512': size and BLAKE2B
+   * match, so every byte is the BLAKE2B's; the SHA512 expected is another
+   * file's, and no rewrite can mend that.
+   */
+  mismatch: 'size' | 'blake2b' | 'sha512' | null = null
+
+  /** The digests computed from the bytes written (SHA512 only if it was checked), once commit() has verified them; else null. */
   get digests (): Digests | null {
     return this.verified
   }
@@ -269,7 +288,7 @@ export class Download {
     if (offset < this.stream.size) {
       // Bytes already hashed changed: hash from the start at the next verify().
       this.stream.close()
-      this.stream = this.hasher.open(this.tempPath)
+      this.stream = this.freshStream()
       this.rehash = true
     }
     this.size = end
@@ -315,7 +334,7 @@ export class Download {
     if (this.rehash) return
     this.rehash = true
     this.stream.close()
-    this.stream = this.hasher.open(this.tempPath)
+    this.stream = this.freshStream()
   }
 
   /**
@@ -332,13 +351,13 @@ export class Download {
     }
     this.verified = null
     this.stream.close()
-    this.stream = this.hasher.open(this.tempPath)
+    this.stream = this.freshStream()
     this.rehash = false
     this.stream.feed(this.prefix)
   }
 
   /**
-   * Checks the size and both digests of what was written: null when they
+   * Checks the size and digests of what was written: null when they
    * match, else what is wrong. The download stays open either way, to be
    * committed, repaired (truncate() and write again) or aborted.
    */
@@ -348,13 +367,14 @@ export class Download {
     this.stream.feed(this.size)
     const got = await this.stream.digest()
     let problem: string | null = null
-    if (got.size !== size) problem = `size is ${got.size}, expected ${size}`
-    else if (!got.blake2b.equals(blake2b)) problem = 'BLAKE2B digest does not match'
-    else if (sha512 && sha512.byteLength > 0 && !got.sha512.equals(sha512)) problem = 'SHA512 digest does not match'
+    this.mismatch = null
+    if (got.size !== size) [this.mismatch, problem] = ['size', `size is ${got.size}, expected ${size}`]
+    else if (!got.blake2b.equals(blake2b)) [this.mismatch, problem] = ['blake2b', 'BLAKE2B digest does not match']
+    else if (this.sha512 && !got.sha512.equals(sha512!)) [this.mismatch, problem] = ['sha512', 'SHA512 digest does not match']
     this.verified = problem === null ? got : null
     // A repair hashes again, from the start; a verified file is not hashed again (the workers would hold it open).
     if (problem !== null) {
-      this.stream = this.hasher.open(this.tempPath)
+      this.stream = this.freshStream()
       this.rehash = true
     }
     return problem

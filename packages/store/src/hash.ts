@@ -4,6 +4,7 @@ import { createReadStream } from 'node:fs'
 export interface Digests {
   size: number
   blake2b: Buffer
+  /** Empty when it was not computed (a download addressed by its BLAKE2B: see Expected.sha512). */
   sha512: Buffer
 }
 

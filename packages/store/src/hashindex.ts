@@ -15,8 +15,11 @@ export type IndexDir = Map<string, IndexEntry>
 
 export const INDEX_FILE = 'hash-index'
 const MAGIC = Buffer.from('DSWINDEX', 'latin1')
-const VERSION = 1
+/** 2: a SHA512 of 64 zero bytes stands for "not computed" (see Digests.sha512); version 1 files are read too. */
+const VERSION = 2
 const DIGEST = 64
+/** How a SHA512 not computed is written. */
+const NO_DIGEST = Buffer.alloc(DIGEST)
 const CHECKSUM = 32
 /** dev, ino, size, mtimeNs: 8 bytes each, then both digests. */
 const FIXED = 4 * 8 + 2 * DIGEST
@@ -28,9 +31,9 @@ export class IndexFormatError extends Error {}
 /**
  * The hash index, binary: magic, u32 version, u32 dir count; per dir a u16
  * length-prefixed path, a u32 entry count, then per entry a u8 length-prefixed
- * name, dev, ino, size (u64), mtimeNs (i64), BLAKE2B-512 and SHA512; last, a
- * SHA-256 of everything before it, so truncation and bit rot are caught before
- * a single entry is believed. About 200 bytes per file: 20 000 files, 4 MB.
+ * name, dev, ino, size (u64), mtimeNs (i64), BLAKE2B-512 and SHA512 (zeros
+ * when not computed); last, a SHA-256 of everything before it, so
+ * truncation and bit rot are caught before a single entry is believed. About 200 bytes per file: 20 000 files, 4 MB.
  */
 export function encodeIndex (dirs: ReadonlyMap<string, IndexDir>): Buffer {
   let size = HEADER + CHECKSUM
@@ -39,7 +42,7 @@ export function encodeIndex (dirs: ReadonlyMap<string, IndexDir>): Buffer {
     const rows: Array<[Buffer, IndexEntry]> = []
     for (const [name, e] of entries) {
       const n = Buffer.from(name)
-      if (n.length > 255 || e.blake2b.length !== DIGEST || e.sha512.length !== DIGEST) continue
+      if (n.length > 255 || e.blake2b.length !== DIGEST || (e.sha512.length !== DIGEST && e.sha512.length !== 0)) continue
       rows.push([n, e])
       size += 1 + n.length + FIXED
     }
@@ -64,7 +67,7 @@ export function encodeIndex (dirs: ReadonlyMap<string, IndexDir>): Buffer {
       o = buf.writeBigUInt64LE(e.stat.size, o)
       o = buf.writeBigInt64LE(e.stat.mtimeNs, o)
       o += e.blake2b.copy(buf, o)
-      o += e.sha512.copy(buf, o)
+      o += (e.sha512.length === 0 ? NO_DIGEST : e.sha512).copy(buf, o)
     }
   }
   createHash('sha256').update(buf.subarray(0, o)).digest().copy(buf, o)
@@ -76,7 +79,7 @@ export function decodeIndex (buf: Buffer): Map<string, IndexDir> {
   if (buf.length < HEADER + CHECKSUM) throw new IndexFormatError(`only ${buf.length} bytes`)
   if (!buf.subarray(0, MAGIC.length).equals(MAGIC)) throw new IndexFormatError('not a distswarm hash index')
   const version = buf.readUInt32LE(MAGIC.length)
-  if (version !== VERSION) throw new IndexFormatError(`unsupported version ${version}`)
+  if (version !== VERSION && version !== 1) throw new IndexFormatError(`unsupported version ${version}`)
   const body = buf.subarray(0, buf.length - CHECKSUM)
   if (!createHash('sha256').update(body).digest().equals(buf.subarray(body.length))) {
     throw new IndexFormatError('checksum mismatch (truncated or corrupt)')
@@ -106,7 +109,7 @@ export function decodeIndex (buf: Buffer): Map<string, IndexDir> {
       o += 32
       // Copies, so the entries do not pin the whole file's buffer.
       const blake2b = Buffer.from(buf.subarray(o, o + DIGEST)); o += DIGEST
-      const sha512 = Buffer.from(buf.subarray(o, o + DIGEST)); o += DIGEST
+      const sha512 = buf.subarray(o, o + DIGEST).equals(NO_DIGEST) ? Buffer.alloc(0) : Buffer.from(buf.subarray(o, o + DIGEST)); o += DIGEST
       entries.set(name, { stat: { dev, ino, size, mtimeNs }, blake2b, sha512 })
     }
     dirs.set(dir, entries)

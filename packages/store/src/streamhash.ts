@@ -58,9 +58,10 @@ parentPort.on('message', (m) => {
 interface Reply { id: number, error?: string, bytes?: number, digest?: Uint8Array }
 
 /**
- * BLAKE2B and SHA512 of files being written, computed off the main thread
- * as they grow: one worker per algorithm when there are two cores, so both
- * digests keep pace with the network. Shared by every download of a store.
+ * BLAKE2B (and SHA512, when a download asks for it) of files being written,
+ * computed off the main thread as they grow: with two cores, one worker per
+ * algorithm, so both digests keep pace with the network, and downloads that
+ * need only BLAKE2B take turns on the two. Shared by every download of a store.
  */
 export class StreamHasher {
   private readonly workers: Worker[] = []
@@ -69,10 +70,17 @@ export class StreamHasher {
   private readonly waiting = new Map<number, { resolve: (r: Reply) => void, reject: (e: unknown) => void }>()
   private nextId = 1
   private closed = false
+  /** Digests under way per worker. */
+  private readonly busy = [0, 0]
 
   constructor (init: { workers?: number, logger?: Logger } = {}) {
     this.size = Math.max(1, Math.min(2, init.workers ?? availableParallelism()))
     this.logger = init.logger ?? debugLogger('distswarm:store:hash')
+  }
+
+  /** Worker threads started so far. */
+  get running (): number {
+    return this.workers.filter(Boolean).length
   }
 
   /** Worker threads it starts at most: one, or one per digest. */
@@ -80,10 +88,14 @@ export class StreamHasher {
     return this.size
   }
 
-  /** Starts hashing the file at `path` (bytes are fed as they land, with HashStream.feed). */
-  open (path: string): HashStream {
+  /**
+   * Starts hashing the file at `path` (bytes are fed as they land, with
+   * HashStream.feed): its BLAKE2B, and its SHA512 too when `sha512` (a
+   * download whose SHA512 is to be checked: see Expected.sha512).
+   */
+  open (path: string, sha512: boolean): HashStream {
     if (this.closed) throw StoreError.STORE_CLOSED()
-    return new HashStream(this, path)
+    return new HashStream(this, path, sha512)
   }
 
   /** @internal */
@@ -105,9 +117,20 @@ export class StreamHasher {
     return this.nextId++
   }
 
-  /** @internal Which worker computes an algorithm. */
-  workerFor (algo: 'blake2b512' | 'sha512'): number {
-    return algo === 'sha512' ? this.size - 1 : 0
+  /**
+   * @internal Which worker computes an algorithm (counted as busy with it
+   * until done()): BLAKE2B alone goes to the one with fewer digests under
+   * way, the first on a tie, so one download at a time starts one worker.
+   */
+  workerFor (algo: 'blake2b512' | 'sha512', alone: boolean): number {
+    const i = !alone ? (algo === 'sha512' ? this.size - 1 : 0) : this.busy[this.size - 1]! < this.busy[0]! ? this.size - 1 : 0
+    this.busy[i]!++
+    return i
+  }
+
+  /** @internal A digest of worker `i` ended (see workerFor). */
+  done (i: number): void {
+    this.busy[i]!--
   }
 
   private worker (i: number): Worker {
@@ -142,17 +165,18 @@ export class StreamHasher {
   }
 }
 
-/** The two running digests of one file, fed as it grows. */
+/** The running digests of one file (BLAKE2B, and SHA512 if asked), fed as it grows. */
 export class HashStream {
   private readonly hasher: StreamHasher
   private readonly ids: Array<{ worker: number, id: number }>
   private fed = 0
   private done = false
 
-  constructor (hasher: StreamHasher, path: string) {
+  constructor (hasher: StreamHasher, path: string, sha512: boolean) {
     this.hasher = hasher
-    this.ids = (['blake2b512', 'sha512'] as const).map((algo) => {
-      const s = { worker: hasher.workerFor(algo), id: hasher.newId() }
+    const algos = sha512 ? ['blake2b512', 'sha512'] as const : ['blake2b512'] as const
+    this.ids = algos.map((algo) => {
+      const s = { worker: hasher.workerFor(algo, algos.length === 1), id: hasher.newId() }
       hasher.post(s.worker, { op: 'open', id: s.id, path, algo })
       return s
     })
@@ -170,23 +194,29 @@ export class HashStream {
     for (const s of this.ids) this.hasher.post(s.worker, { op: 'feed', id: s.id, to })
   }
 
-  /** Both digests of the bytes fed. Ends the stream. */
+  /** The digests of the bytes fed (SHA512 empty when not computed). Ends the stream. */
   async digest (): Promise<Digests> {
     if (this.done) throw StoreError.STORE_CLOSED()
-    this.done = true
-    const [b2, s512] = await Promise.all(this.ids.map((s) => this.hasher.final(s.worker, s.id)))
-    const failed = [b2, s512].find((r) => r?.error !== undefined)
+    this.end()
+    const replies = await Promise.all(this.ids.map((s) => this.hasher.final(s.worker, s.id)))
+    const failed = replies.find((r) => r.error !== undefined)
     if (failed) throw StoreError.READ_FAILED(failed.error ?? '')
-    const buf = (u: Uint8Array | undefined): Buffer => Buffer.from(u!.buffer, u!.byteOffset, u!.byteLength)
-    return { size: b2!.bytes!, blake2b: buf(b2!.digest), sha512: buf(s512!.digest) }
+    const buf = (u: Uint8Array | undefined): Buffer => u === undefined ? Buffer.alloc(0) : Buffer.from(u.buffer, u.byteOffset, u.byteLength)
+    const [b2, s512] = replies
+    return { size: b2!.bytes!, blake2b: buf(b2!.digest), sha512: buf(s512?.digest) }
   }
 
   /** Drops the states without a digest. Idempotent. */
   close (): void {
     if (this.done) return
-    this.done = true
+    this.end()
     for (const s of this.ids) {
       try { this.hasher.post(s.worker, { op: 'drop', id: s.id }) } catch {}
     }
+  }
+
+  private end (): void {
+    this.done = true
+    for (const s of this.ids) this.hasher.done(s.worker)
   }
 }

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { INDEX_FILE } from '../src/hashindex.js'
 import { forEachBounded } from '@distswarm/protocol'
-import { b2, captureLog, useTempRoot } from './util.js'
+import { b2, captureLog, s512, useTempRoot } from './util.js'
 
 const t = useTempRoot()
 
@@ -121,6 +122,39 @@ describe('persistent hash index', () => {
     const third = t.makeStore(init)
     await third.start()
     expect(third.stats).toMatchObject({ index: 'loaded', indexEntries: 3, filesHashed: 0 })
+  })
+
+  it('keeps a download whose SHA512 was not computed over a restart, reading none of it, and still reads a version 1 index', async () => {
+    const dist = join(t.root, 'd')
+    const state = join(t.root, 'state')
+    await mkdir(dist)
+    await writeFile(join(dist, 'a.tar'), 'a'.repeat(1000))
+    const init = { distdirs: [dist], cacheDir: join(t.root, 'cache'), stateDir: state, watch: false }
+    const first = t.makeStore(init)
+    await first.start()
+    const data = randomBytes(100_000)
+    const dl = await first.begin({ name: 'fetched-1.tar.xz', size: data.length, blake2b: b2(data) })
+    await dl.write(data)
+    expect((await first.commit(dl)).sha512.byteLength).toBe(0)
+    await first.stop()
+
+    const second = t.makeStore(init)
+    await second.start()
+    expect(second.stats).toMatchObject({ index: 'loaded', indexEntries: 2, filesHashed: 0, bytesHashed: 0 })
+    expect(second.get(b2(data))?.sha512.byteLength).toBe(0)
+    expect(second.get(b2('a'.repeat(1000)))?.sha512.equals(s512('a'.repeat(1000)))).toBe(true)
+    await second.stop()
+
+    // What an agent before version 2 wrote: every SHA512 computed.
+    await rm(join(t.root, 'cache', 'fetched-1.tar.xz'))
+    const buf = await readFile(join(state, INDEX_FILE))
+    buf.writeUInt32LE(1, 8)
+    createHash('sha256').update(buf.subarray(0, buf.length - 32)).digest().copy(buf, buf.length - 32)
+    await writeFile(join(state, INDEX_FILE), buf)
+    const third = t.makeStore(init)
+    await third.start()
+    expect(third.stats).toMatchObject({ index: 'loaded', filesHashed: 0 })
+    expect(third.get(b2('a'.repeat(1000)))?.sha512.equals(s512('a'.repeat(1000)))).toBe(true)
   })
 
   it('keeps no index without a stateDir', async () => {

@@ -4,6 +4,7 @@ import { mkdir, rename, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { hashFile, type StoreError } from '../src/index.js'
 import { HashPool } from '../src/pool.js'
+import { StreamHasher } from '../src/streamhash.js'
 import { statFile } from '../src/scan.js'
 import { b2, s512, useTempRoot } from './util.js'
 
@@ -139,5 +140,33 @@ describe('hashing in worker threads', () => {
     expect(slots.size).toBe(0)
     pool.warm()
     expect(slots.size).toBe(0)
+  })
+})
+
+describe('hashing files as they are written (StreamHasher)', () => {
+  it('gives BLAKE2B alone unless SHA512 is asked for; one stream at a time starts one worker, two at once start two', async () => {
+    const hasher = new StreamHasher({ workers: 2 })
+    try {
+      const data = randomBytes(300_000)
+      const path = join(t.root, 'f')
+      await writeFile(path, data)
+      for (let i = 0; i < 3; i++) {
+        const s = hasher.open(path, false)
+        s.feed(data.length)
+        const d = await s.digest()
+        expect([d.size, d.blake2b.equals(b2(data)), d.sha512.byteLength]).toEqual([data.length, true, 0])
+      }
+      expect(hasher.running).toBe(1)
+      const [a, b] = [hasher.open(path, false), hasher.open(path, false)]
+      for (const s of [a, b]) s.feed(data.length)
+      for (const d of await Promise.all([a.digest(), b.digest()])) expect(d.blake2b.equals(b2(data))).toBe(true)
+      expect(hasher.running).toBe(2)
+      const both = hasher.open(path, true)
+      both.feed(data.length)
+      const d = await both.digest()
+      expect(d.blake2b.equals(b2(data)) && d.sha512.equals(s512(data))).toBe(true)
+    } finally {
+      await hasher.close()
+    }
   })
 })

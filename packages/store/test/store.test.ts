@@ -96,6 +96,32 @@ describe('cache dir', () => {
     expect(store.size).toBe(0)
   })
 
+  it('computes the SHA512 only when it is to be checked; a wrong one with the right BLAKE2B is told apart (mismatch "sha512")', async () => {
+    const { store, data, expected } = await setup()
+    const wrong = await store.begin({ ...expected, sha512: randomBytes(64) })
+    await wrong.write(data)
+    expect(await wrong.verify()).toBe('SHA512 digest does not match')
+    expect(wrong.mismatch).toBe('sha512')
+    await wrong.abort()
+
+    const bad = await store.begin({ ...expected, sha512: undefined })
+    await bad.write(Buffer.alloc(data.length))
+    expect(await bad.verify()).toBe('BLAKE2B digest does not match')
+    expect(bad.mismatch).toBe('blake2b')
+    await bad.truncate(0)
+    await bad.write(data)
+    expect(await bad.verify()).toBeNull()
+    expect(bad.mismatch).toBeNull()
+    expect(bad.digests?.sha512.byteLength).toBe(0)
+    expect((await store.commit(bad)).sha512.byteLength).toBe(0)
+
+    const checked = await store.begin({ ...expected, name: 'other-1.0.tar.xz' })
+    await checked.write(data)
+    expect(await checked.verify()).toBeNull()
+    expect(checked.digests?.sha512.equals(expected.sha512)).toBe(true)
+    await checked.abort()
+  })
+
   it('repairs wrong bytes in place: verify() says what is wrong, a rewrite of that range fixes it, the hashes start over', async () => {
     const { store, data, expected } = await setup()
     const dl = await store.begin(expected)

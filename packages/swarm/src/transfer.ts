@@ -194,7 +194,8 @@ export class Transfer {
   private readonly provenance: PieceSource[] = []
   /** First piece not yet written. */
   private head = 0
-  private writing = false
+  /** The writes under way (one writer at a time), or null. */
+  private writer: Promise<void> | null = null
   private sinkError: { error: unknown } | null = null
   private lastError: unknown = null
   /** When the last source was declared dead (see TransferOptions.reconnectGraceMs). */
@@ -246,7 +247,7 @@ export class Transfer {
         this.refreshSources()
         this.assign()
         const inflight = this.pieces.some((p) => p.attempts.size > 0)
-        if (!inflight && !this.writing && !this.complete()) {
+        if (!inflight && this.writer === null && !this.complete()) {
           const waiting = [...this.sources.values()].filter((s) => !s.failed && !s.peer.closed)
           if (waiting.length === 0 && !this.awaitingReconnect()) {
             if (this.sources.size === 0) throw SwarmError.NOT_FOUND(this.entry.name)
@@ -271,8 +272,8 @@ export class Transfer {
   }
 
   private complete (): boolean {
-    if (this.relay) return this.done === this.pieces.length && !this.writing
-    return this.head === this.pieces.length && !this.writing
+    if (this.relay) return this.done === this.pieces.length && this.writer === null
+    return this.head === this.pieces.length && this.writer === null
   }
 
   /** A swarming transfer that fails leaves only its gapless prefix, which a later attempt resumes from. */
@@ -280,11 +281,8 @@ export class Transfer {
     if (!this.relay || this.sinkError || !this.sink.truncate) return
     const gap = this.pieces.find((p) => !p.written)
     if (!gap || gap.offset >= this.sink.written) return
-    for (;;) {
-      // Let a write under way finish first.
-      if (!this.writing) break
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
+    // A write under way finishes first.
+    await this.writer
     await this.sink.truncate(gap.offset).catch((err: unknown) => this.log.debug('transfer.truncate-failed', { name: this.entry.name, why: (err as Error).message }))
   }
 
@@ -425,10 +423,19 @@ export class Transfer {
     piece.data = attempt.chunks
     piece.from = attempt.source.peer.publicKeyHex
     for (const other of piece.attempts) if (other !== attempt) other.abort.abort()
-    if (this.relay) {
-      this.writeQueue.push(piece)
-      void this.drainQueue()
-    } else void this.drainWrites()
+    if (this.relay) this.writeQueue.push(piece)
+    this.startWriter()
+  }
+
+  /** Starts the writer unless it runs: one write at a time, until no finished piece waits. */
+  private startWriter (): void {
+    if (this.writer !== null) return
+    this.writer = (this.relay ? this.drainQueue() : this.drainWrites()).finally(() => {
+      this.writer = null
+      // A piece that finished while the writer was ending.
+      if (!this.sinkError && (this.relay ? this.writeQueue.length > 0 : this.pieces[this.head]?.data)) this.startWriter()
+      this.notify()
+    })
   }
 
   /**
@@ -511,18 +518,11 @@ export class Transfer {
 
   /** Swarming: writes finished pieces where they belong, one write at a time; a verified one may then be relayed. */
   private async drainQueue (): Promise<void> {
-    if (this.writing) return
-    this.writing = true
-    try {
-      for (let p = this.writeQueue.shift(); p && !this.sinkError; p = this.writeQueue.shift()) {
-        if (!await this.writePiece(p)) break
-        p.written = true
-        this.done++
-        if (p.verified) this.relay!.onHave(p.index)
-      }
-    } finally {
-      this.writing = false
-      this.notify()
+    for (let p = this.writeQueue.shift(); p && !this.sinkError; p = this.writeQueue.shift()) {
+      if (!await this.writePiece(p)) break
+      p.written = true
+      this.done++
+      if (p.verified) this.relay!.onHave(p.index)
     }
   }
 
@@ -566,16 +566,9 @@ export class Transfer {
 
   /** Writes finished pieces in order, one write at a time (the sink's backpressure holds further pieces back through maxAhead). */
   private async drainWrites (): Promise<void> {
-    if (this.writing) return
-    this.writing = true
-    try {
-      for (let p = this.pieces[this.head]; p?.data && !this.sinkError; p = this.pieces[this.head]) {
-        if (!await this.writePiece(p)) break
-        this.head++
-      }
-    } finally {
-      this.writing = false
-      this.notify()
+    for (let p = this.pieces[this.head]; p?.data && !this.sinkError; p = this.pieces[this.head]) {
+      if (!await this.writePiece(p)) break
+      this.head++
     }
   }
 }
