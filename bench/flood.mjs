@@ -6,10 +6,11 @@
 // digests, so no two share an entry), as fast as the agent reads them. The
 // agent's RSS is sampled every second while it lasts; the cut-offs it
 // logged (per-peer budgets, the shared entry pool) are counted.
-// Usage: node bench/flood.mjs [--quick] [--json FILE]
+// Usage: node bench/flood.mjs [--quick] [--names BYTES] [--json FILE]
+// (--names 255: every name at the size limit, the worst case of the budgets.)
 import { connect } from 'node:net'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
-import { encodeMessage, MAX_INVENTORY_BATCH, PROTOCOL_VERSION } from '@distswarm/protocol'
+import { encodeMessage, MAX_INVENTORY_BATCH, MAX_NAME_BYTES, PROTOCOL_VERSION } from '@distswarm/protocol'
 import { createKeyPair, membershipProof } from '@distswarm/swarm'
 import { call, main, memOf, row, startNet, waitFor } from './lib.mjs'
 
@@ -18,13 +19,19 @@ const MAX_REMOTE_ENTRIES = 150_000
 /** issue 14: an agent with 10 peers x 70 000 entries under 150 MiB. */
 const TARGET_MIB = 150
 
-/** A batch of made-up entries of member `m` from `from`: typical names (~30 bytes), digests no one else has. */
+/** --names BYTES: every name padded to that many bytes; 0 (the default) leaves typical names of ~30 bytes. */
+const namesAt = process.argv.indexOf('--names')
+const NAME_BYTES = namesAt === -1 ? 0 : Number(process.argv[namesAt + 1])
+if (!Number.isInteger(NAME_BYTES) || NAME_BYTES < 0 || NAME_BYTES > MAX_NAME_BYTES) throw new Error(`--names: 0 to ${MAX_NAME_BYTES} bytes`)
+
+/** A batch of made-up entries of member `m` from `from`: typical names (~30 bytes) or names of NAME_BYTES, digests no one else has. */
 function batch (m, from, n) {
   return Array.from({ length: n }, (_, j) => {
     const blake2b = Buffer.alloc(64)
     blake2b.writeUInt32BE(m, 56)
     blake2b.writeUInt32BE(from + j, 60)
-    return { name: `hostile${m}-pkg-${from + j}.tar.xz`, size: 1_000_000 + j, blake2b, sha512: Buffer.alloc(0) }
+    const name = `hostile${m}-pkg-${from + j}.tar.xz`
+    return { name: name.padEnd(NAME_BYTES, 'x'), size: 1_000_000 + j, blake2b, sha512: Buffer.alloc(0) }
   })
 }
 
@@ -84,7 +91,7 @@ export async function bench ({ quick, onCleanup }) {
     return {
       id: 'flood',
       title: '11. Hostile members at the entry budgets',
-      config: { members: MEMBERS, entriesEach: ENTRIES },
+      config: { members: MEMBERS, entriesEach: ENTRIES, nameBytes: NAME_BYTES || 'typical' },
       rows: [
         row(`agent peak RSS (VmHWM), ${MEMBERS} hostile members each sending ${ENTRIES} distinct entries`, 'MiB', [hwm], { target: { op: '<', value: TARGET_MIB, text: `< ${TARGET_MIB} MiB` } }),
         row('  agent RSS, sampled each second while it lasted', 'MiB', rss.length > 0 ? rss : [hwm]),
@@ -95,7 +102,7 @@ export async function bench ({ quick, onCleanup }) {
         row('  entries the members sent, in all', 'count', [members.reduce((n, r) => n + r.sent, 0)])
       ],
       notes: [
-        `A real agent process (default budgets: ${MAX_REMOTE_ENTRIES} entries and 24 MiB a peer, a 32 MiB pool of all peers' entries) and ${MEMBERS} hostile members in the bench process (network key known, Noise secret stream over TCP), each advertising ${ENTRIES} entries of ~30-byte names and digests no one else has, as fast as the agent reads; 5 s to settle after the last was sent. Cut-offs by budget: ${Object.entries(budgets).map(([b, n]) => `${b} ${n}`).join(', ') || 'none'}. A member cut off is not let back in for its cool-off (30 s at the first offence).`,
+        `A real agent process (default budgets: ${MAX_REMOTE_ENTRIES} entries and 24 MiB a peer, a 32 MiB pool of all peers' entries) and ${MEMBERS} hostile members in the bench process (network key known, Noise secret stream over TCP), each advertising ${ENTRIES} entries of ${NAME_BYTES ? `${NAME_BYTES}-byte` : '~30-byte'} names and digests no one else has, as fast as the agent reads; 5 s to settle after the last was sent. Cut-offs by budget: ${Object.entries(budgets).map(([b, n]) => `${b} ${n}`).join(', ') || 'none'}. A member cut off is not let back in for its cool-off (30 s at the first offence).`,
         quick ? `Quick run: ${ENTRIES} entries a member instead of ${MAX_REMOTE_ENTRIES}.` : ''
       ].filter(Boolean)
     }
