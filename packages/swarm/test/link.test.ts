@@ -1,9 +1,12 @@
+import { randomBytes } from 'node:crypto'
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
+import { MAX_FRAME_SIZE } from '@distswarm/protocol'
 import { createKeyPair } from '../src/index.js'
 import { DataLink, MAX_RECORD, RecordReader, disown, recycle } from '../src/link.js'
 import { DataPath } from '../src/datapath.js'
+import { MessageSocket } from '../src/reassembly.js'
 import type { SecretStream } from '../src/types.js'
 
 async function listen (onSocket: (s: Socket) => void): Promise<{ server: Server, port: number }> {
@@ -142,7 +145,8 @@ describe('data path and agents from before the data link', () => {
     return path
   }
 
-  it('takes a secret-stream connection (an older agent dialling) on the same port', async () => {
+  /** An older agent dialling a data path: its secret stream, and the stream the path took. */
+  async function olderAgentDialling (): Promise<{ old: NoiseSecretStream, accepted: SecretStream }> {
     const streams: SecretStream[] = []
     const path = dataPath((s) => streams.push(s))
     const port = await path.listen('127.0.0.1', 0)
@@ -151,7 +155,29 @@ describe('data path and agents from before the data link', () => {
     onTestFinished(() => { old.destroy() })
     expect(await old.opened).toBe(true)
     await until(() => streams.length === 1)
-    expect(streams[0]).not.toBeInstanceOf(DataLink)
+    return { old, accepted: streams[0]! }
+  }
+
+  it('takes a secret-stream connection (an older agent dialling) on the same port', async () => {
+    const { accepted } = await olderAgentDialling()
+    expect(accepted).not.toBeInstanceOf(DataLink)
+  })
+
+  it('carries messages of any size both ways on it, in order, the accepted side reading through MessageSocket (reused buffers)', async () => {
+    const { old, accepted } = await olderAgentDialling()
+    expect((accepted.rawStream as unknown)).toBeInstanceOf(MessageSocket)
+    const got: Buffer[] = []
+    accepted.on('data', (chunk) => got.push(Buffer.from(chunk)))
+    const sent = [1, 100, 65_536, 300_000, 1_000_000, MAX_FRAME_SIZE + 1000, 7].map((n) => randomBytes(n))
+    for (const m of sent) old.write(m)
+    await until(() => got.length === sent.length, 15_000)
+    expect(got.map((b) => b.byteLength)).toEqual(sent.map((b) => b.byteLength))
+    expect(got.every((b, i) => b.equals(sent[i]!))).toBe(true)
+    const back: Buffer[] = []
+    old.on('data', (chunk: Buffer) => back.push(chunk))
+    accepted.write(sent[4]!)
+    await until(() => Buffer.concat(back).byteLength === sent[4]!.byteLength, 15_000)
+    expect(Buffer.concat(back).equals(sent[4]!)).toBe(true)
   })
 
   it('dials an older agent again with the secret stream after it closed on the data link', async () => {

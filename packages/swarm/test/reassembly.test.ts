@@ -6,8 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import { encodeMessage, MAX_FRAME_SIZE, PROTOCOL_VERSION, type FileEntry } from '@distswarm/protocol'
-import { createKeyPair, generateNetworkKey, membershipProof, type SecretStream } from '../src/index.js'
-import { DataPath } from '../src/datapath.js'
+import { createKeyPair, generateNetworkKey, membershipProof } from '../src/index.js'
 import { MessageSocket, messageBuffers, recycleMessage } from '../src/reassembly.js'
 import { MemorySource, startSwarm, tempDir, until } from './helpers.js'
 
@@ -71,34 +70,6 @@ describe('MessageSocket', () => {
     const after = messageBuffers()
     expect(after.taken - before.taken).toBe(20)
     expect(after.made - before.made).toBeLessThanOrEqual(1) // none when a buffer was free already
-  })
-})
-
-describe('the secret stream on a socket our data port accepted', () => {
-  it('carries messages of any size both ways, in order, the accepted side reading through MessageSocket', async () => {
-    const streams: SecretStream[] = []
-    const path = new DataPath({ keyPair: createKeyPair(), onStream: (s) => streams.push(s), isMember: () => false })
-    onTestFinished(() => path.close())
-    const port = await path.listen('127.0.0.1', 0)
-    const old = new NoiseSecretStream(true, connect(port, '127.0.0.1'), { keyPair: createKeyPair() })
-    old.on('error', () => {})
-    onTestFinished(() => { old.destroy() })
-    expect(await old.opened).toBe(true)
-    await until(() => streams.length === 1)
-    const accepted = streams[0]!
-    expect((accepted.rawStream as unknown)).toBeInstanceOf(MessageSocket)
-    const got: Buffer[] = []
-    accepted.on('data', (chunk) => got.push(Buffer.from(chunk)))
-    const sent = [1, 100, 65_536, 300_000, 1_000_000, MAX_FRAME_SIZE + 1000, 7].map((n) => randomBytes(n))
-    for (const m of sent) old.write(m)
-    await until(() => got.length === sent.length, 15_000, 'every message')
-    expect(got.map((b) => b.byteLength)).toEqual(sent.map((b) => b.byteLength))
-    expect(got.every((b, i) => b.equals(sent[i]!))).toBe(true)
-    const back: Buffer[] = []
-    old.on('data', (chunk: Buffer) => back.push(chunk))
-    accepted.write(sent[4]!)
-    await until(() => Buffer.concat(back).byteLength === sent[4]!.byteLength, 15_000, 'the reply')
-    expect(Buffer.concat(back).equals(sent[4]!)).toBe(true)
   })
 })
 
