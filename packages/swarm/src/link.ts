@@ -34,6 +34,8 @@ export const MAX_RECORD = MAX_FRAME_SIZE + 4
 const POOL_SIZE = 1024 * 1024 + 256
 /** Send buffers kept for reuse per link. */
 const POOL_KEEP = 4
+/** Buffers from alloc() written in place when they come back to write(), the newest (see DataLink.alloc). */
+const MAX_PENDING = 4
 const NONCE = 12
 /**
  * Receive buffers kept for reuse, for the whole process, while records
@@ -175,9 +177,8 @@ export class DataLink extends EventEmitter {
   /** Records that came right behind the handshake wait to be handed on (see takeChunk): until then the state says nothing of where the next read belongs. */
   private deferred = false
   private readonly free: Buffer[] = []
-  /** What alloc() handed out last: written in place when it comes back to write(). */
-  private pendingPlain: Buffer | null = null
-  private pendingRecord: Buffer | null = null
+  /** Buffers alloc() handed out, not written yet (the last few: an upload reads one ahead of the one it sends). */
+  private readonly pending: Array<{ plain: Buffer, record: Buffer }> = []
   /** The responder has yet to read the initiator's preamble. */
   private awaitingPreamble: boolean
   private closed = false
@@ -210,21 +211,22 @@ export class DataLink extends EventEmitter {
   /**
    * A buffer for a message of `length` bytes that write() then seals where
    * it lies: no copy, and the buffer is reused once the socket sent it.
-   * Only the last buffer handed out is written in place.
+   * The last MAX_PENDING buffers handed out are written in place.
    */
   alloc (length: number): Buffer {
     const record = this.take(length)
-    this.pendingRecord = record
-    this.pendingPlain = record.subarray(HEADER, HEADER + length)
-    return this.pendingPlain
+    const plain = record.subarray(HEADER, HEADER + length)
+    if (this.pending.push({ plain, record }) > MAX_PENDING) this.pending.shift()
+    return plain
   }
 
   write (data: Uint8Array): boolean {
     if (this.closed || this.txKey === null) return false
     let record: Buffer
-    if (data === this.pendingPlain) {
-      record = this.pendingRecord!
-      this.pendingPlain = this.pendingRecord = null
+    const i = this.pending.findIndex((p) => p.plain === data)
+    if (i >= 0) {
+      record = this.pending[i]!.record
+      this.pending.splice(i, 1)
     } else {
       record = this.take(data.byteLength)
       record.set(data, HEADER)

@@ -166,30 +166,39 @@ export class Uploads {
       return
     }
     const fh = await open(file.path, 'r')
+    // Read into the frame itself (no copies between disk and encryption), one chunk ahead of the one sealed and sent.
+    const read = async (pos: number): Promise<{ frame: Buffer, body: Buffer, pos: number, full: boolean, bytesRead: number }> => {
+      const n = Math.min(MAX_DATA_CHUNK, end - pos)
+      const { frame, body } = allocDataFrame(req.id, pos, n, this.link.allocFrame)
+      const { bytesRead } = await fh.read(body, 0, n, pos)
+      return { frame, body, pos, full: bytesRead === n, bytesRead }
+    }
+    let next: ReturnType<typeof read> | null = null
     try {
       // A partial file is shorter until its last piece lands: only a whole one must have its size.
       if (!partial && (await fh.stat()).size !== file.size) {
         this.link.send({ type: 'error', code: 'NOT_FOUND', id: req.id, message: 'file changed on disk' })
         return
       }
-      for (let pos = req.offset; pos < end && this.link.ready() && !this.cancelledUpload;) {
-        const n = Math.min(MAX_DATA_CHUNK, end - pos)
-        // Read into the frame itself: no copies between disk and encryption.
-        const { frame, body } = allocDataFrame(req.id, pos, n, this.link.allocFrame)
-        const { bytesRead } = await fh.read(body, 0, n, pos)
-        if (bytesRead === 0) throw new Error(`${file.path} ended at ${pos}, expected ${file.size} bytes`)
-        if (!this.link.ready()) return
-        const flowing = bytesRead === n
-          ? this.link.sendFrame(frame)
-          : this.link.send({ type: 'data', id: req.id, offset: pos, bytes: body.subarray(0, bytesRead) })
-        pos += bytesRead
-        this.bytesServed += bytesRead
+      for (next = read(req.offset); next !== null;) {
+        const c = await next
+        next = null
+        if (c.bytesRead === 0) throw new Error(`${file.path} ended at ${c.pos}, expected ${file.size} bytes`)
+        if (!this.link.ready() || this.cancelledUpload) return
+        const pos = c.pos + c.bytesRead
+        if (pos < end) next = read(pos)
+        const flowing = c.full
+          ? this.link.sendFrame(c.frame)
+          : this.link.send({ type: 'data', id: req.id, offset: c.pos, bytes: c.body.subarray(0, c.bytesRead) })
+        this.bytesServed += c.bytesRead
         if (!flowing && !await this.drained()) {
           this.link.fail('BUSY', SwarmError.TIMEOUT('upload waiting for the peer to read', this.limits.uploadStallMs))
           return
         }
       }
     } finally {
+      // A read under way ends before its file is closed.
+      await next?.catch(() => {})
       await fh.close()
     }
   }
