@@ -46,6 +46,17 @@ interface Ours {
   served: boolean
 }
 
+/**
+ * What members are told of a download of ours: pieces `added` (none: only
+ * that we download it), the 'whole' map, or that it is 'withdrawn' (ended).
+ */
+function pieceMap (o: Ours, change: number[] | 'whole' | 'withdrawn'): Omit<PieceMapMessage, 'type'> {
+  const { entry: { blake2b, size }, pieceSize } = o
+  if (change === 'whole') return { blake2b, size, pieceSize, reset: true, have: o.bits.bytes, added: [] }
+  if (change === 'withdrawn') return { blake2b, size, pieceSize, reset: true, have: Buffer.alloc(0), added: [] }
+  return { blake2b, size, pieceSize, reset: false, have: Buffer.alloc(0), added: change }
+}
+
 interface Theirs {
   size: number
   pieceSize: number
@@ -180,18 +191,18 @@ export class Relay {
     const hex = toHex(entry.blake2b)
     const ours: Ours = { entry, pieceSize, path, bits: new Bits(Math.ceil(entry.size / pieceSize)), served: false }
     this.ours.set(hex, ours)
-    this.broadcast({ blake2b: entry.blake2b, size: entry.size, pieceSize, reset: false, have: Buffer.alloc(0), added: [] })
+    this.broadcast(pieceMap(ours, []))
     const live = (): boolean => this.ours.get(hex) === ours
     return {
       have: (piece) => {
         if (!live() || !ours.bits.add(piece)) return
-        this.broadcast({ blake2b: entry.blake2b, size: entry.size, pieceSize, reset: false, have: Buffer.alloc(0), added: [piece] })
+        this.broadcast(pieceMap(ours, [piece]))
       },
       served: () => ours.served,
       end: () => {
         if (!live()) return
         this.ours.delete(hex)
-        this.broadcast({ blake2b: entry.blake2b, size: entry.size, pieceSize, reset: true, have: Buffer.alloc(0), added: [] })
+        this.broadcast(pieceMap(ours, 'withdrawn'))
       }
     }
   }
@@ -203,8 +214,7 @@ export class Relay {
   /** A member arrived: the full maps of our downloads under way. */
   attach (peer: Peer): void {
     for (const o of this.ours.values()) {
-      if (o.bits.size > 0) peer.sendPieceMap({ blake2b: o.entry.blake2b, size: o.entry.size, pieceSize: o.pieceSize, reset: true, have: o.bits.bytes, added: [] })
-      else peer.sendPieceMap({ blake2b: o.entry.blake2b, size: o.entry.size, pieceSize: o.pieceSize, reset: false, have: Buffer.alloc(0), added: [] })
+      peer.sendPieceMap(pieceMap(o, o.bits.size > 0 ? 'whole' : []))
     }
   }
 
