@@ -247,6 +247,11 @@ export class Binhost {
     return this.trusted === 'all-members' || this.trusted.has(builder)
   }
 
+  /** One file, two builders (a reproducible build): whether the ad of `other` is taken over that of `held` (this box trusts it, not `held`). */
+  private trustedOver (held: string, other: string): boolean {
+    return !this.isTrusted(held) && this.isTrusted(other)
+  }
+
   /** Something changed: the index is merged again when next asked; `ours` also re-advertises. */
   private changed (ours: boolean): void {
     if (!ours) {
@@ -323,8 +328,7 @@ export class Binhost {
         continue
       }
       k.holders = [...new Set([...k.holders, ...row.holders])]
-      // One file, two builders (a reproducible build): the ad of one this box trusts is the one it takes.
-      if (k.file === null && !this.isTrusted(k.offer.builder) && this.isTrusted(toHex(row.ad.builder))) {
+      if (k.file === null && this.trustedOver(k.offer.builder, toHex(row.ad.builder))) {
         k.offer = offerOf(row.ad)
         k.ad = row.ad
       }
@@ -424,7 +428,7 @@ export class Binhost {
     let ad: BuildAd | null = null
     for (const row of this.init.network?.builds() ?? []) {
       if (!row.ad.blake2b.equals(want)) continue
-      if (ad === null || (!this.isTrusted(toHex(ad.builder)) && this.isTrusted(toHex(row.ad.builder)))) ad = row.ad
+      if (ad === null || this.trustedOver(toHex(ad.builder), toHex(row.ad.builder))) ad = row.ad
     }
     return ad
   }
