@@ -33,7 +33,8 @@ export class IndexFormatError extends Error {}
  * length-prefixed path, a u32 entry count, then per entry a u8 length-prefixed
  * name, dev, ino, size (u64), mtimeNs (i64), BLAKE2B-512 and SHA512 (zeros
  * when not computed); last, a SHA-256 of everything before it, so
- * truncation and bit rot are caught before a single entry is believed. About 200 bytes per file: 20 000 files, 4 MB.
+ * truncation and bit rot are caught before a single entry is believed.
+ * About 200 bytes per file: 20 000 files, 4 MB.
  */
 export function encodeIndex (dirs: ReadonlyMap<string, IndexDir>): Buffer {
   let size = HEADER + CHECKSUM
@@ -109,7 +110,8 @@ export function decodeIndex (buf: Buffer): Map<string, IndexDir> {
       o += 32
       // Copies, so the entries do not pin the whole file's buffer.
       const blake2b = Buffer.from(buf.subarray(o, o + DIGEST)); o += DIGEST
-      const sha512 = buf.subarray(o, o + DIGEST).equals(NO_DIGEST) ? Buffer.alloc(0) : Buffer.from(buf.subarray(o, o + DIGEST)); o += DIGEST
+      const s512 = buf.subarray(o, o + DIGEST); o += DIGEST
+      const sha512 = s512.equals(NO_DIGEST) ? Buffer.alloc(0) : Buffer.from(s512)
       entries.set(name, { stat: { dev, ino, size, mtimeNs }, blake2b, sha512 })
     }
     dirs.set(dir, entries)

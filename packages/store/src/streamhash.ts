@@ -60,8 +60,8 @@ interface Reply { id: number, error?: string, bytes?: number, digest?: Uint8Arra
 /**
  * BLAKE2B (and SHA512, when a download asks for it) of files being written,
  * computed off the main thread as they grow: with two cores, one worker per
- * algorithm, so both digests keep pace with the network, and downloads that
- * need only BLAKE2B take turns on the two. Shared by every download of a store.
+ * algorithm, so both digests keep pace with the network, and a download that
+ * needs only BLAKE2B goes to the less busy one. Shared by every download of a store.
  */
 export class StreamHasher {
   private readonly workers: Worker[] = []
@@ -123,7 +123,8 @@ export class StreamHasher {
    * way, the first on a tie, so one download at a time starts one worker.
    */
   workerFor (algo: 'blake2b512' | 'sha512', alone: boolean): number {
-    const i = !alone ? (algo === 'sha512' ? this.size - 1 : 0) : this.busy[this.size - 1]! < this.busy[0]! ? this.size - 1 : 0
+    const last = this.size - 1
+    const i = algo === 'sha512' || (alone && this.busy[last]! < this.busy[0]!) ? last : 0
     this.busy[i]!++
     return i
   }
