@@ -93,6 +93,14 @@ function gate (hold: (offset: number) => boolean): { fn: (offset: number) => Pro
   return { fn: (offset) => hold(offset) ? opened : undefined, open: () => release() }
 }
 
+/** A sink whose writes are held while `hold` says so of it, until hold.open(). */
+async function heldSink (dir: string, name: string, hold: (sink: FileSink) => boolean): Promise<{ sink: FileSink, hold: ReturnType<typeof gate> }> {
+  const sink = await FileSink.create(dir, name)
+  const g = gate(() => hold(sink))
+  sink.gate = g.fn
+  return { sink, hold: g }
+}
+
 const from = (pieces: readonly PieceSource[], key: string): number => pieces.filter((p) => p.source === key).length
 
 async function seeded (bootstrap: Awaited<ReturnType<typeof testnet>>, networkKey: Buffer, data: Buffer): Promise<{ seeder: DistSwarm, file: LocalFile }> {
@@ -116,9 +124,7 @@ describe('swarming on loopback', () => {
     await until(() => [a, b].every((s) => s.find({ blake2b: hex }).length === 1) && a.readyPeers().length === 2 && b.readyPeers().length === 2, 30_000, 'the three connected')
 
     // a gets half the file alone, and is held there: no one else wants the file, so nothing is hashed or offered.
-    const sinkA = await FileSink.create(dir, 'a.part')
-    const holdA = gate(() => sinkA.count >= PIECES / 2)
-    sinkA.gate = holdA.fn
+    const { sink: sinkA, hold: holdA } = await heldSink(dir, 'a.part', (s) => s.count >= PIECES / 2)
     const downloadA = a.download(file, sinkA)
     await until(() => sinkA.count === PIECES / 2, 30_000, 'a to hold half the file')
     expect(b.partialHolders(hex)).toEqual([])
@@ -178,15 +184,11 @@ describe('swarming on loopback', () => {
     await until(() => [a, b].every((s) => s.find({ blake2b: hex }).length === 1) && b.readyPeers().length === 2, 30_000, 'the three connected')
 
     // b downloads it too (its writes held): a's pieces are worth checking as they land.
-    const sinkB = await FileSink.create(dir, 'b.part')
-    const holdB = gate(() => true)
-    sinkB.gate = holdB.fn
+    const { sink: sinkB, hold: holdB } = await heldSink(dir, 'b.part', () => true)
     const downloadB = b.download(file, sinkB)
     await until(() => a.downloading(hex).includes(toHex(b.publicKey)), 15_000, 'a to learn that b downloads the file')
 
-    const sinkA = await FileSink.create(dir, 'a.part')
-    const holdA = gate(() => sinkA.count >= PIECES / 2)
-    sinkA.gate = holdA.fn
+    const { sink: sinkA, hold: holdA } = await heldSink(dir, 'a.part', (s) => s.count >= PIECES / 2)
     const downloadA = a.download(file, sinkA)
     // Bytes flowed while the hashes were held back; nothing is offered to others unchecked.
     await until(() => sinkA.count === PIECES / 2, 30_000, 'a to hold half the file without the hashes')
@@ -215,17 +217,13 @@ describe('swarming on loopback', () => {
 
     // b downloads it too, its first write held: the liar's pieces are checked as they land.
     const faults: Array<{ key: string, why: string }> = []
-    const sinkB = await FileSink.create(dir, 'b.part')
-    const holdB = gate(() => true)
-    sinkB.gate = holdB.fn
+    const { sink: sinkB, hold: holdB } = await heldSink(dir, 'b.part', () => true)
     const downloadB = b.download(file, sinkB, { onFault: (key, why) => faults.push({ key, why }) })
     await until(() => liar.downloading(hex).includes(toHex(b.publicKey)), 15_000, 'the liar to learn that b downloads the file')
 
     // The liar's pieces matched their hashes as they arrived; its disk then keeps other bytes, which it serves.
-    const sinkL = await FileSink.create(dir, 'liar.part')
+    const { sink: sinkL, hold: holdL } = await heldSink(dir, 'liar.part', (s) => s.count >= PIECES / 2)
     sinkL.corrupt = true
-    const holdL = gate(() => sinkL.count >= PIECES / 2)
-    sinkL.gate = holdL.fn
     const downloadL = liar.download(file, sinkL).catch(() => [])
     await until(() => sinkL.count === PIECES / 2, 30_000, 'the liar to hold half')
     await until(() => b.partialHolders(hex).some((h) => h.pieces === PIECES / 2), 15_000, 'b to learn the liar\'s map')
