@@ -13,7 +13,6 @@ import { createServer } from 'node:http'
 import { join } from 'node:path'
 import { MiB, call, cpuOf, main, memOf, row, speedup, run, startNet, startNginx, syncFs, timed, waitHolders, waitLocal, wallAndCpu, writeRandomFile } from './lib.mjs'
 
-const RUNS = 3
 const GiB = 1024 * MiB
 /** Targets of issue 14. */
 const SPEEDUP = 1.5
@@ -21,10 +20,11 @@ const CPU_PER_GIB = 4
 const RSS_MIB = 150
 
 /**
- * Writes `size` bytes to a scratch file and deletes it: the memory the next
- * write of that size lands in was just freed, for whichever side comes next
- * (this VM charges ~2.3 s of system time per GiB written into memory it has
- * not touched lately, ~0.17 s into memory just freed).
+ * Writes `size` bytes to a scratch file and deletes it, so every side starts
+ * from the same memory: just freed. This VM hands freed memory back to its
+ * host within about a second, and a write into memory handed back costs
+ * ~1 s of system time per GiB against ~0.25 s: which side met which had
+ * been chance.
  */
 async function freeMemory (path, size) {
   const zeros = Buffer.alloc(16 * MiB)
@@ -39,6 +39,8 @@ async function freeMemory (path, size) {
 
 export async function bench ({ quick, onCleanup }) {
   const size = (quick ? 256 : 1024) * MiB
+  // Five runs: one run of either side on this VM varies by up to ±20 %, and the median of three moved with it.
+  const RUNS = quick ? 3 : 5
   const name = `bench-${size / MiB}m.tar.xz`
   const net = await startNet()
   onCleanup(() => net.close())
@@ -140,7 +142,7 @@ export async function bench ({ quick, onCleanup }) {
         `${size / MiB} MiB of random bytes, ${RUNS} runs, distswarm and the two baselines alternating; ratio = baseline wall / distswarm wall of the same run.`,
         'The node-server baseline adds the b2sum and sha512sum times measured after the nginx download of the same run.',
         'Page cache: warm for every side (the source file was written and synced just before, all read it from memory; each side\'s written copy stays cached for its hashing).',
-        'Memory written: this VM charges about 2.3 s of system time per GiB written into memory it has not touched lately, against 0.17 s into memory just freed (a plain 1 GiB write to a new file, one after another, and after deleting one). So right before each side (distswarm, curl from nginx, curl from node) the bench writes and deletes a scratch file of the same size, untimed: each side writes its copy into memory just freed, as on hardware without that cost.',
+        'Memory written: this VM hands freed memory back to its host within about a second, and writing into memory handed back costs system time: 1 GiB written right after deleting a file of that size took 0.27–0.29 CPU-s, the same 1 GiB written over 1 s or 3 s took 0.91–1.09 (measured 2026-11-30). So right before each side (distswarm, curl from nginx, curl from node) the bench writes and deletes a scratch file of the same size, untimed: each side starts from memory just freed. Both curl (~1 s) and the agents (~3 s) write for longer than that second, so both pay most of it.',
         'CPU seconds are utime+stime from /proc/<pid>/stat before and after (every thread of the agents and of nginx\'s processes; the baseline\'s commands as waited-for children of the bench process), scaled to one GiB.',
         'Wall times depend on the machine\'s load (see the load average of the run); CPU seconds much less.'
       ]
