@@ -27,6 +27,7 @@ export const CODES = {
   ERR_CANCELLED: 'a request was cancelled',
   ERR_DESTROYED: 'the swarm is shut down',
   ERR_PEER_OVER_BUDGET: 'a peer went past one of its budgets (inventory entries or bytes, the shared entry pool, requests, hash requests, piece-map deltas, build entries a second): it is cut off, and refused for a cool-off that grows with each repeat',
+  ERR_CIPHER_FAILED: 'the data link could not seal a record (OpenSSL failed on this box): the connection is closed',
   // what a peer answered (ErrorReply codes of the wire, one each)
   ERR_REMOTE_UNSPECIFIED: 'a peer answered with an error',
   ERR_REMOTE_BAD_MESSAGE: 'a peer found our message malformed',

@@ -2,6 +2,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import { debugLogger, toHex, type Logger } from '@distswarm/protocol'
+import { recordCipher } from './aead.js'
 import { SwarmError } from './errors.js'
 import { DataLink, PREAMBLE_FIRST_BYTE, RecordReader } from './link.js'
 import { intOption } from './options.js'
@@ -105,6 +106,8 @@ export class DataPath {
     if (this.closed) await new Promise<void>((resolve) => server.close(() => resolve()))
     const addr = server.address()
     this.port = typeof addr === 'object' && addr ? addr.port : 0
+    // Said once: the data link works either way, at about twice the CPU per byte without the addon.
+    if (recordCipher.implementation === 'libsodium') this.log.info('datapath.cipher', { implementation: 'libsodium', why: `OpenSSL's addon is not built (npm run build compiles it with cc): ${recordCipher.reason}` })
     return this.port
   }
 

@@ -64,6 +64,10 @@ export class SwarmError extends DistswarmError {
     return new SwarmError('ERR_PEER_OVER_BUDGET', `peer went past its ${budget} budget (${limit}): cut off`)
   }
 
+  static CIPHER_FAILED (): SwarmError {
+    return new SwarmError('ERR_CIPHER_FAILED', 'the record cipher failed to seal a record')
+  }
+
   static DESTROYED (): SwarmError {
     return new SwarmError('ERR_DESTROYED', 'swarm is shut down')
   }

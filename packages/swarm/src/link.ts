@@ -1,16 +1,16 @@
 // The data link: the wire of the TCP data path (fast-path links and static
 // peers). A Noise XX handshake with the agents' own key pairs (as
 // hyperswarm's secret stream does), then records sealed with
-// ChaCha20-Poly1305 in place, in reused buffers. Versioned by a preamble; an
+// ChaCha20-Poly1305 in place (aead.ts), in reused buffers. Versioned by a preamble; an
 // agent that predates it speaks hyperswarm's secret stream on the same port,
 // and DataPath still takes and makes such connections (see docs/architecture.md).
 import { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
-import sodium from 'sodium-native'
 import Noise from 'noise-handshake'
 import curve from 'noise-curve-ed'
 import { MAX_FRAME_SIZE } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
+import { open, seal, TAG_BYTES } from './aead.js'
 import type { KeyPair } from './types.js'
 
 /** The data link version this agent speaks. */
@@ -27,7 +27,7 @@ export const PREAMBLE_FIRST_BYTE = 5
 /** A handshake message is far smaller; the bound stops a peer making us buffer more. */
 const MAX_HANDSHAKE_MESSAGE = 4096
 const HEADER = 4
-const TAG = 16
+const TAG = TAG_BYTES
 /** The largest record: one protocol frame (MAX_FRAME_SIZE) and its 4-byte length. */
 export const MAX_RECORD = MAX_FRAME_SIZE + 4
 /** Send buffers of this size are reused: a Data frame of MAX_DATA_CHUNK with its headers fits. */
@@ -235,7 +235,10 @@ export class DataLink extends EventEmitter {
     record.writeUInt32LE(length, 0)
     counterNonce(this.txNonce, this.sent++)
     const body = record.subarray(HEADER, HEADER + length)
-    sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(body, record.subarray(HEADER + length, HEADER + length + TAG), body, record.subarray(0, HEADER), null, this.txNonce, this.txKey)
+    if (!seal(this.txKey, this.txNonce, record.subarray(0, HEADER), body, record.subarray(HEADER + length, HEADER + length + TAG))) {
+      this.fail(SwarmError.CIPHER_FAILED())
+      return false
+    }
     return this.rawStream.write(record.subarray(0, HEADER + length + TAG), () => this.give(record))
   }
 
@@ -416,9 +419,7 @@ export class DataLink extends EventEmitter {
     const length = record.byteLength - HEADER - TAG
     const body = record.subarray(HEADER, HEADER + length)
     counterNonce(this.rxNonce, this.received++)
-    try {
-      sodium.crypto_aead_chacha20poly1305_ietf_decrypt_detached(body, null, body, record.subarray(HEADER + length), record.subarray(0, HEADER), this.rxNonce, this.rxKey!)
-    } catch {
+    if (!open(this.rxKey!, this.rxNonce, record.subarray(0, HEADER), body, record.subarray(HEADER + length))) {
       this.fail(SwarmError.PROTOCOL_VIOLATION('a record failed its authentication tag'))
       return false
     }
