@@ -23,8 +23,8 @@ function skip (why) {
 rmSync(out, { force: true })
 if (!existsSync(join(include, 'node_api.h'))) skip(`no Node headers at ${include}`)
 mkdirSync(dirname(out), { recursive: true })
-// Node's own symbols (Node-API, OpenSSL) are resolved when Node loads the addon.
-const args = ['-shared', '-fPIC', '-O2', '-std=c11', '-Wall', `-I${include}`, '-o', out, join(root, 'src', 'aead.c')]
+// Node's own symbols (Node-API, OpenSSL) are resolved when Node loads the addon: all of them then (-z now), so a Node without them fails to load it, not at the first record.
+const args = ['-shared', '-fPIC', '-O2', '-std=c11', '-Wall', '-Wl,-z,now', `-I${include}`, '-o', out, join(root, 'src', 'aead.c')]
 const r = spawnSync(cc, args, { stdio: ['ignore', 'inherit', 'inherit'] })
 if (r.error) skip(`no C compiler (${cc}: ${r.error.code ?? r.error.message})`)
 if (r.status !== 0) skip(`${cc} could not compile src/aead.c (exit ${r.status}, above)`)

@@ -5,6 +5,7 @@
 // Built by scripts/build-addon.mjs; without it aead.ts uses libsodium.
 #include <limits.h>
 #include <node_api.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #define KEY_BYTES 32
@@ -20,15 +21,19 @@ static int cipher (int enc, const unsigned char *key, const unsigned char *nonce
   if (ctx == NULL) return 0;
   int ok = 0;
   int n = 0;
+  // ChaCha20-Poly1305 writes nothing at the end; a scratch buffer, not the bytes after body, takes it.
+  unsigned char end[TAG_BYTES];
   if (EVP_CipherInit_ex(ctx, EVP_chacha20_poly1305(), NULL, key, nonce, enc) != 1) goto done;
   if (!enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_BYTES, tag) != 1) goto done;
   if (aad_len > 0 && EVP_CipherUpdate(ctx, NULL, &n, aad, (int) aad_len) != 1) goto done;
   if (len > 0 && EVP_CipherUpdate(ctx, body, &n, body, (int) len) != 1) goto done;
-  if (EVP_CipherFinal_ex(ctx, body + len, &n) != 1) goto done;
+  if (EVP_CipherFinal_ex(ctx, end, &n) != 1) goto done;
   if (enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_BYTES, tag) != 1) goto done;
   ok = 1;
 done:
   EVP_CIPHER_CTX_free(ctx);
+  // A failure leaves errors queued on this thread, where Node's own OpenSSL calls would find them.
+  if (!ok) ERR_clear_error();
   return ok;
 }
 

@@ -16,13 +16,33 @@ interface Addon {
   open: (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, body: Uint8Array, tag: Uint8Array) => boolean
 }
 
-/** The addon, or why it is not loaded. From src/ or dist/, the built addon is dist/aead.node. */
+/**
+ * The addon, or why it is not used. From src/ or dist/, the built addon is
+ * dist/aead.node. It must seal a record as libsodium does and open it again
+ * before it is used: an OpenSSL without ChaCha20 (FIPS mode) loads but fails.
+ */
 function load (): Addon | string {
+  let addon: Addon
   try {
-    return createRequire(import.meta.url)('../dist/aead.node') as Addon
+    addon = createRequire(import.meta.url)('../dist/aead.node') as Addon
   } catch (err) {
     return (err as Error).message.split('\n')[0] ?? 'not loaded'
   }
+  const key = Buffer.alloc(KEY_BYTES, 1)
+  const nonce = Buffer.alloc(NONCE_BYTES, 2)
+  const aad = Buffer.alloc(4, 3)
+  const body = Buffer.alloc(100, 4)
+  const tag = Buffer.alloc(TAG_BYTES)
+  const theirs = Buffer.from(body)
+  const theirTag = Buffer.alloc(TAG_BYTES)
+  sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(theirs, theirTag, theirs, aad, null, nonce, key)
+  try {
+    if (!addon.seal(key, nonce, aad, body, tag) || !body.equals(theirs) || !tag.equals(theirTag)) return 'its self-test sealed other bytes than libsodium'
+    if (!addon.open(key, nonce, aad, body, tag) || !body.equals(Buffer.alloc(100, 4))) return 'its self-test could not open what it sealed'
+  } catch (err) {
+    return `its self-test failed: ${(err as Error).message}`
+  }
+  return addon
 }
 
 const loaded = load()

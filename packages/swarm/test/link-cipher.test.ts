@@ -29,9 +29,14 @@ it('a record the cipher cannot seal is not sent: the link closes with ERR_CIPHER
   failing.on = true
   let error: unknown = null
   dialler.on('error', (err) => { error = err })
-  const closed = new Promise((resolve) => dialler.once('close', resolve))
+  const closed = Promise.all([dialler, acceptor].map((link) => new Promise((resolve) => link.once('close', resolve))))
+  const sentBefore = dialler.rawStream.bytesWritten
+  const readBefore = acceptor.rawStream.bytesRead
   expect(dialler.write(Buffer.from('never sent'))).toBe(false)
   await closed
   expect(error).toMatchObject({ code: 'ERR_CIPHER_FAILED' })
+  // Not a byte of that record went out: the other side read nothing more before the connection closed.
+  expect(dialler.rawStream.bytesWritten).toBe(sentBefore)
+  expect(acceptor.rawStream.bytesRead).toBe(readBefore)
   expect(got.map(String)).toEqual(['sealed'])
 })
