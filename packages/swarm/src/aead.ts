@@ -16,6 +16,10 @@ interface Addon {
   open: (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, body: Uint8Array, tag: Uint8Array) => boolean
 }
 
+function sodiumSeal (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, body: Uint8Array, tag: Uint8Array): void {
+  sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(body, tag, body, aad, null, nonce, key)
+}
+
 /**
  * The addon, or why it is not used. From src/ or dist/, the built addon is
  * dist/aead.node. It must seal a record as libsodium does and open it again
@@ -31,14 +35,15 @@ function load (): Addon | string {
   const key = Buffer.alloc(KEY_BYTES, 1)
   const nonce = Buffer.alloc(NONCE_BYTES, 2)
   const aad = Buffer.alloc(4, 3)
-  const body = Buffer.alloc(100, 4)
+  const plain = Buffer.alloc(100, 4)
+  const body = Buffer.from(plain)
   const tag = Buffer.alloc(TAG_BYTES)
-  const theirs = Buffer.from(body)
+  const theirs = Buffer.from(plain)
   const theirTag = Buffer.alloc(TAG_BYTES)
-  sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(theirs, theirTag, theirs, aad, null, nonce, key)
+  sodiumSeal(key, nonce, aad, theirs, theirTag)
   try {
     if (!addon.seal(key, nonce, aad, body, tag) || !body.equals(theirs) || !tag.equals(theirTag)) return 'its self-test sealed other bytes than libsodium'
-    if (!addon.open(key, nonce, aad, body, tag) || !body.equals(Buffer.alloc(100, 4))) return 'its self-test could not open what it sealed'
+    if (!addon.open(key, nonce, aad, body, tag) || !body.equals(plain)) return 'its self-test could not open what it sealed'
   } catch (err) {
     return `its self-test failed: ${(err as Error).message}`
   }
@@ -60,7 +65,7 @@ export const recordCipher: { implementation: 'openssl' | 'libsodium', reason: st
  */
 export function seal (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, body: Uint8Array, tag: Uint8Array): boolean {
   if (addon !== null) return addon.seal(key, nonce, aad, body, tag)
-  sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(body, tag, body, aad, null, nonce, key)
+  sodiumSeal(key, nonce, aad, body, tag)
   return true
 }
 

@@ -10,7 +10,7 @@ import Noise from 'noise-handshake'
 import curve from 'noise-curve-ed'
 import { MAX_FRAME_SIZE } from '@distswarm/protocol'
 import { SwarmError } from './errors.js'
-import { open, seal, TAG_BYTES } from './aead.js'
+import { open, seal, NONCE_BYTES as NONCE, TAG_BYTES as TAG } from './aead.js'
 import type { KeyPair } from './types.js'
 
 /** The data link version this agent speaks. */
@@ -27,7 +27,6 @@ export const PREAMBLE_FIRST_BYTE = 5
 /** A handshake message is far smaller; the bound stops a peer making us buffer more. */
 const MAX_HANDSHAKE_MESSAGE = 4096
 const HEADER = 4
-const TAG = TAG_BYTES
 /** The largest record: one protocol frame (MAX_FRAME_SIZE) and its 4-byte length. */
 export const MAX_RECORD = MAX_FRAME_SIZE + 4
 /** Send buffers of this size are reused: a Data frame of MAX_DATA_CHUNK with its headers fits. */
@@ -36,7 +35,6 @@ const POOL_SIZE = 1024 * 1024 + 256
 const POOL_KEEP = 4
 /** Buffers from alloc() written in place when they come back to write(), the newest (see DataLink.alloc). */
 const MAX_PENDING = 4
-const NONCE = 12
 /**
  * Receive buffers kept for reuse, for the whole process, while records
  * arrive: what a transfer holds ahead of its writes (8 pieces of 4 MiB) and
