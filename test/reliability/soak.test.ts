@@ -13,14 +13,17 @@ import { distfile, writeRepo, type Distfile } from '../gentoo.js'
  * killed (-9) and restarted, and while bytes of their distfiles rot in place
  * (same size, same timestamps: the agent that holds one does not notice, and
  * serves wrong bytes until told). DISTSWARM_SOAK_SECONDS: how long the chaos
- * lasts (default 120: the agents warm up for the first 20–30 s, and the growth
- * trend is judged over the second half, which must lie past that). DISTSWARM_SOAK_SEED: the same files, and the same
- * sequences of choices (their interleaving still follows timing).
+ * lasts (default 120: the agents warm up for the first 20–30 s, and growth is
+ * judged over the second half, which must lie past that; 480 or more for
+ * RSS's trend to be judged too). DISTSWARM_SOAK_SEED: the same files, and
+ * the same sequences of choices (their interleaving still follows timing).
  *
  * One agent (box0) is never killed, as on a box that runs for months: the
- * RSS and open descriptors of every agent are sampled at an interval that
- * scales with the run (each minute in an hour's run), and the soak fails on
- * a growth trend of that long-lived process, not only on a peak.
+ * RSS and open descriptors of every agent, and box0's JS heap, are sampled
+ * at an interval that scales with the run (each minute in an hour's run),
+ * and the soak fails on a growth trend of that long-lived process, not only
+ * on a peak. Its JS heap is judged in every run; its RSS only over a second
+ * half of RSS_TREND_MIN_S or more (see there).
  *
  * DISTSWARM_SOAK_LOG=FILE: every process's stderr goes to FILE as it comes
  * (box0 at --log-level debug), so a long run that fails can be read after.
@@ -41,10 +44,21 @@ const STEADY = 0
 /** Trend samples: about SAMPLES a run, at most a minute apart, at least 2 s apart. */
 const SAMPLES = 12
 const SAMPLE_MS = Math.min(60_000, Math.max(2000, Math.floor(SECONDS * 1000 / SAMPLES)))
-/** Least-squares RSS growth over the second half above which the soak fails, MiB per 10 minutes… */
-const MAX_RSS_SLOPE_MIB_PER_10_MIN = 4
+/** Least-squares growth over the second half above which the soak fails, MiB per 10 minutes (RSS, and JS heap)… */
+const MAX_SLOPE_MIB_PER_10_MIN = 4
 /** …once the growth it predicts over that half is also above what the GC's sawtooth alone gives. */
 const RSS_NOISE_MIB = 12
+/**
+ * RSS is judged for a trend only over a second half this long, s (a run of
+ * DISTSWARM_SOAK_SECONDS=480 or more has one, whatever the samples' jitter).
+ * Under this load it climbs in steps for minutes, outside the JS heap, and
+ * then stays: a shorter window cannot tell that from a leak. Seen on box0,
+ * its heap flat: 5–12 MiB over 60–120 s of 120 s runs; 0.8 MiB over 300–600 s
+ * of a 600 s run. (Receive buffers kept 4 instead of 40: the same steps.)
+ */
+const RSS_TREND_MIN_S = 200
+/** What the old generation's ups and downs between full GCs alone give over a half (seen: under 2 MiB). */
+const HEAP_NOISE_MIB = 4
 /** Open descriptors the steady agent may gain over the second half (fitted): peers come and go, a leak only climbs. */
 const MAX_FD_GROWTH = 8
 const KiB = 1024
@@ -70,6 +84,18 @@ async function sample (pid: number | undefined): Promise<{ rss: number, fds: num
   return kb && fds ? { rss: Number(kb) / 1024, fds: fds.length } : null
 }
 
+/** MiB an agent's JS heap holds in its old generation (where what is kept ends up), from its /metrics; null when it does not answer. */
+async function oldHeapMiB (url: string | null): Promise<number | null> {
+  if (url === null) return null
+  const text = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) }).then(async (r) => await r.text()).catch(() => '')
+  const used = (space: string): number | undefined => {
+    const v = new RegExp(`^nodejs_heap_space_size_used_bytes\\{space="${space}"\\} (\\d+)$`, 'm').exec(text)?.[1]
+    return v === undefined ? undefined : Number(v)
+  }
+  const [old, large] = [used('old'), used('large_object')]
+  return old === undefined || large === undefined ? null : (old + large) / MiB
+}
+
 /** Least-squares slope of y over x. */
 function slope (points: ReadonlyArray<readonly [number, number]>): number {
   const n = points.length
@@ -80,37 +106,49 @@ function slope (points: ReadonlyArray<readonly [number, number]>): number {
   return sxx === 0 ? 0 : points.reduce((s, [x, y]) => s + (x - mx) * (y - my), 0) / sxx
 }
 
-interface Sample { at: number, rss: number, fds: number }
+interface Sample { at: number, rss: number, fds: number, heap: number | null }
 
 /**
  * The growth of one process over the samples given (the second half of a
  * run): least-squares slopes, the growth they predict over the samples' span,
  * and what of it breaks a bound.
  */
-function trend (half: readonly Sample[]): { rssSlope: number, rssGrowth: number, fdGrowth: number, window: number, problems: string[] } {
+function trend (half: readonly Sample[]): { rssSlope: number, rssGrowth: number, heapGrowth: number, fdGrowth: number, window: number, problems: string[] } {
   const window = half.length > 1 ? half.at(-1)!.at - half[0]!.at : 0
   const perSecond = slope(half.map((s) => [s.at, s.rss]))
   const rssSlope = perSecond * 600
   const rssGrowth = perSecond * window
+  const heaps = half.flatMap((s) => s.heap === null ? [] : [[s.at, s.heap] as const])
+  const heapGrowth = slope(heaps) * window
   const fdGrowth = slope(half.map((s) => [s.at, s.fds])) * window
   const problems: string[] = []
   if (half.length < 3) problems.push(`${half.length} samples, too few for a trend`)
-  if (rssGrowth > RSS_NOISE_MIB && rssSlope > MAX_RSS_SLOPE_MIB_PER_10_MIN) problems.push(`RSS grows ${rssSlope.toFixed(1)} MiB per 10 min (${rssGrowth.toFixed(1)} MiB over ${window.toFixed(0)} s)`)
+  if (half.length >= 3 && heaps.length < 3) problems.push(`the JS heap in ${heaps.length} of ${half.length} samples, too few for a trend`)
+  if (window >= RSS_TREND_MIN_S && rssGrowth > RSS_NOISE_MIB && rssSlope > MAX_SLOPE_MIB_PER_10_MIN) problems.push(`RSS grows ${rssSlope.toFixed(1)} MiB per 10 min (${rssGrowth.toFixed(1)} MiB over ${window.toFixed(0)} s)`)
+  if (heapGrowth > HEAP_NOISE_MIB && heapGrowth * 600 / window > MAX_SLOPE_MIB_PER_10_MIN) problems.push(`the JS heap grows ${(heapGrowth * 600 / window).toFixed(1)} MiB per 10 min (${heapGrowth.toFixed(1)} MiB over ${window.toFixed(0)} s)`)
   if (fdGrowth > MAX_FD_GROWTH) problems.push(`open descriptors grow by ${fdGrowth.toFixed(1)} over ${window.toFixed(0)} s`)
-  return { rssSlope, rssGrowth, fdGrowth, window, problems }
+  return { rssSlope, rssGrowth, heapGrowth, fdGrowth, window, problems }
 }
 
-it('the trend check fails a steady climb of RSS or descriptors, and passes a flat sawtooth', () => {
-  const hour = (f: (i: number) => { rss: number, fds: number }): Sample[] => Array.from({ length: 31 }, (_, i) => ({ at: 1800 + i * 60, ...f(i) }))
+it('the trend check fails a steady climb of RSS, JS heap or descriptors, and passes a flat sawtooth', () => {
+  const run = (seconds: number, f: (i: number) => Partial<Sample>): Sample[] =>
+    Array.from({ length: 31 }, (_, i) => ({ at: seconds / 2 + i * seconds / 60, rss: 150, fds: 40, heap: 10, ...f(i) }))
+  const hour = (f: (i: number) => Partial<Sample>): Sample[] => run(3600, f)
   const sawtooth = (i: number): number => 150 + (i % 4) * 10 // a GC's ups and downs, 30 MiB wide, no trend
-  expect(trend(hour((i) => ({ rss: sawtooth(i), fds: 40 + (i % 3) }))).problems).toEqual([])
+  expect(trend(hour((i) => ({ rss: sawtooth(i), fds: 40 + (i % 3), heap: 10 + (i % 2) }))).problems).toEqual([])
   // 1 MiB a minute: 10 MiB per 10 min, 30 MiB over the half hour.
-  expect(trend(hour((i) => ({ rss: sawtooth(i) + i, fds: 40 }))).problems).toEqual([expect.stringMatching(/^RSS grows 1\d\.\d MiB per 10 min/)])
+  expect(trend(hour((i) => ({ rss: sawtooth(i) + i }))).problems).toEqual([expect.stringMatching(/^RSS grows 1\d\.\d MiB per 10 min/)])
+  expect(trend(hour((i) => ({ heap: 10 + i }))).problems).toEqual([expect.stringMatching(/^the JS heap grows 1\d\.\d MiB per 10 min/)])
   // One descriptor lost every two minutes.
-  expect(trend(hour((i) => ({ rss: 150, fds: 40 + Math.floor(i / 2) }))).problems).toEqual([expect.stringMatching(/^open descriptors grow by 15/)])
-  // A short run: the same slow climb stays inside the noise; two samples are no trend.
-  expect(trend(hour((i) => ({ rss: 150 + i / 10, fds: 40 })).slice(0, 6)).problems).toEqual([])
-  expect(trend(hour(() => ({ rss: 150, fds: 40 })).slice(0, 2)).problems).toEqual([expect.stringMatching(/too few/)])
+  expect(trend(hour((i) => ({ fds: 40 + Math.floor(i / 2) }))).problems).toEqual([expect.stringMatching(/^open descriptors grow by 15/)])
+  // A two-minute run: RSS is not judged over its minute; its heap is, and a slow climb stays inside the noise.
+  expect(trend(run(120, (i) => ({ rss: 150 + i }))).problems).toEqual([])
+  expect(trend(run(120, (i) => ({ heap: 10 + i / 10 }))).problems).toEqual([])
+  expect(trend(run(120, (i) => ({ heap: 10 + i / 2 }))).problems).toEqual([expect.stringMatching(/^the JS heap grows 150\.0 MiB per 10 min \(15\.0 MiB over 60 s\)/)])
+  // Two samples are no trend; nor is a heap that answered twice (a sample it missed is no failure).
+  expect(trend(hour(() => ({})).slice(0, 2)).problems).toEqual([expect.stringMatching(/too few/)])
+  expect(trend(hour((i) => ({ heap: i === 3 ? null : 10 + i }))).problems).toEqual([expect.stringMatching(/^the JS heap grows/)])
+  expect(trend(hour((i) => ({ heap: i < 2 ? 10 : null }))).problems).toEqual(['the JS heap in 2 of 31 samples, too few for a trend'])
 })
 
 /** Peak RSS of a live process in MiB, from /proc; 0 once it is gone. */
@@ -283,7 +321,8 @@ it(`soak: ${AGENTS} agents, ${FILES} files, random fetches while agents are kill
   })()
   // RSS and descriptors of every live agent each SAMPLE_MS, from the start of the storm to its end (both included).
   const samples: Array<Sample & { round: number, agent: string, pid: number }> = []
-  console.info(`soak: RSS MiB / open fds of each agent every ${SAMPLE_MS / 1000} s; * the agent never killed`)
+  console.info(`soak: RSS MiB / open fds of each agent every ${SAMPLE_MS / 1000} s; * the agent never killed, and its JS heap's old generation`)
+  const steadyUrl = (await agents[STEADY]!.status()).url
   const began = Date.now()
   let rounds = 0
   const takeSamples = async (): Promise<void> => {
@@ -292,8 +331,9 @@ it(`soak: ${AGENTS} agents, ${FILES} files, random fetches while agents are kill
     for (const [i, a] of agents.entries()) {
       const s = a ? await sample(a.child.pid) : null
       if (!s) continue
-      samples.push({ round, at: (Date.now() - began) / 1000, agent: a!.name, pid: a!.child.pid!, ...s })
-      row.push(`${a!.name}${i === STEADY ? '*' : ''} ${s.rss.toFixed(0)}M/${s.fds}fd`)
+      const heap = i === STEADY ? await oldHeapMiB(steadyUrl) : null
+      samples.push({ round, at: (Date.now() - began) / 1000, agent: a!.name, pid: a!.child.pid!, ...s, heap })
+      row.push(`${a!.name}${i === STEADY ? `* ${heap?.toFixed(1) ?? '?'}M heap` : ''} ${s.rss.toFixed(0)}M/${s.fds}fd`)
     }
     // As they come: a long run that dies still leaves its samples.
     console.info(`soak: t=${((Date.now() - began) / 1000).toFixed(0)}s ${row.join('  ')}`)
@@ -316,8 +356,9 @@ it(`soak: ${AGENTS} agents, ${FILES} files, random fetches while agents are kill
   // The trend of the steady agent over the second half, when its heap has warmed up.
   const steady = samples.filter((s) => s.pid === steadyPid)
   const half = steady.filter((s) => s.at >= SECONDS / 2)
-  const { rssSlope, rssGrowth, fdGrowth, window, problems } = trend(half)
-  console.info(`soak: ${rounds} samples every ${SAMPLE_MS / 1000} s (RSS MiB / open fds; * the agent never killed); box${STEADY}, second half: ${half.length} samples over ${window.toFixed(0)} s, RSS slope ${rssSlope.toFixed(2)} MiB/10 min (fitted growth ${rssGrowth.toFixed(1)} MiB), fitted fd growth ${fdGrowth.toFixed(1)}`)
+  const { rssSlope, rssGrowth, heapGrowth, fdGrowth, window, problems } = trend(half)
+  const rssJudged = window >= RSS_TREND_MIN_S ? '' : ` (not judged: under ${RSS_TREND_MIN_S} s)`
+  console.info(`soak: ${rounds} samples every ${SAMPLE_MS / 1000} s (RSS MiB / open fds; * the agent never killed); box${STEADY}, second half: ${half.length} samples over ${window.toFixed(0)} s, RSS slope ${rssSlope.toFixed(2)} MiB/10 min (fitted growth ${rssGrowth.toFixed(1)} MiB)${rssJudged}, fitted JS heap growth ${heapGrowth.toFixed(1)} MiB, fitted fd growth ${fdGrowth.toFixed(1)}`)
   console.info(`soak: storm over: ${fetches} fetches, ${kills} kills, outcomes ${JSON.stringify(Object.fromEntries(tally))}`)
   await Promise.all(restarts)
   for (const a of agents) await noteRss(a)
