@@ -84,7 +84,7 @@ async function sample (pid: number | undefined): Promise<{ rss: number, fds: num
   return kb && fds ? { rss: Number(kb) / 1024, fds: fds.length } : null
 }
 
-/** MiB an agent's JS heap holds in its old generation (where what is kept ends up), from its /metrics; null when it does not answer. */
+/** MiB an agent's JS heap holds in its old generation, large objects included (where what is kept ends up), from its /metrics; null when it does not answer. */
 async function oldHeapMiB (url: string | null): Promise<number | null> {
   if (url === null) return null
   const text = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) }).then(async (r) => await r.text()).catch(() => '')
@@ -125,7 +125,7 @@ function trend (half: readonly Sample[]): { rssSlope: number, rssGrowth: number,
   if (half.length < 3) problems.push(`${half.length} samples, too few for a trend`)
   if (half.length >= 3 && heaps.length < 3) problems.push(`the JS heap in ${heaps.length} of ${half.length} samples, too few for a trend`)
   if (window >= RSS_TREND_MIN_S && rssGrowth > RSS_NOISE_MIB && rssSlope > MAX_SLOPE_MIB_PER_10_MIN) problems.push(`RSS grows ${rssSlope.toFixed(1)} MiB per 10 min (${rssGrowth.toFixed(1)} MiB over ${window.toFixed(0)} s)`)
-  if (heapGrowth > HEAP_NOISE_MIB && heapGrowth * 600 / window > MAX_SLOPE_MIB_PER_10_MIN) problems.push(`the JS heap grows ${(heapGrowth * 600 / window).toFixed(1)} MiB per 10 min (${heapGrowth.toFixed(1)} MiB over ${window.toFixed(0)} s)`)
+  if (heapGrowth > HEAP_NOISE_MIB && slope(heaps) * 600 > MAX_SLOPE_MIB_PER_10_MIN) problems.push(`the JS heap grows ${(slope(heaps) * 600).toFixed(1)} MiB per 10 min (${heapGrowth.toFixed(1)} MiB over ${window.toFixed(0)} s)`)
   if (fdGrowth > MAX_FD_GROWTH) problems.push(`open descriptors grow by ${fdGrowth.toFixed(1)} over ${window.toFixed(0)} s`)
   return { rssSlope, rssGrowth, heapGrowth, fdGrowth, window, problems }
 }
@@ -319,7 +319,7 @@ it(`soak: ${AGENTS} agents, ${FILES} files, random fetches while agents are kill
       rotten.add(f.name)
     }
   })()
-  // RSS and descriptors of every live agent each SAMPLE_MS, from the start of the storm to its end (both included).
+  // RSS and descriptors of every live agent, and box0's JS heap, each SAMPLE_MS, from the start of the storm to its end (both included).
   const samples: Array<Sample & { round: number, agent: string, pid: number }> = []
   console.info(`soak: RSS MiB / open fds of each agent every ${SAMPLE_MS / 1000} s; * the agent never killed, and its JS heap's old generation`)
   const steadyUrl = (await agents[STEADY]!.status()).url
@@ -329,10 +329,11 @@ it(`soak: ${AGENTS} agents, ${FILES} files, random fetches while agents are kill
     const round = rounds++
     const row: string[] = []
     for (const [i, a] of agents.entries()) {
+      const at = (Date.now() - began) / 1000
       const s = a ? await sample(a.child.pid) : null
       if (!s) continue
       const heap = i === STEADY ? await oldHeapMiB(steadyUrl) : null
-      samples.push({ round, at: (Date.now() - began) / 1000, agent: a!.name, pid: a!.child.pid!, ...s, heap })
+      samples.push({ round, at, agent: a!.name, pid: a!.child.pid!, ...s, heap })
       row.push(`${a!.name}${i === STEADY ? `* ${heap?.toFixed(1) ?? '?'}M heap` : ''} ${s.rss.toFixed(0)}M/${s.fds}fd`)
     }
     // As they come: a long run that dies still leaves its samples.
