@@ -119,13 +119,14 @@ function trend (half: readonly Sample[]): { rssSlope: number, rssGrowth: number,
   const rssSlope = perSecond * 600
   const rssGrowth = perSecond * window
   const heaps = half.flatMap((s) => s.heap === null ? [] : [[s.at, s.heap] as const])
-  const heapGrowth = slope(heaps) * window
+  const heapSlope = slope(heaps) * 600
+  const heapGrowth = heapSlope * window / 600
   const fdGrowth = slope(half.map((s) => [s.at, s.fds])) * window
   const problems: string[] = []
   if (half.length < 3) problems.push(`${half.length} samples, too few for a trend`)
   if (half.length >= 3 && heaps.length < 3) problems.push(`the JS heap in ${heaps.length} of ${half.length} samples, too few for a trend`)
   if (window >= RSS_TREND_MIN_S && rssGrowth > RSS_NOISE_MIB && rssSlope > MAX_SLOPE_MIB_PER_10_MIN) problems.push(`RSS grows ${rssSlope.toFixed(1)} MiB per 10 min (${rssGrowth.toFixed(1)} MiB over ${window.toFixed(0)} s)`)
-  if (heapGrowth > HEAP_NOISE_MIB && slope(heaps) * 600 > MAX_SLOPE_MIB_PER_10_MIN) problems.push(`the JS heap grows ${(slope(heaps) * 600).toFixed(1)} MiB per 10 min (${heapGrowth.toFixed(1)} MiB over ${window.toFixed(0)} s)`)
+  if (heapGrowth > HEAP_NOISE_MIB && heapSlope > MAX_SLOPE_MIB_PER_10_MIN) problems.push(`the JS heap grows ${heapSlope.toFixed(1)} MiB per 10 min (${heapGrowth.toFixed(1)} MiB over ${window.toFixed(0)} s)`)
   if (fdGrowth > MAX_FD_GROWTH) problems.push(`open descriptors grow by ${fdGrowth.toFixed(1)} over ${window.toFixed(0)} s`)
   return { rssSlope, rssGrowth, heapGrowth, fdGrowth, window, problems }
 }
